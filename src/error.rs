@@ -1,0 +1,199 @@
+//! The crate's error type and its one panic helper.
+//!
+//! Policy (written once, here): every shape-checked operation has a `try_` form
+//! returning [`Result`]; the plain form calls it and panics with the same message
+//! through [`unwrap`], which is `#[track_caller]` so the panic points at the user's
+//! line. Programs that must not panic (firmware, where a panic is a reset) call
+//! the `try_` forms. Decoding files, allocation past a budget and I/O always
+//! return `Result`.
+
+use core::fmt;
+
+use crate::tensor::{MAX_RANK, Shape};
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// Everything that can go wrong in this crate. Messages name the operation and
+/// the offending shapes or values.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// Two operand shapes do not fit together for `op`.
+    ShapeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// Shape of the first operand.
+        lhs: Shape,
+        /// Shape of the second operand.
+        rhs: Shape,
+        /// What the operation needed, e.g. "inner dimensions must agree".
+        detail: &'static str,
+    },
+    /// A shape has more dimensions than [`MAX_RANK`].
+    RankTooHigh {
+        /// The operation.
+        op: &'static str,
+        /// The rank that was asked for.
+        rank: usize,
+    },
+    /// A dimension argument is outside `-rank..rank`.
+    DimOutOfRange {
+        /// The operation.
+        op: &'static str,
+        /// The dimension that was given (negative counts from the end).
+        dim: isize,
+        /// Rank of the tensor.
+        rank: usize,
+    },
+    /// An index along a dimension is outside `-size..size`.
+    IndexOutOfRange {
+        /// The operation.
+        op: &'static str,
+        /// The index that was given.
+        index: isize,
+        /// Size of the dimension.
+        size: usize,
+    },
+    /// A buffer's length does not match the number of elements of a shape.
+    NumelMismatch {
+        /// The operation.
+        op: &'static str,
+        /// Elements the shape holds.
+        expected: usize,
+        /// Elements that were given.
+        got: usize,
+    },
+    /// A reshape target does not fit the input.
+    InvalidReshape {
+        /// The operation.
+        op: &'static str,
+        /// Shape of the input.
+        input: Shape,
+        /// The requested shape (`-1` marks the inferred dimension).
+        target: heapless::Vec<isize, MAX_RANK>,
+    },
+    /// A strided view would reach memory outside its storage.
+    OutOfBounds {
+        /// The operation.
+        op: &'static str,
+        /// One past the highest storage element the view would touch.
+        needed: usize,
+        /// Elements the storage holds.
+        available: usize,
+    },
+    /// An argument has a value the operation cannot take.
+    InvalidArgument {
+        /// The operation.
+        op: &'static str,
+        /// What is wrong with it.
+        detail: &'static str,
+    },
+    /// The memory pool's byte budget (or the system allocator) refused an
+    /// allocation.
+    OutOfMemory {
+        /// Bytes asked for.
+        requested: usize,
+        /// Bytes the pool held from the system at the time.
+        reserved: usize,
+        /// The budget in force (`usize::MAX` when none).
+        budget: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ShapeMismatch {
+                op,
+                lhs,
+                rhs,
+                detail,
+            } => {
+                write!(f, "{op}: shapes {lhs} and {rhs} do not match")?;
+                if !detail.is_empty() {
+                    write!(f, " ({detail})")?;
+                }
+                Ok(())
+            }
+            Error::RankTooHigh { op, rank } => write!(
+                f,
+                "{op}: rank {rank} exceeds the maximum of {MAX_RANK} dimensions"
+            ),
+            Error::DimOutOfRange { op, dim, rank } => write!(
+                f,
+                "{op}: dimension {dim} is out of range for a tensor of rank {rank}"
+            ),
+            Error::IndexOutOfRange { op, index, size } => write!(
+                f,
+                "{op}: index {index} is out of range for a dimension of size {size}"
+            ),
+            Error::NumelMismatch { op, expected, got } => {
+                write!(
+                    f,
+                    "{op}: the shape holds {expected} elements but {got} were given"
+                )
+            }
+            Error::InvalidReshape { op, input, target } => {
+                write!(
+                    f,
+                    "{op}: cannot reshape a tensor of shape {input} ({} elements) into [",
+                    input.numel()
+                )?;
+                for (i, d) in target.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{d}")?;
+                }
+                f.write_str("]")
+            }
+            Error::OutOfBounds {
+                op,
+                needed,
+                available,
+            } => write!(
+                f,
+                "{op}: the view reaches storage element {} but the storage holds {available}",
+                needed.saturating_sub(1)
+            ),
+            Error::InvalidArgument { op, detail } => write!(f, "{op}: {detail}"),
+            Error::OutOfMemory {
+                requested,
+                reserved,
+                budget,
+            } => {
+                write!(
+                    f,
+                    "out of memory: cannot allocate {requested} bytes ({reserved} bytes reserved"
+                )?;
+                if *budget != usize::MAX {
+                    write!(f, ", budget {budget} bytes")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Returns the value or panics with the error's message, reported at the caller.
+///
+/// The plain (non-`try_`) form of every fallible operation goes through here.
+#[track_caller]
+#[inline]
+pub(crate) fn unwrap<T>(r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => fail(&e),
+    }
+}
+
+#[track_caller]
+#[cold]
+#[inline(never)]
+fn fail(e: &Error) -> ! {
+    panic!("{e}")
+}

@@ -1,0 +1,18 @@
+//! train-station: PyTorch-inspired f32 tensors, autograd and training, with a
+//! `no_std + alloc` core.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod error;
+pub mod kernels;
+pub(crate) mod sync;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use tensor::{MAX_RANK, Shape};
