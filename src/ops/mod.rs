@@ -12,7 +12,11 @@
 //! pointers.
 
 pub(crate) mod binary;
+pub(crate) mod matmul;
+pub(crate) mod nn;
 pub(crate) mod reduce;
+pub(crate) mod shape;
+pub(crate) mod unary;
 
 pub(crate) use reduce::sum_to_shape;
 
