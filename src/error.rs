@@ -1,9 +1,8 @@
 //! The crate's error type and its one panic helper.
 //!
 //! Policy (written once, here): every shape-checked operation has a `try_` form
-//! returning [`Result`]; the plain form calls it and panics with the same message
-//! through [`unwrap`], which is `#[track_caller]` so the panic points at the user's
-//! line. Programs that must not panic (firmware, where a panic is a reset) call
+//! returning [`Result`]; the plain form calls it and panics with the same message,
+//! reported at the caller's line (`#[track_caller]`). Programs that must not panic (firmware, where a panic is a reset) call
 //! the `try_` forms. Decoding files, allocation past a budget and I/O always
 //! return `Result`.
 

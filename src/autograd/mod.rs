@@ -23,8 +23,8 @@
 //!
 //! Graphs are plain `Arc`-linked data, so many threads can build graphs and run
 //! `backward` at once, also on shared parameters. Each node's gradient slot is a
-//! shard of the store with its own lock ([`crate::sync::Mutex`]: a parking lock
-//! under `std`, a spin lock without), so threads contend only when they
+//! shard of the store with its own lock (a parking lock under `std`, a spin lock
+//! without), so threads contend only when they
 //! accumulate into the same parameter at the same moment, and never on a global
 //! lock.
 //!

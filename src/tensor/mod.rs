@@ -1,6 +1,6 @@
 //! Tensors: storage, memory pool, layout, views, constructors, iterators.
 //!
-//! A [`Tensor`] is a handle: a reference-counted [`storage`] buffer from the
+//! A [`Tensor`] is a handle: a reference-counted storage buffer from the
 //! [`pool`] plus a layout (shape, strides, offset) held inline. `clone()` is O(1)
 //! and shares the buffer, keeping the tensor's [`id`](Tensor::id): a clone is the
 //! same tensor, as a second Python reference would be. Views (`reshape`,

@@ -4,7 +4,7 @@
 //!
 //! # Design
 //!
-//! A *block* is one system allocation: a 64-byte [`Header`] followed by the data,
+//! A *block* is one system allocation: a 64-byte header followed by the data,
 //! both 64-byte aligned. Block sizes come in classes: 64, 128, 192, 256 bytes, then
 //! four classes per power of two (×1.25, ×1.5, ×1.75, ×2), so rounding wastes at most
 //! 25 %. Blocks past [`MAX_POOLED_BYTES`], and every block allocated inside
