@@ -98,6 +98,23 @@ pub enum Error {
         /// What is wrong with it.
         detail: &'static str,
     },
+    /// Bytes that should encode tensors (a safetensors file, a checkpoint) are
+    /// corrupt, truncated or of an unsupported kind.
+    Format {
+        /// The operation.
+        op: &'static str,
+        /// What is wrong.
+        detail: &'static str,
+    },
+    /// An operating-system I/O operation failed (`std` only).
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The kind of failure, e.g. "entity not found".
+        kind: &'static str,
+        /// The OS error code, or 0.
+        code: i32,
+    },
     /// The memory pool's byte budget (or the system allocator) refused an
     /// allocation.
     OutOfMemory {
@@ -170,6 +187,14 @@ impl fmt::Display for Error {
                 needed.saturating_sub(1)
             ),
             Error::InvalidArgument { op, detail } => write!(f, "{op}: {detail}"),
+            Error::Format { op, detail } => write!(f, "{op}: invalid data: {detail}"),
+            Error::Io { op, kind, code } => {
+                write!(f, "{op}: I/O error: {kind}")?;
+                if *code != 0 {
+                    write!(f, " (os error {code})")?;
+                }
+                Ok(())
+            }
             Error::OutOfMemory {
                 requested,
                 reserved,

@@ -56,6 +56,7 @@ extern crate std;
 
 pub mod autograd;
 pub mod error;
+pub mod io;
 pub mod kernels;
 pub(crate) mod ops;
 pub(crate) mod sync;
