@@ -1,0 +1,185 @@
+//! train-station on bare metal: QEMU `virt`, Cortex-A72, no OS, fixed heap.
+//!
+//! Boots (see `rt.rs`), runs [`run_checks`] against the library built without
+//! `std`, prints one summary line through semihosting and exits: 0 if every
+//! check passed, non-zero otherwise (codes in `rt.rs`), so CI fails on a wrong
+//! result. Run from the repository root:
+//!
+//! ```text
+//! cargo run  -p qemu-aarch64 --target aarch64-unknown-none --release
+//! cargo test -p qemu-aarch64 --target aarch64-unknown-none --release   # same program
+//! ```
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+mod rt;
+
+use alloc::vec::Vec;
+
+use semihosting::println;
+use train_station::kernels::{self, Isa};
+
+/// Called by the start-up code once FP/SIMD, the stack and `.bss` are ready.
+#[unsafe(no_mangle)]
+extern "C" fn rust_main() -> ! {
+    let result = run_checks();
+    let (stack, overflow) = rt::stack_used();
+    if overflow {
+        println!(
+            "qemu-aarch64: FAIL: stack overflow (stack is {} KiB, rt::STACK_SIZE)",
+            rt::STACK_SIZE / 1024
+        );
+        rt::exit(rt::EXIT_STACK_OVERFLOW);
+    }
+    match result {
+        Ok(()) => {
+            println!(
+                "qemu-aarch64: ok (stack {stack} of {} bytes, heap {} KiB)",
+                rt::STACK_SIZE,
+                rt::HEAP_SIZE / 1024
+            );
+            rt::exit(0)
+        }
+        Err(what) => {
+            println!("qemu-aarch64: FAIL: {what}");
+            rt::exit(rt::EXIT_FAILURE)
+        }
+    }
+}
+
+/// The checks. Each failure names what went wrong; on success prints one line.
+fn run_checks() -> Result<(), &'static str> {
+    // Kernel selection without std is fixed at compile time: NEON is part of
+    // the aarch64 baseline, x86 paths do not exist here.
+    let isa = kernels::isa();
+    if isa != Isa::Neon {
+        return Err("kernels::isa() is not NEON on aarch64");
+    }
+    if kernels::force_isa(Isa::Avx2).is_ok() || kernels::force_isa(Isa::Avx512).is_ok() {
+        return Err("force_isa accepted an x86 path on aarch64");
+    }
+    kernels::force_isa(Isa::Scalar).map_err(|_| "force_isa(Scalar) failed")?;
+    if kernels::isa() != Isa::Scalar {
+        return Err("force_isa(Scalar) did not take effect");
+    }
+    kernels::force_isa(Isa::Neon).map_err(|_| "force_isa(Neon) failed")?;
+
+    // TODO(lead): enable once the tensor API is on main, and delete
+    // `views_stand_in` below (it checks the same chain with plain core/alloc
+    // so the boot/alloc/exit pipeline is proven end to end until then).
+    //
+    // use train_station::{Result as TsResult, Tensor};
+    // fn ok<T>(r: TsResult<T>, what: &'static str) -> Result<T, &'static str> {
+    //     r.map_err(|e| {
+    //         println!("{what}: {e}");
+    //         what
+    //     })
+    // }
+    // // m[i][j] = 4i + j, shape [3, 4]
+    // let a = ok(Tensor::try_arange(0.0, 12.0, 1.0), "arange")?;
+    // if a.dims() != [12] || a.to_vec() != (0..12).map(|i| i as f32).collect::<Vec<_>>() {
+    //     return Err("arange(0, 12, 1) values");
+    // }
+    // let m = ok(a.try_reshape([3, 4]), "reshape")?;
+    // if m.dims() != [3, 4] || m.strides() != [4, 1] || !m.is_contiguous() {
+    //     return Err("reshape [3, 4] layout");
+    // }
+    // // t[a][b] = m[b][a] = 4b + a, shape [4, 3], a view
+    // let t = ok(m.try_transpose(0, 1), "transpose")?;
+    // if t.dims() != [4, 3] || t.strides() != [1, 4] || t.is_contiguous() {
+    //     return Err("transpose layout");
+    // }
+    // if ok(t.try_get(&[3, 2]), "get")? != 11.0 || ok(t.try_get(&[0, 1]), "get")? != 4.0 {
+    //     return Err("transpose get");
+    // }
+    // // rows 1..3 of t: [[1, 5, 9], [2, 6, 10]]
+    // let n = ok(t.try_narrow(0, 1, 2), "narrow")?;
+    // if n.dims() != [2, 3] || n.to_vec() != [1.0, 5.0, 9.0, 2.0, 6.0, 10.0] {
+    //     return Err("narrow(0, 1, 2) values");
+    // }
+    // // column 2 of n: [9, 10]
+    // let s = ok(n.try_select(1, 2), "select")?;
+    // if s.dims() != [2] || s.to_vec() != [9.0, 10.0] {
+    //     return Err("select(1, 2) values");
+    // }
+    // let c = n.contiguous();
+    // if !c.is_contiguous() || c.strides() != [3, 1] || c.to_vec() != n.to_vec() {
+    //     return Err("contiguous() of a view");
+    // }
+    // let f = ok(Tensor::from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]), "from_slice")?;
+    // if ok(f.try_get(&[1, 2]), "get")? != 6.0 || f.try_get(&[2, 0]).is_ok() {
+    //     return Err("from_slice get");
+    // }
+    // // Errors, not panics: a panic is a reset on a board.
+    // if Tensor::from_slice(&[1.0; 5], [2, 3]).is_ok()
+    //     || t.try_narrow(0, 3, 2).is_ok()
+    //     || n.try_select(1, 3).is_ok()
+    //     || m.try_reshape([5, 2]).is_ok()
+    // {
+    //     return Err("an invalid argument was accepted");
+    // }
+    // let st = train_station::tensor::pool::stats();
+    // if st.peak_bytes < st.bytes_in_use || st.peak_bytes == 0 {
+    //     return Err("pool stats");
+    // }
+    // println!(
+    //     "qemu-aarch64: isa={isa} select={:?} pool: in_use={} peak={} hits={} misses={}",
+    //     s.to_vec(), st.bytes_in_use, st.peak_bytes, st.hits, st.misses
+    // );
+
+    let selected = views_stand_in()?;
+    let big = heap_round_trip()?;
+    println!(
+        "qemu-aarch64: isa={isa} select={selected:?} heap-vec={big} bytes (core/alloc stand-in)"
+    );
+    Ok(())
+}
+
+/// The tensor chain above on a plain `Vec` with explicit strides:
+/// arange(0, 12) -> reshape [3, 4] -> transpose(0, 1) -> narrow(0, 1, 2) ->
+/// select(1, 2), gathered through (offset, strides) like a strided view would.
+fn views_stand_in() -> Result<[f32; 2], &'static str> {
+    let data: Vec<f32> = (0..12u8).map(f32::from).collect();
+    // [3, 4] row-major: strides [4, 1]; transposed: dims [4, 3], strides [1, 4].
+    let (t_dims, t_strides) = ([4usize, 3usize], [1usize, 4usize]);
+    // narrow(0, 1, 2): offset += 1 * stride0, dims [2, 3].
+    let (n_dims, n_offset) = ([2usize, t_dims[1]], t_strides[0]);
+    // select(1, 2): offset += 2 * stride1, drop dim 1.
+    let (s_len, s_offset, s_stride) = (n_dims[0], n_offset + 2 * t_strides[1], t_strides[0]);
+    let got: Vec<f32> = (0..s_len).map(|i| data[s_offset + i * s_stride]).collect();
+    // By hand: t[a][b] = 4b + a; rows 1..3, column 2 -> 4*2 + 1, 4*2 + 2.
+    let want = [9.0f32, 10.0];
+    if got != want {
+        return Err("strided view stand-in gave wrong values");
+    }
+    Ok(want)
+}
+
+/// Fills and frees a quarter of the heap, then checks the allocator refuses
+/// more than it has (an error, not a crash).
+fn heap_round_trip() -> Result<usize, &'static str> {
+    let n = rt::HEAP_SIZE / 4 / core::mem::size_of::<f32>();
+    let mut v: Vec<f32> = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| "could not allocate a quarter of the heap")?;
+    v.extend((0..n).map(|i| (i % 1000) as f32 * 0.5));
+    let sum: f64 = v.iter().map(|&x| f64::from(x)).sum();
+    // Sum over i < n of (i mod 1000) / 2: `full` whole runs of 0..1000, then
+    // 0..rem. Exact in f64 (multiples of 0.5 far below 2^52).
+    let (full, rem) = ((n / 1000) as f64, (n % 1000) as f64);
+    let want = (full * (999.0 * 1000.0 / 2.0) + rem * (rem - 1.0) / 2.0) / 2.0;
+    if sum != want {
+        return Err("heap vector sum");
+    }
+    let bytes = v.len() * core::mem::size_of::<f32>();
+    drop(v);
+    let mut too_big: Vec<u8> = Vec::new();
+    if too_big.try_reserve_exact(rt::HEAP_SIZE + 1).is_ok() {
+        return Err("allocator handed out more than the heap");
+    }
+    Ok(bytes)
+}
