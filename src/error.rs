@@ -56,6 +56,15 @@ pub enum Error {
         /// Size of the dimension.
         size: usize,
     },
+    /// A multi-index has the wrong number of entries.
+    WrongIndexCount {
+        /// The operation.
+        op: &'static str,
+        /// Entries given.
+        given: usize,
+        /// Rank of the tensor.
+        rank: usize,
+    },
     /// A buffer's length does not match the number of elements of a shape.
     NumelMismatch {
         /// The operation.
@@ -129,6 +138,9 @@ impl fmt::Display for Error {
                 f,
                 "{op}: index {index} is out of range for a dimension of size {size}"
             ),
+            Error::WrongIndexCount { op, given, rank } => {
+                write!(f, "{op}: {given} indices given for a tensor of rank {rank}")
+            }
             Error::NumelMismatch { op, expected, got } => {
                 write!(
                     f,

@@ -16,6 +16,7 @@
 //! consistent state between statements, so a recovered guard is safe to use.
 
 #[cfg(feature = "std")]
+#[allow(dead_code)]
 mod imp {
     /// A mutual-exclusion lock that does not poison.
     pub struct Mutex<T: ?Sized>(std::sync::Mutex<T>);
@@ -70,6 +71,7 @@ mod imp {
 }
 
 #[cfg(not(feature = "std"))]
+#[allow(dead_code)]
 mod imp {
     /// A mutual-exclusion lock (a spin lock without `std`).
     pub struct Mutex<T: ?Sized>(spin::Mutex<T>);
@@ -128,6 +130,7 @@ macro_rules! thread_cell {
     ($(#[$m:meta])* $vis:vis static $name:ident: usize = $init:expr;) => {
         $(#[$m])*
         #[derive(Clone, Copy)]
+        #[allow(non_camel_case_types)]
         $vis struct $name;
 
         #[allow(dead_code)]

@@ -232,10 +232,10 @@ mod tests {
     #[cfg(feature = "std")]
     #[test]
     fn requested_path_is_the_active_one() {
-        if let Ok(v) = std::env::var("TRAIN_STATION_KERNELS") {
-            if !v.is_empty() {
-                assert_eq!(isa().name(), v.trim());
-            }
+        if let Ok(v) = std::env::var("TRAIN_STATION_KERNELS")
+            && !v.is_empty()
+        {
+            assert_eq!(isa().name(), v.trim());
         }
     }
 }

@@ -1,0 +1,324 @@
+//! Reading and writing elements, copy-on-write, contiguous copies and
+//! comparison.
+
+use alloc::vec::Vec;
+
+use super::Tensor;
+use super::layout::{Layout, Walker};
+use super::storage::Storage;
+use crate::error::{Error, Result, unwrap};
+
+impl Tensor {
+    /// Copies the elements in logical (row-major) order into `out`
+    /// (`out.len() == numel`), whatever the view's strides.
+    pub(crate) fn gather_into(&self, out: &mut [f32]) {
+        debug_assert_eq!(out.len(), self.numel());
+        let src = self.storage.as_slice();
+        let mut pos = 0;
+        for run in self.walker() {
+            let dst = &mut out[pos..pos + run.len];
+            let o = run.offsets[0];
+            match run.strides[0] {
+                1 => dst.copy_from_slice(&src[o..o + run.len]),
+                0 => dst.fill(src[o]),
+                s => {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = src[o + i * s];
+                    }
+                }
+            }
+            pos += run.len;
+        }
+    }
+
+    /// A fresh contiguous copy (new id), even if `self` is contiguous.
+    pub(crate) fn try_materialize(&self) -> Result<Tensor> {
+        Tensor::try_from_fill(self.shape().clone(), |b| self.gather_into(b))
+    }
+
+    /// Makes `self` safe to write through its own layout: its storage unique and
+    /// no two elements aliased. Copies (keeping the values when `keep`) only when
+    /// needed; the id is kept.
+    pub(crate) fn try_make_writable(&mut self, keep: bool) -> Result<()> {
+        if self.storage.is_unique() && !self.layout.may_overlap() {
+            return Ok(());
+        }
+        if keep {
+            let t = self.try_materialize()?;
+            self.storage = t.storage;
+            self.layout = t.layout;
+        } else {
+            self.storage = Storage::try_for_overwrite(self.numel())?;
+            self.layout = Layout::contiguous(self.shape().clone());
+        }
+        Ok(())
+    }
+
+    /// Writes through this tensor's layout: `f` sees every run of the storage
+    /// (`storage`, offset, len, stride) in logical order. Copies on write first.
+    pub(crate) fn try_write_runs(
+        &mut self,
+        keep: bool,
+        mut f: impl FnMut(&mut [f32], usize, usize, usize),
+    ) -> Result<()> {
+        self.try_make_writable(keep)?;
+        let walker = self.walker();
+        let buf = self
+            .storage
+            .get_mut()
+            .expect("storage made unique just above");
+        for run in walker {
+            f(buf, run.offsets[0], run.len, run.strides[0]);
+        }
+        Ok(())
+    }
+
+    /// The elements in logical (row-major) order, for any view.
+    pub fn to_vec(&self) -> Vec<f32> {
+        let mut v = alloc::vec![0.0; self.numel()];
+        self.gather_into(&mut v);
+        v
+    }
+
+    fn check_index(&self, op: &'static str, idx: &[usize]) -> Result<usize> {
+        if idx.len() != self.rank() {
+            return Err(Error::WrongIndexCount {
+                op,
+                given: idx.len(),
+                rank: self.rank(),
+            });
+        }
+        for (&i, &d) in idx.iter().zip(self.dims()) {
+            if i >= d {
+                return Err(Error::IndexOutOfRange {
+                    op,
+                    index: i.min(isize::MAX as usize) as isize,
+                    size: d,
+                });
+            }
+        }
+        Ok(self.layout.index_of(idx))
+    }
+
+    /// The element at multi-index `idx` (one entry per dimension).
+    ///
+    /// # Panics
+    /// On a wrong index count or an index out of range; see
+    /// [`try_get`](Self::try_get).
+    #[track_caller]
+    pub fn get(&self, idx: &[usize]) -> f32 {
+        unwrap(self.try_get(idx))
+    }
+
+    /// The element at `idx`, or `WrongIndexCount` / `IndexOutOfRange`.
+    pub fn try_get(&self, idx: &[usize]) -> Result<f32> {
+        let at = self.check_index("get", idx)?;
+        Ok(self.storage.as_slice()[at])
+    }
+
+    /// The value of a one-element tensor (any rank).
+    ///
+    /// # Panics
+    /// If the tensor does not hold exactly one element; see
+    /// [`try_item`](Self::try_item).
+    #[track_caller]
+    pub fn item(&self) -> f32 {
+        unwrap(self.try_item())
+    }
+
+    /// The value of a one-element tensor, or `NumelMismatch`.
+    pub fn try_item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::NumelMismatch {
+                op: "item",
+                expected: 1,
+                got: self.numel(),
+            });
+        }
+        Ok(self.storage.as_slice()[self.offset()])
+    }
+
+    /// Sets the element at `idx` (copy on write; keeps the id).
+    ///
+    /// # Panics
+    /// On a bad index or if memory runs out; see [`try_set`](Self::try_set).
+    #[track_caller]
+    pub fn set(&mut self, idx: &[usize], value: f32) {
+        unwrap(self.try_set(idx, value))
+    }
+
+    /// Sets the element at `idx`, or returns an error and leaves `self` as it was.
+    pub fn try_set(&mut self, idx: &[usize], value: f32) -> Result<()> {
+        self.check_index("set", idx)?;
+        self.try_make_writable(true)?;
+        let at = self.layout.index_of(idx);
+        self.storage.get_mut().expect("made writable above")[at] = value;
+        Ok(())
+    }
+
+    /// Sets every element to `value` (copy on write; keeps the id).
+    ///
+    /// # Panics
+    /// If a copy is needed and memory runs out; see [`try_fill`](Self::try_fill).
+    #[track_caller]
+    pub fn fill(&mut self, value: f32) {
+        unwrap(self.try_fill(value))
+    }
+
+    /// Sets every element to `value`, or `OutOfMemory`.
+    pub fn try_fill(&mut self, value: f32) -> Result<()> {
+        self.try_write_runs(false, |buf, o, len, s| {
+            if s == 1 {
+                buf[o..o + len].fill(value);
+            } else {
+                for i in 0..len {
+                    buf[o + i * s] = value;
+                }
+            }
+        })
+    }
+
+    /// Copies `src` into `self`, broadcasting `src` to `self`'s shape (copy on
+    /// write; keeps the id). `src` may be a view of `self`.
+    ///
+    /// # Panics
+    /// If `src` does not broadcast to `self`'s shape; see
+    /// [`try_copy_from`](Self::try_copy_from).
+    #[track_caller]
+    pub fn copy_from(&mut self, src: &Tensor) {
+        unwrap(self.try_copy_from(src))
+    }
+
+    /// [`copy_from`](Self::copy_from), or `ShapeMismatch` (naming `copy_from`
+    /// and both shapes) with `self` unchanged.
+    pub fn try_copy_from(&mut self, src: &Tensor) -> Result<()> {
+        let src_layout = src.layout.broadcast_to("copy_from", self.shape())?;
+        // `src` holds a handle, so if it shares our storage we copy first and read
+        // the old buffer through `src`.
+        self.try_make_writable(false)?;
+        let walker = Walker::new([&self.layout, &src_layout]);
+        let from = src.storage.as_slice();
+        let buf = self.storage.get_mut().expect("made writable above");
+        for run in walker {
+            let (o, so) = (run.offsets[0], run.offsets[1]);
+            match run.strides {
+                [1, 1] => buf[o..o + run.len].copy_from_slice(&from[so..so + run.len]),
+                [d, s] => {
+                    for i in 0..run.len {
+                        buf[o + i * d] = from[so + i * s];
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The elements as a slice, if the tensor is contiguous.
+    #[inline]
+    pub fn as_slice(&self) -> Option<&[f32]> {
+        let r = self.layout.contiguous_range()?;
+        Some(&self.storage.as_slice()[r])
+    }
+
+    /// The elements of a contiguous tensor, in order.
+    ///
+    /// # Panics
+    /// If the tensor is not contiguous (call [`contiguous`](Self::contiguous)
+    /// first, or use [`to_vec`](Self::to_vec) / [`values`](Self::values)).
+    #[track_caller]
+    pub fn data(&self) -> &[f32] {
+        unwrap(self.try_data())
+    }
+
+    /// The elements of a contiguous tensor, or `InvalidArgument`.
+    pub fn try_data(&self) -> Result<&[f32]> {
+        self.as_slice().ok_or(Error::InvalidArgument {
+            op: "data",
+            detail: "the tensor is not contiguous; call contiguous() first",
+        })
+    }
+
+    /// The elements in row-major order for writing. Copies first if the storage
+    /// is shared or the view is not contiguous (the tensor then owns a fresh
+    /// contiguous buffer); keeps the id.
+    ///
+    /// # Panics
+    /// If a copy is needed and memory runs out; see
+    /// [`try_data_mut`](Self::try_data_mut).
+    #[track_caller]
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        unwrap(self.try_data_mut())
+    }
+
+    /// [`data_mut`](Self::data_mut), or `OutOfMemory`.
+    pub fn try_data_mut(&mut self) -> Result<&mut [f32]> {
+        self.try_make_writable(true)?;
+        if !self.is_contiguous() {
+            let t = self.try_materialize()?;
+            self.storage = t.storage;
+            self.layout = t.layout;
+        }
+        let r = self.layout.offset()..self.layout.offset() + self.numel();
+        Ok(&mut self.storage.get_mut().expect("made writable above")[r])
+    }
+
+    /// A contiguous tensor with the same elements: `self` (same id, no copy) when
+    /// already contiguous, else a copy. Panics if memory runs out.
+    #[track_caller]
+    pub fn contiguous(&self) -> Tensor {
+        unwrap(self.try_contiguous())
+    }
+
+    /// [`contiguous`](Self::contiguous), or `OutOfMemory`.
+    pub fn try_contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            Ok(self.clone())
+        } else {
+            self.try_materialize()
+        }
+    }
+
+    /// A copy with its own contiguous storage and a new id (what PyTorch calls
+    /// `clone()`; here `clone()` is the O(1) handle copy). Panics if memory runs
+    /// out.
+    #[track_caller]
+    pub fn deep_clone(&self) -> Tensor {
+        unwrap(self.try_materialize())
+    }
+
+    /// [`deep_clone`](Self::deep_clone), or `OutOfMemory`.
+    pub fn try_deep_clone(&self) -> Result<Tensor> {
+        self.try_materialize()
+    }
+
+    /// Whether both tensors have the same shape and every pair of elements
+    /// satisfies `|a - b| <= atol + rtol * |b|` (as `torch.allclose`; equal
+    /// infinities match, NaN matches nothing).
+    pub fn allclose(&self, other: &Tensor, rtol: f32, atol: f32) -> bool {
+        if self.dims() != other.dims() {
+            return false;
+        }
+        let walker = Walker::new([&self.layout, &other.layout]);
+        let (a, b) = (self.storage.as_slice(), other.storage.as_slice());
+        for run in walker {
+            for i in 0..run.len {
+                let x = a[run.offsets[0] + i * run.strides[0]];
+                let y = b[run.offsets[1] + i * run.strides[1]];
+                let close = x == y
+                    || (x.is_finite() && y.is_finite() && (x - y).abs() <= atol + rtol * y.abs());
+                if !close {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Exact equality of shapes and elements (NaN is unequal to everything, as in
+/// IEEE). Strides and storage do not matter.
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Tensor) -> bool {
+        self.allclose(other, 0.0, 0.0)
+    }
+}
