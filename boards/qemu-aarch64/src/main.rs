@@ -4,7 +4,7 @@
 //! `std`, prints one summary line through semihosting and exits: 0 if every
 //! check passed, non-zero otherwise (codes in `rt.rs`), so CI fails on a wrong
 //! result. A successful run prints e.g.
-//! `qemu-aarch64: isa=neon select=[9.0, 10.0] ... ok (stack 1160 of 262144 B, heap 1024 KiB)`.
+//! `qemu-aarch64: isa=neon select=[9.0, 10.0] ... pool: ... ok (stack 3536 of 262144 B, heap 1024 KiB)`.
 //! Run from the repository root:
 //!
 //! ```text
@@ -24,6 +24,16 @@ use alloc::vec::Vec;
 
 use semihosting::{print, println};
 use train_station::kernels::{self, Isa};
+use train_station::tensor::pool;
+use train_station::{Error, Tensor};
+
+/// `r`'s value, or its error printed with `what` and returned as `what`.
+fn ok<T>(r: train_station::Result<T>, what: &'static str) -> Result<T, &'static str> {
+    r.map_err(|e| {
+        println!("{what}: {e}");
+        what
+    })
+}
 
 /// Called by the start-up code once FP/SIMD, the stack and `.bss` are ready.
 #[unsafe(no_mangle)]
@@ -74,94 +84,89 @@ fn run_checks() -> Result<(), &'static str> {
     // The fixed heap: a quarter of it in one vector, and refusal past its size.
     let heap_bytes = heap_round_trip()?;
 
-    // TODO(lead): uncomment once the tensor API (`Tensor`, `tensor::pool`) is
-    // on main, then delete the two stand-in lines after this block and the
-    // `views_stand_in` fn. Until then the stand-in checks the same view chain
-    // with plain core/alloc, so boot -> alloc -> check -> exit is proven end
-    // to end. (The block was type-checked against a mock of the planned API.)
-    //
-    // use train_station::{Result as TsResult, Tensor};
-    // fn ok<T>(r: TsResult<T>, what: &'static str) -> Result<T, &'static str> {
-    //     r.map_err(|e| {
-    //         println!("{what}: {e}");
-    //         what
-    //     })
-    // }
-    // // m[i][j] = 4i + j, shape [3, 4]
-    // let a = ok(Tensor::try_arange(0.0, 12.0, 1.0), "arange")?;
-    // if a.dims() != [12] || a.to_vec() != (0..12).map(|i| i as f32).collect::<Vec<_>>() {
-    //     return Err("arange(0, 12, 1) values");
-    // }
-    // let m = ok(a.try_reshape([3, 4]), "reshape")?;
-    // if m.dims() != [3, 4] || m.strides() != [4, 1] || !m.is_contiguous() {
-    //     return Err("reshape [3, 4] layout");
-    // }
-    // // t[a][b] = m[b][a] = 4b + a, shape [4, 3], a view
-    // let t = ok(m.try_transpose(0, 1), "transpose")?;
-    // if t.dims() != [4, 3] || t.strides() != [1, 4] || t.is_contiguous() {
-    //     return Err("transpose layout");
-    // }
-    // if ok(t.try_get(&[3, 2]), "get")? != 11.0 || ok(t.try_get(&[0, 1]), "get")? != 4.0 {
-    //     return Err("transpose get");
-    // }
-    // // rows 1..3 of t: [[1, 5, 9], [2, 6, 10]]
-    // let n = ok(t.try_narrow(0, 1, 2), "narrow")?;
-    // if n.dims() != [2, 3] || n.to_vec() != [1.0, 5.0, 9.0, 2.0, 6.0, 10.0] {
-    //     return Err("narrow(0, 1, 2) values");
-    // }
-    // // column 2 of n: [9, 10]
-    // let s = ok(n.try_select(1, 2), "select")?;
-    // if s.dims() != [2] || s.to_vec() != [9.0, 10.0] {
-    //     return Err("select(1, 2) values");
-    // }
-    // let c = n.contiguous();
-    // if !c.is_contiguous() || c.strides() != [3, 1] || c.to_vec() != n.to_vec() {
-    //     return Err("contiguous() of a view");
-    // }
-    // let f = ok(Tensor::from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]), "from_slice")?;
-    // if ok(f.try_get(&[1, 2]), "get")? != 6.0 || f.try_get(&[2, 0]).is_ok() {
-    //     return Err("from_slice get");
-    // }
-    // // Errors, not panics: a panic is a reset on a board.
-    // if Tensor::from_slice(&[1.0; 5], [2, 3]).is_ok()
-    //     || t.try_narrow(0, 3, 2).is_ok()
-    //     || n.try_select(1, 3).is_ok()
-    //     || m.try_reshape([5, 2]).is_ok()
-    // {
-    //     return Err("an invalid argument was accepted");
-    // }
-    // let st = train_station::tensor::pool::stats();
-    // if st.peak_bytes < st.bytes_in_use || st.peak_bytes == 0 {
-    //     return Err("pool stats");
-    // }
-    // print!(
-    //     "qemu-aarch64: isa={isa} select={:?} heap-vec={heap_bytes} B pool: in_use={} peak={} hits={} misses={} ",
-    //     s.to_vec(), st.bytes_in_use, st.peak_bytes, st.hits, st.misses
-    // );
-
-    let selected = views_stand_in()?; // stand-in
-    print!("qemu-aarch64: isa={isa} select={selected:?} heap-vec={heap_bytes} B (stand-in) ");
-    Ok(())
-}
-
-/// The tensor chain above on a plain `Vec` with explicit strides:
-/// arange(0, 12) -> reshape [3, 4] -> transpose(0, 1) -> narrow(0, 1, 2) ->
-/// select(1, 2), gathered through (offset, strides) like a strided view would.
-fn views_stand_in() -> Result<[f32; 2], &'static str> {
-    let data: Vec<f32> = (0..12u8).map(f32::from).collect();
-    // [3, 4] row-major: strides [4, 1]; transposed: dims [4, 3], strides [1, 4].
-    let (t_dims, t_strides) = ([4usize, 3usize], [1usize, 4usize]);
-    // narrow(0, 1, 2): offset += 1 * stride0, dims [2, 3].
-    let (n_dims, n_offset) = ([2usize, t_dims[1]], t_strides[0]);
-    // select(1, 2): offset += 2 * stride1, drop dim 1.
-    let (s_len, s_offset, s_stride) = (n_dims[0], n_offset + 2 * t_strides[1], t_strides[0]);
-    let got: Vec<f32> = (0..s_len).map(|i| data[s_offset + i * s_stride]).collect();
-    // By hand: t[a][b] = 4b + a; rows 1..3, column 2 -> 4*2 + 1, 4*2 + 2.
-    let want = [9.0f32, 10.0];
-    if got != want {
-        return Err("strided view stand-in gave wrong values");
+    // The tensor chain, on a 1-D arange seen as m[i][j] = 4i + j, shape [3, 4].
+    let a = ok(Tensor::try_arange(0.0, 12.0, 1.0), "arange")?;
+    if a.dims() != [12] || a.to_vec() != (0..12u8).map(f32::from).collect::<Vec<_>>() {
+        return Err("arange(0, 12, 1) values");
     }
-    Ok(want)
+    let m = ok(a.try_reshape([3, 4]), "reshape")?;
+    if m.dims() != [3, 4] || m.strides() != [4, 1] || !m.is_contiguous() {
+        return Err("reshape [3, 4] layout");
+    }
+    // t[a][b] = m[b][a] = 4b + a, shape [4, 3], a view.
+    let t = ok(m.try_transpose(0, 1), "transpose")?;
+    if t.dims() != [4, 3] || t.strides() != [1, 4] || t.is_contiguous() {
+        return Err("transpose layout");
+    }
+    if ok(t.try_get(&[3, 2]), "get")? != 11.0 || ok(t.try_get(&[0, 1]), "get")? != 4.0 {
+        return Err("transpose get");
+    }
+    // Rows 1..3 of t: [[1, 5, 9], [2, 6, 10]].
+    let n = ok(t.try_narrow(0, 1, 2), "narrow")?;
+    if n.dims() != [2, 3] || n.to_vec() != [1.0, 5.0, 9.0, 2.0, 6.0, 10.0] {
+        return Err("narrow(0, 1, 2) values");
+    }
+    // Column 2 of n: [9, 10].
+    let s = ok(n.try_select(1, 2), "select")?;
+    if s.dims() != [2] || s.to_vec() != [9.0, 10.0] {
+        return Err("select(1, 2) values");
+    }
+    let c = n.contiguous();
+    if !c.is_contiguous() || c.strides() != [3, 1] || c.to_vec() != n.to_vec() {
+        return Err("contiguous() of a view");
+    }
+    let f = ok(
+        Tensor::from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]),
+        "from_slice",
+    )?;
+    if ok(f.try_get(&[1, 2]), "get")? != 6.0 || f.try_get(&[2, 0]).is_ok() {
+        return Err("from_slice get");
+    }
+    // Errors, not panics: on a board a panic is a reset.
+    if Tensor::from_slice(&[1.0; 5], [2, 3]).is_ok()
+        || t.try_narrow(0, 3, 2).is_ok()
+        || n.try_select(1, 3).is_ok()
+        || m.try_reshape([5, 2]).is_ok()
+    {
+        return Err("an invalid argument was accepted");
+    }
+
+    // The pool's budget: an allocation past it is an error, and the pool
+    // still works once the budget is lifted.
+    pool::set_budget(Some(pool::stats().bytes_reserved));
+    let over = Tensor::try_zeros([16 * 1024]);
+    pool::set_budget(None);
+    if !matches!(over, Err(Error::OutOfMemory { .. })) {
+        return Err("allocation past the pool budget was not OutOfMemory");
+    }
+    let big = ok(Tensor::try_full([16 * 1024], 0.5), "full")?;
+    if ok(big.try_get(&[16 * 1024 - 1]), "get")? != 0.5 {
+        return Err("allocation after lifting the budget");
+    }
+    drop(big);
+
+    // A loop of fixed shapes reuses freed blocks instead of allocating.
+    let before = pool::stats();
+    for _ in 0..3 {
+        drop(ok(Tensor::try_ones([16, 16]), "ones")?);
+    }
+    if pool::stats().hits < before.hits + 2 {
+        return Err("pool did not reuse a freed block");
+    }
+
+    let st = pool::stats();
+    if st.peak_bytes_in_use < st.bytes_in_use || st.peak_bytes_in_use < 16 * 1024 * 4 {
+        return Err("pool stats: peak below what was allocated");
+    }
+    print!(
+        "qemu-aarch64: isa={isa} select={:?} heap-vec={heap_bytes} B pool: in_use={} peak={} hits={} misses={} ",
+        s.to_vec(),
+        st.bytes_in_use,
+        st.peak_bytes_in_use,
+        st.hits,
+        st.misses
+    );
+    Ok(())
 }
 
 /// Fills and frees a quarter of the heap, then checks the allocator refuses
