@@ -13,11 +13,14 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod autograd;
 pub mod error;
 pub mod kernels;
+pub(crate) mod ops;
 pub(crate) mod sync;
 pub mod tensor;
 
+pub use autograd::{NoGradGuard, is_grad_enabled, no_grad};
 pub use error::{Error, Result};
 pub use tensor::{
     CollectTensor, Dim, Generator, MAX_RANK, ReshapeDims, Shape, Tensor, manual_seed,

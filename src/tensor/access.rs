@@ -36,6 +36,20 @@ impl Tensor {
         Tensor::try_from_fill(self.shape().clone(), |b| self.gather_into(b))
     }
 
+    /// Refuses unrecorded writes to a tensor that requires grad while
+    /// recording: they would silently make its gradients wrong. Under
+    /// [`no_grad`](crate::no_grad) they are allowed (e.g. to initialise or
+    /// update parameters).
+    pub(crate) fn check_raw_write(&self, op: &'static str) -> Result<()> {
+        if self.requires_grad() && crate::autograd::is_grad_enabled() {
+            return Err(Error::InvalidArgument {
+                op,
+                detail: "the tensor requires grad; modify it inside no_grad (or detach it first)",
+            });
+        }
+        Ok(())
+    }
+
     /// Makes `self` safe to write through its own layout: its storage unique and
     /// no two elements aliased. Copies (keeping the values when `keep`) only when
     /// needed; the id is kept.
@@ -150,6 +164,7 @@ impl Tensor {
     /// Sets the element at `idx`, or returns an error and leaves `self` as it was.
     pub fn try_set(&mut self, idx: &[usize], value: f32) -> Result<()> {
         self.check_index("set", idx)?;
+        self.check_raw_write("set")?;
         self.try_make_writable(true)?;
         let at = self.layout.index_of(idx);
         self.storage.get_mut().expect("made writable above")[at] = value;
@@ -167,6 +182,7 @@ impl Tensor {
 
     /// Sets every element to `value`, or `OutOfMemory`.
     pub fn try_fill(&mut self, value: f32) -> Result<()> {
+        self.check_raw_write("fill")?;
         self.try_write_runs(false, |buf, o, len, s| {
             if s == 1 {
                 buf[o..o + len].fill(value);
@@ -193,6 +209,7 @@ impl Tensor {
     /// and both shapes) with `self` unchanged.
     pub fn try_copy_from(&mut self, src: &Tensor) -> Result<()> {
         let src_layout = src.layout.broadcast_to("copy_from", self.shape())?;
+        self.check_raw_write("copy_from")?;
         // `src` holds a handle, so if it shares our storage we copy first and read
         // the old buffer through `src`.
         self.try_make_writable(false)?;
@@ -252,6 +269,7 @@ impl Tensor {
 
     /// [`data_mut`](Self::data_mut), or `OutOfMemory`.
     pub fn try_data_mut(&mut self) -> Result<&mut [f32]> {
+        self.check_raw_write("data_mut")?;
         self.try_make_writable(true)?;
         if !self.is_contiguous() {
             let t = self.try_materialize()?;
@@ -274,7 +292,7 @@ impl Tensor {
         if self.is_contiguous() {
             Ok(self.clone())
         } else {
-            self.try_materialize()
+            self.try_deep_clone()
         }
     }
 
@@ -283,12 +301,15 @@ impl Tensor {
     /// out.
     #[track_caller]
     pub fn deep_clone(&self) -> Tensor {
-        unwrap(self.try_materialize())
+        unwrap(self.try_deep_clone())
     }
 
     /// [`deep_clone`](Self::deep_clone), or `OutOfMemory`.
     pub fn try_deep_clone(&self) -> Result<Tensor> {
-        self.try_materialize()
+        let out = self.try_materialize()?;
+        Ok(out.record("CloneBackward0", &[self], |g, _| {
+            Ok(alloc::vec![Some(g.clone())])
+        }))
     }
 
     /// Whether both tensors have the same shape and every pair of elements

@@ -248,8 +248,13 @@ impl fmt::Debug for Tensor {
 
 impl Tensor {
     /// Suffixes after the values (autograd adds `requires_grad=True` here).
-    #[allow(clippy::ptr_arg)]
-    fn extra_suffixes(&self, _out: &mut Vec<String>) {}
+    fn extra_suffixes(&self, out: &mut Vec<String>) {
+        match self.grad_fn_name() {
+            Some(name) => out.push(alloc::format!("grad_fn=<{name}>")),
+            None if self.requires_grad() => out.push(String::from("requires_grad=True")),
+            None => {}
+        }
+    }
 }
 
 #[cfg(feature = "defmt")]

@@ -5,6 +5,7 @@
 use super::Tensor;
 use super::layout::Walker;
 use super::shape::{Dim, Shape};
+use super::view::ViewGrad;
 use crate::error::{Error, Result, unwrap};
 
 impl Tensor {
@@ -228,7 +229,11 @@ impl Iterator for DimIter {
         }
         let i = self.front;
         self.front += 1;
-        Some(self.base.with_layout(self.base.layout.select(self.dim, i)))
+        Some(self.base.make_view(
+            self.base.layout.select(self.dim, i),
+            "SelectBackward0",
+            ViewGrad::Select(self.dim, i),
+        ))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -248,10 +253,11 @@ impl DoubleEndedIterator for DimIter {
             return None;
         }
         self.back -= 1;
-        Some(
-            self.base
-                .with_layout(self.base.layout.select(self.dim, self.back)),
-        )
+        Some(self.base.make_view(
+            self.base.layout.select(self.dim, self.back),
+            "SelectBackward0",
+            ViewGrad::Select(self.dim, self.back),
+        ))
     }
 }
 
@@ -277,10 +283,11 @@ impl Iterator for Chunks {
         let s = self.next;
         let e = (s + self.size).min(n);
         self.next = e;
-        Some(
-            self.base
-                .with_layout(self.base.layout.slice(self.dim, s, e, 1)),
-        )
+        Some(self.base.make_view(
+            self.base.layout.slice(self.dim, s, e, 1),
+            "SliceBackward0",
+            ViewGrad::Slice(self.dim, s, e, 1),
+        ))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -312,10 +319,11 @@ impl Iterator for Windows {
         }
         let s = self.next * self.step;
         self.next += 1;
-        Some(
-            self.base
-                .with_layout(self.base.layout.slice(self.dim, s, s + self.size, 1)),
-        )
+        Some(self.base.make_view(
+            self.base.layout.slice(self.dim, s, s + self.size, 1),
+            "SliceBackward0",
+            ViewGrad::Slice(self.dim, s, s + self.size, 1),
+        ))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -149,6 +149,13 @@ impl Layout {
                 .sum::<usize>()
     }
 
+    /// The same layout over a buffer that starts `by` elements later.
+    pub(crate) fn shifted_down(&self, by: usize) -> Layout {
+        let mut out = self.clone();
+        out.offset -= by;
+        out
+    }
+
     // ---- view transforms (dimensions already resolved by the caller) ----
 
     pub(crate) fn permute(&self, perm: &[usize]) -> Layout {
@@ -228,6 +235,27 @@ impl Layout {
         };
         out.strides.copy_within(dim..r, dim + 1);
         out.strides[dim] = s;
+        Ok(out)
+    }
+
+    /// Windows of `size` every `step` along `dim` (size <= dim size, step > 0),
+    /// as a new last dimension.
+    pub(crate) fn unfold(
+        &self,
+        op: &'static str,
+        dim: usize,
+        size: usize,
+        step: usize,
+    ) -> Result<Layout> {
+        let r = self.rank();
+        if r == MAX_RANK {
+            return Err(Error::RankTooHigh { op, rank: r + 1 });
+        }
+        let mut out = self.clone();
+        out.shape.dims_mut()[dim] = (self.shape[dim] - size) / step + 1;
+        out.strides[dim] = self.strides[dim] * step;
+        out.shape.push(size)?;
+        out.strides[r] = self.strides[dim];
         Ok(out)
     }
 

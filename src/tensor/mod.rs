@@ -36,6 +36,8 @@ pub struct Tensor {
     pub(crate) storage: Storage,
     pub(crate) layout: Layout,
     id: u64,
+    /// Autograd node: `None` unless the tensor requires grad.
+    pub(crate) node: Option<alloc::sync::Arc<crate::autograd::Node>>,
 }
 
 impl Tensor {
@@ -48,6 +50,7 @@ impl Tensor {
             storage,
             layout,
             id: crate::sync::next_id(),
+            node: None,
         }
     }
 
@@ -61,7 +64,8 @@ impl Tensor {
         Ok(Tensor::from_parts(storage, Layout::contiguous(shape)))
     }
 
-    /// A view of the same storage with another layout (a new tensor).
+    /// A view of the same storage with another layout (a new tensor, not
+    /// recorded for autograd; see `view::make_view`).
     #[inline]
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
         Tensor::from_parts(self.storage.clone(), layout)

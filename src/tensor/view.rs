@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use super::Tensor;
 use super::layout::Layout;
 use super::shape::{Dim, MAX_RANK, ReshapeDims, Shape, infer_shape};
+use crate::autograd::needs_grad;
 use crate::error::{Error, Result, unwrap};
 
 impl Tensor {
@@ -25,10 +26,11 @@ impl Tensor {
     pub fn try_reshape(&self, shape: impl ReshapeDims) -> Result<Tensor> {
         let target = infer_shape("reshape", self.shape(), &shape.to_signed()?)?;
         match self.layout.view(&target) {
-            Some(l) => Ok(self.with_layout(l)),
+            Some(l) => Ok(self.make_view(l, "ViewBackward0", ViewGrad::Reshape)),
             None => {
                 let t = self.try_materialize()?;
-                Ok(Tensor::from_parts(t.storage, Layout::contiguous(target)))
+                let out = Tensor::from_parts(t.storage, Layout::contiguous(target));
+                Ok(self.record_reshape(out, "UnsafeViewBackward0"))
             }
         }
     }
@@ -47,7 +49,7 @@ impl Tensor {
     pub fn try_view(&self, shape: impl ReshapeDims) -> Result<Tensor> {
         let target = infer_shape("view", self.shape(), &shape.to_signed()?)?;
         match self.layout.view(&target) {
-            Some(l) => Ok(self.with_layout(l)),
+            Some(l) => Ok(self.make_view(l, "ViewBackward0", ViewGrad::Reshape)),
             None => Err(Error::InvalidArgument {
                 op: "view",
                 detail: "the tensor's strides do not allow this shape without a copy; use reshape",
@@ -96,7 +98,7 @@ impl Tensor {
                 l = l.squeeze(d);
             }
         }
-        self.with_layout(l)
+        self.make_view(l, "SqueezeBackward0", ViewGrad::Reshape)
     }
 
     /// Removes dimension `dim` if its size is 1 (otherwise returns a view of the
@@ -113,9 +115,13 @@ impl Tensor {
     pub fn try_squeeze_dim(&self, dim: impl Dim) -> Result<Tensor> {
         let d = dim.resolve("squeeze", self.rank())?;
         Ok(if self.dims()[d] == 1 {
-            self.with_layout(self.layout.squeeze(d))
+            self.make_view(
+                self.layout.squeeze(d),
+                "SqueezeBackward1",
+                ViewGrad::Reshape,
+            )
         } else {
-            self.with_layout(self.layout.clone())
+            self.make_view(self.layout.clone(), "SqueezeBackward1", ViewGrad::Reshape)
         })
     }
 
@@ -132,7 +138,11 @@ impl Tensor {
     /// [`unsqueeze`](Self::unsqueeze), or an error.
     pub fn try_unsqueeze(&self, dim: impl Dim) -> Result<Tensor> {
         let d = dim.resolve("unsqueeze", self.rank() + 1)?;
-        Ok(self.with_layout(self.layout.unsqueeze("unsqueeze", d)?))
+        Ok(self.make_view(
+            self.layout.unsqueeze("unsqueeze", d)?,
+            "UnsqueezeBackward0",
+            ViewGrad::Reshape,
+        ))
     }
 
     /// Swaps two dimensions.
@@ -148,7 +158,11 @@ impl Tensor {
     pub fn try_transpose(&self, dim0: impl Dim, dim1: impl Dim) -> Result<Tensor> {
         let a = dim0.resolve("transpose", self.rank())?;
         let b = dim1.resolve("transpose", self.rank())?;
-        Ok(self.with_layout(self.layout.transpose(a, b)))
+        Ok(self.make_view(
+            self.layout.transpose(a, b),
+            "TransposeBackward0",
+            ViewGrad::Transpose(a, b),
+        ))
     }
 
     /// The transpose of a matrix; a 0-D or 1-D tensor is returned as is (as
@@ -164,8 +178,12 @@ impl Tensor {
     /// [`t`](Self::t), or `InvalidArgument`.
     pub fn try_t(&self) -> Result<Tensor> {
         match self.rank() {
-            0 | 1 => Ok(self.with_layout(self.layout.clone())),
-            2 => Ok(self.with_layout(self.layout.transpose(0, 1))),
+            0 | 1 => Ok(self.make_view(self.layout.clone(), "TBackward0", ViewGrad::Reshape)),
+            2 => Ok(self.make_view(
+                self.layout.transpose(0, 1),
+                "TBackward0",
+                ViewGrad::Transpose(0, 1),
+            )),
             _ => Err(Error::InvalidArgument {
                 op: "t",
                 detail: "expects a tensor of rank <= 2; use transpose or permute",
@@ -208,7 +226,11 @@ impl Tensor {
             seen[d] = true;
             perm[i] = d;
         }
-        Ok(self.with_layout(self.layout.permute(&perm[..r])))
+        Ok(self.make_view(
+            self.layout.permute(&perm[..r]),
+            "PermuteBackward0",
+            ViewGrad::Permute(perm),
+        ))
     }
 
     /// Elements `start..start + len` along `dim`.
@@ -232,7 +254,11 @@ impl Tensor {
                 size,
             });
         };
-        Ok(self.with_layout(self.layout.slice(d, start, end, 1)))
+        Ok(self.make_view(
+            self.layout.slice(d, start, end, 1),
+            "NarrowBackward0",
+            ViewGrad::Slice(d, start, end, 1),
+        ))
     }
 
     /// Elements `start, start + step, ...` before `end` along `dim`, as the
@@ -267,7 +293,11 @@ impl Tensor {
             i.clamp(0, size) as usize
         };
         let (s, e) = (clamp(start.as_isize()), clamp(end.as_isize()));
-        Ok(self.with_layout(self.layout.slice(d, s, e.max(s), step)))
+        Ok(self.make_view(
+            self.layout.slice(d, s, e.max(s), step),
+            "SliceBackward0",
+            ViewGrad::Slice(d, s, e.max(s), step),
+        ))
     }
 
     /// The sub-tensor at `index` along `dim`, which is removed (negative
@@ -293,7 +323,11 @@ impl Tensor {
                 size,
             });
         }
-        Ok(self.with_layout(self.layout.select(d, at as usize)))
+        Ok(self.make_view(
+            self.layout.select(d, at as usize),
+            "SelectBackward0",
+            ViewGrad::Select(d, at as usize),
+        ))
     }
 
     /// A view repeating size-1 dimensions (and prepending new ones) to reach
@@ -348,7 +382,11 @@ impl Tensor {
     /// [`broadcast_to`](Self::broadcast_to), or `ShapeMismatch`.
     pub fn try_broadcast_to(&self, shape: impl AsRef<[usize]>) -> Result<Tensor> {
         let target = Shape::try_for("broadcast_to", shape.as_ref())?;
-        Ok(self.with_layout(self.layout.broadcast_to("broadcast_to", &target)?))
+        Ok(self.make_view(
+            self.layout.broadcast_to("broadcast_to", &target)?,
+            "ExpandBackward0",
+            ViewGrad::Expand,
+        ))
     }
 
     /// Splits into pieces of `size` along `dim` (the last may be smaller), as
@@ -374,7 +412,11 @@ impl Tensor {
         Ok((0..n.div_ceil(size).max(1))
             .map(|i| {
                 let s = (i * size).min(n);
-                self.with_layout(self.layout.slice(d, s, (s + size).min(n), 1))
+                self.make_view(
+                    self.layout.slice(d, s, (s + size).min(n), 1),
+                    "SplitBackward0",
+                    ViewGrad::Slice(d, s, (s + size).min(n), 1),
+                )
             })
             .collect())
     }
@@ -404,7 +446,11 @@ impl Tensor {
         Ok(sizes
             .iter()
             .map(|&s| {
-                let v = self.with_layout(self.layout.slice(d, start, start + s, 1));
+                let v = self.make_view(
+                    self.layout.slice(d, start, start + s, 1),
+                    "SplitWithSizesBackward0",
+                    ViewGrad::Slice(d, start, start + s, 1),
+                );
                 start += s;
                 v
             })
@@ -447,7 +493,13 @@ impl Tensor {
     pub fn try_unbind(&self, dim: impl Dim) -> Result<Vec<Tensor>> {
         let d = dim.resolve("unbind", self.rank())?;
         Ok((0..self.dims()[d])
-            .map(|i| self.with_layout(self.layout.select(d, i)))
+            .map(|i| {
+                self.make_view(
+                    self.layout.select(d, i),
+                    "UnbindBackward0",
+                    ViewGrad::Select(d, i),
+                )
+            })
             .collect())
     }
 
@@ -464,37 +516,15 @@ impl Tensor {
 
     /// [`unfold`](Self::unfold), or an error.
     pub fn try_unfold(&self, dim: impl Dim, size: usize, step: usize) -> Result<Tensor> {
-        let r = self.rank().max(1);
-        let d = dim.resolve("unfold", r)?;
-        let (n, s) = if self.rank() == 0 {
-            (1, 1)
-        } else {
-            (self.dims()[d], self.strides()[d])
-        };
-        if size > n || step == 0 {
+        let d = dim.resolve("unfold", self.rank())?;
+        if size > self.dims()[d] || step == 0 {
             return Err(Error::InvalidArgument {
                 op: "unfold",
                 detail: "window size must not exceed the dimension and step must be positive",
             });
         }
-        let mut dims: heapless::Vec<usize, MAX_RANK> = self.dims().iter().copied().collect();
-        let mut strides: heapless::Vec<usize, MAX_RANK> = self.strides().iter().copied().collect();
-        if self.rank() == 0 {
-            let _ = dims.push(1);
-            let _ = strides.push(1);
-        }
-        dims[d] = (n - size) / step + 1;
-        strides[d] = s * step;
-        let shape_err = |_| Error::RankTooHigh {
-            op: "unfold",
-            rank: dims.len() + 1,
-        };
-        let mut dims2 = dims.clone();
-        dims2.push(size).map_err(shape_err)?;
-        let mut strides2 = strides.clone();
-        let _ = strides2.push(s);
-        let shape = Shape::try_for("unfold", &dims2)?;
-        Ok(self.with_layout(Layout::from_parts(shape, &strides2, self.offset())))
+        let l = self.layout.unfold("unfold", d, size, step)?;
+        Ok(self.make_view(l, "UnfoldBackward0", ViewGrad::Unfold(d, size, step)))
     }
 
     /// A view with explicit `size`, `stride` and storage `offset` (in elements,
@@ -540,9 +570,11 @@ impl Tensor {
             end = Some(offset);
         }
         match end {
-            Some(e) if e <= available => {
-                Ok(self.with_layout(Layout::from_parts(shape, stride, offset)))
-            }
+            Some(e) if e <= available => Ok(self.make_view(
+                Layout::from_parts(shape, stride, offset),
+                "AsStridedBackward0",
+                ViewGrad::AsStrided,
+            )),
             _ => Err(Error::OutOfBounds {
                 op: "as_strided",
                 needed: end.unwrap_or(usize::MAX),
@@ -550,4 +582,128 @@ impl Tensor {
             }),
         }
     }
+}
+
+/// How a view's gradient maps back to its input.
+pub(crate) enum ViewGrad {
+    /// Same elements, another shape: reshape the gradient back.
+    Reshape,
+    /// Dimensions swapped: swap them back.
+    Transpose(usize, usize),
+    /// Dimensions permuted by `perm` (result dim `i` = input dim `perm[i]`).
+    Permute([usize; MAX_RANK]),
+    /// Broadcast: sum the gradient over the repeated dimensions.
+    Expand,
+    /// `slice(dim, start, end, step)` of the input.
+    Slice(usize, usize, usize, usize),
+    /// `select(dim, index)` of the input.
+    Select(usize, usize),
+    /// `unfold(dim, size, step)` of the input.
+    Unfold(usize, usize, usize),
+    /// `as_strided`: defined on the storage, not on the input's layout.
+    AsStrided,
+}
+
+impl ViewGrad {
+    /// The view's layout relative to a contiguous layout of the input's
+    /// shape, for the kinds defined by the input's logical indices.
+    fn relative(&self, input: &Shape) -> Option<Layout> {
+        let base = Layout::contiguous(input.clone());
+        match *self {
+            ViewGrad::Slice(d, s, e, st) => Some(base.slice(d, s, e, st)),
+            ViewGrad::Select(d, i) => Some(base.select(d, i)),
+            ViewGrad::Unfold(d, n, st) => base.unfold("unfold", d, n, st).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl Tensor {
+    /// A view of `self` with `layout`, recorded for autograd as `name`.
+    pub(crate) fn make_view(&self, layout: Layout, name: &'static str, kind: ViewGrad) -> Tensor {
+        let v = self.with_layout(layout);
+        if !needs_grad(&[self]) {
+            return v;
+        }
+        match kind {
+            ViewGrad::Reshape => self.record_reshape(v, name),
+            ViewGrad::Transpose(a, b) => v.record(name, &[self], move |g, _| {
+                Ok(alloc::vec![Some(g.try_transpose(a, b)?)])
+            }),
+            ViewGrad::Permute(perm) => {
+                let r = self.rank();
+                let mut inv = [0usize; MAX_RANK];
+                for (i, &p) in perm[..r].iter().enumerate() {
+                    inv[p] = i;
+                }
+                v.record(name, &[self], move |g, _| {
+                    Ok(alloc::vec![Some(g.try_permute(&inv[..r])?)])
+                })
+            }
+            ViewGrad::Expand => {
+                let shape = self.shape().clone();
+                v.record(name, &[self], move |g, _| {
+                    Ok(alloc::vec![Some(crate::ops::sum_to_shape(g, &shape)?)])
+                })
+            }
+            ViewGrad::AsStrided => {
+                let (lx, lv) = (self.layout.clone(), v.layout.clone());
+                v.record(name, &[self], move |g, _| {
+                    Ok(alloc::vec![Some(as_strided_backward(&lx, &lv, g)?)])
+                })
+            }
+            kind => {
+                let shape = self.shape().clone();
+                let rel = kind
+                    .relative(&shape)
+                    .expect("index views have a relative layout");
+                v.record(name, &[self], move |g, _| {
+                    let mut out = Tensor::try_zeros(shape.dims())?;
+                    scatter_add(&mut out, &rel, g);
+                    Ok(alloc::vec![Some(out)])
+                })
+            }
+        }
+    }
+
+    /// Records `out` (same elements as `self`, another shape) for autograd.
+    pub(crate) fn record_reshape(&self, out: Tensor, name: &'static str) -> Tensor {
+        let shape = self.shape().clone();
+        out.record(name, &[self], move |g, _| {
+            Ok(alloc::vec![Some(g.try_reshape(&shape)?)])
+        })
+    }
+}
+
+/// `buf[lv] += g` for a fresh contiguous `buf`, visiting `g` in logical order
+/// through the view layout `lv` (overlapping views accumulate).
+fn scatter_add(buf: &mut Tensor, lv: &Layout, g: &Tensor) {
+    let data = buf.storage.get_mut().expect("fresh buffer");
+    let src = g.storage.as_slice();
+    for run in super::layout::Walker::new([lv, &g.layout]) {
+        for i in 0..run.len {
+            data[run.offsets[0] + i * run.strides[0]] += src[run.offsets[1] + i * run.strides[1]];
+        }
+    }
+}
+
+/// Gradient of the input of `as_strided`, which is defined on storage
+/// positions: scatter-add `g` over the storage span of both layouts through the
+/// view's layout, then read each input element's storage position, divided by
+/// how many input elements share it (as PyTorch does for overlapping inputs).
+fn as_strided_backward(input: &Layout, view: &Layout, g: &Tensor) -> Result<Tensor> {
+    let lo = input.offset().min(view.offset());
+    let hi = input.end().max(view.end());
+    let mut buf = Tensor::try_zeros([hi - lo])?;
+    scatter_add(&mut buf, &view.shifted_down(lo), g);
+    let lx = input.shifted_down(lo);
+    let grad = Tensor::from_parts(buf.storage.clone(), lx.clone()).try_materialize()?;
+    if !input.may_overlap() {
+        return Ok(grad);
+    }
+    let mut count = Tensor::try_zeros([hi - lo])?;
+    let ones = Tensor::try_full(input.dims(), 1.0)?;
+    scatter_add(&mut count, &lx, &ones);
+    let count = Tensor::from_parts(count.storage.clone(), lx).try_materialize()?;
+    grad.try_div_tensor(&count)
 }

@@ -1,0 +1,304 @@
+//! Operations on tensors, one file per family, forward and backward side by
+//! side: `unary` (math and activations), `binary` (arithmetic, comparison,
+//! selection), `reduce`, `matmul`, `shape` (joining, indexing, reordering), `nn`
+//! (softmax family and other fused network ops).
+//!
+//! This file is the engine they share. Every element-wise operation and
+//! reduction walks its operands with the one strided walker
+//! ([`crate::tensor::layout::Walker`]) and hands contiguous runs (`&[f32]`) to a
+//! kernel; operands that are not unit-stride in a run are gathered into a small
+//! stack buffer first. Kernels take slices of equal length, except that an
+//! operand of length 1 stands for a broadcast scalar. No op touches raw
+//! pointers.
+
+pub(crate) mod binary;
+pub(crate) mod matmul;
+pub(crate) mod nn;
+pub(crate) mod reduce;
+pub(crate) mod shape;
+pub(crate) mod unary;
+
+pub(crate) use reduce::sum_to_shape;
+
+use crate::error::Result;
+use crate::tensor::Tensor;
+use crate::tensor::layout::{Layout, Walker, broadcast_shapes};
+
+/// Elements gathered at a time from a strided run.
+const CHUNK: usize = 256;
+
+/// Portable element-wise loops used until (and alongside) the kernel table: a
+/// length-1 operand is a broadcast scalar.
+pub(crate) mod kern {
+    /// `out[i] = f(a[i], b[i])`, where `a` or `b` may have length 1.
+    #[inline]
+    pub(crate) fn zip(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+        match (a.len(), b.len()) {
+            (n, m) if n == out.len() && m == out.len() => {
+                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                    *o = f(x, y);
+                }
+            }
+            (1, m) if m == out.len() => {
+                let x = a[0];
+                for (o, &y) in out.iter_mut().zip(b) {
+                    *o = f(x, y);
+                }
+            }
+            (n, 1) if n == out.len() => {
+                let y = b[0];
+                for (o, &x) in out.iter_mut().zip(a) {
+                    *o = f(x, y);
+                }
+            }
+            (1, 1) => {
+                let v = f(a[0], b[0]);
+                out.fill(v);
+            }
+            (n, m) => panic!(
+                "kern::zip: operand lengths {n} and {m} do not fit an output of {}",
+                out.len()
+            ),
+        }
+    }
+
+    /// `acc[i] = f(acc[i], b[i])`, where `b` may have length 1.
+    #[inline]
+    pub(crate) fn zip_inplace(acc: &mut [f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+        if b.len() == 1 {
+            let y = b[0];
+            for o in acc.iter_mut() {
+                *o = f(*o, y);
+            }
+        } else {
+            assert_eq!(acc.len(), b.len(), "kern::zip_inplace: lengths differ");
+            for (o, &y) in acc.iter_mut().zip(b) {
+                *o = f(*o, y);
+            }
+        }
+    }
+
+    /// `out[i] = f(x[i])`.
+    #[inline]
+    pub(crate) fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
+        assert_eq!(x.len(), out.len(), "kern::map: lengths differ");
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = f(v);
+        }
+    }
+
+    /// Pairwise (cascade) sum: error grows with log2(n), not n.
+    pub(crate) fn sum(x: &[f32]) -> f32 {
+        const BLOCK: usize = 64;
+        if x.len() <= BLOCK {
+            let mut acc = [0.0f32; 8];
+            let mut chunks = x.chunks_exact(8);
+            for c in &mut chunks {
+                for (a, v) in acc.iter_mut().zip(c) {
+                    *a += v;
+                }
+            }
+            let mut s =
+                ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+            for v in chunks.remainder() {
+                s += v;
+            }
+            s
+        } else {
+            let mid = (x.len() / 2).next_multiple_of(BLOCK).min(x.len());
+            sum(&x[..mid]) + sum(&x[mid..])
+        }
+    }
+}
+
+/// A run of one operand: a slice to use directly (unit stride, or one
+/// broadcast element), or a strided run that must be gathered.
+enum Operand<'a> {
+    Direct(&'a [f32]),
+    Strided {
+        data: &'a [f32],
+        at: usize,
+        stride: usize,
+    },
+}
+
+#[inline]
+fn operand(data: &[f32], at: usize, stride: usize, len: usize) -> Operand<'_> {
+    match stride {
+        1 => Operand::Direct(&data[at..at + len]),
+        0 => Operand::Direct(&data[at..at + 1]),
+        _ if len == 1 => Operand::Direct(&data[at..at + 1]),
+        s => Operand::Strided {
+            data,
+            at,
+            stride: s,
+        },
+    }
+}
+
+impl Operand<'_> {
+    /// Elements `start..start + n` of the run, gathered into `buf` if strided.
+    #[inline]
+    fn piece<'b>(&'b self, start: usize, n: usize, buf: &'b mut [f32; CHUNK]) -> &'b [f32] {
+        match *self {
+            Operand::Direct(s) if s.len() == 1 => s,
+            Operand::Direct(s) => &s[start..start + n],
+            Operand::Strided { data, at, stride } => {
+                for (i, b) in buf[..n].iter_mut().enumerate() {
+                    *b = data[at + (start + i) * stride];
+                }
+                &buf[..n]
+            }
+        }
+    }
+}
+
+/// Writes `k(x)` for any view `x` into `out` (contiguous, `x.numel()` long).
+pub(crate) fn unary_into(x: &Tensor, out: &mut [f32], k: &impl Fn(&[f32], &mut [f32])) {
+    if let Some(src) = x.as_slice() {
+        k(src, out);
+        return;
+    }
+    let src = x.storage.as_slice();
+    let mut pos = 0;
+    let mut buf = [0.0f32; CHUNK];
+    for run in x.walker() {
+        let dst = &mut out[pos..pos + run.len];
+        match operand(src, run.offsets[0], run.strides[0], run.len) {
+            Operand::Direct(s) if s.len() == 1 && run.len > 1 => {
+                k(s, &mut dst[..1]);
+                let v = dst[0];
+                dst[1..].fill(v);
+            }
+            op => {
+                let mut start = 0;
+                while start < run.len {
+                    let n = CHUNK.min(run.len - start);
+                    k(op.piece(start, n, &mut buf), &mut dst[start..start + n]);
+                    start += n;
+                }
+            }
+        }
+        pos += run.len;
+    }
+}
+
+/// A new contiguous tensor `k(x)` of `x`'s shape.
+pub(crate) fn map_unary(x: &Tensor, k: impl Fn(&[f32], &mut [f32])) -> Result<Tensor> {
+    Tensor::try_from_fill(x.shape().clone(), |out| unary_into(x, out, &k))
+}
+
+/// A new contiguous tensor `k(a, b)` of the broadcast shape of `a` and `b`
+/// (`ShapeMismatch` naming `op` when they do not broadcast).
+pub(crate) fn map_binary(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    k: impl Fn(&[f32], &[f32], &mut [f32]),
+) -> Result<Tensor> {
+    if a.dims() == b.dims()
+        && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
+    {
+        return Tensor::try_from_fill(a.shape().clone(), |out| k(x, y, out));
+    }
+    let shape = broadcast_shapes(op, a.shape(), b.shape())?;
+    let la = a.layout.broadcast_to(op, &shape)?;
+    let lb = b.layout.broadcast_to(op, &shape)?;
+    Tensor::try_from_fill(shape, |out| {
+        binary_into(
+            &la,
+            a.storage.as_slice(),
+            &lb,
+            b.storage.as_slice(),
+            out,
+            &k,
+        )
+    })
+}
+
+/// Writes `k(a, b)` for two same-shaped layouts into `out` (contiguous).
+fn binary_into(
+    la: &Layout,
+    sa: &[f32],
+    lb: &Layout,
+    sb: &[f32],
+    out: &mut [f32],
+    k: &impl Fn(&[f32], &[f32], &mut [f32]),
+) {
+    let mut pos = 0;
+    let (mut ba, mut bb) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
+    for run in Walker::new([la, lb]) {
+        let dst = &mut out[pos..pos + run.len];
+        let x = operand(sa, run.offsets[0], run.strides[0], run.len);
+        let y = operand(sb, run.offsets[1], run.strides[1], run.len);
+        match (&x, &y) {
+            (Operand::Direct(p), Operand::Direct(q))
+                if p.len() == 1 && q.len() == 1 && run.len > 1 =>
+            {
+                k(p, q, &mut dst[..1]);
+                let v = dst[0];
+                dst[1..].fill(v);
+            }
+            (Operand::Direct(p), Operand::Direct(q)) => k(p, q, dst),
+            _ => {
+                let mut start = 0;
+                while start < run.len {
+                    let n = CHUNK.min(run.len - start);
+                    k(
+                        x.piece(start, n, &mut ba),
+                        y.piece(start, n, &mut bb),
+                        &mut dst[start..start + n],
+                    );
+                    start += n;
+                }
+            }
+        }
+        pos += run.len;
+    }
+}
+
+/// `acc = k(acc, b)` in place, `b` broadcast to `acc`'s shape; copies `acc` on
+/// write if its storage is shared. Not recorded for autograd.
+pub(crate) fn binary_inplace(
+    op: &'static str,
+    acc: &mut Tensor,
+    b: &Tensor,
+    k: impl Fn(&mut [f32], &[f32]),
+) -> Result<()> {
+    let lb = b.layout.broadcast_to(op, acc.shape())?;
+    // `b` holds a handle, so if it shares `acc`'s storage the write copies first.
+    acc.try_make_writable(true)?;
+    let la = acc.layout.clone();
+    let sb = b.storage.as_slice();
+    let dst = acc.storage.get_mut().expect("made writable above");
+    let (mut ba, mut bb) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
+    for run in Walker::new([&la, &lb]) {
+        let y = operand(sb, run.offsets[1], run.strides[1], run.len);
+        let (o, s) = (run.offsets[0], run.strides[0]);
+        let mut start = 0;
+        while start < run.len {
+            let n = CHUNK.min(run.len - start);
+            let rhs = y.piece(start, n, &mut bb);
+            if s == 1 {
+                k(&mut dst[o + start..o + start + n], rhs);
+            } else {
+                for i in 0..n {
+                    ba[i] = dst[o + (start + i) * s];
+                }
+                k(&mut ba[..n], rhs);
+                for i in 0..n {
+                    dst[o + (start + i) * s] = ba[i];
+                }
+            }
+            start += n;
+        }
+    }
+    Ok(())
+}
+
+/// `Option<Result<T>>` → `Result<Option<T>>` for backward closures: computes a
+/// gradient only where `need` is set.
+#[inline]
+pub(crate) fn grad_if(need: bool, f: impl FnOnce() -> Result<Tensor>) -> Result<Option<Tensor>> {
+    if need { f().map(Some) } else { Ok(None) }
+}
