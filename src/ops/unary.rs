@@ -8,8 +8,8 @@
 //! touching the others.
 //!
 //! Semantics follow PyTorch, including the gradient at kinks (`relu'(0) = 0`,
-//! `abs'(0) = 0`, `leaky_relu'(0) = slope`, `clamp` passes the gradient at
-//! its bounds, `sqrt'(0) = inf`) and NaN handling (NaN inputs give NaN
+//! `abs'(0) = 0`, `leaky_relu'(0) = slope`, `clamp` gives 0 at its bounds,
+//! `sqrt'(0) = inf`) and NaN handling (NaN inputs give NaN
 //! outputs; `relu` passes the gradient of a NaN element, `clamp` and `abs` do
 //! not). Where PyTorch computes a gradient with a select (`where`), the
 //! unselected gradient is an exact 0 even if the incoming gradient is
@@ -474,8 +474,8 @@ impl Tensor {
     /// Limits every element to `[min, max]`; either bound may be `None`
     /// (at least one must be given). As PyTorch: NaN elements stay NaN, a NaN
     /// bound makes every element NaN, and `min > max` gives `max` everywhere.
-    /// The gradient passes where `min <= x <= max` (bounds included) and is 0
-    /// elsewhere and for NaN.
+    /// The gradient passes where `min < x < max` and is 0 elsewhere: at the
+    /// bounds (as PyTorch 2.x with scalar bounds) and for NaN.
     ///
     /// # Panics
     /// If both bounds are `None` or memory runs out; see
@@ -493,14 +493,14 @@ impl Tensor {
                 op: "clamp",
                 detail: "at least one of min and max must be given",
             }),
-            (Some(lo), None) => self.clamp_op("ClampMinBackward0", lo, f32::INFINITY),
-            (None, Some(hi)) => self.clamp_op("ClampMaxBackward0", f32::NEG_INFINITY, hi),
-            (Some(lo), Some(hi)) => self.clamp_op("ClampBackward1", lo, hi),
+            (Some(_), None) => self.clamp_op("ClampMinBackward0", min, None),
+            (None, Some(_)) => self.clamp_op("ClampMaxBackward0", None, max),
+            (Some(_), Some(_)) => self.clamp_op("ClampBackward1", min, max),
         }
     }
 
     /// `clamp(Some(min), None)`: `max(x, min)` with NaN propagation; the
-    /// gradient passes where `x >= min`.
+    /// gradient passes where `x > min`.
     ///
     /// # Panics
     /// If memory runs out; see [`try_clamp_min`](Self::try_clamp_min).
@@ -511,11 +511,11 @@ impl Tensor {
 
     /// [`clamp_min`](Self::clamp_min), or `OutOfMemory`.
     pub fn try_clamp_min(&self, min: f32) -> Result<Tensor> {
-        self.clamp_op("ClampMinBackward0", min, f32::INFINITY)
+        self.clamp_op("ClampMinBackward0", Some(min), None)
     }
 
     /// `clamp(None, Some(max))`: `min(x, max)` with NaN propagation; the
-    /// gradient passes where `x <= max`.
+    /// gradient passes where `x < max`.
     ///
     /// # Panics
     /// If memory runs out; see [`try_clamp_max`](Self::try_clamp_max).
@@ -526,17 +526,22 @@ impl Tensor {
 
     /// [`clamp_max`](Self::clamp_max), or `OutOfMemory`.
     pub fn try_clamp_max(&self, max: f32) -> Result<Tensor> {
-        self.clamp_op("ClampMaxBackward0", f32::NEG_INFINITY, max)
+        self.clamp_op("ClampMaxBackward0", None, Some(max))
     }
 
-    /// Clamp to `[lo, hi]` (infinite for a missing bound).
-    fn clamp_op(&self, name: &'static str, lo: f32, hi: f32) -> Result<Tensor> {
+    /// Clamp to `[lo, hi]` (a missing bound does not limit). The gradient
+    /// passes strictly inside the bounds, as PyTorch's (checked against
+    /// torch 2.x: 0 at a bound, for NaN and for a NaN bound).
+    fn clamp_op(&self, name: &'static str, lo: Option<f32>, hi: Option<f32>) -> Result<Tensor> {
+        let (min, max) = (lo.unwrap_or(f32::NEG_INFINITY), hi.unwrap_or(f32::INFINITY));
         self.unary_op(
             name,
-            move |x| f::clamp(x, lo, hi),
+            move |x| f::clamp(x, min, max),
             Saved::Input,
-            // A NaN input or bound fails both comparisons: gradient 0.
-            move |g, x| if x >= lo && x <= hi { g } else { 0.0 },
+            move |g, x| {
+                let inside = lo.is_none_or(|lo| x > lo) && hi.is_none_or(|hi| x < hi);
+                if inside { g } else { 0.0 }
+            },
         )
     }
 
