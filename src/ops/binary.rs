@@ -426,9 +426,10 @@ impl Tensor {
     ) -> Result<Tensor> {
         let out = map_binary(op, self, other, |a, b, o| {
             kern::zip(a, b, o, |x, y| {
+                let take_y = if max { x < y } else { y < x };
                 if x.is_nan() || y.is_nan() {
                     f32::NAN
-                } else if max == (x < y) {
+                } else if take_y {
                     y
                 } else {
                     x

@@ -146,16 +146,11 @@ pub(crate) mod f {
     /// applied first, so `min > max` gives `max` everywhere.
     #[inline]
     pub(crate) fn clamp(x: f32, min: f32, max: f32) -> f32 {
-        let y = if x.is_nan() || min.is_nan() || x < min {
-            if x.is_nan() { x } else { min }
-        } else {
-            x
-        };
-        if y.is_nan() || max.is_nan() || y > max {
-            if y.is_nan() { y } else { max }
-        } else {
-            y
+        if x.is_nan() || min.is_nan() || max.is_nan() {
+            return f32::NAN;
         }
+        let y = if x < min { min } else { x };
+        if y > max { max } else { y }
     }
 }
 
