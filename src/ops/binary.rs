@@ -1,6 +1,9 @@
 //! Binary element-wise operations with NumPy broadcasting, their gradients,
 //! and the arithmetic operators (`+ - * /`, unary `-`, and the in-place
-//! `+= -= *= /=`, which keep the tensor's identity).
+//! `+= -= *= /=`, which keep the tensor's identity); `pow_tensor`, `maximum`,
+//! `minimum`; comparisons giving 0/1 masks (`eq`, `ne`, `lt`, `le`, `gt`,
+//! `ge` and their `_scalar` forms, not differentiable); selection by mask
+//! (`where_`, `masked_fill`).
 //!
 //! Gradients of broadcast operands are summed back to the operand's shape.
 
@@ -10,6 +13,7 @@ use super::{binary_inplace, grad_if, kern, map_binary, map_unary, sum_to_shape};
 use crate::autograd::needs_grad;
 use crate::error::{Result, unwrap};
 use crate::tensor::Tensor;
+use crate::tensor::layout::{Walker, broadcast_shapes};
 
 /// Generates the plain (panicking) form of `try_` methods taking a tensor or a
 /// scalar operand.
@@ -307,7 +311,7 @@ impl Tensor {
 
     /// Applies `f` to every element in place (keeping the id), or records
     /// `fallback` when a graph is being built.
-    fn scalar_assign(
+    pub(super) fn scalar_assign(
         &mut self,
         op: &'static str,
         f: impl Fn(f32) -> f32,
@@ -354,6 +358,317 @@ impl Tensor {
             kern::zip_inplace(a, b, |x, y| x + y)
         })
     }
+}
+
+// ------------------------------------------- power, maximum and minimum
+
+impl Tensor {
+    plain!(
+        /// `self ^ exponent` element-wise, broadcasting (C `pow` semantics:
+        /// `x^0 = 1` even for NaN, a negative base with a fractional
+        /// exponent is NaN). Gradients as PyTorch: `b a^(b-1)` for the base
+        /// (exactly 0 where `b = 0`) and `a^b ln a` for the exponent (exactly
+        /// 0 where `a = 0` and `b >= 0`; NaN for a negative base).
+        pow_tensor, try_pow_tensor, &Tensor
+    );
+    plain!(
+        /// Element-wise maximum, broadcasting; NaN if either element is NaN.
+        /// On ties the gradient is split, half to each operand (as PyTorch);
+        /// where an element is NaN both operands receive the full gradient.
+        maximum, try_maximum, &Tensor
+    );
+    plain!(
+        /// Element-wise minimum, broadcasting; NaN if either element is NaN.
+        /// Gradients as [`maximum`](Self::maximum).
+        minimum, try_minimum, &Tensor
+    );
+
+    /// [`pow_tensor`](Self::pow_tensor), or `ShapeMismatch` (op `pow`).
+    pub fn try_pow_tensor(&self, exponent: &Tensor) -> Result<Tensor> {
+        let out = map_binary("pow", self, exponent, |a, b, o| {
+            kern::zip(a, b, o, libm::powf)
+        })?;
+        if !needs_grad(&[self, exponent]) {
+            return Ok(out);
+        }
+        let (a, b) = (self.detach(), exponent.detach());
+        Ok(
+            out.record("PowBackward1", &[self, exponent], move |g, need| {
+                Ok(vec![
+                    grad_if(need[0], || {
+                        sum_to_shape(&map_ternary("pow", g, &a, &b, pow_grad_base)?, a.shape())
+                    })?,
+                    grad_if(need[1], || {
+                        sum_to_shape(&map_ternary("pow", g, &a, &b, pow_grad_exp)?, b.shape())
+                    })?,
+                ])
+            }),
+        )
+    }
+
+    /// [`maximum`](Self::maximum), or `ShapeMismatch` (op `maximum`).
+    pub fn try_maximum(&self, other: &Tensor) -> Result<Tensor> {
+        self.extremum("maximum", "MaximumBackward0", other, true)
+    }
+
+    /// [`minimum`](Self::minimum), or `ShapeMismatch` (op `minimum`).
+    pub fn try_minimum(&self, other: &Tensor) -> Result<Tensor> {
+        self.extremum("minimum", "MinimumBackward0", other, false)
+    }
+
+    /// `maximum` (`max`) or `minimum`, and the tie-splitting gradient.
+    fn extremum(
+        &self,
+        op: &'static str,
+        name: &'static str,
+        other: &Tensor,
+        max: bool,
+    ) -> Result<Tensor> {
+        let out = map_binary(op, self, other, |a, b, o| {
+            kern::zip(a, b, o, |x, y| {
+                let take_y = if max { x < y } else { y < x };
+                if x.is_nan() || y.is_nan() {
+                    f32::NAN
+                } else if take_y {
+                    y
+                } else {
+                    x
+                }
+            })
+        })?;
+        if !needs_grad(&[self, other]) {
+            return Ok(out);
+        }
+        let (a, b) = (self.detach(), other.detach());
+        Ok(out.record(name, &[self, other], move |g, need| {
+            Ok(vec![
+                grad_if(need[0], || {
+                    let k = |g, x, y| extremum_share(g, x, y, max);
+                    sum_to_shape(&map_ternary(op, g, &a, &b, k)?, a.shape())
+                })?,
+                grad_if(need[1], || {
+                    let k = |g, x, y| extremum_share(g, y, x, max);
+                    sum_to_shape(&map_ternary(op, g, &a, &b, k)?, b.shape())
+                })?,
+            ])
+        }))
+    }
+}
+
+/// The gradient share of operand `me` of `maximum` (`max`) or `minimum`
+/// against `them`, as PyTorch: half on a tie, none if `me` lost, all
+/// otherwise (also when either is NaN).
+fn extremum_share(g: f32, me: f32, them: f32, max: bool) -> f32 {
+    if me == them {
+        g / 2.0
+    } else if (max && me < them) || (!max && me > them) {
+        0.0
+    } else {
+        g
+    }
+}
+
+/// `g * d(a^b)/da` as PyTorch: exactly 0 where `b = 0`.
+fn pow_grad_base(g: f32, a: f32, b: f32) -> f32 {
+    if b == 0.0 {
+        0.0
+    } else {
+        g * (b * libm::powf(a, b - 1.0))
+    }
+}
+
+/// `g * d(a^b)/db = g * a^b ln a` as PyTorch: the factor is 0 where `a = 0`
+/// and `b >= 0`.
+fn pow_grad_exp(g: f32, a: f32, b: f32) -> f32 {
+    g * if a == 0.0 && b >= 0.0 {
+        0.0
+    } else {
+        libm::powf(a, b) * libm::logf(a)
+    }
+}
+
+// ---------------------------------------------------- comparison masks
+
+/// Generates a tensor comparison and its scalar form, each with `try_` and
+/// plain variants, returning 0/1 masks.
+macro_rules! comparison {
+    ($name:ident, $try_name:ident, $sname:ident, $try_sname:ident, $op:literal,
+     $what:literal, $cmp:expr) => {
+        #[doc = concat!("1 where `self ", $what, " other`, else 0, broadcasting; a mask that does not require grad.")]
+        ///
+        /// # Panics
+        #[doc = concat!("If the shapes do not broadcast or memory runs out; see [`", stringify!($try_name), "`](Self::", stringify!($try_name), ").")]
+        #[track_caller]
+        pub fn $name(&self, other: &Tensor) -> Tensor {
+            unwrap(self.$try_name(other))
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`](Self::", stringify!($name), "), or `ShapeMismatch` (op `", $op, "`).")]
+        pub fn $try_name(&self, other: &Tensor) -> Result<Tensor> {
+            let cmp: fn(f32, f32) -> bool = $cmp;
+            map_binary($op, self, other, |a, b, o| kern::zip(a, b, o, |x, y| mask(cmp(x, y))))
+        }
+
+        #[doc = concat!("1 where `self ", $what, " s`, else 0; a mask that does not require grad.")]
+        ///
+        /// # Panics
+        #[doc = concat!("If memory runs out; see [`", stringify!($try_sname), "`](Self::", stringify!($try_sname), ").")]
+        #[track_caller]
+        pub fn $sname(&self, s: f32) -> Tensor {
+            unwrap(self.$try_sname(s))
+        }
+
+        #[doc = concat!("[`", stringify!($sname), "`](Self::", stringify!($sname), "), or `OutOfMemory`.")]
+        pub fn $try_sname(&self, s: f32) -> Result<Tensor> {
+            let cmp: fn(f32, f32) -> bool = $cmp;
+            map_unary(self, |a, o| kern::map(a, o, |x| mask(cmp(x, s))))
+        }
+    };
+}
+
+/// 1.0 for true, 0.0 for false.
+#[inline]
+fn mask(b: bool) -> f32 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Comparisons follow IEEE: every comparison with NaN is false except `ne`.
+impl Tensor {
+    comparison!(eq, try_eq, eq_scalar, try_eq_scalar, "eq", "==", |x, y| x
+        == y);
+    comparison!(ne, try_ne, ne_scalar, try_ne_scalar, "ne", "!=", |x, y| x
+        != y);
+    comparison!(lt, try_lt, lt_scalar, try_lt_scalar, "lt", "<", |x, y| x
+        < y);
+    comparison!(le, try_le, le_scalar, try_le_scalar, "le", "<=", |x, y| x
+        <= y);
+    comparison!(gt, try_gt, gt_scalar, try_gt_scalar, "gt", ">", |x, y| x
+        > y);
+    comparison!(ge, try_ge, ge_scalar, try_ge_scalar, "ge", ">=", |x, y| x
+        >= y);
+}
+
+// ------------------------------------------------------------ selection
+
+impl Tensor {
+    /// `a` where `cond` is nonzero, else `b` (PyTorch's `torch.where(cond,
+    /// a, b)`; named `where_` because `where` is a Rust keyword; it is not
+    /// in place). `cond` is a mask such as [`gt`](Self::gt) returns; the
+    /// three broadcast together. Gradients flow to `a` and `b`, each only
+    /// where it was chosen; `cond` gets none.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast or memory runs out; see
+    /// [`try_where_`](Self::try_where_).
+    #[track_caller]
+    pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
+        unwrap(Tensor::try_where_(cond, a, b))
+    }
+
+    /// [`where_`](Self::where_), or `ShapeMismatch` (op `where`, naming two
+    /// shapes that do not broadcast).
+    pub fn try_where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let out = map_ternary("where", cond, a, b, |c, x, y| if c != 0.0 { x } else { y })?;
+        if !needs_grad(&[a, b]) {
+            return Ok(out);
+        }
+        let c = cond.detach();
+        let (sa, sb) = (a.shape().clone(), b.shape().clone());
+        Ok(out.record("WhereBackward0", &[a, b], move |g, need| {
+            let pick = |chosen: bool| {
+                map_binary("where", &c, g, |c, g, o| {
+                    kern::zip(c, g, o, |c, g| if (c != 0.0) == chosen { g } else { 0.0 })
+                })
+            };
+            Ok(vec![
+                grad_if(need[0], || sum_to_shape(&pick(true)?, &sa))?,
+                grad_if(need[1], || sum_to_shape(&pick(false)?, &sb))?,
+            ])
+        }))
+    }
+
+    /// `value` where `mask` is nonzero, else `self`; `mask` broadcasts with
+    /// `self` (the result has the broadcast shape, as PyTorch's out-of-place
+    /// `masked_fill`). The gradient is 0 at filled elements.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast or memory runs out; see
+    /// [`try_masked_fill`](Self::try_masked_fill).
+    #[track_caller]
+    pub fn masked_fill(&self, mask: &Tensor, value: f32) -> Tensor {
+        unwrap(self.try_masked_fill(mask, value))
+    }
+
+    /// [`masked_fill`](Self::masked_fill), or `ShapeMismatch` (op
+    /// `masked_fill`).
+    pub fn try_masked_fill(&self, mask: &Tensor, value: f32) -> Result<Tensor> {
+        let out = map_binary("masked_fill", self, mask, |x, m, o| {
+            kern::zip(x, m, o, |x, m| if m != 0.0 { value } else { x })
+        })?;
+        if !needs_grad(&[self]) {
+            return Ok(out);
+        }
+        let (m, shape) = (mask.detach(), self.shape().clone());
+        Ok(out.record("MaskedFillBackward0", &[self], move |g, _| {
+            let g = map_binary("masked_fill", g, &m, |g, m, o| {
+                kern::zip(g, m, o, |g, m| if m != 0.0 { 0.0 } else { g })
+            })?;
+            Ok(vec![Some(sum_to_shape(&g, &shape)?)])
+        }))
+    }
+}
+
+/// A new contiguous tensor `k(a, b, c)` over the broadcast shape of three
+/// operands, walked together with the strided walker (for `where_` and the
+/// gradients of `pow_tensor`, `maximum` and `minimum`). A `ShapeMismatch`
+/// names `op` and two operand shapes that do not broadcast.
+fn map_ternary(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    k: impl Fn(f32, f32, f32) -> f32,
+) -> Result<Tensor> {
+    let zip3 = |x: &[f32], y: &[f32], z: &[f32], out: &mut [f32]| {
+        for (((o, &x), &y), &z) in out.iter_mut().zip(x).zip(y).zip(z) {
+            *o = k(x, y, z);
+        }
+    };
+    if a.dims() == b.dims()
+        && a.dims() == c.dims()
+        && let (Some(x), Some(y), Some(z)) = (a.as_slice(), b.as_slice(), c.as_slice())
+    {
+        return Tensor::try_from_fill(a.shape().clone(), |out| zip3(x, y, z, out));
+    }
+    // Pairwise broadcastable shapes broadcast together.
+    let ab = broadcast_shapes(op, a.shape(), b.shape())?;
+    broadcast_shapes(op, a.shape(), c.shape())?;
+    broadcast_shapes(op, b.shape(), c.shape())?;
+    let shape = broadcast_shapes(op, &ab, c.shape())?;
+    let la = a.layout.broadcast_to(op, &shape)?;
+    let lb = b.layout.broadcast_to(op, &shape)?;
+    let lc = c.layout.broadcast_to(op, &shape)?;
+    let (sa, sb, sc) = (
+        a.storage.as_slice(),
+        b.storage.as_slice(),
+        c.storage.as_slice(),
+    );
+    Tensor::try_from_fill(shape, |out| {
+        let mut pos = 0;
+        for run in Walker::new([&la, &lb, &lc]) {
+            let (n, [oa, ob, oc]) = (run.len, run.offsets);
+            let dst = &mut out[pos..pos + n];
+            match run.strides {
+                [1, 1, 1] => zip3(&sa[oa..oa + n], &sb[ob..ob + n], &sc[oc..oc + n], dst),
+                [ta, tb, tc] => {
+                    for (i, o) in dst.iter_mut().enumerate() {
+                        *o = k(sa[oa + i * ta], sb[ob + i * tb], sc[oc + i * tc]);
+                    }
+                }
+            }
+            pos += n;
+        }
+    })
 }
 
 // ------------------------------------------------------------- operators
