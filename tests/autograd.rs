@@ -269,7 +269,10 @@ fn optimizer_step_after_backward_does_not_copy_parameters() {
 }
 
 /// Many threads build graphs and run backward on shared parameters at once;
-/// the accumulated gradient equals the single-threaded sum.
+/// the accumulated gradient equals the single-threaded sum. (Without `std`
+/// the no-grad switch is global, as on a single-core board, so this needs
+/// `std`.)
+#[cfg(feature = "std")]
 #[test]
 fn concurrent_backward_on_shared_parameters() {
     const THREADS: usize = 8;

@@ -1,0 +1,272 @@
+//! The `Module` trait: a layer or model with named parameters and buffers.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::error::{Error, Result, unwrap};
+use crate::tensor::Tensor;
+
+/// A layer or a model: a forward computation plus named parameters (tensors
+/// trained by an optimizer) and buffers (state such as running statistics).
+///
+/// Names are dotted paths as in PyTorch's `state_dict` (`"0.weight"`,
+/// `"encoder.layers.1.norm.bias"`), so checkpoints map one to one onto PyTorch
+/// models with the same structure.
+///
+/// `forward` takes `&self`: a model can be shared by threads that each run a
+/// forward and backward pass (gradients accumulate into the same parameters).
+/// Layers with state that forward updates (batch-norm statistics, dropout's
+/// random stream) keep it behind a lock.
+///
+/// Implementors write [`try_forward`](Module::try_forward),
+/// [`visit_params`](Module::visit_params),
+/// [`visit_params_mut`](Module::visit_params_mut) and, when they have any,
+/// buffers and train/eval behaviour; everything else is provided.
+pub trait Module: Send + Sync {
+    /// The forward computation, or an error naming the failing operation.
+    fn try_forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// The forward computation.
+    ///
+    /// # Panics
+    /// If an operation fails (e.g. the input has the wrong shape); see
+    /// [`try_forward`](Module::try_forward).
+    #[track_caller]
+    fn forward(&self, x: &Tensor) -> Tensor {
+        unwrap(self.try_forward(x))
+    }
+
+    /// Calls `f(name, parameter)` for every parameter, names prefixed by
+    /// `prefix`, in registration order.
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor));
+
+    /// Calls `f(name, parameter)` with mutable access, in the same order as
+    /// [`visit_params`](Module::visit_params).
+    fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor));
+
+    /// Calls `f(name, buffer)` for every buffer (non-trained state saved in the
+    /// state dict). None by default.
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        let _ = (prefix, f);
+    }
+
+    /// Replaces the buffer called `name` (relative to this module) with
+    /// `value`; returns false if there is no such buffer.
+    fn set_buffer(&mut self, name: &str, value: &Tensor) -> Result<bool> {
+        let _ = (name, value);
+        Ok(false)
+    }
+
+    /// Switches training behaviour (dropout, batch-norm statistics) on or
+    /// off, here and in every sub-module.
+    fn set_training(&mut self, training: bool) {
+        let _ = training;
+    }
+
+    /// Whether the module is in training mode (true unless set otherwise).
+    fn is_training(&self) -> bool {
+        true
+    }
+
+    // ------------------------------------------------------------ provided
+
+    /// Training mode (PyTorch's `model.train()`).
+    fn train(&mut self) {
+        self.set_training(true);
+    }
+
+    /// Evaluation mode (PyTorch's `model.eval()`).
+    fn eval(&mut self) {
+        self.set_training(false);
+    }
+
+    /// Handles to every parameter (O(1) clones sharing storage and gradient).
+    fn parameters(&self) -> Vec<Tensor> {
+        let mut out = Vec::new();
+        self.visit_params("", &mut |_, p| out.push(p.clone()));
+        out
+    }
+
+    /// Mutable references to every parameter, e.g. for an optimizer step.
+    fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut out = Vec::new();
+        self.visit_params_mut("", &mut |_, p| out.push(p));
+        out
+    }
+
+    /// `(name, parameter)` pairs with dotted names.
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit_params("", &mut |n, p| out.push((n.to_string(), p.clone())));
+        out
+    }
+
+    /// Mutable `(name, parameter)` pairs.
+    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        let mut out = Vec::new();
+        self.visit_params_mut("", &mut |n, p| out.push((n.to_string(), p)));
+        out
+    }
+
+    /// Number of trainable scalars.
+    fn num_parameters(&self) -> usize {
+        let mut n = 0;
+        self.visit_params("", &mut |_, p| n += p.numel());
+        n
+    }
+
+    /// Clears every parameter's gradient.
+    fn zero_grad(&self) {
+        self.visit_params("", &mut |_, p| p.zero_grad());
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) every parameter: a frozen
+    /// parameter does not require grad, so no gradient reaches it and
+    /// optimizers skip it.
+    fn set_requires_grad(&mut self, on: bool) {
+        self.visit_params_mut("", &mut |_, p| {
+            if p.requires_grad() != on {
+                p.set_requires_grad(on);
+            }
+        });
+    }
+
+    /// Parameters and buffers by dotted name (detached handles), parameters
+    /// first, each in registration order.
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit_params("", &mut |n, p| out.push((n.to_string(), p.detach())));
+        self.visit_buffers("", &mut |n, b| out.push((n.to_string(), b.detach())));
+        out
+    }
+
+    /// Copies values from `state` into the parameters (in place: they keep
+    /// their identity, so optimizer state stays linked) and buffers.
+    ///
+    /// Returns [`Error::StateDict`] listing missing, unexpected and mis-shaped
+    /// keys, without changing anything, if the names or shapes do not match
+    /// exactly.
+    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        self.load_state_dict_with(state, true).map(|_| ())
+    }
+
+    /// Like [`load_state_dict`](Module::load_state_dict); with `strict =
+    /// false`, missing and unexpected keys are allowed (and returned in the
+    /// report) and only matching entries are loaded. Mis-shaped keys are always
+    /// an error.
+    fn load_state_dict_with(&mut self, state: &[(String, Tensor)], strict: bool) -> Result<StateDictReport> {
+        let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+        let mut report = StateDictReport::default();
+        let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
+        self.visit_params("", &mut |n, p| expected.push((n.to_string(), p.dims().to_vec())));
+        self.visit_buffers("", &mut |n, b| expected.push((n.to_string(), b.dims().to_vec())));
+        for (name, dims) in &expected {
+            match find(name) {
+                None => report.missing.push(name.clone()),
+                Some(t) if t.dims() != &dims[..] => report.mismatched.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        for (name, _) in state {
+            if !expected.iter().any(|(n, _)| n == name) {
+                report.unexpected.push(name.clone());
+            }
+        }
+        if !report.mismatched.is_empty()
+            || (strict && (!report.missing.is_empty() || !report.unexpected.is_empty()))
+        {
+            return Err(Error::StateDict {
+                missing: report.missing.len(),
+                unexpected: report.unexpected.len(),
+                mismatched: report.mismatched.len(),
+                first: report.first_problem(),
+            });
+        }
+        let mut result = Ok(());
+        crate::autograd::no_grad(|| {
+            self.visit_params_mut("", &mut |n, p| {
+                if let Some(src) = find(n)
+                    && result.is_ok()
+                {
+                    result = p.try_copy_from(src);
+                }
+            });
+        });
+        result?;
+        let buffers: Vec<String> = {
+            let mut v = Vec::new();
+            self.visit_buffers("", &mut |n, _| v.push(n.to_string()));
+            v
+        };
+        for name in buffers {
+            if let Some(src) = find(&name) {
+                self.set_buffer(&name, src)?;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// What [`Module::load_state_dict_with`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateDictReport {
+    /// Keys the module has but the state dict lacks.
+    pub missing: Vec<String>,
+    /// Keys the state dict has but the module lacks.
+    pub unexpected: Vec<String>,
+    /// Keys present in both with different shapes.
+    pub mismatched: Vec<String>,
+}
+
+impl StateDictReport {
+    fn first_problem(&self) -> heapless::String<96> {
+        let (what, name) = if let Some(n) = self.mismatched.first() {
+            ("mis-shaped ", n)
+        } else if let Some(n) = self.missing.first() {
+            ("missing ", n)
+        } else if let Some(n) = self.unexpected.first() {
+            ("unexpected ", n)
+        } else {
+            return heapless::String::new();
+        };
+        let mut s = heapless::String::new();
+        for c in what.chars().chain(name.chars()) {
+            if s.push(c).is_err() {
+                break;
+            }
+        }
+        s
+    }
+}
+
+impl<M: Module + ?Sized> Module for alloc::boxed::Box<M> {
+    fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
+        (**self).try_forward(x)
+    }
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        (**self).visit_params(prefix, f)
+    }
+    fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor)) {
+        (**self).visit_params_mut(prefix, f)
+    }
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        (**self).visit_buffers(prefix, f)
+    }
+    fn set_buffer(&mut self, name: &str, value: &Tensor) -> Result<bool> {
+        (**self).set_buffer(name, value)
+    }
+    fn set_training(&mut self, training: bool) {
+        (**self).set_training(training)
+    }
+    fn is_training(&self) -> bool {
+        (**self).is_training()
+    }
+}
+
+/// `prefix + name`, e.g. `join("layers.0.", "weight")`.
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + name.len());
+    s.push_str(prefix);
+    s.push_str(name);
+    s
+}
