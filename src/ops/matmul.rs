@@ -615,8 +615,9 @@ impl Tensor {
     ///   [j, l, m, n]`; a 1-D operand is promoted as above and the added
     ///   dimension removed from the result.
     ///
-    /// Any views are accepted without copying (see the [module docs](self)).
-    /// An inner dimension of 0 gives zeros. The result is contiguous.
+    /// Any views are accepted without copying: transposed, sliced and
+    /// broadcast operands are read through their strides. An inner dimension
+    /// of 0 gives zeros. The result is contiguous.
     ///
     /// # Panics
     /// If an operand is 0-D, the inner dimensions differ or the batch

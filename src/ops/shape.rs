@@ -222,10 +222,12 @@ impl Tensor {
             total += t.dims()[d];
         }
         // Where each input lands along `d` (`None`: a skipped empty tensor).
+        // If every tensor is `[0]`, none is skipped (the result is `[0]`).
+        let all_empty = skip(first);
         let mut spans: Vec<Option<(usize, usize)>> = Vec::with_capacity(ts.len());
         let mut at = 0;
         for t in &ts {
-            spans.push((!skip(t) || first.rank() == 1 && skip(first)).then(|| {
+            spans.push((all_empty || !skip(t)).then(|| {
                 let n = t.dims()[d];
                 at += n;
                 (at - n, n)
