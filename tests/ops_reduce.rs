@@ -325,6 +325,25 @@ fn reductions_on_views_equal_reductions_on_copies() {
 }
 
 #[test]
+fn long_groups_on_views_equal_long_groups_on_copies() {
+    // Groups of 64+ elements split each compensated sum over several
+    // accumulators by position; views must still match copies bit for bit.
+    let x = randn(&[70, 72], 54);
+    for d in [0isize, 1] {
+        check_views_equal(&format!("var_dims {d}"), &x, &|v| v.var_dims([d], 1, false));
+        check_views_equal(&format!("norm_dims {d}"), &x, &|v| {
+            v.norm_dims(2.0, [d], true)
+        });
+        check_views_equal(&format!("norm1 {d}"), &x, &|v| v.norm_dims(1.0, [d], false));
+        check_views_equal(&format!("logsumexp {d}"), &x, &|v| v.logsumexp([d], false));
+    }
+    check_views_equal("var", &x, &|v| v.var());
+    check_views_equal("std", &x, &|v| v.std());
+    check_views_equal("norm", &x, &|v| v.norm());
+    check_views_equal("logsumexp all", &x, &|v| v.logsumexp([1, 0], true));
+}
+
+#[test]
 fn errors_name_the_op() {
     let a = Tensor::zeros([2, 3]);
     let msg = |r: train_station::Result<Tensor>| r.unwrap_err().to_string();

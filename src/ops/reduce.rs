@@ -1,12 +1,18 @@
 //! Reductions over all elements or over given dimensions (`keepdim` keeps the
-//! reduced dimensions with size 1), and their gradients.
+//! reduced dimensions with size 1), and their gradients: `sum`, `mean`,
+//! `max`/`min` (all, `*_dims` = amax/amin, `*_dim` with indices),
+//! `argmax`/`argmin`, `var`/`std` (with a correction), `norm` (p = 1, 2, inf),
+//! `logsumexp` and `prod`. Indices are f32 tensors.
 //!
 //! A reduction walks the input together with the output broadcast back to the
-//! input's shape (stride 0 along reduced dimensions): runs along a reduced
-//! innermost dimension are summed by a kernel, runs along a kept one are added
-//! element-wise into the output. Partial sums are combined with Kahan
-//! compensation, so the order is fixed (results are deterministic) and error
-//! stays small when many runs land in one output element.
+//! input's shape (stride 0 along reduced dimensions). For `sum`/`mean`, runs
+//! along a reduced innermost dimension are summed by a kernel, runs along a
+//! kept one are added element-wise into the output, and partial sums are
+//! combined with Kahan compensation, so the order is fixed (results are
+//! deterministic) and error stays small when many runs land in one output
+//! element. The other reductions fold element by element in logical order
+//! (see the `Plan` walk below), which also makes them independent of the
+//! input's strides.
 
 use alloc::vec;
 
@@ -383,12 +389,106 @@ fn fold<const K: usize>(
         let states = buf.as_chunks_mut::<K>().0;
         states.fill(init);
         plan.walk(&x.layout, |s| {
-            for i in 0..s.len {
-                let j = s.o + i * s.os;
-                step(&mut states[j], src[s.x + i * s.xs], s.k + i * s.ks, j);
+            if s.os == 0 {
+                // The whole run belongs to one group: keep its state local.
+                let mut st = states[s.o];
+                if s.xs == 1 {
+                    for (i, &v) in src[s.x..s.x + s.len].iter().enumerate() {
+                        step(&mut st, v, s.k + i * s.ks, s.o);
+                    }
+                } else {
+                    for i in 0..s.len {
+                        step(&mut st, src[s.x + i * s.xs], s.k + i * s.ks, s.o);
+                    }
+                }
+                states[s.o] = st;
+            } else {
+                for i in 0..s.len {
+                    let j = s.o + i * s.os;
+                    step(&mut states[j], src[s.x + i * s.xs], s.k + i * s.ks, j);
+                }
             }
         });
     })
+}
+
+/// Kahan accumulators per sum in a long group (see [`fold_sums`]).
+const LANES: usize = 8;
+
+/// Compensated sums of `f(value, group)` (`S` sums per element) over each
+/// group; returns `S` sums per group, in keepdim order, as a flat tensor.
+///
+/// Groups of at least `8 * LANES` elements spread each sum over `LANES` Kahan
+/// accumulators by position modulo `LANES` (independent dependency chains),
+/// combined in lane order at the end. The split depends only on positions, so
+/// the result still does not depend on the input's strides.
+fn fold_sums<const S: usize>(
+    plan: &Plan,
+    x: &Tensor,
+    f: impl Fn(f32, usize) -> [f32; S],
+) -> Result<Tensor> {
+    let (acc, lanes) = lane_sums(plan, x, f)?;
+    let pairs = states::<2>(&acc);
+    Tensor::try_from_fill(Shape::new(&[plan.groups() * S])?, |out| {
+        for (j, o) in out.chunks_exact_mut(S).enumerate() {
+            for (k, o) in o.iter_mut().enumerate() {
+                // Each lane's sum is `acc - c`.
+                let (mut a, mut c) = (0.0, 0.0);
+                for lane in 0..lanes {
+                    let [la, lc] = pairs[(j * lanes + lane) * S + k];
+                    kahan_add(&mut a, &mut c, la);
+                    kahan_add(&mut a, &mut c, -lc);
+                }
+                *o = a;
+            }
+        }
+    })
+}
+
+/// The accumulators of [`fold_sums`] before the lanes are combined: per group
+/// `lanes * S` (sum, compensation) pairs, lane-major; and `lanes`.
+fn lane_sums<const S: usize>(
+    plan: &Plan,
+    x: &Tensor,
+    f: impl Fn(f32, usize) -> [f32; S],
+) -> Result<(Tensor, usize)> {
+    let lanes = if plan.count >= 8 * LANES { LANES } else { 1 };
+    let width = lanes * S;
+    let src = x.storage.as_slice();
+    let add = |lane: &mut [[f32; 2]], v: [f32; S]| {
+        for ([acc, c], v) in lane.iter_mut().zip(v) {
+            kahan_add(acc, c, v);
+        }
+    };
+    let acc = Tensor::try_from_fill(Shape::new(&[plan.groups() * width * 2])?, |buf| {
+        buf.fill(0.0);
+        let pairs = buf.as_chunks_mut::<2>().0;
+        plan.walk(&x.layout, |s| {
+            if s.os == 0 {
+                // The whole run belongs to one group: keep its lanes local.
+                let group = &mut pairs[s.o * width..(s.o + 1) * width];
+                let mut local = [[[0.0f32; 2]; S]; LANES];
+                for (l, g) in local.iter_mut().zip(group.chunks_exact(S)) {
+                    l.copy_from_slice(g);
+                }
+                for i in 0..s.len {
+                    let lane = (s.k + i * s.ks) & (lanes - 1);
+                    add(&mut local[lane], f(src[s.x + i * s.xs], s.o));
+                }
+                for (l, g) in local.iter().zip(group.chunks_exact_mut(S)) {
+                    g.copy_from_slice(l);
+                }
+            } else {
+                for i in 0..s.len {
+                    let j = s.o + i * s.os;
+                    let lane = (s.k + i * s.ks) & (lanes - 1);
+                    let at = (j * lanes + lane) * S;
+                    add(&mut pairs[at..at + S], f(src[s.x + i * s.xs], j));
+                }
+            }
+        });
+    })?;
+    Ok((acc, lanes))
 }
 
 /// The states of a [`fold`] result.
@@ -889,23 +989,18 @@ impl Tensor {
         let plan = Plan::new(op, self.shape(), dim_mask(op, dims, self.rank())?)?;
         let n = plan.count as f32;
         // Pass 1: the mean.
-        let sums = fold(&plan, self, [0.0; 2], |s, v, _, _| {
-            let [acc, c] = s;
-            kahan_add(acc, c, v);
-        })?;
-        let mean = finish::<2>(&sums, plan.keep.clone(), |s| s[0] / n)?;
+        let sums = fold_sums(&plan, self, |v, _| [v])?;
+        let mean = finish::<1>(&sums, plan.keep.clone(), |s| s[0] / n)?;
         // Pass 2: sums of deviations d and d^2; sum(d)^2 / n removes what the
         // rounding of the mean added.
         let mv = vals(&mean);
-        let dev = fold(&plan, self, [0.0; 4], |s, v, _, j| {
+        let dev = fold_sums(&plan, self, |v, j| {
             let d = v - mv[j];
-            let [a1, c1, a2, c2] = s;
-            kahan_add(a1, c1, d);
-            kahan_add(a2, c2, d * d);
+            [d, d * d]
         })?;
         let dof = (n - correction as f32).max(0.0);
-        let out = finish::<4>(&dev, plan.shape(keepdim), |s| {
-            let var = (s[2] - s[0] * s[0] / n) / dof;
+        let out = finish::<2>(&dev, plan.shape(keepdim), |s| {
+            let var = (s[1] - s[0] * s[0] / n) / dof;
             if sqrt { libm::sqrtf(var) } else { var }
         })?;
         if !needs_grad(&[self]) {
@@ -919,7 +1014,7 @@ impl Tensor {
         let (x, r) = (self.detach(), out.detach());
         // The mean refined by the deviations' sum: the f32 nearest the true
         // mean, as far as the compensated sums resolve it.
-        let dv = states::<4>(&dev);
+        let dv = states::<2>(&dev);
         let mean = Tensor::try_from_fill(plan.keep.clone(), |o| {
             for ((o, &m), s) in o.iter_mut().zip(mv).zip(dv) {
                 *o = m + s[0] / n;
@@ -1020,11 +1115,10 @@ impl Tensor {
             finish::<2>(&st, shape, |s| s[0])?
         } else {
             let square = p == 2.0;
-            let st = fold(&plan, self, [0.0; 2], |s, v, _, _| {
-                let [acc, c] = s;
-                kahan_add(acc, c, if square { v * v } else { libm::fabsf(v) });
+            let st = fold_sums(&plan, self, |v, _| {
+                [if square { v * v } else { libm::fabsf(v) }]
             })?;
-            finish::<2>(
+            finish::<1>(
                 &st,
                 shape,
                 |s| if square { libm::sqrtf(s[0]) } else { s[0] },
@@ -1096,11 +1190,8 @@ impl Tensor {
             },
         )?;
         let sv = vals(&shift);
-        let sums = fold(&plan, self, [0.0; 2], |s, v, _, j| {
-            let [acc, c] = s;
-            kahan_add(acc, c, libm::expf(v - sv[j]));
-        })?;
-        let st = states::<2>(&sums);
+        let sums = fold_sums(&plan, self, |v, j| [libm::expf(v - sv[j])])?;
+        let st = states::<1>(&sums);
         let out = Tensor::try_from_fill(plan.shape(keepdim), |o| {
             for ((o, s), &m) in o.iter_mut().zip(st).zip(sv) {
                 *o = libm::logf(s[0]) + m;
@@ -1183,5 +1274,66 @@ impl Tensor {
                 _ => 0.0,
             })?)])
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values spanning many magnitudes and signs, so any change in which
+    /// elements share an accumulator changes the accumulator's bits.
+    fn spread(rows: usize, cols: usize) -> Tensor {
+        let mut g = crate::tensor::Generator::new(7);
+        Tensor::from_fn([rows, cols], |_| {
+            let m = g.uniform() * 12.0 - 6.0;
+            let s = if g.uniform() < 0.5 { -1.0 } else { 1.0 };
+            s * libm::powf(10.0, m)
+        })
+    }
+
+    /// The lane split of compensated sums is by position, so every
+    /// accumulator of a view equals the contiguous copy's bit for bit.
+    #[test]
+    fn lane_accumulators_do_not_depend_on_strides() {
+        let x = spread(70, 72);
+        let views = [
+            x.t(),
+            x.slice(0, 0, 70, 2).narrow(1, 1, 71),
+            x.slice(1, 0, 72, 3),
+            x.select(0, 5).unsqueeze(0).expand([3, 72]),
+        ];
+        for v in &views {
+            let c = v.contiguous();
+            for mask in [[true, false], [false, true], [true, true]] {
+                let mut m = [false; MAX_RANK];
+                m[..2].copy_from_slice(&mask);
+                let plan = Plan::new("test", v.shape(), m).unwrap();
+                let (a, la) = lane_sums(&plan, v, |v, _| [v, v * v]).unwrap();
+                let (b, lb) = lane_sums(&plan, &c, |v, _| [v, v * v]).unwrap();
+                assert_eq!(la, lb);
+                let bits = |t: &Tensor| {
+                    vals(t)
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect::<alloc::vec::Vec<_>>()
+                };
+                assert_eq!(bits(&a), bits(&b), "{:?} {mask:?}", v.dims());
+                if plan.count >= 64 {
+                    assert_eq!(la, LANES);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kahan_keeps_infinities() {
+        let (mut a, mut c) = (0.0f32, 0.0f32);
+        for v in [1.0, f32::INFINITY, 1.0, 2.0] {
+            kahan_add(&mut a, &mut c, v);
+        }
+        assert_eq!((a, c), (f32::INFINITY, 0.0));
+        kahan_add(&mut a, &mut c, f32::NEG_INFINITY);
+        assert!(a.is_nan());
     }
 }
