@@ -115,6 +115,18 @@ pub enum Error {
         /// The OS error code, or 0.
         code: i32,
     },
+    /// A state dict does not fit a module: keys are missing, unexpected or of
+    /// the wrong shape.
+    StateDict {
+        /// Keys the module has that the state dict lacks.
+        missing: usize,
+        /// Keys in the state dict the module does not have.
+        unexpected: usize,
+        /// Keys whose shapes differ.
+        mismatched: usize,
+        /// The offending keys, as many as fit (`missing: a, b; ...`).
+        keys: heapless::String<256>,
+    },
     /// The memory pool's byte budget (or the system allocator) refused an
     /// allocation.
     OutOfMemory {
@@ -187,6 +199,15 @@ impl fmt::Display for Error {
                 needed.saturating_sub(1)
             ),
             Error::InvalidArgument { op, detail } => write!(f, "{op}: {detail}"),
+            Error::StateDict {
+                missing,
+                unexpected,
+                mismatched,
+                keys,
+            } => write!(
+                f,
+                "load_state_dict: {missing} missing, {unexpected} unexpected and {mismatched} mis-shaped keys ({keys})"
+            ),
             Error::Format { op, detail } => write!(f, "{op}: invalid data: {detail}"),
             Error::Io { op, kind, code } => {
                 write!(f, "{op}: I/O error: {kind}")?;

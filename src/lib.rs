@@ -58,6 +58,7 @@ pub mod autograd;
 pub mod error;
 pub mod io;
 pub mod kernels;
+pub mod nn;
 pub(crate) mod ops;
 pub(crate) mod sync;
 pub mod tensor;

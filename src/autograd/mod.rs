@@ -167,6 +167,29 @@ impl Tensor {
         self.node.as_ref().and_then(|n| n.grad.lock().take())
     }
 
+    /// Replaces the accumulated gradient (e.g. after clipping it). The gradient
+    /// must have this tensor's shape; the tensor must require grad.
+    pub fn set_grad(&self, grad: Option<Tensor>) -> Result<()> {
+        let Some(n) = &self.node else {
+            return Err(Error::InvalidArgument {
+                op: "set_grad",
+                detail: "the tensor does not require grad",
+            });
+        };
+        if let Some(g) = &grad
+            && g.dims() != self.dims()
+        {
+            return Err(Error::ShapeMismatch {
+                op: "set_grad",
+                lhs: self.shape().clone(),
+                rhs: g.shape().clone(),
+                detail: "the gradient must have the tensor's shape",
+            });
+        }
+        *n.grad.lock() = grad.map(|g| g.detach());
+        Ok(())
+    }
+
     /// Keeps this non-leaf tensor's gradient after backward (leaves always
     /// keep theirs). No effect on tensors that do not require grad.
     pub fn retain_grad(&self) {

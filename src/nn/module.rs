@@ -154,12 +154,20 @@ pub trait Module: Send + Sync {
     /// false`, missing and unexpected keys are allowed (and returned in the
     /// report) and only matching entries are loaded. Mis-shaped keys are always
     /// an error.
-    fn load_state_dict_with(&mut self, state: &[(String, Tensor)], strict: bool) -> Result<StateDictReport> {
+    fn load_state_dict_with(
+        &mut self,
+        state: &[(String, Tensor)],
+        strict: bool,
+    ) -> Result<StateDictReport> {
         let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, t)| t);
         let mut report = StateDictReport::default();
         let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
-        self.visit_params("", &mut |n, p| expected.push((n.to_string(), p.dims().to_vec())));
-        self.visit_buffers("", &mut |n, b| expected.push((n.to_string(), b.dims().to_vec())));
+        self.visit_params("", &mut |n, p| {
+            expected.push((n.to_string(), p.dims().to_vec()))
+        });
+        self.visit_buffers("", &mut |n, b| {
+            expected.push((n.to_string(), b.dims().to_vec()))
+        });
         for (name, dims) in &expected {
             match find(name) {
                 None => report.missing.push(name.clone()),
@@ -179,7 +187,7 @@ pub trait Module: Send + Sync {
                 missing: report.missing.len(),
                 unexpected: report.unexpected.len(),
                 mismatched: report.mismatched.len(),
-                first: report.first_problem(),
+                keys: report.summary(strict),
             });
         }
         let mut result = Ok(());
@@ -219,20 +227,40 @@ pub struct StateDictReport {
 }
 
 impl StateDictReport {
-    fn first_problem(&self) -> heapless::String<96> {
-        let (what, name) = if let Some(n) = self.mismatched.first() {
-            ("mis-shaped ", n)
-        } else if let Some(n) = self.missing.first() {
-            ("missing ", n)
-        } else if let Some(n) = self.unexpected.first() {
-            ("unexpected ", n)
-        } else {
-            return heapless::String::new();
+    /// `mis-shaped: a; missing: b, c; unexpected: d`, cut off with `...` when
+    /// longer than an error can hold.
+    fn summary(&self, strict: bool) -> heapless::String<256> {
+        let mut s: heapless::String<256> = heapless::String::new();
+        let mut full = false;
+        let mut put = |s: &mut heapless::String<256>, text: &str| {
+            if full {
+                return;
+            }
+            if s.len() + text.len() > 252 {
+                let _ = s.push_str("...");
+                full = true;
+            } else {
+                let _ = s.push_str(text);
+            }
         };
-        let mut s = heapless::String::new();
-        for c in what.chars().chain(name.chars()) {
-            if s.push(c).is_err() {
-                break;
+        let groups: [(&str, &Vec<String>, bool); 3] = [
+            ("mis-shaped: ", &self.mismatched, true),
+            ("missing: ", &self.missing, strict),
+            ("unexpected: ", &self.unexpected, strict),
+        ];
+        for (label, names, show) in groups {
+            if !show || names.is_empty() {
+                continue;
+            }
+            if !s.is_empty() {
+                put(&mut s, "; ");
+            }
+            put(&mut s, label);
+            for (i, n) in names.iter().enumerate() {
+                if i > 0 {
+                    put(&mut s, ", ");
+                }
+                put(&mut s, n);
             }
         }
         s

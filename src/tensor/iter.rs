@@ -337,7 +337,8 @@ impl ExactSizeIterator for Windows {}
 /// Collecting an iterator back into a tensor of a given shape:
 /// - of `f32`: the values in row-major order;
 /// - of `Tensor`: the items (all of one shape) stacked along a new first
-///   dimension, then viewed as `shape`.
+///   dimension ([`Tensor::stack`], so gradients flow back to each item), then
+///   reshaped to `shape`.
 ///
 /// Errors with `NumelMismatch` if the element count differs from the shape's,
 /// and `ShapeMismatch` if stacked tensors differ in shape.
@@ -372,7 +373,7 @@ impl<I: Iterator<Item = f32>> CollectTensor<f32> for I {
 impl<I: Iterator<Item = Tensor>> CollectTensor<Tensor> for I {
     fn collect_shape(self, shape: impl AsRef<[usize]>) -> Result<Tensor> {
         let items: alloc::vec::Vec<Tensor> = self.collect();
-        let stacked = stack_rows(&items)?;
+        let stacked = Tensor::try_stack(&items, 0)?;
         if stacked.numel() != Shape::try_for("collect_shape", shape.as_ref())?.numel() {
             return Err(Error::NumelMismatch {
                 op: "collect_shape",
@@ -383,37 +384,6 @@ impl<I: Iterator<Item = Tensor>> CollectTensor<Tensor> for I {
         let target: alloc::vec::Vec<usize> = shape.as_ref().to_vec();
         stacked.try_reshape(target)
     }
-}
-
-/// Stacks same-shaped tensors along a new first dimension (a copy).
-pub(crate) fn stack_rows(items: &[Tensor]) -> Result<Tensor> {
-    let Some(first) = items.first() else {
-        return Err(Error::InvalidArgument {
-            op: "stack",
-            detail: "expects at least one tensor",
-        });
-    };
-    let mut shape = Shape::scalar();
-    shape.push(items.len())?;
-    for &d in first.dims() {
-        shape.push(d)?;
-    }
-    for t in items {
-        if t.dims() != first.dims() {
-            return Err(Error::ShapeMismatch {
-                op: "stack",
-                lhs: first.shape().clone(),
-                rhs: t.shape().clone(),
-                detail: "all tensors must have the same shape",
-            });
-        }
-    }
-    let m = first.numel();
-    Tensor::try_from_fill(shape, |b| {
-        for (t, dst) in items.iter().zip(b.chunks_exact_mut(m.max(1))) {
-            t.gather_into(&mut dst[..m]);
-        }
-    })
 }
 
 /// Collects values into a 1-D tensor. Panics if memory runs out.
@@ -432,7 +402,7 @@ impl FromIterator<Tensor> for Tensor {
     #[track_caller]
     fn from_iter<I: IntoIterator<Item = Tensor>>(iter: I) -> Tensor {
         let items: alloc::vec::Vec<Tensor> = iter.into_iter().collect();
-        unwrap(stack_rows(&items))
+        unwrap(Tensor::try_stack(&items, 0))
     }
 }
 

@@ -1,0 +1,122 @@
+//! `Sequential`: modules applied in order.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::vec::Vec;
+
+use super::Module;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Applies its modules in order (`torch.nn.Sequential`). Parameters are named
+/// by position: `"0.weight"`, `"2.bias"`, ...
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+    training: bool,
+}
+
+impl Sequential {
+    /// An empty container (in training mode).
+    pub fn new() -> Sequential {
+        Sequential {
+            layers: Vec::new(),
+            training: true,
+        }
+    }
+
+    /// Appends a module (builder style).
+    pub fn with(mut self, m: impl Module + 'static) -> Sequential {
+        self.push(m);
+        self
+    }
+
+    /// Appends a module.
+    pub fn push(&mut self, m: impl Module + 'static) {
+        self.layers.push(Box::new(m));
+    }
+
+    /// Number of modules.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether there are no modules.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// The `i`-th module.
+    pub fn get(&self, i: usize) -> Option<&dyn Module> {
+        self.layers.get(i).map(|b| &**b)
+    }
+
+    /// The `i`-th module, mutably.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut (dyn Module + 'static)> {
+        self.layers.get_mut(i).map(|b| &mut **b)
+    }
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Sequential::new()
+    }
+}
+
+impl core::fmt::Debug for Sequential {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Sequential({} modules)", self.layers.len())
+    }
+}
+
+impl Module for Sequential {
+    fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for m in &self.layers {
+            h = m.try_forward(&h)?;
+        }
+        Ok(h)
+    }
+
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (i, m) in self.layers.iter().enumerate() {
+            m.visit_params(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor)) {
+        for (i, m) in self.layers.iter_mut().enumerate() {
+            m.visit_params_mut(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (i, m) in self.layers.iter().enumerate() {
+            m.visit_buffers(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn set_buffer(&mut self, name: &str, value: &Tensor) -> Result<bool> {
+        let Some((head, rest)) = name.split_once('.') else {
+            return Ok(false);
+        };
+        let i: usize = head.parse().map_err(|_| Error::InvalidArgument {
+            op: "Sequential::set_buffer",
+            detail: "buffer names start with the module's index",
+        })?;
+        match self.layers.get_mut(i) {
+            Some(m) => m.set_buffer(rest, value),
+            None => Ok(false),
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        for m in &mut self.layers {
+            m.set_training(training);
+        }
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}
