@@ -55,6 +55,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod autograd;
+pub mod data;
 pub mod error;
 pub mod io;
 pub mod kernels;
