@@ -65,6 +65,11 @@ pub(crate) mod sync;
 pub mod tensor;
 
 pub use autograd::{NoGradGuard, is_grad_enabled, no_grad};
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 pub use error::{Error, Result};
 pub use tensor::{
     CollectTensor, Dim, Generator, MAX_RANK, ReshapeDims, Shape, Tensor, manual_seed,
