@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use common::{FIXTURE, Tol, check_fixtures, check_views_equal, gradcheck_with, randn, uniform};
 use train_station::nn::loss::{
     BceWithLogitsOptions, CrossEntropyOptions, NllLossOptions, Reduction, binary_cross_entropy,
-    binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss,
-    smooth_l1_loss, try_binary_cross_entropy, try_binary_cross_entropy_with_logits,
-    try_cross_entropy, try_huber_loss, try_l1_loss, try_mse_loss, try_nll_loss, try_smooth_l1_loss,
+    binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div, l1_loss, mse_loss,
+    nll_loss, smooth_l1_loss, soft_margin_loss, try_binary_cross_entropy,
+    try_binary_cross_entropy_with_logits, try_cross_entropy, try_huber_loss, try_kl_div,
+    try_l1_loss, try_mse_loss, try_nll_loss, try_smooth_l1_loss, try_soft_margin_loss,
 };
 use train_station::{Error, Tensor, no_grad};
 
@@ -78,6 +79,8 @@ fn loss_case(name: &str, x: &[Tensor]) -> Option<Tensor> {
                 label_smoothing: num("ls").unwrap_or(0.0),
             },
         ),
+        "kl_div" => kl_div(&input, &target, red, kv["logt"] == "1"),
+        "soft_margin" => soft_margin_loss(&input, &target, red),
         "nll" => nll_loss(
             &input,
             &target,
@@ -200,6 +203,41 @@ fn binary_losses_gradcheck() {
                     &BceWithLogitsOptions::default().reduction(red),
                 )
             },
+        );
+    }
+}
+
+#[test]
+fn other_losses_gradcheck() {
+    let lp = randn(&[3, 4], 16).log_softmax(1);
+    let q = uniform(&[3, 4], 17, 0.05, 1.0);
+    let lq = randn(&[3, 4], 18);
+    let x = &randn(&[3, 4], 19) * 3.0;
+    let y = Tensor::from_fn([3, 4], |i| {
+        if (i[0] + 2 * i[1]) % 3 == 0 {
+            1.0
+        } else {
+            -1.0
+        }
+    });
+    for red in REDUCTIONS {
+        gradcheck_both(
+            &format!("kl_div {red:?}"),
+            &[lp.clone(), q.clone()],
+            &[],
+            &|v| kl_div(&v[0], &v[1], red, false),
+        );
+        gradcheck_both(
+            &format!("kl_div log {red:?}"),
+            &[lp.clone(), lq.clone()],
+            &[],
+            &|v| kl_div(&v[0], &v[1], red, true),
+        );
+        gradcheck_both(
+            &format!("soft_margin {red:?}"),
+            &[x.clone(), y.clone()],
+            &[1],
+            &|v| soft_margin_loss(&v[0], &v[1], red),
         );
     }
 }
@@ -442,6 +480,13 @@ fn class_losses_are_stable_for_extreme_logits() {
     l.sum().backward();
     assert!(x.grad().unwrap().values().all(f32::is_finite));
 
+    // soft_margin_loss: a stable softplus (PyTorch overflows to inf here).
+    let x = t(&[100.0, -100.0, 1e30], &[3]).with_requires_grad();
+    let l = soft_margin_loss(&x, &t(&[-1.0, 1.0, 1.0], &[3]), Reduction::None);
+    assert_eq!(l.to_vec(), vec![100.0, 100.0, 0.0]);
+    l.sum().backward();
+    assert_eq!(x.grad().unwrap().to_vec(), vec![1.0, -1.0, -0.0]);
+
     // BCE of probabilities 0 and 1: logs clamped at -100.
     let p = t(&[0.0, 1.0], &[2]);
     let l = binary_cross_entropy(&p, &t(&[1.0, 0.0], &[2]), None, Reduction::None);
@@ -527,6 +572,8 @@ fn shape_errors_name_the_loss_and_both_shapes() {
                 &Default::default(),
             )),
         ),
+        ("kl_div", err(try_kl_div(&a, &b, r, false))),
+        ("soft_margin_loss", err(try_soft_margin_loss(&a, &b, r))),
     ] {
         assert!(
             e.starts_with(&format!("{name}: shapes [2, 3] and [3] do not match")),
@@ -711,6 +758,15 @@ fn option_errors() {
     ));
     assert!(
         e.starts_with("binary_cross_entropy_with_logits: weight and pos_weight"),
+        "{e}"
+    );
+    let e = err(try_soft_margin_loss(
+        &x,
+        &Tensor::ones([3, 4]).with_requires_grad(),
+        Reduction::Mean,
+    ));
+    assert!(
+        e.starts_with("soft_margin_loss: the target must not require grad"),
         "{e}"
     );
     // ...but under no_grad they are plain constants, and probabilities

@@ -268,10 +268,36 @@ def _named(c, loss, key_opts, call_opts, x, t, w, indices):
     return got
 
 
+def others(c):
+    lp = torch.log_softmax(randn([3, 4], 51), 1)
+    q = torch.softmax(randn([3, 4], 52), 1)
+    q[1, 2] = 0.0  # xlogy(0, 0) = 0; the target's gradient is NaN there
+    lq = torch.log_softmax(randn([3, 4], 53), 1)
+    for r in REDS:
+        c.append(case(name("kl_div", red=r, logt=0), [lp, q],
+                      lambda a, b, r=r: F.kl_div(a, b, reduction=r)))
+        c.append(case(name("kl_div", red=r, logt=1), [lp, lq],
+                      lambda a, b, r=r: F.kl_div(a, b, reduction=r, log_target=True)))
+    c.append(case(name("kl_div", red="sum", logt=0, xt=1), [lp.t().contiguous(), q],
+                  lambda a, b: F.kl_div(a.t(), b, reduction="sum")))
+    x = randn([3, 4], 54) * 3.0
+    y = torch.where(rand([3, 4], 55) > 0.5, 1.0, -1.0)
+    big = torch.tensor([[30.0, -30.0, 80.0, -80.0, 0.0]])
+    bigy = torch.tensor([[1.0, 1.0, -1.0, 1.0, -1.0]])
+    for r in REDS:
+        c.append(case(name("soft_margin", red=r), [x, y],
+                      lambda a, b, r=r: F.soft_margin_loss(a, b, reduction=r), diff=[True, False]))
+    c.append(case(name("soft_margin", red="none", big=1), [big, bigy],
+                  lambda a, b: F.soft_margin_loss(a, b, reduction="none"), diff=[True, False]))
+    c.append(case(name("soft_margin", red="mean", xt=1), [x.t().contiguous(), y],
+                  lambda a, b: F.soft_margin_loss(a.t(), b), diff=[True, False]))
+
+
 def cases():
     c = []
     regression(c)
     binary(c)
+    others(c)
     # F.cross_entropy is named "ce" (index targets) / "cep" (probabilities).
     classes(c)
     return c
