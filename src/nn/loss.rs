@@ -16,6 +16,21 @@
 //! names the loss and the shapes involved, and a plain form that panics with
 //! the same message. Class indices are f32 tensors holding whole numbers.
 //!
+//! ```
+//! use train_station::Tensor;
+//! use train_station::nn::loss::{CrossEntropyOptions, cross_entropy};
+//!
+//! let logits = Tensor::from_slice(&[2.0, 0.5, -1.0, 0.1, 0.2, 3.0], [2, 3])
+//!     .unwrap()
+//!     .with_requires_grad();
+//! let labels = Tensor::from_slice(&[0.0, 2.0], [2]).unwrap();
+//! let options = CrossEntropyOptions::default().label_smoothing(0.1);
+//! let loss = cross_entropy(&logits, &labels, &options);
+//! loss.backward();
+//! assert_eq!(loss.dims(), &[] as &[usize]);
+//! assert_eq!(logits.grad().unwrap().dims(), &[2, 3]);
+//! ```
+//!
 //! Unlike PyTorch, which broadcasts `mse_loss`/`l1_loss` operands of different
 //! shapes with a warning, a target of another shape is an error here. Not
 //! provided: PyTorch's `"batchmean"` reduction of `kl_div` (use `Sum` and

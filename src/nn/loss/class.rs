@@ -295,7 +295,7 @@ fn row_scales(
 ///
 /// The output is 0-D for `Mean`/`Sum` and of the sample shape (`[N, d1, ...]`,
 /// or `[]`) for `None`. Computed fused and numerically stable (see the
-/// [module docs](self)); an empty batch gives NaN for `Mean`, 0 for `Sum`.
+/// [module docs](crate::nn::loss)); an empty batch gives NaN for `Mean`, 0 for `Sum`.
 ///
 /// # Panics
 /// On shape errors, class indices out of range or invalid options; see
@@ -346,14 +346,19 @@ pub fn try_cross_entropy(
     cross_entropy_indices(cls, input, ys, weight, options.reduction, eps)
 }
 
+/// Largest element of a row (`-inf` for an empty row; NaN elements are
+/// skipped, but they make the row's results NaN through the sum).
+fn row_max(x: &[f32]) -> f32 {
+    x.iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
 /// `out = (x - max) - log(sum(exp(x - max)))`, PyTorch's order of
 /// operations: subtracting the maximum first keeps full precision for large
 /// logits (`x - (max + log(sum))` would round `max + log(sum)` at the
-/// magnitude of `max`). A row with NaN gives NaN; an all `-inf` row NaN.
+/// magnitude of `max`). A row with NaN or `+inf`, or all `-inf`, gives NaN.
 fn log_softmax_row(x: &[f32], out: &mut [f32]) {
-    let m = x
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let m = row_max(x);
     kern::map(x, out, |v| libm::expf(v - m));
     let log_sum = libm::logf(kern::sum(out));
     kern::map(x, out, |v| (v - m) - log_sum);
@@ -368,6 +373,24 @@ fn log_softmax_rows(cls: &Classes, x: &[f32]) -> Result<Tensor> {
     })
 }
 
+/// Writes `p = softmax(x)` and returns `(max, log_sum)`, from which
+/// `log p[j] = (x[j] - max) - log_sum` (as in [`log_softmax_row`]).
+fn softmax_row(x: &[f32], p: &mut [f32]) -> (f32, f32) {
+    let m = row_max(x);
+    kern::map(x, p, |v| libm::expf(v - m));
+    let sum = kern::sum(p);
+    for v in p.iter_mut() {
+        *v /= sum;
+    }
+    (m, libm::logf(sum))
+}
+
+/// Cross-entropy with class indices. The forward pass computes each row's
+/// softmax once (one `exp` per logit) and saves it; log-probabilities come
+/// from the logits, the row maximum and the log-sum. The backward pass
+/// writes `(p * sum(q) - q) * scale` per row, where `q` is the row's target
+/// distribution: `a w[y]` at the target class `y` plus `b w[j]` everywhere
+/// (`a = 1 - smoothing`, `b = smoothing / C`).
 fn cross_entropy_indices(
     cls: Classes,
     input: &Tensor,
@@ -378,46 +401,46 @@ fn cross_entropy_indices(
 ) -> Result<Tensor> {
     const OP: &str = "cross_entropy";
     let c = cls.c;
-    let x = cls.permute_rows(OP, input)?;
-    let logp = log_softmax_rows(&cls, slice(&x))?;
-    drop(x);
-    let lp = slice(&logp);
     let w: Option<Vec<f32>> = weight.map(Tensor::to_vec);
     let wt = |w: &Option<Vec<f32>>, k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-    // Target distribution of a row with class y: a * w[y] at y plus
-    // b * w[j] everywhere.
     let a = 1.0 - eps;
     let b = eps / c as f32;
     let mut losses = vec![0.0f32; cls.rows];
     let mut denom = 0.0f64;
-    for (r, (&y, l)) in ys.iter().zip(losses.iter_mut()).enumerate() {
-        if y == IGNORED {
-            continue;
+    let x = cls.permute_rows(OP, input)?;
+    let xs = slice(&x);
+    // Scratch row of weighted log-probabilities for the smoothing term.
+    let mut smooth_row = vec![0.0f32; if eps > 0.0 { c } else { 0 }];
+    let probs = Tensor::try_from_fill(Shape::try_for(OP, &[xs.len()])?, |p| {
+        for (r, (&y, l)) in ys.iter().zip(losses.iter_mut()).enumerate() {
+            let xr = cls.row(xs, r);
+            let (m, log_sum) = softmax_row(xr, &mut p[r * c..(r + 1) * c]);
+            if y == IGNORED {
+                continue;
+            }
+            let wy = wt(&w, y);
+            denom += f64::from(wy);
+            let mut v = -(a * wy * ((xr[y] - m) - log_sum));
+            if eps > 0.0 {
+                for (j, (o, &xj)) in smooth_row.iter_mut().zip(xr).enumerate() {
+                    *o = wt(&w, j) * ((xj - m) - log_sum);
+                }
+                v -= b * kern::sum(&smooth_row);
+            }
+            *l = v;
         }
-        let row = cls.row(lp, r);
-        let wy = wt(&w, y);
-        denom += f64::from(wy);
-        let mut v = -(a * wy * row[y]);
-        if eps > 0.0 {
-            let smooth: f32 = match &w {
-                Some(w) => row.iter().zip(w).map(|(l, w)| w * l).sum(),
-                None => kern::sum(row),
-            };
-            v -= b * smooth;
-        }
-        *l = v;
-    }
+    })?;
+    drop(x);
     let denom = denom as f32;
     let out = class_output(losses, &cls.sample, reduction, denom)?;
     if !needs_grad(&[input]) {
         return Ok(out);
     }
     let shape = input.shape().clone();
-    let lp = logp; // saved log-softmax (detached)
     Ok(
         out.record("CrossEntropyLossBackward0", &[input], move |g, _| {
             let scale = row_scales(OP, g, &cls.sample, reduction, denom)?;
-            let lp = slice(&lp);
+            let ps = slice(&probs);
             let wsum: f32 = w.as_ref().map_or(c as f32, |w| w.iter().sum());
             let grad = cls.unpermute_rows(&shape, |o| {
                 for (r, (&y, &s)) in ys.iter().zip(&scale).enumerate() {
@@ -426,11 +449,10 @@ fn cross_entropy_indices(
                         out.fill(0.0);
                         continue;
                     }
-                    let row = cls.row(lp, r);
                     let ay = a * wt(&w, y);
                     let total = ay + b * wsum;
-                    for (j, (o, &l)) in out.iter_mut().zip(row).enumerate() {
-                        *o = libm::expf(l) * total - b * wt(&w, j);
+                    for (j, (o, &p)) in out.iter_mut().zip(cls.row(ps, r)).enumerate() {
+                        *o = p * total - b * wt(&w, j);
                     }
                     out[y] -= ay;
                     for o in out.iter_mut() {
