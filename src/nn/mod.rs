@@ -5,6 +5,7 @@
 mod activation;
 pub mod init;
 mod linear;
+pub mod loss;
 pub(crate) mod module;
 mod sequential;
 
