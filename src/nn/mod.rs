@@ -11,5 +11,6 @@ mod sequential;
 
 pub use activation::{Flatten, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Silu, Softplus, Tanh};
 pub use linear::Linear;
+pub use loss::Reduction;
 pub use module::{Module, StateDictReport};
 pub use sequential::Sequential;

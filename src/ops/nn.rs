@@ -40,8 +40,10 @@ pub(crate) fn softmax_row(x: &[f32], out: &mut [f32]) {
 pub(crate) fn log_softmax_row(x: &[f32], out: &mut [f32]) {
     let m = row_max(x);
     kern::map(x, out, |v| libm::expf(v - m));
-    let lse = m + libm::logf(kern::sum(out));
-    kern::map(x, out, |v| v - lse);
+    // PyTorch's order, (x - max) - log(sum): exact for large logits, where
+    // x - (max + log(sum)) would round max + log(sum) first.
+    let log_sum = libm::logf(kern::sum(out));
+    kern::map(x, out, |v| (v - m) - log_sum);
 }
 
 /// Softmax gradient from the output `y` and the incoming gradient `g`:
