@@ -178,3 +178,14 @@ fn errors_name_the_op() {
     );
     assert!(std::panic::catch_unwind(|| Tensor::zeros([3]).softmax(1)).is_err());
 }
+
+/// Large logits keep full precision: PyTorch's `(x - max) - log(sum)` order.
+#[test]
+fn log_softmax_is_exact_for_large_logits() {
+    let x = Tensor::from_slice(&[1e4, 1e4 + 1.0, -1e4], [3]).unwrap();
+    let y = x.log_softmax(0).to_vec();
+    let expect = [-1.313_261_7f32, -0.313_261_7, -20_001.313];
+    for (a, e) in y.iter().zip(expect) {
+        assert!((a - e).abs() <= 1e-6 * e.abs().max(1.0), "{y:?}");
+    }
+}
