@@ -418,7 +418,7 @@ impl MultiheadAttention {
                 detail,
             })
         };
-        if num_heads == 0 || embed_dim % num_heads != 0 {
+        if num_heads == 0 || !embed_dim.is_multiple_of(num_heads) {
             return bad("embed_dim must be divisible by num_heads");
         }
         if !(0.0..=1.0).contains(&opts.dropout) {

@@ -118,10 +118,10 @@ impl<const D: usize> ConvNd<D> {
         if opts.groups == 0 {
             return bad("groups must be a positive integer");
         }
-        if in_channels % opts.groups != 0 {
+        if !in_channels.is_multiple_of(opts.groups) {
             return bad("in_channels must be divisible by groups");
         }
-        if out_channels % opts.groups != 0 {
+        if !out_channels.is_multiple_of(opts.groups) {
             return bad("out_channels must be divisible by groups");
         }
         if kernel.contains(&0) {
@@ -209,7 +209,7 @@ fn conv_nd(
     };
     let (n, c) = (x.dims()[0], x.dims()[1]);
     let out_ch = w.dims()[0];
-    if w.rank() != d + 2 || out_ch % groups != 0 {
+    if w.rank() != d + 2 || !out_ch.is_multiple_of(groups) {
         return Err(mismatch("the weight must be [out, in/groups, k..]"));
     }
     if c != w.dims()[1] * groups {

@@ -108,7 +108,7 @@ const BUFFERS: [&str; 3] = ["running_mean", "running_var", "num_batches_tracked"
 
 impl BatchNorm {
     fn try_new(op: &'static str, num_features: usize, opts: BatchNormOptions) -> Result<Self> {
-        if !(opts.eps >= 0.0) || opts.momentum.is_some_and(|m| !m.is_finite()) {
+        if opts.eps.is_nan() || opts.eps < 0.0 || opts.momentum.is_some_and(|m| !m.is_finite()) {
             return Err(Error::InvalidArgument {
                 op,
                 detail: "eps must be >= 0 and momentum finite",
@@ -460,7 +460,7 @@ impl LayerNorm {
     /// [`MAX_RANK`] dimensions).
     pub fn try_new(normalized_shape: &[usize], opts: LayerNormOptions) -> Result<LayerNorm> {
         let op = "LayerNorm";
-        if normalized_shape.is_empty() || !(opts.eps >= 0.0) {
+        if normalized_shape.is_empty() || opts.eps.is_nan() || opts.eps < 0.0 {
             return Err(Error::InvalidArgument {
                 op,
                 detail: "normalized_shape must have at least one dimension and eps must be >= 0",
@@ -583,10 +583,10 @@ impl GroupNorm {
                 detail,
             })
         };
-        if num_groups == 0 || num_channels % num_groups != 0 {
+        if num_groups == 0 || !num_channels.is_multiple_of(num_groups) {
             return bad("num_channels must be divisible by num_groups (and num_groups positive)");
         }
-        if !(eps >= 0.0) {
+        if eps.is_nan() || eps < 0.0 {
             return bad("eps must be >= 0");
         }
         let (weight, bias) = if affine {

@@ -395,6 +395,31 @@ def sdpa_cases():
     return c
 
 
+def model_cases():
+    """A small CNN in nn.Sequential: state-dict keys across indices, and
+    train -> train -> eval through every kind of layer at once."""
+    torch.manual_seed(1500)
+    m = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=1, groups=2, bias=False),
+        nn.GroupNorm(2, 4),
+        nn.AvgPool2d(2, stride=1),
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(),
+        nn.Dropout(0.0),
+        nn.LayerNorm(4),
+        nn.Linear(4, 3),
+    )
+    runs = [(True, [randn([3, 2, 6, 6], 1501)], [True]),
+            (True, [randn([2, 2, 6, 6], 1502)], [True]),
+            (False, [randn([2, 2, 6, 6], 1503)], [True])]
+    return [layer_case("seq_cnn", "seq_cnn", {}, m, runs, seed=150)]
+
+
 def cases():
     torch.manual_seed(0)
-    return conv_cases() + pool_cases() + norm_cases() + embedding_cases() + mha_cases() + sdpa_cases()
+    return (conv_cases() + pool_cases() + norm_cases() + embedding_cases() + mha_cases() + sdpa_cases()
+            + model_cases())
