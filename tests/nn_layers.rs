@@ -17,7 +17,7 @@ use train_station::nn::{
     AdaptiveAvgPool2d, AttnMask, AttnOptions, AvgPool2d, AvgPool2dOptions, BatchNorm1d,
     BatchNorm2d, BatchNormOptions, Conv1d, Conv2d, ConvOptions, Dropout, Embedding, GroupNorm,
     LayerNorm, LayerNormOptions, MaxPool2d, MaxPool2dOptions, Module, MultiheadAttention,
-    MultiheadAttentionOptions, try_scaled_dot_product_attention,
+    MultiheadAttentionOptions, Upsample, try_scaled_dot_product_attention,
 };
 use train_station::{Tensor, manual_seed, no_grad};
 
@@ -480,6 +480,25 @@ impl Module for Sdpa {
     fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}
 }
 
+#[test]
+fn upsample_fixtures() {
+    for c in cases("upsample") {
+        let m = if c.cfg["size"].is_null() {
+            let s: Vec<f64> = c.cfg["scale"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            Upsample::try_with_scale(s[0], s[1]).unwrap()
+        } else {
+            let [h, w] = pair(&c.cfg["size"]);
+            Upsample::try_with_size(h, w).unwrap()
+        };
+        check_case(&c, m, TOL, single);
+    }
+}
+
 // ------------------------------------------------------------ a model
 
 #[test]
@@ -662,6 +681,7 @@ fn gradcheck_embedding_and_attention() {
     );
     let kpm = Tensor::from_slice(&[0.0, 0.0, 1.0, 0.0, 1.0, 0.0], [2, 3]).unwrap();
     let am = randn(&[2, 3], 23);
+    let r = randn(&[2, 2, 3], 28);
     let mut inputs = vec![q, k, v];
     inputs.extend(params(&m));
     gc("mha", &inputs, &[], &|xs| {
@@ -669,8 +689,10 @@ fn gradcheck_embedding_and_attention() {
             .attn_mask(AttnMask::Additive(am.clone()))
             .key_padding_mask(AttnMask::Blocked(kpm.clone()));
         let (out, w) = with_params(&m, &xs[3..]).forward_attn(&xs[0], &xs[1], &xs[2], &o);
-        // Both outputs through one loss.
-        &out.sum_dims([2], false) + &w.unwrap().sum_dims([2], false).transpose(0, 1)
+        // Both outputs through one loss (the weights' rows sum to 1, so
+        // they are weighted before summing).
+        let w = &w.unwrap() * &r;
+        &out.sum_dims([2], false) + &w.sum_dims([2], false).transpose(0, 1)
     });
     let x = randn(&[3, 1, 4], 24);
     let mut inputs = vec![x];
@@ -775,6 +797,14 @@ fn constructor_errors_name_the_layer() {
         msg(Dropout::try_new(f32::NAN, None).map(|_| ()))
     );
     assert_eq!(
+        msg(Upsample::try_with_scale(0.0, 2.0).map(|_| ())),
+        "Upsample: scale factors must be finite and positive"
+    );
+    assert_eq!(
+        msg(Upsample::try_with_size(3, 0).map(|_| ())),
+        "Upsample: the output size must be positive"
+    );
+    assert_eq!(
         msg(MultiheadAttention::try_new(6, 4, Default::default()).map(|_| ())),
         "MultiheadAttention: embed_dim must be divisible by num_heads"
     );
@@ -810,6 +840,14 @@ fn forward_errors_name_the_layer_and_shapes() {
     err_starts(
         AvgPool2d::new(2).try_forward(&Tensor::zeros([2])),
         "AvgPool2d: shapes [2]",
+    );
+    err_starts(
+        Upsample::with_size(2, 2).try_forward(&Tensor::zeros([2, 2])),
+        "Upsample: shapes [2, 2] and [] do not match (expects an input [N, C, L] or [N, C, H, W])",
+    );
+    err_starts(
+        Upsample::with_scale(0.1, 0.1).try_forward(&Tensor::zeros([1, 1, 3, 3])),
+        "Upsample: shapes [1, 1, 3, 3] and [] do not match (input and output sizes must be positive)",
     );
     err_starts(
         AdaptiveAvgPool2d::new(2, 2).try_forward(&Tensor::zeros([1, 2, 0, 3])),

@@ -32,8 +32,13 @@ use crate::sync::Mutex;
 use crate::tensor::{Generator, Shape, Tensor, with_global_rng};
 
 /// An attention mask, broadcast against the scores `[.., L, S]` (query
-/// positions by key positions). See the [module docs](self) for the three
-/// meanings.
+/// positions by key positions).
+///
+/// The library is f32-only, so a boolean mask is an f32 tensor read as zero
+/// / nonzero, and the variant says which meaning it has: `Blocked` is
+/// PyTorch's boolean mask of `nn.MultiheadAttention` (`True` = not
+/// allowed), `Allowed` that of `F.scaled_dot_product_attention` (`True` =
+/// allowed), `Additive` a float mask.
 #[derive(Clone, Debug)]
 pub enum AttnMask {
     /// Added to the scores; `-inf` blocks a position.
@@ -273,7 +278,8 @@ pub struct AttnOptions {
     /// is causal).
     pub causal: bool,
     /// Return the attention weights (default true). Also decides how a fully
-    /// masked query is treated (see the [module docs](self)).
+    /// masked query is treated, as in PyTorch: NaN with `need_weights`, zero
+    /// attention without (see [`MultiheadAttention`]).
     pub need_weights: bool,
     /// Average the returned weights over the heads (default true): `[N, L,
     /// S]` instead of `[N, H, L, S]`.
@@ -333,8 +339,14 @@ impl AttnOptions {
 ///
 /// [`Module::forward`] is self-attention (`x` as query, key and value,
 /// without masks); [`forward_attn`](Self::forward_attn) takes separate
-/// inputs, masks and returns the attention weights. Errors name
-/// `MultiheadAttention` and the offending shapes.
+/// inputs, masks ([`AttnOptions`]) and returns the attention weights. Errors
+/// name `MultiheadAttention` and the offending shapes.
+///
+/// A query whose every key is masked has no defined softmax. As in PyTorch,
+/// with `need_weights` (the default, also used by `forward`) its output and
+/// weights are NaN (and NaN reaches the gradients); without `need_weights`
+/// its attention weights are zeros (PyTorch's safe softmax), so its output
+/// is the output projection's bias, with zero gradients through it.
 pub struct MultiheadAttention {
     /// `[3E, E]`: the query, key and value projections stacked.
     pub in_proj_weight: Tensor,

@@ -13,6 +13,7 @@ pub(crate) mod module;
 mod norm;
 mod pool;
 mod sequential;
+mod upsample;
 
 pub use activation::{Flatten, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Silu, Softplus, Tanh};
 pub use attention::{
@@ -29,3 +30,4 @@ pub use norm::{
 };
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, AvgPool2dOptions, MaxPool2d, MaxPool2dOptions};
 pub use sequential::Sequential;
+pub use upsample::Upsample;

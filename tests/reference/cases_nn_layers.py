@@ -395,6 +395,27 @@ def sdpa_cases():
     return c
 
 
+def upsample_cases():
+    c = []
+    specs = [
+        ("upsample_size_2d", dict(size=[5, 7]), [2, 2, 3, 4]),
+        ("upsample_size_down", dict(size=[2, 3]), [1, 2, 5, 7]),
+        ("upsample_double", dict(scale=[2.0, 2.0]), [1, 2, 3, 4]),
+        ("upsample_scale_mixed", dict(scale=[1.5, 0.5]), [2, 1, 3, 4]),
+        ("upsample_scale_odd", dict(scale=[1.7, 3.0]), [1, 1, 5, 3]),
+        ("upsample_1d_size", dict(size=[1, 7]), [2, 3, 5]),
+        ("upsample_1d_scale", dict(scale=[1.0, 2.5]), [1, 2, 4]),
+    ]
+    for i, (name, cfg, shape) in enumerate(specs):
+        d = len(shape) - 2
+        if "size" in cfg:
+            m = nn.Upsample(size=tuple(cfg["size"][2 - d:]), mode="nearest")
+        else:
+            m = nn.Upsample(scale_factor=tuple(cfg["scale"][2 - d:]), mode="nearest")
+        c.append(layer_case(name, "upsample", cfg, m, one(randn(shape, 1600 + i)), seed=160 + i))
+    return c
+
+
 def model_cases():
     """A small CNN in nn.Sequential: state-dict keys across indices, and
     train -> train -> eval through every kind of layer at once."""
@@ -422,4 +443,4 @@ def model_cases():
 def cases():
     torch.manual_seed(0)
     return (conv_cases() + pool_cases() + norm_cases() + embedding_cases() + mha_cases() + sdpa_cases()
-            + model_cases())
+            + upsample_cases() + model_cases())
