@@ -3,14 +3,33 @@
 //! `torch.nn`.
 
 mod activation;
+mod attention;
+mod conv;
+mod dropout;
+mod embedding;
 pub mod init;
 mod linear;
 pub mod loss;
 pub(crate) mod module;
+mod norm;
+mod pool;
 mod sequential;
+mod upsample;
 
 pub use activation::{Flatten, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Silu, Softplus, Tanh};
+pub use attention::{
+    AttnMask, AttnOptions, MultiheadAttention, MultiheadAttentionOptions,
+    scaled_dot_product_attention, try_scaled_dot_product_attention,
+};
+pub use conv::{Conv1d, Conv2d, ConvOptions, Spatial};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use linear::Linear;
 pub use loss::Reduction;
 pub use module::{Module, StateDictReport};
+pub use norm::{
+    BatchNorm1d, BatchNorm2d, BatchNormOptions, GroupNorm, LayerNorm, LayerNormOptions,
+};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, AvgPool2dOptions, MaxPool2d, MaxPool2dOptions};
 pub use sequential::Sequential;
+pub use upsample::Upsample;

@@ -1,0 +1,619 @@
+//! Pooling: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`], as in
+//! `torch.nn`.
+//!
+//! - Max pooling is its own op: one pass finds each window's maximum and
+//!   the position it came from (PyTorch's rule: the first maximum in
+//!   row-major window order, a NaN wins and a later NaN replaces an earlier
+//!   one, padding is never chosen); backward adds each output gradient at
+//!   that position.
+//! - Average pooling sums a strided window view of the zero-padded input and
+//!   divides by each window's divisor (PyTorch's `count_include_pad`,
+//!   `ceil_mode` and `divisor_override` rules); autograd gives the gradient.
+//! - Adaptive average pooling is `P_h x P_wᵀ` with two small averaging
+//!   matrices (row `i` of `P_h` averages input rows `floor(i H / OH)` to
+//!   `ceil((i + 1) H / OH)`), so windows of different sizes cost two matrix
+//!   products and the gradient comes from them.
+//!
+//! Inputs are `[N, C, H, W]` or unbatched `[C, H, W]`.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::Module;
+use super::conv::Spatial;
+use crate::autograd::needs_grad;
+use crate::error::{Error, Result, unwrap};
+use crate::tensor::{Shape, Tensor};
+
+/// Options of [`MaxPool2d`], with PyTorch's defaults: stride = kernel size,
+/// no padding, dilation 1, floor rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2dOptions {
+    /// Step between windows; `None` means the kernel size.
+    pub stride: Option<[usize; 2]>,
+    /// Implicit `-inf` padding on both sides (at most half the kernel).
+    pub padding: [usize; 2],
+    /// Spacing between window taps.
+    pub dilation: [usize; 2],
+    /// Round the output size up, letting the last window start inside the
+    /// input or left padding and run past the end.
+    pub ceil_mode: bool,
+}
+
+impl Default for MaxPool2dOptions {
+    fn default() -> Self {
+        MaxPool2dOptions {
+            stride: None,
+            padding: [0; 2],
+            dilation: [1; 2],
+            ceil_mode: false,
+        }
+    }
+}
+
+impl MaxPool2dOptions {
+    /// Sets the stride.
+    pub fn stride(mut self, s: impl Spatial<2>) -> Self {
+        self.stride = Some(s.to_array());
+        self
+    }
+    /// Sets the padding.
+    pub fn padding(mut self, p: impl Spatial<2>) -> Self {
+        self.padding = p.to_array();
+        self
+    }
+    /// Sets the dilation.
+    pub fn dilation(mut self, d: impl Spatial<2>) -> Self {
+        self.dilation = d.to_array();
+        self
+    }
+    /// Sets `ceil_mode`.
+    pub fn ceil_mode(mut self, on: bool) -> Self {
+        self.ceil_mode = on;
+        self
+    }
+}
+
+/// Options of [`AvgPool2d`], with PyTorch's defaults: stride = kernel size,
+/// no padding, floor rounding, padding counted in the divisor, no divisor
+/// override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPool2dOptions {
+    /// Step between windows; `None` means the kernel size.
+    pub stride: Option<[usize; 2]>,
+    /// Implicit zero padding on both sides (at most half the kernel).
+    pub padding: [usize; 2],
+    /// Round the output size up (see [`MaxPool2dOptions::ceil_mode`]).
+    pub ceil_mode: bool,
+    /// Whether the zero padding counts in the divisor (default true). The
+    /// part of a `ceil_mode` window past the padding never counts.
+    pub count_include_pad: bool,
+    /// Divide every window by this number instead.
+    pub divisor_override: Option<usize>,
+}
+
+impl Default for AvgPool2dOptions {
+    fn default() -> Self {
+        AvgPool2dOptions {
+            stride: None,
+            padding: [0; 2],
+            ceil_mode: false,
+            count_include_pad: true,
+            divisor_override: None,
+        }
+    }
+}
+
+impl AvgPool2dOptions {
+    /// Sets the stride.
+    pub fn stride(mut self, s: impl Spatial<2>) -> Self {
+        self.stride = Some(s.to_array());
+        self
+    }
+    /// Sets the padding.
+    pub fn padding(mut self, p: impl Spatial<2>) -> Self {
+        self.padding = p.to_array();
+        self
+    }
+    /// Sets `ceil_mode`.
+    pub fn ceil_mode(mut self, on: bool) -> Self {
+        self.ceil_mode = on;
+        self
+    }
+    /// Sets `count_include_pad`.
+    pub fn count_include_pad(mut self, on: bool) -> Self {
+        self.count_include_pad = on;
+        self
+    }
+    /// Sets `divisor_override`.
+    pub fn divisor_override(mut self, d: Option<usize>) -> Self {
+        self.divisor_override = d;
+        self
+    }
+}
+
+/// One spatial dimension of a pooling window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Axis {
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+}
+
+impl Axis {
+    /// PyTorch's `pooling_output_shape`, or `None` if it is below 1.
+    fn out_size(&self, input: usize, ceil: bool) -> Option<usize> {
+        let (i, k, s, p, d) = (
+            input as i64,
+            self.kernel as i64,
+            self.stride as i64,
+            self.pad as i64,
+            self.dilation as i64,
+        );
+        let numer = i + 2 * p - d * (k - 1) - 1 + if ceil { s - 1 } else { 0 };
+        let mut out = numer.div_euclid(s) + 1;
+        if ceil && (out - 1) * s >= i + p {
+            out -= 1;
+        }
+        (out >= 1).then_some(out as usize)
+    }
+}
+
+/// Checks a pooling configuration as PyTorch's constructors and
+/// `pool2d_shape_check` do.
+fn check_axes(op: &'static str, axes: &[Axis; 2]) -> Result<()> {
+    let bad = |detail| Err(Error::InvalidArgument { op, detail });
+    for a in axes {
+        if a.kernel == 0 {
+            return bad("kernel size must be positive");
+        }
+        if a.stride == 0 {
+            return bad("stride must be positive");
+        }
+        if a.dilation == 0 {
+            return bad("dilation must be positive");
+        }
+        if a.pad > a.kernel / 2 {
+            return bad("pad should be at most half of the kernel size");
+        }
+    }
+    Ok(())
+}
+
+/// The input as `[N, C, H, W]` and whether it was unbatched, or an error
+/// naming `op` and the input's shape.
+fn batched(op: &'static str, x: &Tensor) -> Result<(Tensor, bool)> {
+    match x.rank() {
+        4 => Ok((x.clone(), true)),
+        3 => Ok((x.try_unsqueeze(0)?, false)),
+        _ => Err(Error::ShapeMismatch {
+            op,
+            lhs: x.shape().clone(),
+            rhs: Shape::default(),
+            detail: "expects an input [N, C, H, W] or [C, H, W]",
+        }),
+    }
+}
+
+/// The output sizes for input `[.., h, w]`, or an error naming the input.
+fn out_sizes(op: &'static str, x: &Tensor, axes: &[Axis; 2], ceil: bool) -> Result<[usize; 2]> {
+    let (h, w) = (x.dims()[2], x.dims()[3]);
+    match (axes[0].out_size(h, ceil), axes[1].out_size(w, ceil)) {
+        (Some(oh), Some(ow)) => Ok([oh, ow]),
+        _ => Err(Error::ShapeMismatch {
+            op,
+            lhs: x.shape().clone(),
+            rhs: Shape::default(),
+            detail: "the input is too small for the window: the output size would be 0",
+        }),
+    }
+}
+
+// ------------------------------------------------------------------ max
+
+/// Max pooling over `[N, C, H, W]`; returns the result `[N, C, OH, OW]` and
+/// each output's position in its input plane (`h * W + w`, `usize::MAX` for
+/// a window that covers no input element).
+fn max_pool2d(
+    x: &Tensor,
+    axes: &[Axis; 2],
+    out: [usize; 2],
+) -> Result<(Tensor, alloc::sync::Arc<Vec<usize>>)> {
+    let (n, c, h, w) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
+    let [oh, ow] = out;
+    let xc = x.try_contiguous()?;
+    let src = xc.as_slice().expect("contiguous");
+    let planes = n * c;
+    let mut idx = vec![usize::MAX; planes * oh * ow];
+    let shape = Shape::new(&[n, c, oh, ow])?;
+    let [ah, aw] = *axes;
+    // First tap inside the input (stepping by the dilation) and the end.
+    let window = |o: usize, a: Axis, size: usize| {
+        let start = (o * a.stride) as i64 - a.pad as i64;
+        let end = (start + ((a.kernel - 1) * a.dilation) as i64 + 1).min(size as i64);
+        let mut first = start;
+        while first < 0 {
+            first += a.dilation as i64;
+        }
+        (first as usize, end.max(0) as usize)
+    };
+    let y = Tensor::try_from_fill(shape, |buf| {
+        for p in 0..planes {
+            let plane = &src[p * h * w..(p + 1) * h * w];
+            for i in 0..oh {
+                let (h0, h1) = window(i, ah, h);
+                for j in 0..ow {
+                    let (w0, w1) = window(j, aw, w);
+                    let mut best = f32::NEG_INFINITY;
+                    let mut at = usize::MAX;
+                    if h0 < h1 && w0 < w1 {
+                        at = h0 * w + w0;
+                        for r in (h0..h1).step_by(ah.dilation) {
+                            for q in (w0..w1).step_by(aw.dilation) {
+                                let v = plane[r * w + q];
+                                if v > best || v.is_nan() {
+                                    best = v;
+                                    at = r * w + q;
+                                }
+                            }
+                        }
+                    }
+                    let o = (p * oh + i) * ow + j;
+                    buf[o] = best;
+                    idx[o] = at;
+                }
+            }
+        }
+    })?;
+    let idx = alloc::sync::Arc::new(idx);
+    if !needs_grad(&[x]) {
+        return Ok((y, idx));
+    }
+    let saved = idx.clone();
+    let in_shape = x.shape().clone();
+    let y = y.record("MaxPool2DWithIndicesBackward0", &[x], move |g, _| {
+        let g = g.try_contiguous()?;
+        let gs = g.as_slice().expect("contiguous");
+        let gin = Tensor::try_from_fill(in_shape.clone(), |buf| {
+            buf.fill(0.0);
+            let per = oh * ow;
+            for (o, (&at, &gv)) in saved.iter().zip(gs).enumerate() {
+                if at != usize::MAX {
+                    buf[(o / per) * h * w + at] += gv;
+                }
+            }
+        })?;
+        Ok(vec![Some(gin)])
+    });
+    Ok((y, idx))
+}
+
+/// 2-D max pooling, as `torch.nn.MaxPool2d`: input `[N, C, H, W]` (or
+/// `[C, H, W]`), output `[N, C, OH, OW]` with `OH = (H + 2 padding -
+/// dilation (k - 1) - 1) / stride + 1` (rounded up with `ceil_mode`). The
+/// gradient goes to the position of each window's maximum (the first one on
+/// ties). No parameters. Errors name `MaxPool2d` and the input's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2d {
+    axes: [Axis; 2],
+    ceil_mode: bool,
+}
+
+impl MaxPool2d {
+    /// Max pooling with window `kernel_size` and PyTorch's defaults (stride
+    /// = kernel size, no padding).
+    ///
+    /// # Panics
+    /// If a kernel size is 0; see [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn new(kernel_size: impl Spatial<2>) -> MaxPool2d {
+        unwrap(Self::try_new(kernel_size, MaxPool2dOptions::default()))
+    }
+
+    /// Max pooling with the given options.
+    ///
+    /// # Panics
+    /// On invalid options; see [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn with_options(kernel_size: impl Spatial<2>, opts: MaxPool2dOptions) -> MaxPool2d {
+        unwrap(Self::try_new(kernel_size, opts))
+    }
+
+    /// Max pooling, or `InvalidArgument` naming `MaxPool2d` if a kernel size,
+    /// stride or dilation is 0 or the padding exceeds half the kernel.
+    pub fn try_new(kernel_size: impl Spatial<2>, opts: MaxPool2dOptions) -> Result<MaxPool2d> {
+        let k = kernel_size.to_array();
+        let s = opts.stride.unwrap_or(k);
+        let axis = |i: usize| Axis {
+            kernel: k[i],
+            stride: s[i],
+            pad: opts.padding[i],
+            dilation: opts.dilation[i],
+        };
+        let axes = [axis(0), axis(1)];
+        check_axes("MaxPool2d", &axes)?;
+        Ok(MaxPool2d {
+            axes,
+            ceil_mode: opts.ceil_mode,
+        })
+    }
+
+    /// The pooled result and, for each output element, the flat position
+    /// `h * W + w` of its maximum within its input plane, as f32 (PyTorch's
+    /// `return_indices=True`). Inputs with planes of more than 2^24 elements
+    /// are refused (their positions do not fit an f32).
+    pub fn try_forward_with_indices(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let op = "MaxPool2d";
+        let (xb, was_batched) = batched(op, x)?;
+        if xb.dims()[2] * xb.dims()[3] > 1 << 24 {
+            return Err(Error::InvalidArgument {
+                op,
+                detail: "indices of planes larger than 2^24 elements do not fit an f32",
+            });
+        }
+        let out = out_sizes(op, &xb, &self.axes, self.ceil_mode)?;
+        let (y, idx) = max_pool2d(&xb, &self.axes, out)?;
+        let positions: Vec<f32> = idx
+            .iter()
+            .map(|&i| if i == usize::MAX { 0.0 } else { i as f32 })
+            .collect();
+        let ind = Tensor::from_vec(positions, y.dims())?;
+        if was_batched {
+            Ok((y, ind))
+        } else {
+            Ok((y.try_squeeze_dim(0)?, ind.try_squeeze_dim(0)?))
+        }
+    }
+
+    /// [`try_forward_with_indices`](Self::try_forward_with_indices).
+    ///
+    /// # Panics
+    /// On a bad input shape.
+    #[track_caller]
+    pub fn forward_with_indices(&self, x: &Tensor) -> (Tensor, Tensor) {
+        unwrap(self.try_forward_with_indices(x))
+    }
+}
+
+impl Module for MaxPool2d {
+    fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let op = "MaxPool2d";
+        let (xb, was_batched) = batched(op, x)?;
+        let out = out_sizes(op, &xb, &self.axes, self.ceil_mode)?;
+        let (y, _) = max_pool2d(&xb, &self.axes, out)?;
+        if was_batched {
+            Ok(y)
+        } else {
+            y.try_squeeze_dim(0)
+        }
+    }
+    fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
+    fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}
+}
+
+// ------------------------------------------------------------------ average
+
+/// 2-D average pooling, as `torch.nn.AvgPool2d`: input `[N, C, H, W]` (or
+/// `[C, H, W]`), output `[N, C, OH, OW]` with `OH = (H + 2 padding - k) /
+/// stride + 1` (rounded up with `ceil_mode`). Each output is its window's
+/// sum divided by the window size (including zero padding unless
+/// `count_include_pad` is off), or by `divisor_override`. No parameters.
+/// Errors name `AvgPool2d` and the input's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPool2d {
+    axes: [Axis; 2],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<usize>,
+}
+
+impl AvgPool2d {
+    /// Average pooling with window `kernel_size` and PyTorch's defaults.
+    ///
+    /// # Panics
+    /// If a kernel size is 0; see [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn new(kernel_size: impl Spatial<2>) -> AvgPool2d {
+        unwrap(Self::try_new(kernel_size, AvgPool2dOptions::default()))
+    }
+
+    /// Average pooling with the given options.
+    ///
+    /// # Panics
+    /// On invalid options; see [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn with_options(kernel_size: impl Spatial<2>, opts: AvgPool2dOptions) -> AvgPool2d {
+        unwrap(Self::try_new(kernel_size, opts))
+    }
+
+    /// Average pooling, or `InvalidArgument` naming `AvgPool2d` if a kernel
+    /// size, stride or `divisor_override` is 0 or the padding exceeds half
+    /// the kernel.
+    pub fn try_new(kernel_size: impl Spatial<2>, opts: AvgPool2dOptions) -> Result<AvgPool2d> {
+        let k = kernel_size.to_array();
+        let s = opts.stride.unwrap_or(k);
+        let axis = |i: usize| Axis {
+            kernel: k[i],
+            stride: s[i],
+            pad: opts.padding[i],
+            dilation: 1,
+        };
+        let axes = [axis(0), axis(1)];
+        check_axes("AvgPool2d", &axes)?;
+        if opts.divisor_override == Some(0) {
+            return Err(Error::InvalidArgument {
+                op: "AvgPool2d",
+                detail: "divisor must not be zero",
+            });
+        }
+        Ok(AvgPool2d {
+            axes,
+            ceil_mode: opts.ceil_mode,
+            count_include_pad: opts.count_include_pad,
+            divisor_override: opts.divisor_override,
+        })
+    }
+
+    /// The divisor of each output position (PyTorch's `avg_pool2d` rules).
+    fn divisors(&self, size: [usize; 2], out: [usize; 2]) -> Result<Tensor> {
+        // Per axis: (window length within input + padding, within input).
+        let extent = |a: Axis, o: usize, n: usize| {
+            let start = (o * a.stride) as i64 - a.pad as i64;
+            let end = (start + a.kernel as i64).min((n + a.pad) as i64);
+            let padded = end - start;
+            let inside = end.min(n as i64) - start.max(0);
+            (padded, inside.max(0))
+        };
+        let mut d = Vec::with_capacity(out[0] * out[1]);
+        for i in 0..out[0] {
+            let (ph, ih) = extent(self.axes[0], i, size[0]);
+            for j in 0..out[1] {
+                let (pw, iw) = extent(self.axes[1], j, size[1]);
+                let v = match self.divisor_override {
+                    Some(v) => v as i64,
+                    None if self.count_include_pad => ph * pw,
+                    None => ih * iw,
+                };
+                // An empty window sums to 0; PyTorch outputs 0 there.
+                d.push(if ih * iw == 0 { 1.0 } else { v as f32 });
+            }
+        }
+        Tensor::from_vec(d, out)
+    }
+}
+
+impl Module for AvgPool2d {
+    fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let op = "AvgPool2d";
+        let (xb, was_batched) = batched(op, x)?;
+        let out = out_sizes(op, &xb, &self.axes, self.ceil_mode)?;
+        let (n, c, h, w) = (xb.dims()[0], xb.dims()[1], xb.dims()[2], xb.dims()[3]);
+        // Pad by `pad` and, in ceil mode, enough zeros for the last window.
+        let after = |a: Axis, o: usize, size: usize| {
+            let need = (o - 1) * a.stride + a.kernel;
+            need.saturating_sub(size + a.pad)
+        };
+        let (bh, bw) = (
+            after(self.axes[0], out[0], h),
+            after(self.axes[1], out[1], w),
+        );
+        let (ph, pw) = (self.axes[0].pad, self.axes[1].pad);
+        let xp = if ph + pw + bh + bw > 0 {
+            xb.try_pad(
+                &[(pw as isize, bw as isize), (ph as isize, bh as isize)],
+                0.0,
+            )?
+        } else {
+            xb
+        };
+        let s = xp.strides();
+        let win = xp.try_as_strided(
+            [
+                n,
+                c,
+                out[0],
+                out[1],
+                self.axes[0].kernel,
+                self.axes[1].kernel,
+            ],
+            [
+                s[0],
+                s[1],
+                self.axes[0].stride * s[2],
+                self.axes[1].stride * s[3],
+                s[2],
+                s[3],
+            ],
+            xp.offset(),
+        )?;
+        let sum = win.try_sum_dims([4, 5], false)?;
+        let y = sum.try_div_tensor(&self.divisors([h, w], out)?)?;
+        if was_batched {
+            Ok(y)
+        } else {
+            y.try_squeeze_dim(0)
+        }
+    }
+    fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
+    fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}
+}
+
+// ------------------------------------------------------------------ adaptive
+
+/// Adaptive 2-D average pooling to a fixed output size, as
+/// `torch.nn.AdaptiveAvgPool2d((out_h, out_w))`: input `[N, C, H, W]` (or
+/// `[C, H, W]`), output `[N, C, out_h, out_w]`; output row `i` averages input
+/// rows `floor(i H / out_h)` up to `ceil((i + 1) H / out_h)` (exclusive), and
+/// the same for columns. No parameters. Errors name `AdaptiveAvgPool2d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdaptiveAvgPool2d {
+    out: [usize; 2],
+}
+
+impl AdaptiveAvgPool2d {
+    /// Pooling to `[out_h, out_w]`.
+    ///
+    /// # Panics
+    /// If a size is 0; see [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn new(out_h: usize, out_w: usize) -> AdaptiveAvgPool2d {
+        unwrap(Self::try_new(out_h, out_w))
+    }
+
+    /// Pooling to `[out_h, out_w]`, or `InvalidArgument` if a size is 0.
+    pub fn try_new(out_h: usize, out_w: usize) -> Result<AdaptiveAvgPool2d> {
+        if out_h == 0 || out_w == 0 {
+            return Err(Error::InvalidArgument {
+                op: "AdaptiveAvgPool2d",
+                detail: "the output size must be positive",
+            });
+        }
+        Ok(AdaptiveAvgPool2d {
+            out: [out_h, out_w],
+        })
+    }
+
+    /// The output size `[out_h, out_w]`.
+    pub fn output_size(&self) -> [usize; 2] {
+        self.out
+    }
+}
+
+/// `[out, n]`: row `i` averages `floor(i n / out) .. ceil((i + 1) n / out)`.
+fn averaging_matrix(out: usize, n: usize) -> Result<Tensor> {
+    let mut m = vec![0.0f32; out * n];
+    for i in 0..out {
+        let start = i * n / out;
+        let end = ((i + 1) * n).div_ceil(out);
+        let v = 1.0 / (end - start) as f32;
+        m[i * n + start..i * n + end].fill(v);
+    }
+    Tensor::from_vec(m, [out, n])
+}
+
+impl Module for AdaptiveAvgPool2d {
+    fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let op = "AdaptiveAvgPool2d";
+        let (xb, was_batched) = batched(op, x)?;
+        let (h, w) = (xb.dims()[2], xb.dims()[3]);
+        if h == 0 || w == 0 {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: x.shape().clone(),
+                rhs: Shape::default(),
+                detail: "the input must have non-zero height and width",
+            });
+        }
+        let ph = averaging_matrix(self.out[0], h)?;
+        let pw = averaging_matrix(self.out[1], w)?;
+        let y = ph.try_matmul(&xb)?.try_matmul(&pw.try_t()?)?;
+        if was_batched {
+            Ok(y)
+        } else {
+            y.try_squeeze_dim(0)
+        }
+    }
+    fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
+    fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}
+}
