@@ -296,14 +296,15 @@ impl<H: Hyper, S> Core<H, S> {
     /// shapes before anything is updated.
     pub(crate) fn resolve(&self, params: &[&mut Tensor]) -> Result<Vec<usize>> {
         let mut out = Vec::with_capacity(params.len());
-        for (i, p) in params.iter().enumerate() {
+        let mut seen = alloc::vec![false; self.slots.len()];
+        for p in params {
             let Some(&s) = self.index.get(&p.id()) else {
                 return Err(Error::InvalidArgument {
                     op: self.kind,
                     detail: "step: a parameter is not registered with this optimizer",
                 });
             };
-            if params[..i].iter().any(|q| q.id() == p.id()) {
+            if core::mem::replace(&mut seen[s], true) {
                 return Err(Error::InvalidArgument {
                     op: self.kind,
                     detail: "step: a parameter is given twice",
