@@ -30,7 +30,7 @@
 //! An optimizer remembers the [`id`](Tensor::id) (and shape) of each parameter
 //! it was given, never a handle: holding a handle would share the parameter's
 //! buffer and force a copy on every update. `clone()`, in-place arithmetic
-//! (`+=`), [`Module::load_state_dict`](crate::nn::Module::load_state_dict)
+//! (`+=`), [`Module::load_state_dict`]
 //! and the optimizer's own updates keep the id, so the state stays linked.
 //! [`Optimizer::step`] takes mutable references to the parameters to update
 //! (e.g. `model.parameters_mut()`); passing a parameter the optimizer does not
