@@ -61,6 +61,7 @@ pub mod io;
 pub mod kernels;
 pub mod nn;
 pub(crate) mod ops;
+pub mod optim;
 pub(crate) mod sync;
 pub mod tensor;
 

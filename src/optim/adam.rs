@@ -1,0 +1,539 @@
+//! Adam and AdamW (`torch.optim.Adam`, `torch.optim.AdamW`).
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{
+    Core, Hyper, Optimizer, OptimizerState, dec, flag, grad_of, named, non_negative, read_flag,
+};
+use crate::autograd::NoGradGuard;
+use crate::error::{Error, Result, unwrap};
+use crate::tensor::Tensor;
+
+/// Hyper-parameters of [`Adam`], with PyTorch's names and defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate (default 1e-3). Must be >= 0.
+    pub lr: f32,
+    /// Decay rates of the first and second moment averages (default
+    /// (0.9, 0.999)). Each must lie in [0, 1).
+    pub betas: (f32, f32),
+    /// Added to the denominator (default 1e-8). Must be >= 0.
+    pub eps: f32,
+    /// L2 penalty added to the gradient (default 0); for [`AdamW`] the
+    /// decoupled decay. Must be >= 0.
+    pub weight_decay: f32,
+    /// AMSGrad: normalise by the running maximum of the second moment
+    /// (default false).
+    pub amsgrad: bool,
+    /// Maximise the objective instead of minimising it (default false).
+    pub maximize: bool,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            maximize: false,
+        }
+    }
+}
+
+/// Hyper-parameters of [`AdamW`]: as [`AdamConfig`], but `weight_decay`
+/// (decoupled) defaults to 1e-2, as in PyTorch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWConfig {
+    /// Learning rate (default 1e-3). Must be >= 0.
+    pub lr: f32,
+    /// Decay rates of the moment averages (default (0.9, 0.999)).
+    pub betas: (f32, f32),
+    /// Added to the denominator (default 1e-8).
+    pub eps: f32,
+    /// Decoupled weight decay: each step multiplies the parameter by
+    /// `1 - lr * weight_decay` (default 1e-2). Must be >= 0.
+    pub weight_decay: f32,
+    /// AMSGrad (default false).
+    pub amsgrad: bool,
+    /// Maximise the objective (default false).
+    pub maximize: bool,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 1e-2,
+            amsgrad: false,
+            maximize: false,
+        }
+    }
+}
+
+impl From<AdamWConfig> for AdamConfig {
+    fn from(c: AdamWConfig) -> AdamConfig {
+        AdamConfig {
+            lr: c.lr,
+            betas: c.betas,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            amsgrad: c.amsgrad,
+            maximize: c.maximize,
+        }
+    }
+}
+
+impl From<AdamConfig> for AdamWConfig {
+    fn from(c: AdamConfig) -> AdamWConfig {
+        AdamWConfig {
+            lr: c.lr,
+            betas: c.betas,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            amsgrad: c.amsgrad,
+            maximize: c.maximize,
+        }
+    }
+}
+
+impl Hyper for AdamConfig {
+    fn pairs(&self) -> Vec<(&'static str, f32)> {
+        vec![
+            ("lr", self.lr),
+            ("beta1", self.betas.0),
+            ("beta2", self.betas.1),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+            ("amsgrad", flag(self.amsgrad)),
+            ("maximize", flag(self.maximize)),
+        ]
+    }
+
+    fn set(&mut self, name: &str, v: f32) -> bool {
+        match name {
+            "lr" => self.lr = v,
+            "beta1" => self.betas.0 = v,
+            "beta2" => self.betas.1 = v,
+            "eps" => self.eps = v,
+            "weight_decay" => self.weight_decay = v,
+            "amsgrad" => match read_flag(v) {
+                Some(b) => self.amsgrad = b,
+                None => return false,
+            },
+            "maximize" => match read_flag(v) {
+                Some(b) => self.maximize = b,
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    fn validate(&self, op: &'static str) -> Result<()> {
+        let bad = |detail| Err(Error::InvalidArgument { op, detail });
+        if !non_negative(self.lr) {
+            return bad("invalid learning rate (must be >= 0)");
+        }
+        if !non_negative(self.eps) {
+            return bad("invalid eps (must be >= 0)");
+        }
+        if !(0.0..1.0).contains(&self.betas.0) {
+            return bad("invalid beta1 (must lie in [0, 1))");
+        }
+        if !(0.0..1.0).contains(&self.betas.1) {
+            return bad("invalid beta2 (must lie in [0, 1))");
+        }
+        if !non_negative(self.weight_decay) {
+            return bad("invalid weight_decay (must be >= 0)");
+        }
+        Ok(())
+    }
+}
+
+/// Per-parameter state, created by the parameter's first step.
+pub(crate) struct AdamState {
+    /// Steps taken (PyTorch keeps it as an f32 tensor too).
+    step: f32,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    max_exp_avg_sq: Option<Tensor>,
+}
+
+/// The scalars of one Adam update, as PyTorch rounds them to f32.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamScalars {
+    /// `1 - beta1`, the weight of `exp_avg.lerp_(grad, 1 - beta1)`.
+    pub(crate) one_minus_beta1: f32,
+    pub(crate) beta2: f32,
+    pub(crate) one_minus_beta2: f32,
+    /// L2 weight decay added to the gradient (0 when decoupled).
+    pub(crate) weight_decay: f32,
+    /// Decoupled decay factor `1 - lr * weight_decay`, applied when `Some`.
+    pub(crate) decay: Option<f32>,
+    /// `-lr / (1 - beta1^step)`.
+    pub(crate) neg_step_size: f32,
+    /// `sqrt(1 - beta2^step)`.
+    pub(crate) bias_correction2_sqrt: f32,
+    pub(crate) eps: f32,
+    pub(crate) maximize: bool,
+}
+
+/// PyTorch's `lerp`: `a + w * (b - a)` for |w| < 0.5, else
+/// `b - (b - a) * (1 - w)`.
+#[inline(always)]
+pub(crate) fn lerp(a: f32, b: f32, w: f32) -> f32 {
+    if w.abs() < 0.5 {
+        a + w * (b - a)
+    } else {
+        b - (b - a) * (1.0 - w)
+    }
+}
+
+/// `torch.maximum`: the larger value, NaN if either is NaN.
+#[inline(always)]
+fn maximum(a: f32, b: f32) -> f32 {
+    if a >= b {
+        a
+    } else if b > a {
+        b
+    } else {
+        f32::NAN
+    }
+}
+
+/// One fused Adam/AdamW update of a parameter `p` with gradient `g`, first
+/// and second moments `m`, `v` and, with AMSGrad, their running maximum
+/// `vmax`. Mirrors `torch.optim.adam._single_tensor_adam` element by
+/// element:
+///
+/// ```text
+/// g = maximize ? -g : g
+/// p = p * decay                 (AdamW)   |   g = g + wd * p   (Adam, wd != 0)
+/// m = lerp(m, g, 1 - beta1)
+/// v = v * beta2;  v = v + ((1 - beta2) * g) * g
+/// vmax = maximum(vmax, v)       (AMSGrad: the raw second moment)
+/// denom = sqrt(vmax or v) / sqrt(1 - beta2^t) + eps
+/// p = p + (-step_size * m) / denom
+/// ```
+///
+/// # Panics
+/// If the slice lengths differ.
+pub(crate) fn adam_update(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    vmax: Option<&mut [f32]>,
+    s: &AdamScalars,
+) {
+    let n = p.len();
+    assert!(
+        g.len() == n && m.len() == n && v.len() == n,
+        "adam_update: slice lengths differ"
+    );
+    let one = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| -> f32 {
+        let g = if s.maximize { -g } else { g };
+        let g = match s.decay {
+            Some(d) => {
+                *p *= d;
+                g
+            }
+            None if s.weight_decay != 0.0 => g + s.weight_decay * *p,
+            None => g,
+        };
+        *m = lerp(*m, g, s.one_minus_beta1);
+        let vb = *v * s.beta2;
+        *v = vb + (s.one_minus_beta2 * g) * g;
+        *v
+    };
+    let finish = |p: &mut f32, m: f32, second: f32| {
+        let denom = libm::sqrtf(second) / s.bias_correction2_sqrt + s.eps;
+        *p += (s.neg_step_size * m) / denom;
+    };
+    match vmax {
+        None => {
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let second = one(p, g, m, v);
+                finish(p, *m, second);
+            }
+        }
+        Some(vmax) => {
+            assert_eq!(vmax.len(), n, "adam_update: slice lengths differ");
+            for ((((p, &g), m), v), vm) in p
+                .iter_mut()
+                .zip(g)
+                .zip(m.iter_mut())
+                .zip(v.iter_mut())
+                .zip(vmax.iter_mut())
+            {
+                let second = one(p, g, m, v);
+                *vm = maximum(*vm, second);
+                finish(p, *m, *vm);
+            }
+        }
+    }
+}
+
+/// Adam (`torch.optim.Adam`): adaptive moment estimation with optional L2
+/// weight decay (added to the gradient), AMSGrad (PyTorch's variant: the
+/// maximum of the raw second moment) and maximisation.
+///
+/// State per parameter: `step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`
+/// (AMSGrad).
+pub struct Adam {
+    core: Core<AdamConfig, AdamState>,
+    decoupled: bool,
+}
+
+impl Adam {
+    /// An optimizer over `params` (e.g. `model.parameters()`), registered by
+    /// id as one group with `config`.
+    ///
+    /// # Panics
+    /// On an invalid configuration or a repeated parameter; see
+    /// [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn new(params: &[Tensor], config: AdamConfig) -> Adam {
+        unwrap(Self::try_new(params, config))
+    }
+
+    /// [`new`](Self::new), or `InvalidArgument` (negative lr, eps or weight
+    /// decay; a beta outside [0, 1); a parameter given twice).
+    pub fn try_new(params: &[Tensor], config: AdamConfig) -> Result<Adam> {
+        Ok(Adam {
+            core: Core::new("Adam", params, config)?,
+            decoupled: false,
+        })
+    }
+
+    /// Adds a parameter group with its own hyper-parameters (start from
+    /// [`config`](Self::config)`(0)` to override only some). Errors, changing
+    /// nothing, on an invalid configuration or a parameter already registered.
+    pub fn add_param_group(&mut self, params: &[Tensor], config: AdamConfig) -> Result<()> {
+        self.core.add_group(params, config)
+    }
+
+    /// The hyper-parameters of group `g`.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn config(&self, g: usize) -> AdamConfig {
+        self.core.groups[g]
+    }
+
+    /// Number of parameter groups.
+    pub fn num_groups(&self) -> usize {
+        self.core.groups.len()
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.decoupled { "AdamW" } else { "Adam" }
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()> {
+        let slots = self.core.resolve(params)?;
+        let _no_grad = NoGradGuard::new();
+        // Group scalars as PyTorch holds them (Python floats).
+        let groups: Vec<[f64; 5]> = self
+            .core
+            .groups
+            .iter()
+            .map(|h| {
+                [
+                    dec(h.lr),
+                    dec(h.betas.0),
+                    dec(h.betas.1),
+                    dec(h.weight_decay),
+                    dec(h.eps),
+                ]
+            })
+            .collect();
+        for (p, s) in params.iter_mut().zip(slots) {
+            let Some(grad) = grad_of(p)? else {
+                continue;
+            };
+            let slot = &mut self.core.slots[s];
+            let h = &self.core.groups[slot.group];
+            let [lr, beta1, beta2, wd, eps] = groups[slot.group];
+            let state = match &mut slot.state {
+                Some(st) => st,
+                empty => empty.insert(AdamState {
+                    step: 0.0,
+                    exp_avg: super::zeros(&slot.shape)?,
+                    exp_avg_sq: super::zeros(&slot.shape)?,
+                    max_exp_avg_sq: None,
+                }),
+            };
+            state.step += 1.0;
+            let t = state.step as f64;
+            let bias_correction1 = 1.0 - libm::pow(beta1, t);
+            let bias_correction2 = 1.0 - libm::pow(beta2, t);
+            let sc = AdamScalars {
+                one_minus_beta1: (1.0 - beta1) as f32,
+                beta2: beta2 as f32,
+                one_minus_beta2: (1.0 - beta2) as f32,
+                weight_decay: if self.decoupled { 0.0 } else { h.weight_decay },
+                decay: (self.decoupled && h.weight_decay != 0.0).then_some((1.0 - lr * wd) as f32),
+                neg_step_size: (-(lr / bias_correction1)) as f32,
+                bias_correction2_sqrt: libm::sqrt(bias_correction2) as f32,
+                eps: eps as f32,
+                maximize: h.maximize,
+            };
+            let g = grad.try_data()?;
+            let m = state.exp_avg.try_data_mut()?;
+            let v = state.exp_avg_sq.try_data_mut()?;
+            let vmax = if h.amsgrad {
+                let t = match &mut state.max_exp_avg_sq {
+                    Some(t) => t,
+                    empty => empty.insert(super::zeros(&slot.shape)?),
+                };
+                Some(t.try_data_mut()?)
+            } else {
+                None
+            };
+            adam_update(p.try_data_mut()?, g, m, v, vmax, &sc);
+        }
+        Ok(())
+    }
+
+    fn lrs(&self) -> Vec<f32> {
+        self.core.lrs()
+    }
+
+    #[track_caller]
+    fn set_lr(&mut self, g: usize, lr: f32) {
+        self.core.set_lr(g, lr)
+    }
+
+    fn hyper(&self, g: usize, name: &str) -> Option<f32> {
+        self.core.hyper(g, name)
+    }
+
+    fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
+        self.core.set_hyper(g, name, value)
+    }
+
+    fn export_state(&self) -> OptimizerState {
+        self.core.export(self.kind(), |s| {
+            let mut v = vec![
+                (alloc::string::String::from("step"), Tensor::scalar(s.step)),
+                named("exp_avg", &s.exp_avg),
+                named("exp_avg_sq", &s.exp_avg_sq),
+            ];
+            if let Some(t) = &s.max_exp_avg_sq {
+                v.push(named("max_exp_avg_sq", t));
+            }
+            v
+        })
+    }
+
+    fn import_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let kind = self.kind();
+        self.core.import(kind, state, |r, h| {
+            r.only(&["step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"])?;
+            let max_exp_avg_sq = if h.amsgrad {
+                Some(r.required("max_exp_avg_sq")?)
+            } else {
+                r.buffer("max_exp_avg_sq")?
+            };
+            Ok(AdamState {
+                step: r.step()?,
+                exp_avg: r.required("exp_avg")?,
+                exp_avg_sq: r.required("exp_avg_sq")?,
+                max_exp_avg_sq,
+            })
+        })
+    }
+}
+
+/// AdamW (`torch.optim.AdamW`): Adam with decoupled weight decay (each step
+/// first multiplies the parameter by `1 - lr * weight_decay`; default
+/// `weight_decay` 1e-2).
+///
+/// State per parameter: as [`Adam`].
+pub struct AdamW(Adam);
+
+impl AdamW {
+    /// An optimizer over `params`, registered by id as one group.
+    ///
+    /// # Panics
+    /// On an invalid configuration or a repeated parameter; see
+    /// [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn new(params: &[Tensor], config: AdamWConfig) -> AdamW {
+        unwrap(Self::try_new(params, config))
+    }
+
+    /// [`new`](Self::new), or `InvalidArgument` as [`Adam::try_new`].
+    pub fn try_new(params: &[Tensor], config: AdamWConfig) -> Result<AdamW> {
+        Ok(AdamW(Adam {
+            core: Core::new("AdamW", params, config.into())?,
+            decoupled: true,
+        }))
+    }
+
+    /// Adds a parameter group with its own hyper-parameters; see
+    /// [`Adam::add_param_group`].
+    pub fn add_param_group(&mut self, params: &[Tensor], config: AdamWConfig) -> Result<()> {
+        self.0.core.add_group(params, config.into())
+    }
+
+    /// The hyper-parameters of group `g`.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn config(&self, g: usize) -> AdamWConfig {
+        self.0.core.groups[g].into()
+    }
+
+    /// Number of parameter groups.
+    pub fn num_groups(&self) -> usize {
+        self.0.core.groups.len()
+    }
+}
+
+impl Optimizer for AdamW {
+    fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()> {
+        self.0.step(params)
+    }
+
+    fn lrs(&self) -> Vec<f32> {
+        self.0.lrs()
+    }
+
+    #[track_caller]
+    fn set_lr(&mut self, g: usize, lr: f32) {
+        self.0.set_lr(g, lr)
+    }
+
+    fn hyper(&self, g: usize, name: &str) -> Option<f32> {
+        self.0.hyper(g, name)
+    }
+
+    fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
+        self.0.set_hyper(g, name, value)
+    }
+
+    fn export_state(&self) -> OptimizerState {
+        self.0.export_state()
+    }
+
+    fn import_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.0.import_state(state)
+    }
+}

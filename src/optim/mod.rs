@@ -1,0 +1,591 @@
+//! Optimizers, learning-rate schedulers and gradient clipping, as in
+//! `torch.optim` and `torch.nn.utils.clip_grad_*`.
+//!
+//! | item | PyTorch |
+//! |---|---|
+//! | [`Sgd`] | `torch.optim.SGD` (momentum, dampening, Nesterov, weight decay, maximize) |
+//! | [`Adam`], [`AdamW`] | `torch.optim.Adam` / `AdamW` (L2 or decoupled weight decay, AMSGrad, maximize) |
+//! | [`RmsProp`] | `torch.optim.RMSprop` (momentum, centered, weight decay, maximize) |
+//! | [`clip_grad_norm`], [`clip_grad_value`] | `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_` |
+//! | [`StepLr`], [`MultiStepLr`], [`ExponentialLr`], [`CosineAnnealingLr`], [`LinearLr`], [`ConstantLr`], [`OneCycleLr`], [`SequentialLr`] | `torch.optim.lr_scheduler.*` |
+//!
+//! ```
+//! use train_station::Tensor;
+//! use train_station::optim::{Adam, AdamConfig, Optimizer};
+//!
+//! let mut w = Tensor::from_slice(&[1.0, -2.0], [2]).unwrap().with_requires_grad();
+//! let mut opt = Adam::new(&[w.clone()], AdamConfig { lr: 0.1, ..Default::default() });
+//! for _ in 0..3 {
+//!     let loss = (&w * &w).sum();
+//!     loss.backward();
+//!     drop(loss); // releases the graph: the step below updates `w` in place
+//!     opt.step(&mut [&mut w]).unwrap();
+//!     w.zero_grad();
+//! }
+//! assert!(w.to_vec()[0] < 1.0 && w.to_vec()[1] > -2.0);
+//! ```
+//!
+//! # Parameters are registered by identity
+//!
+//! An optimizer remembers the [`id`](Tensor::id) (and shape) of each parameter
+//! it was given, never a handle: holding a handle would share the parameter's
+//! buffer and force a copy on every update. `clone()`, in-place arithmetic
+//! (`+=`), [`Module::load_state_dict`]
+//! and the optimizer's own updates keep the id, so the state stays linked.
+//! [`Optimizer::step`] takes mutable references to the parameters to update
+//! (e.g. `model.parameters_mut()`); passing a parameter the optimizer does not
+//! know is an error, never a silent skip. Parameters without a gradient (or
+//! that do not require grad) are skipped, and so is their step count, as in
+//! PyTorch.
+//!
+//! The update writes through [`Tensor::data_mut`]: in place when the
+//! parameter's buffer is not shared. After `backward` has released the graph
+//! (and once the loss tensor is dropped) nothing else holds the buffer, so
+//! the step copies nothing. A parameter handle kept alive elsewhere (a
+//! `model.parameters()` vector held across the step) shares the buffer, and
+//! the step then copies once (copy-on-write; the held handle keeps the old
+//! values).
+//!
+//! # Numerics
+//!
+//! Each update is one fused pass over the parameter, its gradient and the
+//! state buffers (`sgd_update`, `adam_update`, `rmsprop_update`), in f32 and
+//! in the same order of operations as PyTorch's single-tensor
+//! (`foreach=False`) implementation. Hyper-parameters are f32 in the API;
+//! scalar arithmetic that PyTorch does on Python floats (bias corrections,
+//! step sizes, `1 - beta`) is done in f64 on the shortest decimal reading of
+//! each f32 (so `0.9f32` is taken as `0.9`, as typed), then rounded to f32
+//! where PyTorch rounds it. PyTorch's vectorised CPU kernels use fused
+//! multiply-adds in places; the results agree to a few ulps per step.
+
+mod adam;
+mod clip;
+mod rmsprop;
+mod scheduler;
+mod sgd;
+
+pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, clip_grad_value, clip_grads_with_norm, total_grad_norm};
+pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use scheduler::{
+    Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, MultiStepLr,
+    OneCycleConfig, OneCycleLr, SequentialLr, StepLr,
+};
+pub use sgd::{Sgd, SgdConfig};
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::error::{Error, Result};
+use crate::nn::Module;
+use crate::tensor::{Shape, Tensor};
+
+/// One optimizer: parameters registered by identity into parameter groups,
+/// each group with its own hyper-parameters. See the [module docs](self).
+pub trait Optimizer: Send {
+    /// Updates every given parameter that requires grad and has a gradient,
+    /// in place (same id; same storage when it is not shared). Runs under
+    /// [`no_grad`](crate::no_grad). Parameters without a gradient are
+    /// skipped, as in PyTorch.
+    ///
+    /// Errors, before anything is changed, if a parameter is not registered
+    /// with this optimizer, appears twice, or no longer has its registered
+    /// shape. A copy that runs out of memory fails mid-way (parameters before
+    /// it are updated).
+    fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()>;
+
+    /// [`step`](Optimizer::step) on every parameter of `m`
+    /// (`m.parameters_mut()`).
+    fn step_module(&mut self, m: &mut dyn Module) -> Result<()> {
+        self.step(&mut m.parameters_mut())
+    }
+
+    /// Learning rate of each group, in group order.
+    fn lrs(&self) -> Vec<f32>;
+
+    /// Sets the learning rate of group `g` (schedulers call this).
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    fn set_lr(&mut self, g: usize, lr: f32);
+
+    /// The hyper-parameter `name` of group `g` (names as in
+    /// [`GroupState::hyper`]), or `None` if the group or name does not exist.
+    fn hyper(&self, g: usize, name: &str) -> Option<f32> {
+        let state = self.export_state();
+        let group = state.groups.get(g)?;
+        group.hyper.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// Sets the hyper-parameter `name` of group `g` (e.g. `"momentum"` or
+    /// `"beta1"`, which [`OneCycleLr`] cycles). Errors, leaving the group
+    /// unchanged, on an unknown group or name or an invalid value.
+    fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
+        let _ = (g, name, value);
+        Err(Error::InvalidArgument {
+            op: "set_hyper",
+            detail: "this optimizer does not support setting hyper-parameters",
+        })
+    }
+
+    /// Everything needed to resume exactly: per-group hyper-parameters and,
+    /// per parameter that has state, its named state tensors (handles, O(1);
+    /// the optimizer copies on its next write).
+    fn export_state(&self) -> OptimizerState;
+
+    /// Restores [`export_state`](Optimizer::export_state) output, whose ids
+    /// the caller may have remapped first ([`OptimizerState::remap_ids`]).
+    /// Errors, changing nothing, on a kind, group, parameter, name or shape
+    /// mismatch.
+    fn import_state(&mut self, state: &OptimizerState) -> Result<()>;
+}
+
+/// A snapshot of an optimizer: what [`Optimizer::export_state`] returns and
+/// [`Optimizer::import_state`] takes.
+#[derive(Clone, Debug)]
+pub struct OptimizerState {
+    /// PyTorch's class name: `"SGD"`, `"Adam"`, `"AdamW"`, `"RMSprop"`.
+    pub kind: String,
+    /// Parameter groups in order.
+    pub groups: Vec<GroupState>,
+    /// Per parameter id that has state (parameters that never had a
+    /// gradient have none, as in PyTorch), its state tensors by name:
+    /// SGD `momentum_buffer`; Adam/AdamW `step` (0-D), `exp_avg`,
+    /// `exp_avg_sq`, `max_exp_avg_sq` (AMSGrad only); RMSprop `step`,
+    /// `square_avg`, `momentum_buffer` (momentum > 0), `grad_avg` (centered).
+    pub params: Vec<(u64, Vec<(String, Tensor)>)>,
+}
+
+/// One parameter group of an [`OptimizerState`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupState {
+    /// Ids of the group's parameters, in registration order.
+    pub params: Vec<u64>,
+    /// Hyper-parameters by PyTorch name (`"lr"`, `"momentum"`, ...; Adam's
+    /// `betas` as `"beta1"`, `"beta2"`; flags as 0 or 1).
+    pub hyper: Vec<(String, f32)>,
+}
+
+impl OptimizerState {
+    /// Replaces every parameter id by `f(id)`, e.g. to move a state exported
+    /// from one model onto another with the same structure.
+    pub fn remap_ids(&mut self, mut f: impl FnMut(u64) -> u64) {
+        for g in &mut self.groups {
+            for id in &mut g.params {
+                *id = f(*id);
+            }
+        }
+        for (id, _) in &mut self.params {
+            *id = f(*id);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ shared core
+
+/// The shortest decimal reading of `x` as f64 (`0.9f32` -> `0.9`): the value
+/// a PyTorch user typing the same literal would have as a Python float.
+pub(crate) fn dec(x: f32) -> f64 {
+    if !x.is_finite() {
+        return x as f64;
+    }
+    let mut s: heapless::String<40> = heapless::String::new();
+    if core::fmt::write(&mut s, format_args!("{x:e}")).is_err() {
+        return x as f64;
+    }
+    s.parse::<f64>().unwrap_or(x as f64)
+}
+
+/// `x >= 0` (false for NaN).
+pub(crate) fn non_negative(x: f32) -> bool {
+    x >= 0.0
+}
+
+/// Whether `x` is a finite whole number.
+pub(crate) fn integral(x: f32) -> bool {
+    x.is_finite() && libm::truncf(x) == x
+}
+
+/// f32 flag as stored in hyper-parameter pairs.
+pub(crate) fn flag(b: bool) -> f32 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Reads a flag back; only 0 and 1 are flags.
+pub(crate) fn read_flag(v: f32) -> Option<bool> {
+    if v == 0.0 {
+        Some(false)
+    } else if v == 1.0 {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// The hyper-parameters of one group of one optimizer kind.
+pub(crate) trait Hyper: Copy + Send {
+    /// `(name, value)` in export order.
+    fn pairs(&self) -> Vec<(&'static str, f32)>;
+    /// Sets `name`; false if the name is unknown or a flag is not 0/1.
+    fn set(&mut self, name: &str, v: f32) -> bool;
+    fn lr(&self) -> f32;
+    fn set_lr(&mut self, lr: f32);
+    /// Checks ranges as PyTorch's constructor does.
+    fn validate(&self, op: &'static str) -> Result<()>;
+}
+
+/// A registered parameter.
+pub(crate) struct Slot<S> {
+    pub(crate) id: u64,
+    pub(crate) group: usize,
+    pub(crate) shape: Shape,
+    /// `None` until the first step that had a gradient.
+    pub(crate) state: Option<S>,
+}
+
+/// What every optimizer shares: groups, registration by id, lookup,
+/// export/import of groups. `S` is the per-parameter state.
+pub(crate) struct Core<H, S> {
+    pub(crate) kind: &'static str,
+    pub(crate) groups: Vec<H>,
+    pub(crate) slots: Vec<Slot<S>>,
+    index: BTreeMap<u64, usize>,
+}
+
+impl<H: Hyper, S> Core<H, S> {
+    pub(crate) fn new(kind: &'static str, params: &[Tensor], hyper: H) -> Result<Self> {
+        let mut core = Core {
+            kind,
+            groups: Vec::new(),
+            slots: Vec::new(),
+            index: BTreeMap::new(),
+        };
+        core.add_group(params, hyper)?;
+        Ok(core)
+    }
+
+    /// Adds a group; errors (changing nothing) on invalid hyper-parameters or
+    /// a parameter that is already registered.
+    pub(crate) fn add_group(&mut self, params: &[Tensor], hyper: H) -> Result<()> {
+        hyper.validate(self.kind)?;
+        let mut ids = BTreeMap::new();
+        for p in params {
+            if self.index.contains_key(&p.id()) || ids.insert(p.id(), ()).is_some() {
+                return Err(Error::InvalidArgument {
+                    op: self.kind,
+                    detail: "a parameter appears more than once (in one group or in two groups)",
+                });
+            }
+        }
+        let g = self.groups.len();
+        self.groups.push(hyper);
+        for p in params {
+            self.index.insert(p.id(), self.slots.len());
+            self.slots.push(Slot {
+                id: p.id(),
+                group: g,
+                shape: p.shape().clone(),
+                state: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// The slot of each parameter, checking registration, duplicates and
+    /// shapes before anything is updated.
+    pub(crate) fn resolve(&self, params: &[&mut Tensor]) -> Result<Vec<usize>> {
+        let mut out = Vec::with_capacity(params.len());
+        let mut seen = alloc::vec![false; self.slots.len()];
+        for p in params {
+            let Some(&s) = self.index.get(&p.id()) else {
+                return Err(Error::InvalidArgument {
+                    op: self.kind,
+                    detail: "step: a parameter is not registered with this optimizer",
+                });
+            };
+            if core::mem::replace(&mut seen[s], true) {
+                return Err(Error::InvalidArgument {
+                    op: self.kind,
+                    detail: "step: a parameter is given twice",
+                });
+            }
+            if p.shape() != &self.slots[s].shape {
+                return Err(Error::ShapeMismatch {
+                    op: self.kind,
+                    lhs: self.slots[s].shape.clone(),
+                    rhs: p.shape().clone(),
+                    detail: "step: the parameter no longer has its registered shape",
+                });
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn lrs(&self) -> Vec<f32> {
+        self.groups.iter().map(Hyper::lr).collect()
+    }
+
+    #[track_caller]
+    pub(crate) fn set_lr(&mut self, g: usize, lr: f32) {
+        let n = self.groups.len();
+        match self.groups.get_mut(g) {
+            Some(h) => h.set_lr(lr),
+            None => panic!("{}: set_lr: group {g} out of range ({n} groups)", self.kind),
+        }
+    }
+
+    pub(crate) fn hyper(&self, g: usize, name: &str) -> Option<f32> {
+        let h = self.groups.get(g)?;
+        h.pairs()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    pub(crate) fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
+        let Some(h) = self.groups.get(g) else {
+            return Err(Error::IndexOutOfRange {
+                op: self.kind,
+                index: g.min(isize::MAX as usize) as isize,
+                size: self.groups.len(),
+            });
+        };
+        let mut h = *h;
+        if !h.set(name, value) {
+            return Err(Error::InvalidArgument {
+                op: self.kind,
+                detail: "set_hyper: unknown hyper-parameter name (or a flag that is not 0 or 1)",
+            });
+        }
+        h.validate(self.kind)?;
+        self.groups[g] = h;
+        Ok(())
+    }
+
+    pub(crate) fn export(
+        &self,
+        kind: &str,
+        state: impl Fn(&S) -> Vec<(String, Tensor)>,
+    ) -> OptimizerState {
+        let groups = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, h)| GroupState {
+                params: self
+                    .slots
+                    .iter()
+                    .filter(|s| s.group == g)
+                    .map(|s| s.id)
+                    .collect(),
+                hyper: h
+                    .pairs()
+                    .into_iter()
+                    .map(|(n, v)| (n.to_string(), v))
+                    .collect(),
+            })
+            .collect();
+        let params = self
+            .slots
+            .iter()
+            .filter_map(|s| s.state.as_ref().map(|st| (s.id, state(st))))
+            .filter(|(_, tensors)| !tensors.is_empty())
+            .collect();
+        OptimizerState {
+            kind: kind.to_string(),
+            groups,
+            params,
+        }
+    }
+
+    /// Validates `st` completely, then replaces groups and states.
+    /// `import_one(tensors, shape, hyper)` builds one parameter's state.
+    pub(crate) fn import(
+        &mut self,
+        kind: &str,
+        st: &OptimizerState,
+        import_one: impl Fn(&StateReader<'_>, &H) -> Result<S>,
+    ) -> Result<()> {
+        let op = self.kind;
+        let bad = |detail| Err(Error::InvalidArgument { op, detail });
+        if st.kind != kind {
+            return bad("import_state: the state was exported by another kind of optimizer");
+        }
+        if st.groups.len() != self.groups.len() {
+            return bad("import_state: the state has a different number of parameter groups");
+        }
+        let mut groups = self.groups.clone();
+        for (g, gs) in st.groups.iter().enumerate() {
+            let mut mine: Vec<u64> = self
+                .slots
+                .iter()
+                .filter(|s| s.group == g)
+                .map(|s| s.id)
+                .collect();
+            let mut theirs = gs.params.clone();
+            mine.sort_unstable();
+            theirs.sort_unstable();
+            if mine != theirs {
+                return bad(
+                    "import_state: a parameter group holds other parameters than this optimizer's (remap the ids first)",
+                );
+            }
+            for (name, v) in &gs.hyper {
+                if !groups[g].set(name, *v) {
+                    return bad(
+                        "import_state: unknown hyper-parameter name (or a flag that is not 0 or 1)",
+                    );
+                }
+            }
+            groups[g].validate(op)?;
+        }
+        let mut states: Vec<Option<S>> = (0..self.slots.len()).map(|_| None).collect();
+        for (id, tensors) in &st.params {
+            let Some(&s) = self.index.get(id) else {
+                return bad("import_state: the state holds a parameter that is not registered");
+            };
+            if states[s].is_some() {
+                return bad("import_state: a parameter's state appears twice");
+            }
+            let slot = &self.slots[s];
+            let reader = StateReader {
+                op,
+                shape: &slot.shape,
+                tensors,
+            };
+            reader.check_names()?;
+            states[s] = Some(import_one(&reader, &groups[slot.group])?);
+        }
+        self.groups = groups;
+        for (slot, state) in self.slots.iter_mut().zip(states) {
+            slot.state = state;
+        }
+        Ok(())
+    }
+}
+
+/// Hands one parameter's imported state tensors to an optimizer, checking
+/// names and shapes.
+pub(crate) struct StateReader<'a> {
+    op: &'static str,
+    shape: &'a Shape,
+    tensors: &'a [(String, Tensor)],
+}
+
+impl StateReader<'_> {
+    fn check_names(&self) -> Result<()> {
+        for (i, (n, _)) in self.tensors.iter().enumerate() {
+            if self.tensors[..i].iter().any(|(m, _)| m == n) {
+                return Err(Error::InvalidArgument {
+                    op: self.op,
+                    detail: "import_state: a state tensor name appears twice",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Errors unless every tensor name is one of `names`.
+    pub(crate) fn only(&self, names: &[&str]) -> Result<()> {
+        if self
+            .tensors
+            .iter()
+            .all(|(n, _)| names.contains(&n.as_str()))
+        {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument {
+                op: self.op,
+                detail: "import_state: unknown state tensor name",
+            })
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// The buffer `name` (the parameter's shape), detached and contiguous,
+    /// or `None` if absent.
+    pub(crate) fn buffer(&self, name: &str) -> Result<Option<Tensor>> {
+        let Some(t) = self.find(name) else {
+            return Ok(None);
+        };
+        if t.shape() != self.shape {
+            return Err(Error::ShapeMismatch {
+                op: self.op,
+                lhs: self.shape.clone(),
+                rhs: t.shape().clone(),
+                detail: "import_state: a state tensor's shape differs from its parameter's",
+            });
+        }
+        Ok(Some(t.detach().try_contiguous()?))
+    }
+
+    /// The buffer `name`, which must be present.
+    pub(crate) fn required(&self, name: &str) -> Result<Tensor> {
+        self.buffer(name)?.ok_or(Error::InvalidArgument {
+            op: self.op,
+            detail: "import_state: a parameter's state lacks a required tensor",
+        })
+    }
+
+    /// The one-element tensor `step` as f32.
+    pub(crate) fn step(&self) -> Result<f32> {
+        let t = self.find("step").ok_or(Error::InvalidArgument {
+            op: self.op,
+            detail: "import_state: a parameter's state lacks its step count",
+        })?;
+        let v = t.try_item()?;
+        if !(non_negative(v) && integral(v)) {
+            return Err(Error::InvalidArgument {
+                op: self.op,
+                detail: "import_state: the step count is not a non-negative integer",
+            });
+        }
+        Ok(v)
+    }
+}
+
+/// A buffer of zeros shaped like `shape`.
+pub(crate) fn zeros(shape: &Shape) -> Result<Tensor> {
+    Tensor::try_zeros(shape.dims())
+}
+
+/// `(name, handle)` for export.
+pub(crate) fn named(name: &str, t: &Tensor) -> (String, Tensor) {
+    (name.to_string(), t.clone())
+}
+
+/// The gradient of `p` as a contiguous tensor, if it requires grad and has
+/// one.
+pub(crate) fn grad_of(p: &Tensor) -> Result<Option<Tensor>> {
+    match p.grad() {
+        Some(g) if g.is_contiguous() => Ok(Some(g)),
+        Some(g) => Ok(Some(g.try_contiguous()?)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dec_reads_the_shortest_decimal() {
+        assert_eq!(dec(0.9), 0.9);
+        assert_eq!(dec(0.999), 0.999);
+        assert_eq!(dec(1e-8), 1e-8);
+        assert_eq!(dec(1e-3), 1e-3);
+        assert_eq!(dec(-3.25), -3.25);
+        assert_eq!(dec(f32::MIN_POSITIVE), 1.1754944e-38);
+        assert_eq!(dec(f32::INFINITY), f64::INFINITY);
+        assert!(dec(f32::NAN).is_nan());
+        // Always rounds back to the same f32.
+        for x in [0.1f32, 1.0 / 3.0, 7e-45, 3.4028235e38, 123456.79] {
+            assert_eq!(dec(x) as f32, x);
+        }
+    }
+}

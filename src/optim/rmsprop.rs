@@ -1,0 +1,361 @@
+//! RMSprop (`torch.optim.RMSprop`).
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::adam::lerp;
+use super::{
+    Core, Hyper, Optimizer, OptimizerState, dec, flag, grad_of, named, non_negative, read_flag,
+};
+use crate::autograd::NoGradGuard;
+use crate::error::{Error, Result, unwrap};
+use crate::tensor::Tensor;
+
+/// Hyper-parameters of [`RmsProp`], with PyTorch's names and defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsPropConfig {
+    /// Learning rate (default 1e-2). Must be >= 0.
+    pub lr: f32,
+    /// Smoothing constant of the squared-gradient average (default 0.99).
+    /// Must be >= 0.
+    pub alpha: f32,
+    /// Added to the denominator (default 1e-8). Must be >= 0.
+    pub eps: f32,
+    /// L2 penalty added to the gradient (default 0). Must be >= 0.
+    pub weight_decay: f32,
+    /// Momentum factor (default 0). Must be >= 0.
+    pub momentum: f32,
+    /// Normalise by the estimated variance of the gradient instead of its
+    /// second moment (default false).
+    pub centered: bool,
+    /// Maximise the objective instead of minimising it (default false).
+    pub maximize: bool,
+}
+
+impl Default for RmsPropConfig {
+    fn default() -> Self {
+        RmsPropConfig {
+            lr: 1e-2,
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+            maximize: false,
+        }
+    }
+}
+
+impl Hyper for RmsPropConfig {
+    fn pairs(&self) -> Vec<(&'static str, f32)> {
+        vec![
+            ("lr", self.lr),
+            ("alpha", self.alpha),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+            ("momentum", self.momentum),
+            ("centered", flag(self.centered)),
+            ("maximize", flag(self.maximize)),
+        ]
+    }
+
+    fn set(&mut self, name: &str, v: f32) -> bool {
+        match name {
+            "lr" => self.lr = v,
+            "alpha" => self.alpha = v,
+            "eps" => self.eps = v,
+            "weight_decay" => self.weight_decay = v,
+            "momentum" => self.momentum = v,
+            "centered" => match read_flag(v) {
+                Some(b) => self.centered = b,
+                None => return false,
+            },
+            "maximize" => match read_flag(v) {
+                Some(b) => self.maximize = b,
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    fn validate(&self, op: &'static str) -> Result<()> {
+        let bad = |detail| Err(Error::InvalidArgument { op, detail });
+        if !non_negative(self.lr) {
+            return bad("invalid learning rate (must be >= 0)");
+        }
+        if !non_negative(self.eps) {
+            return bad("invalid eps (must be >= 0)");
+        }
+        if !non_negative(self.momentum) {
+            return bad("invalid momentum (must be >= 0)");
+        }
+        if !non_negative(self.weight_decay) {
+            return bad("invalid weight_decay (must be >= 0)");
+        }
+        if !non_negative(self.alpha) {
+            return bad("invalid alpha (must be >= 0)");
+        }
+        Ok(())
+    }
+}
+
+/// Per-parameter state, created by the parameter's first step.
+pub(crate) struct RmsPropState {
+    step: f32,
+    square_avg: Tensor,
+    /// Created (zeros) by the first step with momentum > 0.
+    momentum_buffer: Option<Tensor>,
+    /// Created (zeros) by the first centered step.
+    grad_avg: Option<Tensor>,
+}
+
+/// The scalars of one RMSprop update, as PyTorch rounds them to f32.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RmsPropScalars {
+    pub(crate) alpha: f32,
+    /// `1 - alpha`: weight of the squared gradient and of `grad_avg.lerp_`.
+    pub(crate) one_minus_alpha: f32,
+    pub(crate) eps: f32,
+    pub(crate) weight_decay: f32,
+    pub(crate) momentum: f32,
+    pub(crate) neg_lr: f32,
+    pub(crate) maximize: bool,
+}
+
+/// One fused RMSprop update of a parameter `p` with gradient `g`, squared
+/// average `sq`, and optionally the gradient average `ga` (centered) and the
+/// momentum buffer `buf` (momentum > 0). Mirrors
+/// `torch.optim.rmsprop._single_tensor_rmsprop` element by element:
+///
+/// ```text
+/// g = maximize ? -g : g;   g = g + wd * p            (wd != 0)
+/// sq = sq * alpha;  sq = sq + ((1 - alpha) * g) * g
+/// avg = centered ? sqrt(sq - ga * ga) with ga = lerp(ga, g, 1 - alpha) : sqrt(sq)
+/// avg = avg + eps
+/// momentum: buf = buf * momentum + g / avg;  p = p + (-lr) * buf
+/// else:     p = p + (-lr * g) / avg
+/// ```
+///
+/// # Panics
+/// If the slice lengths differ.
+pub(crate) fn rmsprop_update(
+    p: &mut [f32],
+    g: &[f32],
+    sq: &mut [f32],
+    mut ga: Option<&mut [f32]>,
+    mut buf: Option<&mut [f32]>,
+    s: &RmsPropScalars,
+) {
+    let n = p.len();
+    assert!(
+        g.len() == n
+            && sq.len() == n
+            && ga.as_ref().is_none_or(|a| a.len() == n)
+            && buf.as_ref().is_none_or(|b| b.len() == n),
+        "rmsprop_update: slice lengths differ"
+    );
+    for i in 0..n {
+        let pv = p[i];
+        let gv = if s.maximize { -g[i] } else { g[i] };
+        let gv = if s.weight_decay != 0.0 {
+            gv + s.weight_decay * pv
+        } else {
+            gv
+        };
+        let sa = sq[i] * s.alpha;
+        let sa = sa + (s.one_minus_alpha * gv) * gv;
+        sq[i] = sa;
+        let avg = match ga.as_deref_mut() {
+            Some(ga) => {
+                let a = lerp(ga[i], gv, s.one_minus_alpha);
+                ga[i] = a;
+                libm::sqrtf(sa + (-a) * a)
+            }
+            None => libm::sqrtf(sa),
+        };
+        let avg = avg + s.eps;
+        p[i] = match buf.as_deref_mut() {
+            Some(b) => {
+                let bv = b[i] * s.momentum + gv / avg;
+                b[i] = bv;
+                pv + s.neg_lr * bv
+            }
+            None => pv + (s.neg_lr * gv) / avg,
+        };
+    }
+}
+
+/// RMSprop (`torch.optim.RMSprop`) with optional momentum, centering, L2
+/// weight decay and maximisation.
+///
+/// State per parameter: `step`, `square_avg`, `momentum_buffer` (momentum >
+/// 0), `grad_avg` (centered).
+pub struct RmsProp {
+    core: Core<RmsPropConfig, RmsPropState>,
+}
+
+impl RmsProp {
+    /// An optimizer over `params` (e.g. `model.parameters()`), registered by
+    /// id as one group with `config`.
+    ///
+    /// # Panics
+    /// On an invalid configuration or a repeated parameter; see
+    /// [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn new(params: &[Tensor], config: RmsPropConfig) -> RmsProp {
+        unwrap(Self::try_new(params, config))
+    }
+
+    /// [`new`](Self::new), or `InvalidArgument` (negative lr, eps, momentum,
+    /// weight decay or alpha; a parameter given twice).
+    pub fn try_new(params: &[Tensor], config: RmsPropConfig) -> Result<RmsProp> {
+        Ok(RmsProp {
+            core: Core::new("RMSprop", params, config)?,
+        })
+    }
+
+    /// Adds a parameter group with its own hyper-parameters (start from
+    /// [`config`](Self::config)`(0)` to override only some). Errors, changing
+    /// nothing, on an invalid configuration or a parameter already registered.
+    pub fn add_param_group(&mut self, params: &[Tensor], config: RmsPropConfig) -> Result<()> {
+        self.core.add_group(params, config)
+    }
+
+    /// The hyper-parameters of group `g`.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn config(&self, g: usize) -> RmsPropConfig {
+        self.core.groups[g]
+    }
+
+    /// Number of parameter groups.
+    pub fn num_groups(&self) -> usize {
+        self.core.groups.len()
+    }
+}
+
+impl Optimizer for RmsProp {
+    fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()> {
+        let slots = self.core.resolve(params)?;
+        let _no_grad = NoGradGuard::new();
+        let scalars: Vec<RmsPropScalars> = self
+            .core
+            .groups
+            .iter()
+            .map(|h| RmsPropScalars {
+                alpha: h.alpha,
+                one_minus_alpha: (1.0 - dec(h.alpha)) as f32,
+                eps: h.eps,
+                weight_decay: h.weight_decay,
+                momentum: h.momentum,
+                neg_lr: -h.lr,
+                maximize: h.maximize,
+            })
+            .collect();
+        for (p, s) in params.iter_mut().zip(slots) {
+            let Some(grad) = grad_of(p)? else {
+                continue;
+            };
+            let slot = &mut self.core.slots[s];
+            let h = &self.core.groups[slot.group];
+            let state = match &mut slot.state {
+                Some(st) => st,
+                empty => empty.insert(RmsPropState {
+                    step: 0.0,
+                    square_avg: super::zeros(&slot.shape)?,
+                    momentum_buffer: None,
+                    grad_avg: None,
+                }),
+            };
+            state.step += 1.0;
+            let g = grad.try_data()?;
+            let sq = state.square_avg.try_data_mut()?;
+            let ga = if h.centered {
+                let t = match &mut state.grad_avg {
+                    Some(t) => t,
+                    empty => empty.insert(super::zeros(&slot.shape)?),
+                };
+                Some(t.try_data_mut()?)
+            } else {
+                None
+            };
+            let buf = if h.momentum > 0.0 {
+                let t = match &mut state.momentum_buffer {
+                    Some(t) => t,
+                    empty => empty.insert(super::zeros(&slot.shape)?),
+                };
+                Some(t.try_data_mut()?)
+            } else {
+                None
+            };
+            rmsprop_update(p.try_data_mut()?, g, sq, ga, buf, &scalars[slot.group]);
+        }
+        Ok(())
+    }
+
+    fn lrs(&self) -> Vec<f32> {
+        self.core.lrs()
+    }
+
+    #[track_caller]
+    fn set_lr(&mut self, g: usize, lr: f32) {
+        self.core.set_lr(g, lr)
+    }
+
+    fn hyper(&self, g: usize, name: &str) -> Option<f32> {
+        self.core.hyper(g, name)
+    }
+
+    fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
+        self.core.set_hyper(g, name, value)
+    }
+
+    fn export_state(&self) -> OptimizerState {
+        self.core.export("RMSprop", |s| {
+            let mut v = vec![
+                (String::from("step"), Tensor::scalar(s.step)),
+                named("square_avg", &s.square_avg),
+            ];
+            if let Some(t) = &s.momentum_buffer {
+                v.push(named("momentum_buffer", t));
+            }
+            if let Some(t) = &s.grad_avg {
+                v.push(named("grad_avg", t));
+            }
+            v
+        })
+    }
+
+    fn import_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.core.import("RMSprop", state, |r, h| {
+            r.only(&["step", "square_avg", "momentum_buffer", "grad_avg"])?;
+            let momentum_buffer = if h.momentum > 0.0 {
+                Some(r.required("momentum_buffer")?)
+            } else {
+                r.buffer("momentum_buffer")?
+            };
+            let grad_avg = if h.centered {
+                Some(r.required("grad_avg")?)
+            } else {
+                r.buffer("grad_avg")?
+            };
+            Ok(RmsPropState {
+                step: r.step()?,
+                square_avg: r.required("square_avg")?,
+                momentum_buffer,
+                grad_avg,
+            })
+        })
+    }
+}

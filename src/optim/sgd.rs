@@ -1,0 +1,306 @@
+//! Stochastic gradient descent (`torch.optim.SGD`).
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{
+    Core, Hyper, Optimizer, OptimizerState, dec, flag, grad_of, named, non_negative, read_flag,
+};
+use crate::autograd::NoGradGuard;
+use crate::error::{Error, Result, unwrap};
+use crate::tensor::Tensor;
+
+/// Hyper-parameters of [`Sgd`], with PyTorch's names and defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate (default 1e-3). Must be >= 0.
+    pub lr: f32,
+    /// Momentum factor (default 0: plain SGD). Must be >= 0.
+    pub momentum: f32,
+    /// Dampening of the momentum (default 0).
+    pub dampening: f32,
+    /// L2 penalty added to the gradient (default 0). Must be >= 0.
+    pub weight_decay: f32,
+    /// Nesterov momentum (default false; needs momentum > 0 and dampening 0).
+    pub nesterov: bool,
+    /// Maximise the objective instead of minimising it (default false).
+    pub maximize: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        SgdConfig {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
+    }
+}
+
+impl Hyper for SgdConfig {
+    fn pairs(&self) -> Vec<(&'static str, f32)> {
+        vec![
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("dampening", self.dampening),
+            ("weight_decay", self.weight_decay),
+            ("nesterov", flag(self.nesterov)),
+            ("maximize", flag(self.maximize)),
+        ]
+    }
+
+    fn set(&mut self, name: &str, v: f32) -> bool {
+        match name {
+            "lr" => self.lr = v,
+            "momentum" => self.momentum = v,
+            "dampening" => self.dampening = v,
+            "weight_decay" => self.weight_decay = v,
+            "nesterov" => match read_flag(v) {
+                Some(b) => self.nesterov = b,
+                None => return false,
+            },
+            "maximize" => match read_flag(v) {
+                Some(b) => self.maximize = b,
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    fn validate(&self, op: &'static str) -> Result<()> {
+        let bad = |detail| Err(Error::InvalidArgument { op, detail });
+        if !non_negative(self.lr) {
+            return bad("invalid learning rate (must be >= 0)");
+        }
+        if !non_negative(self.momentum) {
+            return bad("invalid momentum (must be >= 0)");
+        }
+        if !non_negative(self.weight_decay) {
+            return bad("invalid weight_decay (must be >= 0)");
+        }
+        if self.dampening.is_nan() {
+            return bad("invalid dampening (NaN)");
+        }
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return bad("Nesterov momentum requires a momentum and zero dampening");
+        }
+        Ok(())
+    }
+}
+
+/// Per-parameter state: the momentum buffer, created by the first step with
+/// momentum (as `buf = grad`).
+pub(crate) struct SgdState {
+    momentum_buffer: Option<Tensor>,
+}
+
+/// The scalars of one SGD update, as PyTorch rounds them to f32.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SgdScalars {
+    pub(crate) neg_lr: f32,
+    pub(crate) weight_decay: f32,
+    pub(crate) momentum: f32,
+    pub(crate) one_minus_dampening: f32,
+    pub(crate) nesterov: bool,
+    pub(crate) maximize: bool,
+}
+
+impl SgdScalars {
+    fn new(h: &SgdConfig) -> SgdScalars {
+        SgdScalars {
+            neg_lr: -h.lr,
+            weight_decay: h.weight_decay,
+            momentum: h.momentum,
+            one_minus_dampening: (1.0 - dec(h.dampening)) as f32,
+            nesterov: h.nesterov,
+            maximize: h.maximize,
+        }
+    }
+}
+
+/// One fused SGD update of a parameter `p` with gradient `g` and, when
+/// momentum is on, buffer `buf` (`first`: the buffer is new and takes the
+/// gradient). Mirrors `torch.optim.sgd._single_tensor_sgd` element by
+/// element:
+///
+/// ```text
+/// g = maximize ? -g : g;   g = g + wd * p            (wd != 0)
+/// buf = first ? g : buf * momentum + (1 - dampening) * g
+/// d = nesterov ? g + momentum * buf : buf            (momentum != 0; else d = g)
+/// p = p + (-lr) * d
+/// ```
+///
+/// # Panics
+/// If the slice lengths differ.
+pub(crate) fn sgd_update(
+    p: &mut [f32],
+    g: &[f32],
+    buf: Option<&mut [f32]>,
+    first: bool,
+    s: &SgdScalars,
+) {
+    assert_eq!(
+        p.len(),
+        g.len(),
+        "sgd_update: parameter and gradient lengths"
+    );
+    let grad = |p: f32, g: f32| {
+        let g = if s.maximize { -g } else { g };
+        if s.weight_decay != 0.0 {
+            g + s.weight_decay * p
+        } else {
+            g
+        }
+    };
+    match buf {
+        None => {
+            for (p, &g) in p.iter_mut().zip(g) {
+                let d = grad(*p, g);
+                *p += s.neg_lr * d;
+            }
+        }
+        Some(buf) => {
+            assert_eq!(buf.len(), p.len(), "sgd_update: buffer length");
+            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                let d = grad(*p, g);
+                *b = if first {
+                    d
+                } else {
+                    *b * s.momentum + s.one_minus_dampening * d
+                };
+                let d = if s.nesterov { d + s.momentum * *b } else { *b };
+                *p += s.neg_lr * d;
+            }
+        }
+    }
+}
+
+/// Stochastic gradient descent with optional momentum, dampening, Nesterov
+/// momentum, L2 weight decay and maximisation, as `torch.optim.SGD` (the
+/// first momentum step sets the buffer to the gradient).
+///
+/// State per parameter: `momentum_buffer` (only with momentum).
+pub struct Sgd {
+    core: Core<SgdConfig, SgdState>,
+}
+
+impl Sgd {
+    /// An optimizer over `params` (e.g. `model.parameters()`), registered by
+    /// id as one group with `config`.
+    ///
+    /// # Panics
+    /// On an invalid configuration or a repeated parameter; see
+    /// [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn new(params: &[Tensor], config: SgdConfig) -> Sgd {
+        unwrap(Self::try_new(params, config))
+    }
+
+    /// [`new`](Self::new), or `InvalidArgument` (negative lr, momentum or
+    /// weight decay; Nesterov without momentum or with dampening; a parameter
+    /// given twice).
+    pub fn try_new(params: &[Tensor], config: SgdConfig) -> Result<Sgd> {
+        Ok(Sgd {
+            core: Core::new("SGD", params, config)?,
+        })
+    }
+
+    /// Adds a parameter group with its own hyper-parameters (start from
+    /// [`config`](Self::config)`(0)` to override only some). Errors, changing
+    /// nothing, on an invalid configuration or a parameter already registered.
+    pub fn add_param_group(&mut self, params: &[Tensor], config: SgdConfig) -> Result<()> {
+        self.core.add_group(params, config)
+    }
+
+    /// The hyper-parameters of group `g`.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn config(&self, g: usize) -> SgdConfig {
+        self.core.groups[g]
+    }
+
+    /// Number of parameter groups.
+    pub fn num_groups(&self) -> usize {
+        self.core.groups.len()
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()> {
+        let slots = self.core.resolve(params)?;
+        let _no_grad = NoGradGuard::new();
+        let scalars: Vec<SgdScalars> = self.core.groups.iter().map(SgdScalars::new).collect();
+        for (p, s) in params.iter_mut().zip(slots) {
+            let Some(grad) = grad_of(p)? else {
+                continue;
+            };
+            let slot = &mut self.core.slots[s];
+            let sc = &scalars[slot.group];
+            let state = slot.state.get_or_insert(SgdState {
+                momentum_buffer: None,
+            });
+            let g = grad.try_data()?;
+            if sc.momentum != 0.0 {
+                let first = state.momentum_buffer.is_none();
+                let buf = match &mut state.momentum_buffer {
+                    Some(b) => b,
+                    empty => empty.insert(super::zeros(&slot.shape)?),
+                };
+                let b = buf.try_data_mut()?;
+                sgd_update(p.try_data_mut()?, g, Some(b), first, sc);
+            } else {
+                sgd_update(p.try_data_mut()?, g, None, false, sc);
+            }
+        }
+        Ok(())
+    }
+
+    fn lrs(&self) -> Vec<f32> {
+        self.core.lrs()
+    }
+
+    #[track_caller]
+    fn set_lr(&mut self, g: usize, lr: f32) {
+        self.core.set_lr(g, lr)
+    }
+
+    fn hyper(&self, g: usize, name: &str) -> Option<f32> {
+        self.core.hyper(g, name)
+    }
+
+    fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
+        self.core.set_hyper(g, name, value)
+    }
+
+    fn export_state(&self) -> OptimizerState {
+        self.core.export("SGD", |s| {
+            s.momentum_buffer
+                .iter()
+                .map(|b| named("momentum_buffer", b))
+                .collect::<Vec<(String, Tensor)>>()
+        })
+    }
+
+    fn import_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.core.import("SGD", state, |r, _| {
+            r.only(&["momentum_buffer"])?;
+            Ok(SgdState {
+                momentum_buffer: r.buffer("momentum_buffer")?,
+            })
+        })
+    }
+}
