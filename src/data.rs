@@ -28,8 +28,8 @@ impl TensorDataset {
             if t.rank() == 0 || first.rank() == 0 || t.dims()[0] != first.dims()[0] {
                 return Err(Error::ShapeMismatch {
                     op: "TensorDataset",
-                    lhs: first.shape().clone(),
-                    rhs: t.shape().clone(),
+                    lhs: first.shape().into(),
+                    rhs: t.shape().into(),
                     detail: "every tensor must have the same size in dimension 0",
                 });
             }

@@ -10,6 +10,87 @@ use core::fmt;
 
 use crate::tensor::{MAX_RANK, Shape};
 
+/// The dimensions of a shape as an error carries them: inline and compact
+/// (sizes above `u32::MAX` are shown as `u32::MAX`), so [`Error`] stays small
+/// and reporting never allocates.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Dims {
+    dims: [u32; MAX_RANK],
+    rank: u8,
+}
+
+impl Dims {
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.rank as usize
+    }
+
+    /// The sizes, outermost first.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.dims[..self.rank()].iter().map(|&d| d as usize)
+    }
+
+    /// The sizes as a `Vec`.
+    pub fn to_vec(&self) -> alloc::vec::Vec<usize> {
+        self.iter().collect()
+    }
+}
+
+impl From<&[usize]> for Dims {
+    fn from(d: &[usize]) -> Dims {
+        let mut out = Dims::default();
+        for (o, &v) in out.dims.iter_mut().zip(d) {
+            *o = u32::try_from(v).unwrap_or(u32::MAX);
+        }
+        out.rank = d.len().min(MAX_RANK) as u8;
+        out
+    }
+}
+
+impl From<&Shape> for Dims {
+    fn from(s: &Shape) -> Dims {
+        Dims::from(s.dims())
+    }
+}
+
+impl From<Shape> for Dims {
+    fn from(s: Shape) -> Dims {
+        Dims::from(s.dims())
+    }
+}
+
+impl PartialEq<[usize]> for Dims {
+    fn eq(&self, other: &[usize]) -> bool {
+        self.rank() == other.len() && self.iter().zip(other).all(|(a, &b)| a == b)
+    }
+}
+
+impl fmt::Display for Dims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl fmt::Debug for Dims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Dims {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "{=[?]}", &self.dims[..self.rank()])
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
@@ -24,9 +105,9 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// Shape of the first operand.
-        lhs: Shape,
+        lhs: Dims,
         /// Shape of the second operand.
-        rhs: Shape,
+        rhs: Dims,
         /// What the operation needed, e.g. "inner dimensions must agree".
         detail: &'static str,
     },
@@ -78,9 +159,9 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// Shape of the input.
-        input: Shape,
+        input: Dims,
         /// The requested shape (`-1` marks the inferred dimension).
-        target: heapless::Vec<isize, MAX_RANK>,
+        target: heapless::Vec<i32, MAX_RANK>,
     },
     /// A strided view would reach memory outside its storage.
     OutOfBounds {
@@ -124,8 +205,8 @@ pub enum Error {
         unexpected: usize,
         /// Keys whose shapes differ.
         mismatched: usize,
-        /// The offending keys, as many as fit (`missing: a, b; ...`).
-        keys: heapless::String<256>,
+        /// The offending keys (`mis-shaped: a; missing: b, c; ...`).
+        keys: alloc::string::String,
     },
     /// The memory pool's byte budget (or the system allocator) refused an
     /// allocation.
@@ -179,7 +260,7 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "{op}: cannot reshape a tensor of shape {input} ({} elements) into [",
-                    input.numel()
+                    input.iter().product::<usize>()
                 )?;
                 for (i, d) in target.iter().enumerate() {
                     if i > 0 {
@@ -253,4 +334,31 @@ pub(crate) fn unwrap<T>(r: Result<T>) -> T {
 #[inline(never)]
 fn fail(e: &Error) -> ! {
     panic!("{e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small enough that callers' `Result`s stay cheap (clippy's
+    /// `result_large_err` threshold is 128 bytes).
+    #[test]
+    fn error_is_small() {
+        assert!(
+            core::mem::size_of::<Error>() <= 128,
+            "{}",
+            core::mem::size_of::<Error>()
+        );
+    }
+
+    #[test]
+    fn dims_print_like_shapes() {
+        let d = Dims::from(&[2usize, 3, 4][..]);
+        assert_eq!(alloc::format!("{d}"), "[2, 3, 4]");
+        assert!(d == [2usize, 3, 4][..]);
+        assert_eq!(
+            Dims::from(&[usize::MAX][..]).to_vec(),
+            alloc::vec![u32::MAX as usize]
+        );
+    }
 }

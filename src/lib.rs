@@ -45,10 +45,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
-// `Error` carries both offending shapes inline so that reporting an error never
-// allocates (a board that ran out of memory can still say why). That makes it
-// larger than clippy's default; `Result<Tensor>` is about as large anyway.
-#![allow(clippy::result_large_err)]
 
 extern crate alloc;
 #[cfg(feature = "std")]
@@ -71,7 +67,7 @@ pub use autograd::{NoGradGuard, is_grad_enabled, no_grad};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-pub use error::{Error, Result};
+pub use error::{Dims, Error, Result};
 pub use tensor::{
     CollectTensor, Dim, Generator, MAX_RANK, ReshapeDims, Shape, Tensor, manual_seed,
 };

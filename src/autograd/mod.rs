@@ -181,8 +181,8 @@ impl Tensor {
         {
             return Err(Error::ShapeMismatch {
                 op: "set_grad",
-                lhs: self.shape().clone(),
-                rhs: g.shape().clone(),
+                lhs: self.shape().into(),
+                rhs: g.shape().into(),
                 detail: "the gradient must have the tensor's shape",
             });
         }
@@ -229,8 +229,8 @@ impl Tensor {
                 if g.dims() != self.dims() {
                     return Err(Error::ShapeMismatch {
                         op: "backward",
-                        lhs: self.shape().clone(),
-                        rhs: g.shape().clone(),
+                        lhs: self.shape().into(),
+                        rhs: g.shape().into(),
                         detail: "the gradient must have the output's shape",
                     });
                 }
@@ -356,8 +356,8 @@ fn run_backward(root: &Arc<Node>, seed: Tensor, retain_graph: bool) -> Result<()
             if g.dims() != input.dims.dims() {
                 return Err(Error::ShapeMismatch {
                     op: node.name,
-                    lhs: input.dims.clone(),
-                    rhs: g.shape().clone(),
+                    lhs: (input.dims.clone()).into(),
+                    rhs: g.shape().into(),
                     detail: "internal error: a backward function returned a gradient of the wrong shape",
                 });
             }

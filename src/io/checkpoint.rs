@@ -7,7 +7,8 @@
 //! - tensors `model.<name>` (the state dict) and `optim.<param>.<state>` (the
 //!   optimizer's per-parameter state, keyed by the parameter's name in the
 //!   model, so a checkpoint loads into a freshly built model);
-//! - metadata `format`, `step`, `rng` (four hex words), `optim.kind`,
+//! - metadata `format`, `step`, `rng` (the global generator, four hex words),
+//!   `rng.<module>` (random streams modules own, e.g. dropout), `optim.kind`,
 //!   `optim.groups`, `optim.group.<g>.params` (comma-separated names),
 //!   `optim.group.<g>.<hyper>`, `sched.<key>` and `extra.<key>` (caller data).
 //!
@@ -18,6 +19,7 @@
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{from_safetensors, to_safetensors};
@@ -40,7 +42,10 @@ pub struct CheckpointInfo {
 impl CheckpointInfo {
     /// The extra value under `key`.
     pub fn extra(&self, key: &str) -> Option<&str> {
-        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -80,8 +85,11 @@ pub fn checkpoint_to_bytes(
         ("format".into(), FORMAT.into()),
         ("step".into(), step.to_string()),
     ];
-    let r = global_rng_state();
-    meta.push(("rng".into(), format!("{:x},{:x},{:x},{:x}", r[0], r[1], r[2], r[3])));
+    let hex = |r: [u64; 4]| format!("{:x},{:x},{:x},{:x}", r[0], r[1], r[2], r[3]);
+    meta.push(("rng".into(), hex(global_rng_state())));
+    model.visit_rng_states("", &mut |name, r| {
+        meta.push((format!("rng.{name}"), hex(r)))
+    });
 
     if let Some(opt) = optimizer {
         let names: BTreeMap<u64, String> = model
@@ -125,7 +133,8 @@ pub fn checkpoint_to_bytes(
 }
 
 fn parse_f32(s: &str) -> Result<f32> {
-    s.parse::<f32>().map_err(|_| bad("a number in the metadata does not parse"))
+    s.parse::<f32>()
+        .map_err(|_| bad("a number in the metadata does not parse"))
 }
 
 /// Restores a checkpoint into `model` and, if given, `optimizer` and
@@ -140,21 +149,34 @@ pub fn checkpoint_from_bytes(
 ) -> Result<CheckpointInfo> {
     let file = from_safetensors(bytes)?;
     if file.meta("format") != Some(FORMAT) {
-        return Err(bad("not a train-station checkpoint (format key missing or unknown)"));
+        return Err(bad(
+            "not a train-station checkpoint (format key missing or unknown)",
+        ));
     }
     let step: u64 = file
         .meta("step")
         .and_then(|s| s.parse().ok())
         .ok_or(bad("the step is missing or malformed"))?;
-    let rng = file.meta("rng").ok_or(bad("the random generator state is missing"))?;
-    let words: Vec<u64> = rng
-        .split(',')
-        .map(|w| u64::from_str_radix(w, 16))
-        .collect::<core::result::Result<_, _>>()
-        .map_err(|_| bad("the random generator state is malformed"))?;
-    let rng: [u64; 4] = words
-        .try_into()
-        .map_err(|_| bad("the random generator state is malformed"))?;
+    let parse_rng = |s: &str| -> Result<[u64; 4]> {
+        let words: Vec<u64> = s
+            .split(',')
+            .map(|w| u64::from_str_radix(w, 16))
+            .collect::<core::result::Result<_, _>>()
+            .map_err(|_| bad("a random generator state is malformed"))?;
+        words
+            .try_into()
+            .map_err(|_| bad("a random generator state is malformed"))
+    };
+    let rng = parse_rng(
+        file.meta("rng")
+            .ok_or(bad("the random generator state is missing"))?,
+    )?;
+    let module_rngs: Vec<(String, [u64; 4])> = file
+        .metadata
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("rng.").map(|k| (k, v)))
+        .map(|(k, v)| Ok((k.to_string(), parse_rng(v)?)))
+        .collect::<Result<_>>()?;
 
     let state: Vec<(String, Tensor)> = file
         .tensors
@@ -171,18 +193,29 @@ pub fn checkpoint_from_bytes(
     let opt_state = match &optimizer {
         None => None,
         Some(_) => {
-            let kind = file.meta("optim.kind").ok_or(bad("the checkpoint has no optimizer state"))?;
+            let kind = file
+                .meta("optim.kind")
+                .ok_or(bad("the checkpoint has no optimizer state"))?;
             let n_groups: usize = file
                 .meta("optim.groups")
                 .and_then(|s| s.parse().ok())
                 .ok_or(bad("the optimizer group count is missing"))?;
-            let id_of = |name: &str| names.get(name).copied().ok_or(bad("an optimizer parameter is not in the model"));
+            let id_of = |name: &str| {
+                names
+                    .get(name)
+                    .copied()
+                    .ok_or(bad("an optimizer parameter is not in the model"))
+            };
             let mut groups = Vec::new();
             for g in 0..n_groups {
                 let list = file
                     .meta(&format!("optim.group.{g}.params"))
                     .ok_or(bad("an optimizer group has no parameter list"))?;
-                let params: Result<Vec<u64>> = list.split(',').filter(|s| !s.is_empty()).map(id_of).collect();
+                let params: Result<Vec<u64>> = list
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(id_of)
+                    .collect();
                 let prefix = format!("optim.group.{g}.");
                 let mut hyper = Vec::new();
                 for (k, v) in &file.metadata {
@@ -192,13 +225,23 @@ pub fn checkpoint_from_bytes(
                         hyper.push((h.to_string(), parse_f32(v)?));
                     }
                 }
-                groups.push(GroupState { params: params?, hyper });
+                groups.push(GroupState {
+                    params: params?,
+                    hyper,
+                });
             }
             let mut per_param: BTreeMap<u64, Vec<(String, Tensor)>> = BTreeMap::new();
             for (n, t) in &file.tensors {
-                let Some(rest) = n.strip_prefix("optim.") else { continue };
-                let (pname, buf) = rest.rsplit_once('.').ok_or(bad("an optimizer tensor name is malformed"))?;
-                per_param.entry(id_of(pname)?).or_default().push((buf.to_string(), t.clone()));
+                let Some(rest) = n.strip_prefix("optim.") else {
+                    continue;
+                };
+                let (pname, buf) = rest
+                    .rsplit_once('.')
+                    .ok_or(bad("an optimizer tensor name is malformed"))?;
+                per_param
+                    .entry(id_of(pname)?)
+                    .or_default()
+                    .push((buf.to_string(), t.clone()));
             }
             Some(OptimizerState {
                 kind: kind.to_string(),
@@ -207,11 +250,17 @@ pub fn checkpoint_from_bytes(
             })
         }
     };
-    let sched_state: Vec<(String, f32)> = file
+    let sched_state: Vec<(String, f64)> = file
         .metadata
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("sched.").map(|k| (k.to_string(), v)))
-        .map(|(k, v)| Ok((k, parse_f32(v)?)))
+        .map(|(k, v)| {
+            Ok((
+                k,
+                v.parse::<f64>()
+                    .map_err(|_| bad("a scheduler value does not parse"))?,
+            ))
+        })
         .collect::<Result<_>>()?;
     let extra = file
         .metadata
@@ -225,6 +274,11 @@ pub fn checkpoint_from_bytes(
     }
     if let Some(s) = scheduler {
         s.import_state(&sched_state)?;
+    }
+    for (name, state) in module_rngs {
+        if !model.set_rng_state(&name, state) {
+            return Err(bad("a saved random stream has no matching module"));
+        }
     }
     set_global_rng_state(rng);
     Ok(CheckpointInfo { step, extra })

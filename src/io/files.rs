@@ -5,9 +5,15 @@ use std::format;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::vec::Vec;
 
-use super::{TensorFile, from_safetensors, to_safetensors};
+use super::{
+    CheckpointInfo, TensorFile, checkpoint_from_bytes, checkpoint_to_bytes, from_safetensors,
+    module_from_bytes, module_to_bytes, to_safetensors,
+};
 use crate::error::{Error, Result};
+use crate::nn::Module;
+use crate::optim::{LrScheduler, Optimizer};
 use crate::tensor::Tensor;
 
 fn io_err(op: &'static str, e: &std::io::Error) -> Error {
@@ -97,6 +103,52 @@ pub fn save_safetensors<'a>(
 
 /// Loads every tensor of a safetensors file as f32.
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<TensorFile> {
-    let bytes = fs::read(path).map_err(|e| io_err("load_safetensors", &e))?;
-    from_safetensors(&bytes)
+    from_safetensors(&read("load_safetensors", path.as_ref())?)
+}
+
+fn read(op: &'static str, path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| io_err(op, &e))
+}
+
+/// Saves a model's state dict with PyTorch's key names (PyTorch loads it with
+/// `model.load_state_dict(safetensors.torch.load_file(path))`), atomically.
+pub fn save_module(path: impl AsRef<Path>, model: &dyn Module) -> Result<()> {
+    let bytes = module_to_bytes(model)?;
+    write_atomic(path, |f| f.write_all(&bytes))
+}
+
+/// Loads a state dict saved by [`save_module`] or by PyTorch
+/// (`safetensors.torch.save_file(model.state_dict(), path)`) into `model`.
+pub fn load_module(path: impl AsRef<Path>, model: &mut dyn Module) -> Result<()> {
+    module_from_bytes(model, &read("load_module", path.as_ref())?)
+}
+
+/// Saves a checkpoint (see [`checkpoint_to_bytes`]) atomically: a crash or
+/// error mid-save leaves the previous checkpoint intact.
+pub fn save_checkpoint(
+    path: impl AsRef<Path>,
+    model: &dyn Module,
+    optimizer: Option<&dyn Optimizer>,
+    scheduler: Option<&dyn LrScheduler>,
+    step: u64,
+    extra: &[(&str, &str)],
+) -> Result<()> {
+    let bytes = checkpoint_to_bytes(model, optimizer, scheduler, step, extra)?;
+    write_atomic(path, |f| f.write_all(&bytes))
+}
+
+/// Loads a checkpoint saved by [`save_checkpoint`] (see
+/// [`checkpoint_from_bytes`]).
+pub fn load_checkpoint(
+    path: impl AsRef<Path>,
+    model: &mut dyn Module,
+    optimizer: Option<&mut dyn Optimizer>,
+    scheduler: Option<&mut dyn LrScheduler>,
+) -> Result<CheckpointInfo> {
+    checkpoint_from_bytes(
+        &read("load_checkpoint", path.as_ref())?,
+        model,
+        optimizer,
+        scheduler,
+    )
 }

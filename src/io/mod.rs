@@ -236,10 +236,18 @@ fn decode(dtype: Dtype, shape: &[usize], data: &[u8]) -> Result<Tensor> {
     })
 }
 
+mod checkpoint;
+pub use checkpoint::{
+    CheckpointInfo, checkpoint_from_bytes, checkpoint_to_bytes, module_from_bytes, module_to_bytes,
+};
+
 #[cfg(feature = "std")]
 mod files;
 #[cfg(feature = "std")]
-pub use files::{load_safetensors, save_safetensors, write_atomic};
+pub use files::{
+    load_checkpoint, load_module, load_safetensors, save_checkpoint, save_module, save_safetensors,
+    write_atomic,
+};
 
 #[cfg(test)]
 mod tests {

@@ -191,8 +191,8 @@ pub fn try_scaled_dot_product_attention(
     let err = |a: &Tensor, b: &Tensor, detail| {
         Err(Error::ShapeMismatch {
             op,
-            lhs: a.shape().clone(),
-            rhs: b.shape().clone(),
+            lhs: a.shape().into(),
+            rhs: b.shape().into(),
             detail,
         })
     };
@@ -521,8 +521,8 @@ impl MultiheadAttention {
         let err = |a: &Tensor, b: &Shape, detail| {
             Err(Error::ShapeMismatch {
                 op,
-                lhs: a.shape().clone(),
-                rhs: b.clone(),
+                lhs: a.shape().into(),
+                rhs: (b.clone()).into(),
                 detail,
             })
         };
@@ -682,5 +682,17 @@ impl Module for MultiheadAttention {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn visit_rng_states(&self, prefix: &str, f: &mut dyn FnMut(&str, [u64; 4])) {
+        f(&join(prefix, "dropout_rng"), self.rng.lock().state());
+    }
+
+    fn set_rng_state(&mut self, name: &str, state: [u64; 4]) -> bool {
+        if name != "dropout_rng" {
+            return false;
+        }
+        *self.rng.lock() = Generator::from_state(state);
+        true
     }
 }

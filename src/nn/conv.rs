@@ -159,8 +159,8 @@ impl<const D: usize> ConvNd<D> {
         if !batched && x.rank() != D + 1 {
             return Err(Error::ShapeMismatch {
                 op,
-                lhs: x.shape().clone(),
-                rhs: self.weight.shape().clone(),
+                lhs: x.shape().into(),
+                rhs: self.weight.shape().into(),
                 detail: if D == 1 {
                     "expects an input [N, C, L] or [C, L] (weight [out, in/groups, k])"
                 } else {
@@ -203,8 +203,8 @@ fn conv_nd(
     let d = stride.len();
     let mismatch = |detail| Error::ShapeMismatch {
         op,
-        lhs: x.shape().clone(),
-        rhs: w.shape().clone(),
+        lhs: x.shape().into(),
+        rhs: w.shape().into(),
         detail,
     };
     let (n, c) = (x.dims()[0], x.dims()[1]);
@@ -222,8 +222,8 @@ fn conv_nd(
     {
         return Err(Error::ShapeMismatch {
             op,
-            lhs: w.shape().clone(),
-            rhs: b.shape().clone(),
+            lhs: w.shape().into(),
+            rhs: b.shape().into(),
             detail: "the bias must be [out_channels]",
         });
     }

@@ -129,4 +129,14 @@ impl Module for Dropout {
     fn is_training(&self) -> bool {
         self.training
     }
+    fn visit_rng_states(&self, prefix: &str, f: &mut dyn FnMut(&str, [u64; 4])) {
+        f(&super::module::join(prefix, "rng"), self.rng_state());
+    }
+    fn set_rng_state(&mut self, name: &str, state: [u64; 4]) -> bool {
+        if name != "rng" {
+            return false;
+        }
+        Dropout::set_rng_state(self, state);
+        true
+    }
 }

@@ -89,8 +89,8 @@ impl Embedding {
         if weight.rank() != 2 {
             return Err(Error::ShapeMismatch {
                 op: "Embedding",
-                lhs: weight.shape().clone(),
-                rhs: Shape::default(),
+                lhs: weight.shape().into(),
+                rhs: crate::error::Dims::default(),
                 detail: "the weight must be [num_embeddings, embedding_dim]",
             });
         }

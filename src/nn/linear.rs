@@ -61,8 +61,8 @@ impl Linear {
         {
             return Err(Error::ShapeMismatch {
                 op: "Linear",
-                lhs: weight.shape().clone(),
-                rhs: bias.map(|b| b.shape().clone()).unwrap_or_default(),
+                lhs: weight.shape().into(),
+                rhs: (bias.map(|b| b.shape().clone()).unwrap_or_default()).into(),
                 detail: "expects weight [out, in] and bias [out]",
             });
         }
@@ -85,8 +85,8 @@ impl Module for Linear {
         if x.rank() == 0 || x.dims()[x.rank() - 1] != self.in_features() {
             return Err(Error::ShapeMismatch {
                 op: "Linear",
-                lhs: x.shape().clone(),
-                rhs: self.weight.shape().clone(),
+                lhs: x.shape().into(),
+                rhs: self.weight.shape().into(),
                 detail: "the input's last dimension must equal in_features (weight is [out, in])",
             });
         }

@@ -112,8 +112,8 @@ fn check_same(op: &'static str, input: &Tensor, target: &Tensor) -> Result<()> {
     }
     Err(Error::ShapeMismatch {
         op,
-        lhs: input.shape().clone(),
-        rhs: target.shape().clone(),
+        lhs: input.shape().into(),
+        rhs: target.shape().into(),
         detail: "the target must have the input's shape",
     })
 }

@@ -57,6 +57,20 @@ pub trait Module: Send + Sync {
         Ok(false)
     }
 
+    /// Calls `f(name, state)` for every random stream the module owns (e.g.
+    /// dropout masks), so checkpoints can resume them exactly. None by
+    /// default.
+    fn visit_rng_states(&self, prefix: &str, f: &mut dyn FnMut(&str, [u64; 4])) {
+        let _ = (prefix, f);
+    }
+
+    /// Restores the random stream called `name` (relative to this module);
+    /// returns false if there is no such stream.
+    fn set_rng_state(&mut self, name: &str, state: [u64; 4]) -> bool {
+        let _ = (name, state);
+        false
+    }
+
     /// Switches training behaviour (dropout, batch-norm statistics) on or
     /// off, here and in every sub-module.
     fn set_training(&mut self, training: bool) {
@@ -227,43 +241,20 @@ pub struct StateDictReport {
 }
 
 impl StateDictReport {
-    /// `mis-shaped: a; missing: b, c; unexpected: d`, cut off with `...` when
-    /// longer than an error can hold.
-    fn summary(&self, strict: bool) -> heapless::String<256> {
-        let mut s: heapless::String<256> = heapless::String::new();
-        let mut full = false;
-        let mut put = |s: &mut heapless::String<256>, text: &str| {
-            if full {
-                return;
-            }
-            if s.len() + text.len() > 252 {
-                let _ = s.push_str("...");
-                full = true;
-            } else {
-                let _ = s.push_str(text);
-            }
-        };
+    /// `mis-shaped: a; missing: b, c; unexpected: d`.
+    fn summary(&self, strict: bool) -> String {
         let groups: [(&str, &Vec<String>, bool); 3] = [
             ("mis-shaped: ", &self.mismatched, true),
             ("missing: ", &self.missing, strict),
             ("unexpected: ", &self.unexpected, strict),
         ];
+        let mut parts: Vec<String> = Vec::new();
         for (label, names, show) in groups {
-            if !show || names.is_empty() {
-                continue;
-            }
-            if !s.is_empty() {
-                put(&mut s, "; ");
-            }
-            put(&mut s, label);
-            for (i, n) in names.iter().enumerate() {
-                if i > 0 {
-                    put(&mut s, ", ");
-                }
-                put(&mut s, n);
+            if show && !names.is_empty() {
+                parts.push(alloc::format!("{label}{}", names.join(", ")));
             }
         }
-        s
+        parts.join("; ")
     }
 }
 
@@ -285,6 +276,12 @@ impl<M: Module + ?Sized> Module for alloc::boxed::Box<M> {
     }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
+    }
+    fn visit_rng_states(&self, prefix: &str, f: &mut dyn FnMut(&str, [u64; 4])) {
+        (**self).visit_rng_states(prefix, f)
+    }
+    fn set_rng_state(&mut self, name: &str, state: [u64; 4]) -> bool {
+        (**self).set_rng_state(name, state)
     }
     fn is_training(&self) -> bool {
         (**self).is_training()

@@ -152,8 +152,8 @@ impl BatchNorm {
         if !ranks.contains(&x.rank()) || x.dims()[1] != c {
             return Err(Error::ShapeMismatch {
                 op,
-                lhs: x.shape().clone(),
-                rhs: Shape::new(&[c])?,
+                lhs: x.shape().into(),
+                rhs: (Shape::new(&[c])?).into(),
                 detail: expects,
             });
         }
@@ -178,8 +178,8 @@ impl BatchNorm {
                 if self.training && count <= 1 {
                     return Err(Error::ShapeMismatch {
                         op,
-                        lhs: x.shape().clone(),
-                        rhs: Shape::new(&[c])?,
+                        lhs: x.shape().into(),
+                        rhs: (Shape::new(&[c])?).into(),
                         detail: "expected more than 1 value per channel when training",
                     });
                 }
@@ -268,8 +268,8 @@ impl BatchNorm {
         if value.dims() != slot.dims() {
             return Err(Error::ShapeMismatch {
                 op,
-                lhs: slot.shape().clone(),
-                rhs: value.shape().clone(),
+                lhs: slot.shape().into(),
+                rhs: value.shape().into(),
                 detail: "a buffer must keep its shape",
             });
         }
@@ -504,8 +504,8 @@ impl Module for LayerNorm {
         if r < k || x.dims()[r - k..] != *self.normalized_shape.dims() {
             return Err(Error::ShapeMismatch {
                 op: "LayerNorm",
-                lhs: x.shape().clone(),
-                rhs: self.normalized_shape.clone(),
+                lhs: x.shape().into(),
+                rhs: (self.normalized_shape.clone()).into(),
                 detail: "the input's trailing dimensions must equal normalized_shape",
             });
         }
@@ -613,8 +613,8 @@ impl Module for GroupNorm {
         if x.rank() < 2 || x.dims()[1] != c {
             return Err(Error::ShapeMismatch {
                 op: "GroupNorm",
-                lhs: x.shape().clone(),
-                rhs: Shape::new(&[c])?,
+                lhs: x.shape().into(),
+                rhs: (Shape::new(&[c])?).into(),
                 detail: "expects an input [N, C, ..] with C = num_channels",
             });
         }

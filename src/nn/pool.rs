@@ -189,8 +189,8 @@ fn batched(op: &'static str, x: &Tensor) -> Result<(Tensor, bool)> {
         3 => Ok((x.try_unsqueeze(0)?, false)),
         _ => Err(Error::ShapeMismatch {
             op,
-            lhs: x.shape().clone(),
-            rhs: Shape::default(),
+            lhs: x.shape().into(),
+            rhs: crate::error::Dims::default(),
             detail: "expects an input [N, C, H, W] or [C, H, W]",
         }),
     }
@@ -203,8 +203,8 @@ fn out_sizes(op: &'static str, x: &Tensor, axes: &[Axis; 2], ceil: bool) -> Resu
         (Some(oh), Some(ow)) => Ok([oh, ow]),
         _ => Err(Error::ShapeMismatch {
             op,
-            lhs: x.shape().clone(),
-            rhs: Shape::default(),
+            lhs: x.shape().into(),
+            rhs: crate::error::Dims::default(),
             detail: "the input is too small for the window: the output size would be 0",
         }),
     }
@@ -600,8 +600,8 @@ impl Module for AdaptiveAvgPool2d {
         if h == 0 || w == 0 {
             return Err(Error::ShapeMismatch {
                 op,
-                lhs: x.shape().clone(),
-                rhs: Shape::default(),
+                lhs: x.shape().into(),
+                rhs: crate::error::Dims::default(),
                 detail: "the input must have non-zero height and width",
             });
         }

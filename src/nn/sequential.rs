@@ -109,6 +109,26 @@ impl Module for Sequential {
         }
     }
 
+    fn visit_rng_states(&self, prefix: &str, f: &mut dyn FnMut(&str, [u64; 4])) {
+        for (i, m) in self.layers.iter().enumerate() {
+            m.visit_rng_states(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn set_rng_state(&mut self, name: &str, state: [u64; 4]) -> bool {
+        let Some((head, rest)) = name.split_once('.') else {
+            return false;
+        };
+        match head
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.layers.get_mut(i))
+        {
+            Some(m) => m.set_rng_state(rest, state),
+            None => false,
+        }
+    }
+
     fn set_training(&mut self, training: bool) {
         self.training = training;
         for m in &mut self.layers {

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use super::Module;
 use crate::error::{Error, Result, unwrap};
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::Tensor;
 
 /// How [`Upsample`] chooses the output size.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,8 +107,8 @@ impl Module for Upsample {
             _ => {
                 return Err(Error::ShapeMismatch {
                     op,
-                    lhs: x.shape().clone(),
-                    rhs: Shape::default(),
+                    lhs: x.shape().into(),
+                    rhs: crate::error::Dims::default(),
                     detail: "expects an input [N, C, L] or [N, C, H, W]",
                 });
             }
@@ -125,8 +125,8 @@ impl Module for Upsample {
             if output == 0 || input == 0 {
                 return Err(Error::ShapeMismatch {
                     op,
-                    lhs: x.shape().clone(),
-                    rhs: Shape::default(),
+                    lhs: x.shape().into(),
+                    rhs: crate::error::Dims::default(),
                     detail: "input and output sizes must be positive",
                 });
             }

@@ -236,8 +236,8 @@ impl Tensor {
         if out.dims() != self.dims() {
             return Err(crate::Error::ShapeMismatch {
                 op,
-                lhs: self.shape().clone(),
-                rhs: out.shape().clone(),
+                lhs: self.shape().into(),
+                rhs: out.shape().into(),
                 detail: "an in-place result must keep the shape of the tensor it updates",
             });
         }

@@ -466,8 +466,8 @@ struct Plan {
 fn mismatch(op: &'static str, a: &Tensor, b: &Tensor, detail: &'static str) -> Error {
     Error::ShapeMismatch {
         op,
-        lhs: a.shape().clone(),
-        rhs: b.shape().clone(),
+        lhs: a.shape().into(),
+        rhs: b.shape().into(),
         detail,
     }
 }

@@ -125,8 +125,8 @@ pub(crate) fn sum_to_shape(g: &Tensor, shape: &Shape) -> Result<Tensor> {
     if gr < r {
         return Err(Error::ShapeMismatch {
             op: "sum_to_shape",
-            lhs: g.shape().clone(),
-            rhs: shape.clone(),
+            lhs: g.shape().into(),
+            rhs: (shape.clone()).into(),
             detail: "the gradient has fewer dimensions than the operand",
         });
     }

@@ -150,8 +150,8 @@ fn put_add(
 fn mismatch(op: &'static str, lhs: &Shape, rhs: &Shape, detail: &'static str) -> Error {
     Error::ShapeMismatch {
         op,
-        lhs: lhs.clone(),
-        rhs: rhs.clone(),
+        lhs: (lhs.clone()).into(),
+        rhs: (rhs.clone()).into(),
         detail,
     }
 }

@@ -313,8 +313,8 @@ impl<H: Hyper, S> Core<H, S> {
             if p.shape() != &self.slots[s].shape {
                 return Err(Error::ShapeMismatch {
                     op: self.kind,
-                    lhs: self.slots[s].shape.clone(),
-                    rhs: p.shape().clone(),
+                    lhs: (self.slots[s].shape.clone()).into(),
+                    rhs: p.shape().into(),
                     detail: "step: the parameter no longer has its registered shape",
                 });
             }
@@ -516,8 +516,8 @@ impl StateReader<'_> {
         if t.shape() != self.shape {
             return Err(Error::ShapeMismatch {
                 op: self.op,
-                lhs: self.shape.clone(),
-                rhs: t.shape().clone(),
+                lhs: (self.shape.clone()).into(),
+                rhs: t.shape().into(),
                 detail: "import_state: a state tensor's shape differs from its parameter's",
             });
         }

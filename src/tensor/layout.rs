@@ -266,8 +266,8 @@ impl Layout {
         let tr = target.rank();
         let mismatch = || Error::ShapeMismatch {
             op,
-            lhs: self.shape.clone(),
-            rhs: target.clone(),
+            lhs: (self.shape.clone()).into(),
+            rhs: (target.clone()).into(),
             detail: "cannot broadcast the first shape to the second",
         };
         if r > tr {
@@ -365,8 +365,8 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result
         } else {
             return Err(Error::ShapeMismatch {
                 op,
-                lhs: a.clone(),
-                rhs: b.clone(),
+                lhs: (a.clone()).into(),
+                rhs: (b.clone()).into(),
                 detail: "the shapes cannot be broadcast together",
             });
         };

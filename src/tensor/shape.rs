@@ -225,8 +225,11 @@ pub(crate) fn infer_shape(
 ) -> Result<Shape> {
     let bad = || Error::InvalidReshape {
         op,
-        input: input.clone(),
-        target: target.clone(),
+        input: input.into(),
+        target: target
+            .iter()
+            .map(|&d| d.clamp(i32::MIN as isize, i32::MAX as isize) as i32)
+            .collect(),
     };
     let mut infer_at = None;
     let mut known: usize = 1;

@@ -184,8 +184,8 @@ impl Classes {
         }
         Err(Error::ShapeMismatch {
             op,
-            lhs: input.shape().clone(),
-            rhs: target.shape().clone(),
+            lhs: input.shape().into(),
+            rhs: target.shape().into(),
             detail: "class indices need the input's shape without the class dimension \
                      ([N, d1, ...] for an [N, C, d1, ...] input, [] for [C])",
         })
@@ -201,8 +201,8 @@ impl Classes {
         match weight {
             Some(w) if w.dims() != [self.c] => Err(Error::ShapeMismatch {
                 op,
-                lhs: input.shape().clone(),
-                rhs: w.shape().clone(),
+                lhs: input.shape().into(),
+                rhs: w.shape().into(),
                 detail: "the weight needs one entry per class: shape [C]",
             }),
             _ => Ok(()),

@@ -20,7 +20,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Optimizer, dec, integral, non_negative};
+use super::{Optimizer, dec};
 use crate::error::{Error, Result};
 
 /// A learning-rate schedule driving an [`Optimizer`]'s group learning rates.
@@ -37,11 +37,11 @@ pub trait LrScheduler: Send {
     /// `step_count`, `base_lr.{g}`, `last_lr.{g}`; children of a
     /// [`SequentialLr`] prefixed `{i}.`). The configuration is not included:
     /// import into a scheduler built with the same arguments.
-    fn export_state(&self) -> Vec<(String, f32)>;
+    fn export_state(&self) -> Vec<(String, f64)>;
 
     /// Restores [`export_state`](LrScheduler::export_state) output. Errors,
     /// changing nothing, on unknown or missing names.
-    fn import_state(&mut self, state: &[(String, f32)]) -> Result<()>;
+    fn import_state(&mut self, state: &[(String, f64)]) -> Result<()>;
 
     /// The learning rates the schedule is relative to (PyTorch's
     /// `base_lrs`). Default: [`last_lrs`](LrScheduler::last_lrs).
@@ -126,30 +126,27 @@ impl Base {
         self.cur = values;
     }
 
-    fn export(&self) -> Vec<(String, f32)> {
+    fn export(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
-        out.push((String::from("last_epoch"), self.last_epoch as f32));
-        out.push((String::from("step_count"), self.step_count as f32));
+        out.push((String::from("last_epoch"), self.last_epoch as f64));
+        out.push((String::from("step_count"), self.step_count as f64));
         for (g, b) in self.base.iter().enumerate() {
-            out.push((format!("base_lr.{g}"), *b as f32));
+            out.push((format!("base_lr.{g}"), *b));
         }
         for (g, c) in self.cur.iter().enumerate() {
-            out.push((format!("last_lr.{g}"), *c as f32));
+            out.push((format!("last_lr.{g}"), *c));
         }
         out
     }
 
-    fn import(&mut self, op: &'static str, state: &[(String, f32)]) -> Result<()> {
+    fn import(&mut self, op: &'static str, state: &[(String, f64)]) -> Result<()> {
         let bad = |detail| Err(Error::InvalidArgument { op, detail });
         let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
         let (Some(last_epoch), Some(step_count)) = (find("last_epoch"), find("step_count")) else {
             return bad("import_state: last_epoch or step_count is missing");
         };
-        if !integral(last_epoch)
-            || last_epoch < -1.0
-            || !non_negative(step_count)
-            || !integral(step_count)
-        {
+        let whole = |x: f64| x.is_finite() && libm::trunc(x) == x;
+        if !whole(last_epoch) || last_epoch < -1.0 || step_count < 0.0 || !whole(step_count) {
             return bad("import_state: last_epoch or step_count is not a valid count");
         }
         let mut base = Vec::new();
@@ -158,8 +155,8 @@ impl Base {
             find(&format!("base_lr.{}", base.len())),
             find(&format!("last_lr.{}", base.len())),
         ) {
-            base.push(dec(b));
-            cur.push(dec(c));
+            base.push(b);
+            cur.push(c);
         }
         if 2 + 2 * base.len() != state.len() {
             return bad("import_state: unknown or incomplete entries");
@@ -235,12 +232,12 @@ macro_rules! impl_lr_scheduler {
             fn last_lrs(&self) -> alloc::vec::Vec<f32> {
                 self.base.written.clone()
             }
-            fn export_state(&self) -> alloc::vec::Vec<(alloc::string::String, f32)> {
+            fn export_state(&self) -> alloc::vec::Vec<(alloc::string::String, f64)> {
                 self.base.export()
             }
             fn import_state(
                 &mut self,
-                state: &[(alloc::string::String, f32)],
+                state: &[(alloc::string::String, f64)],
             ) -> crate::error::Result<()> {
                 self.base.import($name, state)
             }

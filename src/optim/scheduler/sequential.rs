@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use super::{LrScheduler, invalid};
 use crate::error::{Result, unwrap};
-use crate::optim::{Optimizer, integral};
+use crate::optim::Optimizer;
 
 /// Runs schedulers one after another, switching at milestones
 /// (`torch.optim.lr_scheduler.SequentialLR`), e.g. a [`LinearLr`](super::LinearLr) warm-up
@@ -104,27 +104,27 @@ impl LrScheduler for SequentialLr {
         self.last.clone()
     }
 
-    fn export_state(&self) -> Vec<(String, f32)> {
+    fn export_state(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
-        out.push((String::from("last_epoch"), self.last_epoch as f32));
+        out.push((String::from("last_epoch"), self.last_epoch as f64));
         for (i, c) in self.children.iter().enumerate() {
             for (n, v) in c.export_state() {
                 out.push((format!("{i}.{n}"), v));
             }
         }
         for (g, v) in self.last.iter().enumerate() {
-            out.push((format!("last_lr.{g}"), *v));
+            out.push((format!("last_lr.{g}"), f64::from(*v)));
         }
         out
     }
 
-    fn import_state(&mut self, state: &[(String, f32)]) -> Result<()> {
+    fn import_state(&mut self, state: &[(String, f64)]) -> Result<()> {
         const OP: &str = "SequentialLR";
         let bad = |detail| Err(invalid(OP, detail));
         let Some(last_epoch) = state.iter().find(|(n, _)| n == "last_epoch").map(|e| e.1) else {
             return bad("import_state: last_epoch is missing");
         };
-        if !integral(last_epoch) || last_epoch < 0.0 {
+        if !(last_epoch.is_finite() && libm::trunc(last_epoch) == last_epoch) || last_epoch < 0.0 {
             return bad("import_state: last_epoch is not a valid count");
         }
         let mut last = Vec::new();
@@ -132,9 +132,9 @@ impl LrScheduler for SequentialLr {
             .iter()
             .find(|(n, _)| *n == format!("last_lr.{}", last.len()))
         {
-            last.push(*v);
+            last.push(*v as f32);
         }
-        let mut parts: Vec<Vec<(String, f32)>> = self.children.iter().map(|_| Vec::new()).collect();
+        let mut parts: Vec<Vec<(String, f64)>> = self.children.iter().map(|_| Vec::new()).collect();
         let mut used = 1 + last.len();
         for (n, v) in state {
             let Some((i, rest)) = n.split_once('.') else {
@@ -153,7 +153,7 @@ impl LrScheduler for SequentialLr {
         // Validate every child before changing any: import into clones is not
         // possible for boxed children, so import in order and restore on
         // failure.
-        let backup: Vec<Vec<(String, f32)>> =
+        let backup: Vec<Vec<(String, f64)>> =
             self.children.iter().map(|c| c.export_state()).collect();
         for (i, part) in parts.iter().enumerate() {
             if let Err(e) = self.children[i].import_state(part) {
