@@ -45,7 +45,7 @@ fn poly_sel<L: Lanes>(l: L, x: L::V, m: L::M, a: &[f32], b: &[f32]) -> L::V {
 const LOG2E: f32 = core::f32::consts::LOG2_E;
 /// `ln 2` in two parts; the high part has 9 significant bits, so `n * LN2_HI`
 /// is exact for `|n| <= 150`.
-const LN2_HI: f32 = 0.693_359_375;
+const LN2_HI: f32 = 0.6933594;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// Inputs are clamped to this range: `e^89` overflows, and `e^-174` times any
 /// factor a caller applies (below `2^100`) is far below the smallest subnormal.
@@ -57,20 +57,21 @@ const EXP_P: [f32; 6] = [
     1.398_199_9e-3,
     8.333_452e-3,
     4.166_579_6e-2,
-    1.666_666_5e-1,
-    5.000_000_1e-1,
+    0.16666666,
+    0.5,
 ];
 
 /// `e^x`.
 #[inline(always)]
 pub(crate) fn exp<L: Lanes>(l: L, x: L::V) -> L::V {
-    exp_dd(l, x, l.splat(0.0))
+    let (y, n) = exp_parts(l, x, None);
+    l.ldexp(y, n)
 }
 
 /// `e^(hi + lo)` for `|lo|` at most a few ulp of `hi`.
 #[inline(always)]
 pub(crate) fn exp_dd<L: Lanes>(l: L, hi: L::V, lo: L::V) -> L::V {
-    let (y, n) = exp_parts(l, hi, lo);
+    let (y, n) = exp_parts(l, hi, Some(lo));
     l.ldexp(y, n)
 }
 
@@ -78,14 +79,18 @@ pub(crate) fn exp_dd<L: Lanes>(l: L, hi: L::V, lo: L::V) -> L::V {
 /// `-251..=128`, unscaled: a caller that multiplies the result by a large
 /// factor does so on `y` and scales once at the end, so a subnormal result is
 /// rounded once instead of being rounded and then amplified. NaN `hi` gives
-/// NaN `y`.
+/// NaN `y`. (`lo = None` saves an add where there is no low part.)
 #[inline(always)]
-pub(crate) fn exp_parts<L: Lanes>(l: L, hi: L::V, lo: L::V) -> (L::V, L::V) {
+pub(crate) fn exp_parts<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V) {
     // min/max return the second operand on NaN; NaN lanes are restored below.
     let xc = l.min(l.max(hi, l.splat(EXP_MIN)), l.splat(EXP_MAX));
     let n = l.round(l.mul(xc, l.splat(LOG2E)));
     let r = l.fma(n, l.splat(-LN2_HI), xc);
-    let r = l.add(l.fma(n, l.splat(-LN2_LO), r), lo);
+    let r = l.fma(n, l.splat(-LN2_LO), r);
+    let r = match lo {
+        Some(lo) => l.add(r, lo),
+        None => r,
+    };
     let p = poly(l, r, &EXP_P);
     let y = l.add(l.fma(p, l.mul(r, r), r), l.splat(1.0));
     (l.select(l.is_nan(hi), hi, y), n)
@@ -97,14 +102,14 @@ const SQRT_HALF: f32 = core::f32::consts::FRAC_1_SQRT_2;
 /// Cephes `logf` polynomial on `[sqrt(1/2) - 1, sqrt(2) - 1]`.
 const LOG_P: [f32; 9] = [
     7.037_683_6e-2,
-    -1.151_461e-1,
-    1.167_699_9e-1,
-    -1.242_014_1e-1,
-    1.424_932_3e-1,
-    -1.666_805_8e-1,
-    2.000_071_4e-1,
-    -2.499_999_4e-1,
-    3.333_333_1e-1,
+    -0.1151461,
+    0.11676999,
+    -0.12420141,
+    0.14249323,
+    -0.16668057,
+    0.20000714,
+    -0.24999994,
+    0.3333333,
 ];
 
 /// `ln(1 + m)` for `m` in `[sqrt(1/2) - 1, sqrt(2) - 1]`, without the
@@ -168,7 +173,7 @@ const PIO2_1: f32 = f32::from_bits(0x3fc9_0fdb);
 const PIO2_2: f32 = f32::from_bits(0xb33b_bd2e);
 const PIO2_3: f32 = f32::from_bits(0xa6f7_2ced);
 /// Cephes `sinf`/`cosf` polynomials on `|r| <= pi/4`.
-const SIN_P: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1];
+const SIN_P: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -0.16666655];
 const COS_P: [f32; 3] = [2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2];
 
 /// `|x| = j pi/2 + r`: returns `(r, bit0, bit1)` of the quadrant `j mod 4`
@@ -251,10 +256,10 @@ pub(crate) fn cos<L: Lanes>(l: L, x: L::V) -> L::V {
 /// Cephes `tanhf` odd polynomial for `|x| < 0.625`.
 const TANH_P: [f32; 5] = [
     -5.704_988_7e-3,
-    2.063_908_9e-2,
+    0.02063909,
     -5.373_971_6e-2,
-    1.333_144_2e-1,
-    -3.333_328_2e-1,
+    0.13331442,
+    -0.3333328,
 ];
 
 /// Hyperbolic tangent: a polynomial below `|x| = 0.625`, `1 - 2 / (e^2|x| + 1)`
@@ -283,10 +288,14 @@ struct Logistic<L: Lanes> {
 }
 
 #[inline(always)]
-fn logistic<L: Lanes>(l: L, hi: L::V, lo: L::V) -> Logistic<L> {
+fn logistic<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> Logistic<L> {
     let neg = l.lt(hi, l.splat(0.0));
     // -|v| = v for negative v (low part unchanged), else -v.
-    let (y, n) = exp_parts(l, l.neg(l.abs(hi)), l.select(neg, lo, l.neg(lo)));
+    let lo = match lo {
+        Some(lo) => Some(l.select(neg, lo, l.neg(lo))),
+        None => None,
+    };
+    let (y, n) = exp_parts(l, l.neg(l.abs(hi)), lo);
     let t = l.ldexp(y, n);
     Logistic {
         y,
@@ -322,14 +331,14 @@ fn nan_at_inf<L: Lanes>(l: L, x: L::V, r: L::V) -> L::V {
 /// Logistic sigmoid (see [`crate::kernels::scalar::sigmoid`] for the formula).
 #[inline(always)]
 pub(crate) fn sigmoid<L: Lanes>(l: L, x: L::V) -> L::V {
-    let g = logistic(l, x, l.splat(0.0));
+    let g = logistic(l, x, None);
     l.div(l.select(g.neg, g.t, l.splat(1.0)), g.d)
 }
 
 /// `x * sigmoid(x)`; NaN at `-inf`.
 #[inline(always)]
 pub(crate) fn silu<L: Lanes>(l: L, x: L::V) -> L::V {
-    let g = logistic(l, x, l.splat(0.0));
+    let g = logistic(l, x, None);
     // Below -200, x e^x is far below the smallest subnormal.
     let xc = l.max(l.splat(-200.0), x);
     nan_at_neg_inf(l, x, times_logistic(l, x, xc, &g))
@@ -340,7 +349,7 @@ pub(crate) fn silu<L: Lanes>(l: L, x: L::V) -> L::V {
 /// `(1/d) (1 + x t/d)` above. NaN at `±inf`.
 #[inline(always)]
 pub(crate) fn silu_grad<L: Lanes>(l: L, x: L::V) -> L::V {
-    let g = logistic(l, x, l.splat(0.0));
+    let g = logistic(l, x, None);
     let one = l.splat(1.0);
     let xc = l.max(l.splat(-200.0), x);
     let neg = l.ldexp(l.mul(l.div(g.y, g.d), l.add(one, l.div(xc, g.d))), g.n);
@@ -359,85 +368,77 @@ pub(crate) fn softplus<L: Lanes>(l: L, x: L::V) -> L::V {
 // ------------------------------------------------------------- erf, gelu
 
 /// fdlibm `erff` coefficients (see the module docs).
-const ERX: f32 = 8.450_629_1e-1;
+const ERX: f32 = 0.8450629;
 /// `erf(x) = x + x * PP(z) / QQ(z)`, `z = x^2`, for `|x| < 0.84375`.
 const PP: [f32; 5] = [
     -2.376_301_7e-5,
     -5.770_270_2e-3,
     -2.848_175e-2,
-    -3.250_421e-1,
-    1.283_791_7e-1,
+    -0.3250421,
+    0.12837917,
 ];
 const QQ: [f32; 6] = [
     -3.960_228_2e-6,
     1.324_947_4e-4,
-    5.081_306_2e-3,
+    5.081_306e-3,
     6.502_225e-2,
-    3.979_172_1e-1,
+    0.3979172,
     1.0,
 ];
 /// `erf(x) = ERX + PA(s) / QA(s)`, `s = |x| - 1`, for `0.84375 <= |x| < 1.25`.
 const PA: [f32; 7] = [
     -2.166_375_5e-3,
     3.547_830_5e-2,
-    -1.108_947e-1,
-    3.183_466_2e-1,
-    -3.722_078_8e-1,
-    4.148_561e-1,
+    -0.1108947,
+    0.31834662,
+    -0.37220788,
+    0.4148561,
     -2.362_118_6e-3,
 ];
 const QA: [f32; 7] = [
     1.198_450_1e-2,
     1.363_708_4e-2,
-    1.261_712_2e-1,
+    0.12617122,
     7.182_865_6e-2,
-    5.403_979_5e-1,
-    1.064_208_8e-1,
+    0.54039794,
+    0.10642088,
     1.0,
 ];
 /// `erfc(x) = e^(-x^2 - 0.5625 + R(s)/S(s)) / x`, `s = 1/x^2`: `RA`/`SA` for
 /// `1.25 <= x < 1/0.35`, `RB`/`SB` above (zero-padded to the same degree).
 const RA: [f32; 8] = [
-    -9.814_329e0,
-    -8.128_744e1,
-    -1.846_050_9e2,
-    -1.623_966_7e2,
-    -6.237_533e1,
-    -1.055_862_6e1,
-    -6.938_585_6e-1,
+    -9.814329,
+    -81.28744,
+    -184.60509,
+    -162.39667,
+    -62.37533,
+    -10.558626,
+    -0.69385856,
     -9.864_944e-3,
 ];
 const RB: [f32; 8] = [
     0.0,
-    -4.835_192e2,
-    -1.025_095_1e3,
-    -6.375_664_7e2,
-    -1.606_363_8e2,
-    -1.775_795_6e1,
-    -7.992_832_7e-1,
+    -483.5192,
+    -1025.0951,
+    -637.56647,
+    -160.63638,
+    -17.757956,
+    -0.79928327,
     -9.864_943e-3,
 ];
 const SA: [f32; 9] = [
     -6.042_441_4e-2,
     6.570_249_6,
-    1.086_350_1e2,
-    4.290_081_5e2,
-    6.453_872_7e2,
-    4.345_658_9e2,
-    1.376_577_6e2,
-    1.965_127_2e1,
+    108.63501,
+    429.00815,
+    645.38727,
+    434.5659,
+    137.65776,
+    19.651272,
     1.0,
 ];
 const SB: [f32; 9] = [
-    0.0,
-    -2.244_095_2e1,
-    4.745_285_3e2,
-    2.553_050_3e3,
-    3.199_858_2e3,
-    1.536_729_6e3,
-    3.257_925_1e2,
-    3.033_806e1,
-    1.0,
+    0.0, -22.440952, 474.52853, 2553.0503, 3199.8582, 1536.7296, 325.7925, 30.33806, 1.0,
 ];
 const ERFC_SPLIT: f32 = 1.0 / 0.35;
 /// Beyond this the tail is 0 in `f32` (`erfc(10.5)` is about `1e-49`).
@@ -470,7 +471,7 @@ fn erfc_tail_times_t<L: Lanes>(l: L, t: L::V, t2: L::V, t2l: L::V) -> (L::V, L::
     let c = l.sub(rs, l.splat(0.5625));
     let hi = l.sub(c, t2);
     let lo = l.sub(l.add(l.sub(l.neg(t2), hi), c), t2l);
-    exp_parts(l, hi, lo)
+    exp_parts(l, hi, Some(lo))
 }
 
 /// Error function.
@@ -603,7 +604,7 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 #[inline(always)]
 pub(crate) fn gelu_grad<L: Lanes>(l: L, x: L::V) -> L::V {
     let c = normal_cdf(l, x);
-    let (y, e) = exp_parts(l, l.neg(c.t2), l.neg(c.t2l));
+    let (y, e) = exp_parts(l, l.neg(c.t2), Some(l.neg(c.t2l)));
     let xpdf = l.ldexp(l.mul(l.mul(c.xc, l.splat(INV_SQRT_2PI)), y), e);
     nan_at_inf(l, x, l.add(l.ldexp(c.q, c.n), xpdf))
 }
@@ -647,7 +648,7 @@ pub(crate) fn gelu_tanh<L: Lanes>(l: L, x: L::V) -> L::V {
     // NaN stays NaN through both clamps (the first operand loses on NaN).
     let xc = l.max(l.splat(-20.0), l.min(l.splat(20.0), x));
     let (v, vl) = gelu_tanh_arg(l, xc);
-    let g = logistic(l, v, vl);
+    let g = logistic(l, v, Some(vl));
     nan_at_neg_inf(l, x, times_logistic(l, x, xc, &g))
 }
 
@@ -657,7 +658,7 @@ pub(crate) fn gelu_tanh<L: Lanes>(l: L, x: L::V) -> L::V {
 pub(crate) fn gelu_tanh_grad<L: Lanes>(l: L, x: L::V) -> L::V {
     let xc = l.max(l.splat(-20.0), l.min(l.splat(20.0), x));
     let (v, vl) = gelu_tanh_arg(l, xc);
-    let g = logistic(l, v, vl);
+    let g = logistic(l, v, Some(vl));
     let s = l.select(
         g.neg,
         l.ldexp(l.div(g.y, g.d), g.n),

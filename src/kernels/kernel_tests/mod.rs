@@ -207,9 +207,9 @@ fn table_for_matches_support_and_isa_field() {
 #[cfg(feature = "std")]
 #[test]
 fn forced_path_has_a_table() {
-    if let Ok(v) = std::env::var("TRAIN_STATION_KERNELS") {
-        if let Some(isa) = Isa::from_name(&v) {
-            assert!(table_for(isa).is_some(), "no kernel table for {isa}");
-        }
+    if let Ok(v) = std::env::var("TRAIN_STATION_KERNELS")
+        && let Some(isa) = Isa::from_name(&v)
+    {
+        assert!(table_for(isa).is_some(), "no kernel table for {isa}");
     }
 }
