@@ -436,18 +436,31 @@ pub(crate) fn argmin(x: &[f32]) -> usize {
 
 // ------------------------------------------------------------------ rows
 
+/// `e^(x - m)` with the rounding error of `x - m` (TwoSum, exact) applied as
+/// `e^s (1 + err)`: without it, the subtraction's error (up to half an ulp of
+/// `|x - m|`) becomes a relative error of the result (30 ulp near -40).
+#[inline]
+pub(crate) fn exp_shift(x: f32, m: f32) -> f32 {
+    let s = x - m;
+    let bb = s - x;
+    let err = (x - (s - bb)) + (-m - bb);
+    let e = libm::expf(s);
+    // Infinite x or m make the error NaN; there is nothing to correct.
+    if err.is_nan() { e } else { e + e * err }
+}
+
 /// Softmax of one row.
 pub(crate) fn softmax(x: &[f32], out: &mut [f32]) {
     check::same("softmax", x.len(), out.len());
     let m = max(x);
-    map("softmax", x, out, |v| libm::expf(v - m));
+    map("softmax", x, out, |v| exp_shift(v, m));
     let r = 1.0 / sum(out);
     map_inplace(out, |v| v * r);
 }
 /// In-place softmax of one row.
 pub(crate) fn softmax_inplace(buf: &mut [f32]) {
     let m = max(buf);
-    map_inplace(buf, |v| libm::expf(v - m));
+    map_inplace(buf, |v| exp_shift(v, m));
     let r = 1.0 / sum(buf);
     map_inplace(buf, |v| v * r);
 }
@@ -455,13 +468,13 @@ pub(crate) fn softmax_inplace(buf: &mut [f32]) {
 pub(crate) fn log_softmax(x: &[f32], out: &mut [f32]) {
     check::same("log_softmax", x.len(), out.len());
     let m = max(x);
-    let ls = libm::logf(pairwise(x, &|v| libm::expf(v - m)));
+    let ls = libm::logf(pairwise(x, &|v| exp_shift(v, m)));
     map("log_softmax", x, out, |v| (v - m) - ls);
 }
 /// In-place log-softmax of one row.
 pub(crate) fn log_softmax_inplace(buf: &mut [f32]) {
     let m = max(buf);
-    let ls = libm::logf(pairwise(buf, &|v| libm::expf(v - m)));
+    let ls = libm::logf(pairwise(buf, &|v| exp_shift(v, m)));
     map_inplace(buf, |v| (v - m) - ls);
 }
 /// `ln(sum(e^x))` of one row, PyTorch's way: an infinite maximum is replaced
@@ -469,7 +482,7 @@ pub(crate) fn log_softmax_inplace(buf: &mut [f32]) {
 pub(crate) fn logsumexp(x: &[f32]) -> f32 {
     let m = max(x);
     let m = if m.is_infinite() { 0.0 } else { m };
-    libm::logf(pairwise(x, &|v| libm::expf(v - m))) + m
+    libm::logf(pairwise(x, &|v| exp_shift(v, m))) + m
 }
 /// Softmax gradient from the output: `out = y * (g - <g, y>)`.
 pub(crate) fn softmax_backward(y: &[f32], g: &[f32], out: &mut [f32]) {

@@ -58,21 +58,35 @@ impl<L: Lanes> Term<L> for Absolute {
     }
 }
 
-/// `e^(x - m)` (padding `-inf` gives `e^-inf = 0` for finite `m`).
+/// `e^(x - m)`, with the rounding error of `x - m` (TwoSum, exact) passed to
+/// `exp` as a low part: the error of the subtraction (up to half an ulp of
+/// `|x - m|`) would otherwise become a relative error of the result (30 ulp
+/// for `x - m` near -40). Padding `-inf` gives `e^-inf = 0` for finite `m`.
 struct ExpShift<V> {
     m: V,
+}
+impl<V: Copy> ExpShift<V> {
+    #[inline(always)]
+    fn eval<L: Lanes<V = V>>(&self, l: L, x: V) -> V {
+        let s = l.sub(x, self.m);
+        let bb = l.sub(s, x);
+        let err = l.add(l.sub(x, l.sub(s, bb)), l.sub(l.neg(self.m), bb));
+        // Infinite x or m make the error NaN; there is nothing to correct.
+        let err = l.select(l.is_nan(err), l.splat(0.0), err);
+        math::exp_dd(l, s, err)
+    }
 }
 impl<L: Lanes> Term<L> for ExpShift<L::V> {
     const FILL: f32 = f32::NEG_INFINITY;
     #[inline(always)]
     fn add(&self, l: L, acc: L::V, v: L::V) -> L::V {
-        l.add(acc, math::exp(l, l.sub(v, self.m)))
+        l.add(acc, self.eval(l, v))
     }
 }
 impl<L: Lanes> VMap<L> for ExpShift<L::V> {
     #[inline(always)]
     fn apply(&self, l: L, v: L::V) -> L::V {
-        math::exp(l, l.sub(v, self.m))
+        self.eval(l, v)
     }
 }
 

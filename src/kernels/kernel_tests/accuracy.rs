@@ -185,6 +185,131 @@ fn accuracy_report() {
             );
         }
     }
+    backward_report();
+    softmax_report();
+}
+
+/// Gradient kernels: largest `|got - exact| / (eps * scale)` where `scale` is
+/// the sum of the magnitudes of the derivative's terms (times `|g|`), over a
+/// sweep of `x` with `g = 1` (so no subnormal-quantum term is needed above the
+/// subnormal range).
+fn backward_report() {
+    extern crate std;
+    use crate::kernels::ZipFn;
+    fn sig(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+    type Scale = fn(f64) -> (f64, f64);
+    // (name, kernel, exact derivative and scale, range)
+    let cases: [(&str, fn(&Kernels) -> ZipFn, Scale, f32, f32); 4] = [
+        (
+            "gelu_backward",
+            |k| k.gelu_backward,
+            |x| {
+                let cdf = 0.5 * libm::erfc(-x * core::f64::consts::FRAC_1_SQRT_2);
+                let xpdf = x * (-0.5 * x * x).exp() * 0.398_942_280_401_432_7;
+                (cdf + xpdf, cdf + xpdf.abs())
+            },
+            -12.0,
+            12.0,
+        ),
+        (
+            "gelu_tanh_backward",
+            |k| k.gelu_tanh_backward,
+            |x| {
+                let c = 0.797_884_560_802_865_4;
+                let v = 2.0 * c * (x + 0.044715 * x * x * x);
+                let dv = 2.0 * c * (1.0 + 3.0 * 0.044715 * x * x);
+                let (s, t) = (sig(v), x * dv * sig(v) * sig(-v));
+                (s + t, s + t.abs())
+            },
+            -12.0,
+            12.0,
+        ),
+        (
+            "silu_backward",
+            |k| k.silu_backward,
+            |x| {
+                let s = sig(x);
+                (s * (1.0 + x * (1.0 - s)), s + (x * s * (1.0 - s)).abs())
+            },
+            -90.0,
+            40.0,
+        ),
+        (
+            "softplus_backward",
+            |k| k.softplus_backward,
+            |x| {
+                let s = if x > 20.0 { 1.0 } else { sig(x) };
+                (s, s)
+            },
+            -90.0,
+            40.0,
+        ),
+    ];
+    for (name, get, exact, lo, hi) in cases {
+        let x = sweep(lo, hi, 1 << 20);
+        let g = alloc::vec![1.0f32; x.len()];
+        let mut out = alloc::vec![0.0f32; x.len()];
+        for k in all() {
+            get(k)(&x, &g, &mut out);
+            let mut worst = (0.0f64, 0.0f32);
+            for (&xi, &o) in x.iter().zip(&out) {
+                let (d, scale) = exact(xi as f64);
+                if (d as f32).abs() < f32::MIN_POSITIVE {
+                    continue;
+                }
+                let e = (o as f64 - d).abs() / (scale * 2f64.powi(-24));
+                if e > worst.0 {
+                    worst = (e, xi);
+                }
+            }
+            std::println!(
+                "{name:>18} {:>7}: max {:.3} eps x scale at x = {:e} over [{lo:e}, {hi:e}]",
+                k.isa.name(),
+                worst.0,
+                worst.1
+            );
+        }
+    }
+}
+
+/// Softmax of random rows against `f64`: largest error in ulp of each output;
+/// log-softmax error relative to `|x - max| + ln(sum)` (its outputs near 0
+/// carry the absolute error of `ln(sum)`).
+fn softmax_report() {
+    extern crate std;
+    let mut rng = super::Rng::new(3);
+    for n in [7usize, 1024, 100_000] {
+        let x: Vec<f32> = (0..n).map(|_| rng.range(-20.0, 20.0)).collect();
+        let m = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let s: f64 = x.iter().map(|&v| (v as f64 - m).exp()).sum();
+        let mut out = alloc::vec![0.0f32; n];
+        for k in all() {
+            (k.softmax)(&x, &mut out);
+            let sm = out
+                .iter()
+                .zip(&x)
+                .map(|(&o, &v)| ulp_error(o, (v as f64 - m).exp() / s))
+                .fold(0.0, f64::max);
+            (k.log_softmax)(&x, &mut out);
+            let ls = out
+                .iter()
+                .zip(&x)
+                .map(|(&o, &v)| {
+                    let exact = v as f64 - m - s.ln();
+                    (o as f64 - exact).abs()
+                        / (2f64.powi(-24) * ((v as f64 - m).abs() + s.ln() + 1.0))
+                })
+                .fold(0.0, f64::max);
+            std::println!(
+                "  softmax n={n:>6} {:>7}: max {:.3} ulp; log_softmax max {:.3} eps x (|x - max| + ln sum + 1)",
+                k.isa.name(),
+                sm,
+                ls
+            );
+        }
+    }
 }
 
 /// Largest ulp error of `f` on `k` over every `f32` whose bit pattern is in

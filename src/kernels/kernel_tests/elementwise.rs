@@ -11,9 +11,8 @@ use super::{
 use crate::kernels::{Binary, Kernels, Unary, ZipFn};
 
 /// A unary kernel, the input range to try, and the allowed distance from the
-/// scalar path in ulp (0 = bit-identical). The distance is the SIMD bound
-/// stated on `Kernels` plus the scalar path's own error (1 ulp for `libm`
-/// `f32`; `f64` references round once).
+/// scalar path in ulp (0 = bit-identical): the floor of the SIMD kernel's
+/// measured maximum error plus the scalar path's (see `accuracy`).
 struct UnaryCase {
     name: &'static str,
     get: fn(&Kernels) -> Unary,
@@ -39,18 +38,18 @@ const UNARY: &[UnaryCase] = &[
     case!(abs, -10.0, 10.0, 0),
     case!(exp, -110.0, 95.0, 2),
     case!(log, 0.0, 1000.0, 2),
-    case!(log1p, -1.0, 100.0, 3),
+    case!(log1p, -1.0, 100.0, 2),
     case!(sqrt, 0.0, 1000.0, 0),
     case!(rsqrt, 0.0, 1000.0, 0),
     case!(sin, -200.0, 200.0, 2),
     case!(cos, -200.0, 200.0, 2),
     case!(tanh, -12.0, 12.0, 3),
-    case!(erf, -7.0, 7.0, 3),
+    case!(erf, -7.0, 7.0, 2),
     case!(relu, -10.0, 10.0, 0),
-    case!(sigmoid, -110.0, 40.0, 3),
-    case!(gelu, -16.0, 12.0, 4),
-    case!(gelu_tanh, -14.0, 14.0, 4),
-    case!(silu, -110.0, 40.0, 4),
+    case!(sigmoid, -110.0, 40.0, 4),
+    case!(gelu, -16.0, 12.0, 3),
+    case!(gelu_tanh, -14.0, 14.0, 3),
+    case!(silu, -110.0, 40.0, 3),
     case!(softplus, -110.0, 40.0, 3),
     case!(recip, -10.0, 10.0, 0),
     case!(square, -1e20, 1e20, 0),
@@ -540,5 +539,26 @@ fn length_mismatch_panics_on_every_table() {
             (k.gelu_backward)(&x, &x, &mut out)
         });
         assert_panics("kernels::axpy", || (k.axpy)(1.0, &x, &mut out));
+    }
+}
+
+/// The SIMD tables compute the same operation sequence, so their element-wise
+/// results are bit-identical (an AVX2 and an AVX-512 server agree exactly).
+#[test]
+fn simd_tables_agree_bitwise() {
+    let tables = simd();
+    let mut rng = Rng::new(31);
+    for case in UNARY {
+        let x = inputs(&mut rng, 4099, case.lo, case.hi);
+        let mut first = vec![0.0; x.len()];
+        let mut other = vec![0.0; x.len()];
+        for (i, k) in tables.iter().enumerate() {
+            let out = if i == 0 { &mut first } else { &mut other };
+            ((case.get)(k).map)(&x, out);
+            if i > 0 {
+                let what = format!("{} vs {} {}", k.isa, tables[0].isa, case.name);
+                assert_match(&what, &x, &other, &first, 0);
+            }
+        }
     }
 }
