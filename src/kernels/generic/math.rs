@@ -82,8 +82,9 @@ pub(crate) fn exp_dd<L: Lanes>(l: L, hi: L::V, lo: L::V) -> L::V {
 /// NaN `y`. (`lo = None` saves an add where there is no low part.)
 #[inline(always)]
 pub(crate) fn exp_parts<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V) {
-    // min/max return the second operand on NaN; NaN lanes are restored below.
-    let xc = l.min(l.max(hi, l.splat(EXP_MIN)), l.splat(EXP_MAX));
+    // min/max return the second operand on NaN, so with `hi` second a NaN
+    // passes the clamp and propagates through every step below.
+    let xc = l.min(l.splat(EXP_MAX), l.max(l.splat(EXP_MIN), hi));
     let n = l.round(l.mul(xc, l.splat(LOG2E)));
     let r = l.fma(n, l.splat(-LN2_HI), xc);
     let r = l.fma(n, l.splat(-LN2_LO), r);
@@ -93,7 +94,7 @@ pub(crate) fn exp_parts<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L:
     };
     let p = poly(l, r, &EXP_P);
     let y = l.add(l.fma(p, l.mul(r, r), r), l.splat(1.0));
-    (l.select(l.is_nan(hi), hi, y), n)
+    (y, n)
 }
 
 // ------------------------------------------------------------------ log

@@ -12,7 +12,7 @@
 //! log2(LANES) + 2) * eps * sum(|x|)`; on random data it is far smaller (see
 //! the 1e7-element test against `f64`).
 
-use super::{VMap, VZip, map_body, map_inplace, math, zip};
+use super::{VMap, VZip, map_inplace, math, zip};
 use crate::kernels::{check, lanes::Lanes, scalar};
 
 /// Registers per accumulator per block.
@@ -67,12 +67,17 @@ struct ExpShift<V> {
 }
 impl<V: Copy> ExpShift<V> {
     #[inline(always)]
+    fn new<L: Lanes<V = V>>(l: L, m: f32) -> Self {
+        ExpShift { m: l.splat(m) }
+    }
+
+    #[inline(always)]
     fn eval<L: Lanes<V = V>>(&self, l: L, x: V) -> V {
         let s = l.sub(x, self.m);
         let bb = l.sub(s, x);
         let err = l.add(l.sub(x, l.sub(s, bb)), l.sub(l.neg(self.m), bb));
-        // Infinite x or m make the error NaN; there is nothing to correct.
-        let err = l.select(l.is_nan(err), l.splat(0.0), err);
+        // An infinite x, m or x - m makes the error NaN; nothing to correct.
+        let err = l.select(l.eq(err, err), err, l.splat(0.0));
         math::exp_dd(l, s, err)
     }
 }
@@ -90,18 +95,49 @@ impl<L: Lanes> VMap<L> for ExpShift<L::V> {
     }
 }
 
+/// The shift of the softmax family: the largest element, without the NaN and
+/// signed-zero bookkeeping of [`max`] (one `max` per register). A NaN in the
+/// row makes every output NaN through the sum whatever this returns, and the
+/// sign of a zero maximum does not change `x - m`; so the outputs equal the
+/// scalar path's, which uses the exact maximum.
+#[inline(always)]
+fn row_max<L: Lanes>(l: L, x: &[f32]) -> f32 {
+    let n = L::LANES;
+    let mut acc = [l.splat(f32::NEG_INFINITY); ACCS];
+    let mut quads = x.chunks_exact(ACCS * n);
+    for q in &mut quads {
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = l.max(*a, l.load(&q[k * n..]));
+        }
+    }
+    let mut regs = quads.remainder().chunks_exact(n);
+    for r in &mut regs {
+        acc[0] = l.max(acc[0], l.load(r));
+    }
+    if !regs.remainder().is_empty() {
+        acc[1] = l.max(acc[1], l.load_partial(regs.remainder(), f32::NEG_INFINITY));
+    }
+    let v = l.max(l.max(acc[0], acc[1]), l.max(acc[2], acc[3]));
+    let lanes = l.to_array(v);
+    lanes[..n]
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
 /// Pairwise combination of block sums (a binary counter of partial sums).
+/// Entries are `Option`s so that creating the counter writes 48 tags rather
+/// than 48 registers (3 KB on AVX-512), which mattered for short rows.
 struct Cascade<L: Lanes> {
-    stack: [L::V; 48],
+    stack: [Option<L::V>; 48],
     level: [u8; 48],
     len: usize,
 }
 
 impl<L: Lanes> Cascade<L> {
     #[inline(always)]
-    fn new(l: L) -> Self {
+    fn new() -> Self {
         Cascade {
-            stack: [l.splat(0.0); 48],
+            stack: [None; 48],
             level: [0; 48],
             len: 0,
         }
@@ -112,10 +148,12 @@ impl<L: Lanes> Cascade<L> {
         let mut level = 0;
         while self.len > 0 && self.level[self.len - 1] == level {
             self.len -= 1;
-            v = l.add(self.stack[self.len], v);
+            if let Some(s) = self.stack[self.len] {
+                v = l.add(s, v);
+            }
             level += 1;
         }
-        self.stack[self.len] = v;
+        self.stack[self.len] = Some(v);
         self.level[self.len] = level;
         self.len += 1;
     }
@@ -124,11 +162,9 @@ impl<L: Lanes> Cascade<L> {
     fn finish(&self, l: L) -> f32 {
         let mut acc = l.splat(0.0);
         for i in (0..self.len).rev() {
-            acc = if i == self.len - 1 {
-                self.stack[i]
-            } else {
-                l.add(self.stack[i], acc)
-            };
+            if let Some(s) = self.stack[i] {
+                acc = if i == self.len - 1 { s } else { l.add(s, acc) };
+            }
         }
         l.hsum(acc)
     }
@@ -166,22 +202,84 @@ fn block_sum<L: Lanes, T: Term<L>>(l: L, t: &T, x: &[f32]) -> L::V {
 /// Sum of `term(x[i])` in the documented order.
 #[inline(always)]
 fn sum_terms<L: Lanes, T: Term<L>>(l: L, t: &T, x: &[f32]) -> f32 {
-    let mut c = Cascade::new(l);
+    let mut c = Cascade::new();
     for b in x.chunks(block_len::<L>()) {
         c.push(l, block_sum(l, t, b));
     }
     c.finish(l)
 }
 
-/// Writes `out = f(x)` and returns `sum(out)` (same order as [`sum`]), block
-/// by block so the block is summed while it is in L1.
+/// Writes `out = f(x)` for one block and returns the block's sum of `out`
+/// as a register, in the order of [`block_sum`] (the accumulation is done
+/// while storing; only the padded tail register is read back, so its padding
+/// is zero).
+#[inline(always)]
+fn map_block_sum<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) -> L::V {
+    let n = L::LANES;
+    let mut acc = [l.splat(0.0); ACCS];
+    let mut qx = x.chunks_exact(ACCS * n);
+    let mut qo = out.chunks_exact_mut(ACCS * n);
+    for (xq, oq) in (&mut qx).zip(&mut qo) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            let v = f.apply(l, l.load(&xq[k * n..]));
+            l.store(v, &mut oq[k * n..]);
+            *a = l.add(*a, v);
+        }
+    }
+    let mut rx = qx.remainder().chunks_exact(n);
+    let mut ro = qo.into_remainder().chunks_exact_mut(n);
+    let mut k = 0;
+    for (xr, or) in (&mut rx).zip(&mut ro) {
+        let v = f.apply(l, l.load(xr));
+        l.store(v, or);
+        acc[k] = l.add(acc[k], v);
+        k += 1;
+    }
+    let (xt, ot) = (rx.remainder(), ro.into_remainder());
+    if !xt.is_empty() {
+        l.store_partial(f.apply(l, l.load_partial(xt, 0.0)), ot);
+        acc[k] = l.add(acc[k], l.load_partial(ot, 0.0));
+    }
+    l.add(l.add(acc[0], acc[1]), l.add(acc[2], acc[3]))
+}
+
+/// In-place [`map_block_sum`].
+#[inline(always)]
+fn map_block_sum_inplace<L: Lanes, F: VMap<L>>(l: L, f: &F, buf: &mut [f32]) -> L::V {
+    let n = L::LANES;
+    let mut acc = [l.splat(0.0); ACCS];
+    let mut quads = buf.chunks_exact_mut(ACCS * n);
+    for q in &mut quads {
+        for (k, a) in acc.iter_mut().enumerate() {
+            let v = f.apply(l, l.load(&q[k * n..]));
+            l.store(v, &mut q[k * n..]);
+            *a = l.add(*a, v);
+        }
+    }
+    let mut regs = quads.into_remainder().chunks_exact_mut(n);
+    let mut k = 0;
+    for r in &mut regs {
+        let v = f.apply(l, l.load(r));
+        l.store(v, r);
+        acc[k] = l.add(acc[k], v);
+        k += 1;
+    }
+    let tail = regs.into_remainder();
+    if !tail.is_empty() {
+        let v = f.apply(l, l.load_partial(tail, 0.0));
+        l.store_partial(v, tail);
+        acc[k] = l.add(acc[k], l.load_partial(tail, 0.0));
+    }
+    l.add(l.add(acc[0], acc[1]), l.add(acc[2], acc[3]))
+}
+
+/// Writes `out = f(x)` and returns `sum(out)` (same order as [`sum`]).
 #[inline(always)]
 fn map_sum<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) -> f32 {
-    let mut c = Cascade::new(l);
+    let mut c = Cascade::new();
     let b = block_len::<L>();
     for (xb, ob) in x.chunks(b).zip(out.chunks_mut(b)) {
-        map_body(l, f, xb, ob);
-        c.push(l, block_sum(l, &Plain, ob));
+        c.push(l, map_block_sum(l, f, xb, ob));
     }
     c.finish(l)
 }
@@ -232,7 +330,7 @@ fn block_dot<L: Lanes>(l: L, a: &[f32], b: &[f32]) -> L::V {
 #[inline(always)]
 pub(crate) fn dot<L: Lanes>(l: L, a: &[f32], b: &[f32]) -> f32 {
     check::pair("dot", a.len(), b.len());
-    let mut c = Cascade::new(l);
+    let mut c = Cascade::new();
     let n = block_len::<L>();
     for (x, y) in a.chunks(n).zip(b.chunks(n)) {
         c.push(l, block_dot(l, x, y));
@@ -413,8 +511,8 @@ impl<L: Lanes> VMap<L> for ShiftLog<L::V> {
 #[inline(always)]
 pub(crate) fn softmax<L: Lanes>(l: L, x: &[f32], out: &mut [f32]) {
     check::same("softmax", x.len(), out.len());
-    let m = max(l, x);
-    let s = map_sum(l, &ExpShift { m: l.splat(m) }, x, out);
+    let m = row_max(l, x);
+    let s = map_sum(l, &ExpShift::new(l, m), x, out);
     map_inplace(
         l,
         &Scale {
@@ -427,12 +525,11 @@ pub(crate) fn softmax<L: Lanes>(l: L, x: &[f32], out: &mut [f32]) {
 /// In-place softmax of one row.
 #[inline(always)]
 pub(crate) fn softmax_inplace<L: Lanes>(l: L, buf: &mut [f32]) {
-    let m = max(l, buf);
-    let f = ExpShift { m: l.splat(m) };
-    let mut c = Cascade::new(l);
+    let m = row_max(l, buf);
+    let f = ExpShift::new(l, m);
+    let mut c = Cascade::new();
     for b in buf.chunks_mut(block_len::<L>()) {
-        map_inplace(l, &f, b);
-        c.push(l, block_sum(l, &Plain, b));
+        c.push(l, map_block_sum_inplace(l, &f, b));
     }
     let s = c.finish(l);
     map_inplace(
@@ -448,8 +545,8 @@ pub(crate) fn softmax_inplace<L: Lanes>(l: L, buf: &mut [f32]) {
 #[inline(always)]
 pub(crate) fn log_softmax<L: Lanes>(l: L, x: &[f32], out: &mut [f32]) {
     check::same("log_softmax", x.len(), out.len());
-    let m = max(l, x);
-    let ls = libm::logf(sum_terms(l, &ExpShift { m: l.splat(m) }, x));
+    let m = row_max(l, x);
+    let ls = libm::logf(sum_terms(l, &ExpShift::new(l, m), x));
     super::map(
         l,
         "log_softmax",
@@ -465,8 +562,8 @@ pub(crate) fn log_softmax<L: Lanes>(l: L, x: &[f32], out: &mut [f32]) {
 /// In-place log-softmax of one row.
 #[inline(always)]
 pub(crate) fn log_softmax_inplace<L: Lanes>(l: L, buf: &mut [f32]) {
-    let m = max(l, buf);
-    let ls = libm::logf(sum_terms(l, &ExpShift { m: l.splat(m) }, buf));
+    let m = row_max(l, buf);
+    let ls = libm::logf(sum_terms(l, &ExpShift::new(l, m), buf));
     map_inplace(
         l,
         &ShiftLog {
@@ -480,9 +577,9 @@ pub(crate) fn log_softmax_inplace<L: Lanes>(l: L, buf: &mut [f32]) {
 /// `ln(sum(e^x))` of one row, PyTorch's way (see [`scalar`]'s `logsumexp`).
 #[inline(always)]
 pub(crate) fn logsumexp<L: Lanes>(l: L, x: &[f32]) -> f32 {
-    let m = max(l, x);
+    let m = row_max(l, x);
     let m = if m.is_infinite() { 0.0 } else { m };
-    libm::logf(sum_terms(l, &ExpShift { m: l.splat(m) }, x)) + m
+    libm::logf(sum_terms(l, &ExpShift::new(l, m), x)) + m
 }
 
 /// `y * (g - d)` as a zip `(y, g)`.
