@@ -291,7 +291,9 @@ struct Logistic<L: Lanes> {
 #[inline(always)]
 fn logistic<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> Logistic<L> {
     let neg = l.lt(hi, l.splat(0.0));
-    // -|v| = v for negative v (low part unchanged), else -v.
+    // -|v| = v for negative v (low part unchanged), else -v. (A `match`, not
+    // `Option::map`: a closure would be compiled without the target features.)
+    #[allow(clippy::manual_map)]
     let lo = match lo {
         Some(lo) => Some(l.select(neg, lo, l.neg(lo))),
         None => None,

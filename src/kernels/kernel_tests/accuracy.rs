@@ -200,8 +200,9 @@ fn backward_report() {
         1.0 / (1.0 + (-x).exp())
     }
     type Scale = fn(f64) -> (f64, f64);
-    // (name, kernel, exact derivative and scale, range)
-    let cases: [(&str, fn(&Kernels) -> ZipFn, Scale, f32, f32); 4] = [
+    /// (name, kernel, exact derivative and scale, range)
+    type Case = (&'static str, fn(&Kernels) -> ZipFn, Scale, f32, f32);
+    let cases: [Case; 4] = [
         (
             "gelu_backward",
             |k| k.gelu_backward,
