@@ -1,6 +1,6 @@
 //! The kernel table: one `static` [`Kernels`] per instruction set.
 //!
-//! The ops layer reaches kernels only through [`table()`](super::table), which
+//! The ops layer reaches kernels only through [`table()`](super::table()), which
 //! picks the table for the path in force with one relaxed load and a match.
 //! Every entry is a safe `fn` pointer on slices; lengths are checked once at
 //! entry and misuse panics with a message naming the kernel.
@@ -52,7 +52,7 @@ pub struct Binary {
 
 /// Every element-wise, reduction, row and copy kernel of one instruction set.
 ///
-/// Obtain it with [`table()`](super::table) (the path in force) or
+/// Obtain it with [`table()`](super::table()) (the path in force) or
 /// [`table_for`](super::table_for) (a given path, for tests and benchmarks).
 #[derive(Debug)]
 pub struct Kernels {
