@@ -33,7 +33,7 @@
 //! Tested on `x86_64-unknown-linux-gnu` (AVX-512, AVX2 and scalar kernel paths)
 //! and `aarch64-unknown-linux-gnu` (NEON, under qemu); built for
 //! `aarch64-unknown-none` and `thumbv7em-none-eabihf`, and run as bare-metal
-//! firmware under `qemu-system-aarch64` (see `boards/`). Minimum Rust: 1.88.
+//! firmware under `qemu-system-aarch64` (see `boards/`). Minimum Rust: 1.89.
 //!
 //! # Errors and panics
 //!

@@ -239,3 +239,74 @@ mod tests {
         }
     }
 }
+
+// ------------------------------------------------------------ kernel table
+//
+// Element-wise, reduction, row and copy kernels, one `static` table per ISA
+// (see `table.rs`). Layout:
+// - `lanes.rs`: the `Lanes` trait, the one seam between algorithms and ISAs;
+// - `generic/`: every vector algorithm, written once over `Lanes`;
+// - `scalar.rs`: the portable reference (plain loops over `libm`);
+// - `x86/avx2.rs`, `x86/avx512.rs`, `aarch64/neon.rs`: `Lanes` impls on the
+//   capability tokens plus the `#[target_feature]` wrappers (one macro call).
+
+mod check;
+mod generic;
+mod lanes;
+pub mod scalar;
+mod table;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod kernel_tests;
+
+pub use table::{Binary, InplaceFn, Kernels, MapFn, ReduceFn, Unary, ZipFn, ZipInplaceFn};
+
+/// The kernel table of the path in force ([`isa`]): one relaxed load and a
+/// match, no detection after the first call. Under miri this is always the
+/// scalar table.
+#[inline]
+pub fn table() -> &'static Kernels {
+    if cfg!(miri) {
+        return &table::SCALAR;
+    }
+    match isa() {
+        Isa::Scalar => &table::SCALAR,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &x86::avx2::TABLE,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &x86::avx512::TABLE,
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        Isa::Neon => &aarch64::neon::TABLE,
+        // `isa()` only returns supported paths, and the others are not
+        // supported on this target.
+        #[allow(unreachable_patterns)]
+        _ => &table::SCALAR,
+    }
+}
+
+/// The kernel table of `isa`, or `None` if this CPU (or build) cannot run it.
+/// Does not change the path in force, so tests can compare every path with
+/// `table_for(Isa::Scalar)` side by side. Under miri only the scalar table is
+/// available.
+pub fn table_for(isa: Isa) -> Option<&'static Kernels> {
+    if isa == Isa::Scalar {
+        return Some(&table::SCALAR);
+    }
+    if cfg!(miri) || !is_supported(isa) {
+        return None;
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some(&x86::avx2::TABLE),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Some(&x86::avx512::TABLE),
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        Isa::Neon => Some(&aarch64::neon::TABLE),
+        _ => None,
+    }
+}

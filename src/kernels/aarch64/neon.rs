@@ -1,0 +1,227 @@
+//! NEON (Advanced SIMD): [`Lanes`] on 4 × f32 (`float32x4_t`) and this ISA's
+//! kernel table.
+//!
+//! NEON is part of the aarch64 baseline, so this module is compiled only under
+//! `cfg(target_feature = "neon")` and needs no run-time detection and no
+//! `#[target_feature]` wrappers: the generic bodies are called directly.
+//! (The intrinsics are still `unsafe` to call from functions that do not list
+//! the feature, hence the `intr!` blocks.)
+
+use core::arch::aarch64::*;
+
+use crate::kernels::Isa;
+use crate::kernels::lanes::Lanes;
+use crate::kernels::table::Kernels;
+
+/// Capability token for NEON; always available on this target.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Neon {
+    _private: (),
+}
+
+impl Neon {
+    /// The token (NEON is part of this target's baseline).
+    #[inline(always)]
+    pub(crate) const fn new() -> Neon {
+        Neon { _private: () }
+    }
+}
+
+/// Evaluates a NEON intrinsic that takes no pointers.
+macro_rules! intr {
+    ($e:expr) => {
+        // SAFETY: this module is compiled only when the target enables NEON
+        // (`cfg(target_feature = "neon")`), so every aarch64 CPU that runs this
+        // binary has it.
+        unsafe { $e }
+    };
+}
+
+impl Lanes for Neon {
+    type V = float32x4_t;
+    type M = uint32x4_t;
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> float32x4_t {
+        intr!(vdupq_n_f32(x))
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> float32x4_t {
+        let s = &s[..4];
+        // SAFETY: `s` holds 4 floats (the slice above panics otherwise);
+        // vld1q_f32 has no alignment requirement beyond f32's; NEON is baseline.
+        unsafe { vld1q_f32(s.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, v: float32x4_t, s: &mut [f32]) {
+        let s = &mut s[..4];
+        // SAFETY: `s` holds 4 writable floats; NEON is baseline.
+        unsafe { vst1q_f32(s.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vaddq_f32(a, b))
+    }
+    #[inline(always)]
+    fn sub(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vsubq_f32(a, b))
+    }
+    #[inline(always)]
+    fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vmulq_f32(a, b))
+    }
+    #[inline(always)]
+    fn div(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vdivq_f32(a, b))
+    }
+    #[inline(always)]
+    fn fma(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        intr!(vfmaq_f32(c, a, b))
+    }
+    #[inline(always)]
+    fn min(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // Not vminq (IEEE minimum): the trait pins `a < b ? a : b`.
+        intr!(vbslq_f32(vcltq_f32(a, b), a, b))
+    }
+    #[inline(always)]
+    fn max(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vbslq_f32(vcgtq_f32(a, b), a, b))
+    }
+    #[inline(always)]
+    fn sqrt(self, a: float32x4_t) -> float32x4_t {
+        intr!(vsqrtq_f32(a))
+    }
+    #[inline(always)]
+    fn and(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vreinterpretq_f32_u32(vandq_u32(
+            vreinterpretq_u32_f32(a),
+            vreinterpretq_u32_f32(b)
+        )))
+    }
+    #[inline(always)]
+    fn or(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vreinterpretq_f32_u32(vorrq_u32(
+            vreinterpretq_u32_f32(a),
+            vreinterpretq_u32_f32(b)
+        )))
+    }
+    #[inline(always)]
+    fn xor(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vreinterpretq_f32_u32(veorq_u32(
+            vreinterpretq_u32_f32(a),
+            vreinterpretq_u32_f32(b)
+        )))
+    }
+    #[inline(always)]
+    fn andnot(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // vbic(b, a) = b & !a
+        intr!(vreinterpretq_f32_u32(vbicq_u32(
+            vreinterpretq_u32_f32(b),
+            vreinterpretq_u32_f32(a)
+        )))
+    }
+    #[inline(always)]
+    fn abs(self, a: float32x4_t) -> float32x4_t {
+        intr!(vabsq_f32(a))
+    }
+    #[inline(always)]
+    fn neg(self, a: float32x4_t) -> float32x4_t {
+        intr!(vnegq_f32(a))
+    }
+    #[inline(always)]
+    fn round(self, a: float32x4_t) -> float32x4_t {
+        intr!(vrndnq_f32(a))
+    }
+    #[inline(always)]
+    fn floor(self, a: float32x4_t) -> float32x4_t {
+        intr!(vrndmq_f32(a))
+    }
+    #[inline(always)]
+    fn ceil(self, a: float32x4_t) -> float32x4_t {
+        intr!(vrndpq_f32(a))
+    }
+    #[inline(always)]
+    fn trunc(self, a: float32x4_t) -> float32x4_t {
+        intr!(vrndq_f32(a))
+    }
+    #[inline(always)]
+    fn eq(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        intr!(vceqq_f32(a, b))
+    }
+    #[inline(always)]
+    fn ne(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        intr!(vmvnq_u32(vceqq_f32(a, b)))
+    }
+    #[inline(always)]
+    fn lt(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        intr!(vcltq_f32(a, b))
+    }
+    #[inline(always)]
+    fn le(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        intr!(vcleq_f32(a, b))
+    }
+    #[inline(always)]
+    fn mand(self, m: uint32x4_t, n: uint32x4_t) -> uint32x4_t {
+        intr!(vandq_u32(m, n))
+    }
+    #[inline(always)]
+    fn mor(self, m: uint32x4_t, n: uint32x4_t) -> uint32x4_t {
+        intr!(vorrq_u32(m, n))
+    }
+    #[inline(always)]
+    fn mnot(self, m: uint32x4_t) -> uint32x4_t {
+        intr!(vmvnq_u32(m))
+    }
+    #[inline(always)]
+    fn any(self, m: uint32x4_t) -> bool {
+        intr!(vmaxvq_u32(m)) != 0
+    }
+    #[inline(always)]
+    fn select(self, m: uint32x4_t, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vbslq_f32(m, a, b))
+    }
+    #[inline(always)]
+    fn ldexp(self, p: float32x4_t, n: float32x4_t) -> float32x4_t {
+        // Two exact power-of-two factors, each in the normal range, so the only
+        // rounding is in the last product.
+        let n1 = self.floor(self.mul(n, self.splat(0.5)));
+        let n2 = self.sub(n, n1);
+        self.mul(self.mul(p, pow2i(n1)), pow2i(n2))
+    }
+    #[inline(always)]
+    fn frexp(self, x: float32x4_t) -> (float32x4_t, float32x4_t) {
+        intr!({
+            let bits = vreinterpretq_u32_f32(x);
+            let e = vcvtq_f32_u32(vshrq_n_u32::<23>(bits));
+            let m = vorrq_u32(
+                vandq_u32(bits, vdupq_n_u32(0x807f_ffff)),
+                vdupq_n_u32(0x3f00_0000),
+            );
+            (vreinterpretq_f32_u32(m), vsubq_f32(e, vdupq_n_f32(126.0)))
+        })
+    }
+}
+
+/// `2^n` for integral `n` in `-126..=127`.
+#[inline(always)]
+fn pow2i(n: float32x4_t) -> float32x4_t {
+    intr!(vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(
+        vcvtnq_s32_f32(n),
+        vdupq_n_s32(127)
+    ))))
+}
+
+/// Builds a safe table entry that calls the generic body directly (NEON is
+/// baseline: no `#[target_feature]` wrapper and no `unsafe` needed).
+macro_rules! wrap {
+    ($L:ty, ($($a:ident: $t:ty),*) $(-> $r:ty)?, $body:expr, [$($pre:expr),*]) => {{
+        fn entry($($a: $t),*) $(-> $r)? {
+            $body(<$L>::new(), $($pre,)* $($a),*)
+        }
+        entry as fn($($t),*) $(-> $r)?
+    }};
+}
+
+/// The NEON kernel table; obtain it through `table_for(Isa::Neon)`.
+pub(crate) static TABLE: Kernels = crate::kernels::table::simd_table!(Neon, Isa::Neon, wrap);

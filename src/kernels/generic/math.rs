@@ -1,0 +1,674 @@
+//! Vector transcendental functions over [`Lanes`], one register at a time.
+//!
+//! Sources: the polynomials for `exp`, `log`, `sin`/`cos` and `tanh` are
+//! Cephes' single-precision ones (`expf.c`, `logf.c`, `sinf.c`, `tanhf.c`); the
+//! `erf`/`erfc` rationals are fdlibm's `s_erff.c` (as in the `libm` crate).
+//! Range reduction and the special-value handling are ours:
+//! - `exp` reduces with a two-part `ln 2` and scales with [`Lanes::ldexp`], so
+//!   subnormal results are correctly rounded and overflow gives `inf`.
+//!   [`exp_dd`] takes the argument as an unevaluated sum `hi + lo`; the GELU
+//!   family uses it because its exponent (`-x^2/2`, `-2u`) is large and its
+//!   rounding error would otherwise be multiplied into the result.
+//! - `sin`/`cos` reduce by `pi/2` with a three-part constant and FMA (exact
+//!   first step); lanes with `|x| > SINCOS_MAX` (and `inf`/NaN) are recomputed
+//!   with `libm` so the large-argument results equal the scalar path's.
+//!
+//! The error bounds measured for each function (against `f64`) are in the docs
+//! of the [`Kernels`](crate::kernels::Kernels) fields and are asserted by
+//! `kernels::kernel_tests::accuracy`.
+
+use crate::kernels::lanes::Lanes;
+
+/// Horner evaluation `((c0 x + c1) x + c2) ...` with FMA.
+#[inline(always)]
+fn poly<L: Lanes>(l: L, x: L::V, c: &[f32]) -> L::V {
+    let mut y = l.splat(c[0]);
+    for &ci in &c[1..] {
+        y = l.fma(y, x, l.splat(ci));
+    }
+    y
+}
+
+/// Horner evaluation where each lane picks its coefficient set: `a` where
+/// `m` is set, else `b` (the two arrays have the same length).
+#[inline(always)]
+fn poly_sel<L: Lanes>(l: L, x: L::V, m: L::M, a: &[f32], b: &[f32]) -> L::V {
+    let mut y = l.select(m, l.splat(a[0]), l.splat(b[0]));
+    for (&ai, &bi) in a[1..].iter().zip(&b[1..]) {
+        y = l.fma(y, x, l.select(m, l.splat(ai), l.splat(bi)));
+    }
+    y
+}
+
+// ------------------------------------------------------------------ exp
+
+const LOG2E: f32 = core::f32::consts::LOG2_E;
+/// `ln 2` in two parts; the high part has 9 significant bits, so `n * LN2_HI`
+/// is exact for `|n| <= 150`.
+const LN2_HI: f32 = 0.6933594;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Inputs are clamped to this range: `e^89` overflows, and `e^-174` times any
+/// factor a caller applies (below `2^100`) is far below the smallest subnormal.
+const EXP_MAX: f32 = 89.0;
+const EXP_MIN: f32 = -174.0;
+/// Cephes `expf` polynomial for `(e^r - 1 - r) / r^2` on `|r| <= ln2 / 2`.
+const EXP_P: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    0.16666666,
+    0.5,
+];
+
+/// `e^x`.
+#[inline(always)]
+pub(crate) fn exp<L: Lanes>(l: L, x: L::V) -> L::V {
+    let (y, n) = exp_parts(l, x, None);
+    l.ldexp(y, n)
+}
+
+/// `e^(hi + lo)` for `|lo|` at most a few ulp of `hi`.
+#[inline(always)]
+pub(crate) fn exp_dd<L: Lanes>(l: L, hi: L::V, lo: L::V) -> L::V {
+    let (y, n) = exp_parts(l, hi, Some(lo));
+    l.ldexp(y, n)
+}
+
+/// `e^(hi + lo)` as `y * 2^n` with `y` in `[0.7, 1.42]` and integral `n` in
+/// `-251..=128`, unscaled: a caller that multiplies the result by a large
+/// factor does so on `y` and scales once at the end, so a subnormal result is
+/// rounded once instead of being rounded and then amplified. NaN `hi` gives
+/// NaN `y`. (`lo = None` saves an add where there is no low part.)
+#[inline(always)]
+pub(crate) fn exp_parts<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V) {
+    // min/max return the second operand on NaN, so with `hi` second a NaN
+    // passes the clamp and propagates through every step below.
+    let xc = l.min(l.splat(EXP_MAX), l.max(l.splat(EXP_MIN), hi));
+    let n = l.round(l.mul(xc, l.splat(LOG2E)));
+    let r = l.fma(n, l.splat(-LN2_HI), xc);
+    let r = l.fma(n, l.splat(-LN2_LO), r);
+    let r = match lo {
+        Some(lo) => l.add(r, lo),
+        None => r,
+    };
+    let p = poly(l, r, &EXP_P);
+    let y = l.add(l.fma(p, l.mul(r, r), r), l.splat(1.0));
+    (y, n)
+}
+
+// ------------------------------------------------------------------ log
+
+const SQRT_HALF: f32 = core::f32::consts::FRAC_1_SQRT_2;
+/// Cephes `logf` polynomial on `[sqrt(1/2) - 1, sqrt(2) - 1]`.
+const LOG_P: [f32; 9] = [
+    7.037_683_6e-2,
+    -0.1151461,
+    0.11676999,
+    -0.12420141,
+    0.14249323,
+    -0.16668057,
+    0.20000714,
+    -0.24999994,
+    0.3333333,
+];
+
+/// `ln(1 + m)` for `m` in `[sqrt(1/2) - 1, sqrt(2) - 1]`, without the
+/// exponent terms (exact for `m = ±0`).
+#[inline(always)]
+fn log1p_core<L: Lanes>(l: L, m: L::V) -> L::V {
+    let z = l.mul(m, m);
+    let y = l.mul(l.mul(poly(l, m, &LOG_P), m), z);
+    l.add(m, l.fma(z, l.splat(-0.5), y))
+}
+
+/// Natural logarithm: `-inf` at `±0`, NaN below 0 and for NaN, `inf` at `inf`.
+#[inline(always)]
+pub(crate) fn log<L: Lanes>(l: L, x: L::V) -> L::V {
+    // Scale subnormals into the normal range first.
+    let tiny = l.lt(x, l.splat(f32::MIN_POSITIVE));
+    let xs = l.select(tiny, l.mul(x, l.splat(8_388_608.0)), x);
+    let (m, e) = l.frexp(xs);
+    let e = l.sub(e, l.select(tiny, l.splat(23.0), l.splat(0.0)));
+    // m in [0.5, 1): move it to [sqrt(1/2), sqrt(2)) and subtract 1.
+    let small = l.lt(m, l.splat(SQRT_HALF));
+    let e = l.sub(e, l.select(small, l.splat(1.0), l.splat(0.0)));
+    let m = l.sub(l.select(small, l.add(m, m), m), l.splat(1.0));
+    // Cephes' order: the small terms first, then m, then e * ln2_hi.
+    let z = l.mul(m, m);
+    let y = l.mul(l.mul(poly(l, m, &LOG_P), m), z);
+    let y = l.fma(e, l.splat(LN2_LO), y);
+    let y = l.fma(z, l.splat(-0.5), y);
+    let r = l.fma(e, l.splat(LN2_HI), l.add(m, y));
+    let r = l.select(l.eq(x, l.splat(0.0)), l.splat(f32::NEG_INFINITY), r);
+    let r = l.select(l.mnot(l.ge(x, l.splat(0.0))), l.splat(f32::NAN), r);
+    l.select(l.eq(x, l.splat(f32::INFINITY)), x, r)
+}
+
+/// `ln(1 + x)`: the log polynomial on `x` itself where `1 + x` is in
+/// `[sqrt(1/2), sqrt(2))`, else `log(u) + c / u` with `u = 1 + x` and `c` the
+/// rounding error of `u`.
+#[inline(always)]
+pub(crate) fn log1p<L: Lanes>(l: L, x: L::V) -> L::V {
+    let u = l.add(l.splat(1.0), x);
+    let c = l.sub(x, l.sub(u, l.splat(1.0)));
+    let corr = l.select(l.eq(u, l.splat(0.0)), l.splat(0.0), l.div(c, u));
+    let r = l.add(log(l, u), corr);
+    let central = l.mnot(l.mor(
+        l.lt(x, l.splat(SQRT_HALF - 1.0)),
+        l.ge(x, l.splat(core::f32::consts::SQRT_2 - 1.0)),
+    ));
+    let r = l.select(central, log1p_core(l, x), r);
+    l.select(l.eq(x, l.splat(f32::INFINITY)), x, r)
+}
+
+// -------------------------------------------------------------- sin/cos
+
+/// Above this `|x|` the lanes are recomputed with `libm`. Below it the
+/// three-part reduction keeps the reduced argument within about 1 ulp (checked
+/// by the exhaustive sweep in `kernels::kernel_tests::accuracy`).
+pub(crate) const SINCOS_MAX: f32 = 65536.0;
+const TWO_OVER_PI: f32 = core::f32::consts::FRAC_2_PI;
+/// `pi/2` in three parts, each the `f32` nearest to what is left.
+const PIO2_1: f32 = f32::from_bits(0x3fc9_0fdb);
+const PIO2_2: f32 = f32::from_bits(0xb33b_bd2e);
+const PIO2_3: f32 = f32::from_bits(0xa6f7_2ced);
+/// Cephes `sinf`/`cosf` polynomials on `|r| <= pi/4`.
+const SIN_P: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -0.16666655];
+const COS_P: [f32; 3] = [2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2];
+
+/// `|x| = j pi/2 + r`: returns `(r, bit0, bit1)` of the quadrant `j mod 4`
+/// as 0.0/1.0 lanes.
+#[inline(always)]
+fn reduce_pio2<L: Lanes>(l: L, a: L::V) -> (L::V, L::V, L::V) {
+    let j = l.round(l.mul(a, l.splat(TWO_OVER_PI)));
+    // a - j*PIO2_1 is exact (both are multiples of 2^-23 and the difference
+    // is below 2); the next two terms carry the rest of pi/2.
+    let r = l.fma(j, l.splat(-PIO2_1), a);
+    let r = l.fma(j, l.splat(-PIO2_2), r);
+    let r = l.fma(j, l.splat(-PIO2_3), r);
+    let h = l.floor(l.mul(j, l.splat(0.5)));
+    let bit0 = l.sub(j, l.add(h, h));
+    let h2 = l.floor(l.mul(h, l.splat(0.5)));
+    let bit1 = l.sub(h, l.add(h2, h2));
+    (r, bit0, bit1)
+}
+
+/// `(sin r, cos r)` for `|r| <= pi/4` (a little beyond is fine).
+#[inline(always)]
+fn sincos_poly<L: Lanes>(l: L, r: L::V) -> (L::V, L::V) {
+    let z = l.mul(r, r);
+    let s = l.fma(l.mul(poly(l, z, &SIN_P), z), r, r);
+    let c = l.fma(
+        l.mul(poly(l, z, &COS_P), z),
+        z,
+        l.fma(z, l.splat(-0.5), l.splat(1.0)),
+    );
+    (s, c)
+}
+
+/// Recomputes with `f` the lanes of `v` where `m` is set (input `x`).
+#[inline(always)]
+fn fixup<L: Lanes>(l: L, m: L::M, x: L::V, v: L::V, f: fn(f32) -> f32) -> L::V {
+    if !l.any(m) {
+        return v;
+    }
+    let xs = l.to_array(x);
+    let mut vs = l.to_array(v);
+    let ms = l.to_array(l.select(m, l.splat(1.0), l.splat(0.0)));
+    for i in 0..L::LANES {
+        if ms[i] != 0.0 {
+            vs[i] = f(xs[i]);
+        }
+    }
+    l.load(&vs[..L::LANES])
+}
+
+/// Sine.
+#[inline(always)]
+pub(crate) fn sin<L: Lanes>(l: L, x: L::V) -> L::V {
+    let a = l.abs(x);
+    let (r, bit0, bit1) = reduce_pio2(l, a);
+    let (s, c) = sincos_poly(l, r);
+    let one = l.splat(1.0);
+    let v = l.select(l.eq(bit0, one), c, s);
+    let v = l.select(l.eq(bit1, one), l.neg(v), v);
+    let v = l.xor(v, l.sign_bit(x));
+    let big = l.mnot(l.le(a, l.splat(SINCOS_MAX)));
+    fixup(l, big, x, v, libm::sinf)
+}
+
+/// Cosine.
+#[inline(always)]
+pub(crate) fn cos<L: Lanes>(l: L, x: L::V) -> L::V {
+    let a = l.abs(x);
+    let (r, bit0, bit1) = reduce_pio2(l, a);
+    let (s, c) = sincos_poly(l, r);
+    let one = l.splat(1.0);
+    let v = l.select(l.eq(bit0, one), s, c);
+    // cos is negative in quadrants 1 and 2: bit0 xor bit1.
+    let v = l.select(l.eq(l.add(bit0, bit1), one), l.neg(v), v);
+    let big = l.mnot(l.le(a, l.splat(SINCOS_MAX)));
+    fixup(l, big, x, v, libm::cosf)
+}
+
+// ------------------------------------------------------ tanh and sigmoids
+
+/// Cephes `tanhf` odd polynomial for `|x| < 0.625`.
+const TANH_P: [f32; 5] = [
+    -5.704_988_7e-3,
+    0.02063909,
+    -5.373_971_6e-2,
+    0.13331442,
+    -0.3333328,
+];
+
+/// Hyperbolic tangent: a polynomial below `|x| = 0.625`, `1 - 2 / (e^2|x| + 1)`
+/// above, sign restored.
+#[inline(always)]
+pub(crate) fn tanh<L: Lanes>(l: L, x: L::V) -> L::V {
+    let a = l.abs(x);
+    let z = l.mul(a, a);
+    let small = l.fma(l.mul(poly(l, z, &TANH_P), z), a, a);
+    let e = exp(l, l.add(a, a));
+    let large = l.sub(l.splat(1.0), l.div(l.splat(2.0), l.add(e, l.splat(1.0))));
+    let t = l.select(l.lt(a, l.splat(0.625)), small, large);
+    l.or(t, l.sign_bit(x))
+}
+
+/// The pieces of `sigmoid(v)` for `v = hi + lo`: `t = e^-|v| = y * 2^n`
+/// (also unscaled, see [`exp_parts`]), `d = 1 + t`, and the lanes where `v < 0`.
+/// Then `sigmoid(v)` is `t / d` where `v < 0`, else `1 / d`: neither
+/// overflows nor cancels.
+struct Logistic<L: Lanes> {
+    y: L::V,
+    n: L::V,
+    t: L::V,
+    d: L::V,
+    neg: L::M,
+}
+
+#[inline(always)]
+fn logistic<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> Logistic<L> {
+    let neg = l.lt(hi, l.splat(0.0));
+    // -|v| = v for negative v (low part unchanged), else -v. (A `match`, not
+    // `Option::map`: a closure would be compiled without the target features.)
+    #[allow(clippy::manual_map)]
+    let lo = match lo {
+        Some(lo) => Some(l.select(neg, lo, l.neg(lo))),
+        None => None,
+    };
+    let (y, n) = exp_parts(l, l.neg(l.abs(hi)), lo);
+    let t = l.ldexp(y, n);
+    Logistic {
+        y,
+        n,
+        t,
+        d: l.add(l.splat(1.0), t),
+        neg,
+    }
+}
+
+/// `x * sigmoid(v)` from the pieces: for `v < 0` the product is formed on the
+/// unscaled `y` and scaled once, so a subnormal result is rounded once. `xc`
+/// is `x` clamped to the range where that product can be nonzero (it keeps
+/// `|xc * y|` within [`Lanes::ldexp`]'s domain).
+#[inline(always)]
+fn times_logistic<L: Lanes>(l: L, x: L::V, xc: L::V, g: &Logistic<L>) -> L::V {
+    let neg = l.ldexp(l.div(l.mul(xc, g.y), g.d), g.n);
+    l.select(g.neg, neg, l.div(x, g.d))
+}
+
+/// NaN where `x` is `-inf` (PyTorch's `x * 0` there), else `r`.
+#[inline(always)]
+fn nan_at_neg_inf<L: Lanes>(l: L, x: L::V, r: L::V) -> L::V {
+    l.select(l.eq(x, l.splat(f32::NEG_INFINITY)), l.splat(f32::NAN), r)
+}
+
+/// NaN where `x` is infinite, else `r`.
+#[inline(always)]
+fn nan_at_inf<L: Lanes>(l: L, x: L::V, r: L::V) -> L::V {
+    l.select(l.eq(l.abs(x), l.splat(f32::INFINITY)), l.splat(f32::NAN), r)
+}
+
+/// Logistic sigmoid (see [`crate::kernels::scalar::sigmoid`] for the formula).
+#[inline(always)]
+pub(crate) fn sigmoid<L: Lanes>(l: L, x: L::V) -> L::V {
+    let g = logistic(l, x, None);
+    l.div(l.select(g.neg, g.t, l.splat(1.0)), g.d)
+}
+
+/// `x * sigmoid(x)`; NaN at `-inf`.
+#[inline(always)]
+pub(crate) fn silu<L: Lanes>(l: L, x: L::V) -> L::V {
+    let g = logistic(l, x, None);
+    // Below -200, x e^x is far below the smallest subnormal.
+    let xc = l.max(l.splat(-200.0), x);
+    nan_at_neg_inf(l, x, times_logistic(l, x, xc, &g))
+}
+
+/// SiLU derivative `s (1 + x (1 - s))`, `s = sigmoid(x)`: with `t = e^-|x|`
+/// and `d = 1 + t`, `(t/d) (1 + x/d)` below 0 (on the unscaled `t`) and
+/// `(1/d) (1 + x t/d)` above. NaN at `±inf`.
+#[inline(always)]
+pub(crate) fn silu_grad<L: Lanes>(l: L, x: L::V) -> L::V {
+    let g = logistic(l, x, None);
+    let one = l.splat(1.0);
+    let xc = l.max(l.splat(-200.0), x);
+    let neg = l.ldexp(l.mul(l.div(g.y, g.d), l.add(one, l.div(xc, g.d))), g.n);
+    let pos = l.div(l.fma(x, l.div(g.t, g.d), one), g.d);
+    nan_at_inf(l, x, l.select(g.neg, neg, pos))
+}
+
+/// Softplus with threshold 20: `max(x, 0) + log1p(e^-|x|)`, or `x` above 20.
+#[inline(always)]
+pub(crate) fn softplus<L: Lanes>(l: L, x: L::V) -> L::V {
+    let t = exp(l, l.neg(l.abs(x)));
+    let r = l.add(l.max(x, l.splat(0.0)), log1p(l, t));
+    l.select(l.gt(x, l.splat(20.0)), x, r)
+}
+
+// ------------------------------------------------------------- erf, gelu
+
+/// fdlibm `erff` coefficients (see the module docs).
+const ERX: f32 = 0.8450629;
+/// `erf(x) = x + x * PP(z) / QQ(z)`, `z = x^2`, for `|x| < 0.84375`.
+const PP: [f32; 5] = [
+    -2.376_301_7e-5,
+    -5.770_270_2e-3,
+    -2.848_175e-2,
+    -0.3250421,
+    0.12837917,
+];
+const QQ: [f32; 6] = [
+    -3.960_228_2e-6,
+    1.324_947_4e-4,
+    5.081_306e-3,
+    6.502_225e-2,
+    0.3979172,
+    1.0,
+];
+/// `erf(x) = ERX + PA(s) / QA(s)`, `s = |x| - 1`, for `0.84375 <= |x| < 1.25`.
+const PA: [f32; 7] = [
+    -2.166_375_5e-3,
+    3.547_830_5e-2,
+    -0.1108947,
+    0.31834662,
+    -0.37220788,
+    0.4148561,
+    -2.362_118_6e-3,
+];
+const QA: [f32; 7] = [
+    1.198_450_1e-2,
+    1.363_708_4e-2,
+    0.12617122,
+    7.182_865_6e-2,
+    0.54039794,
+    0.10642088,
+    1.0,
+];
+/// `erfc(x) = e^(-x^2 - 0.5625 + R(s)/S(s)) / x`, `s = 1/x^2`: `RA`/`SA` for
+/// `1.25 <= x < 1/0.35`, `RB`/`SB` above (zero-padded to the same degree).
+const RA: [f32; 8] = [
+    -9.814329,
+    -81.28744,
+    -184.60509,
+    -162.39667,
+    -62.37533,
+    -10.558626,
+    -0.69385856,
+    -9.864_944e-3,
+];
+const RB: [f32; 8] = [
+    0.0,
+    -483.5192,
+    -1025.0951,
+    -637.56647,
+    -160.63638,
+    -17.757956,
+    -0.79928327,
+    -9.864_943e-3,
+];
+const SA: [f32; 9] = [
+    -6.042_441_4e-2,
+    6.570_249_6,
+    108.63501,
+    429.00815,
+    645.38727,
+    434.5659,
+    137.65776,
+    19.651272,
+    1.0,
+];
+const SB: [f32; 9] = [
+    0.0, -22.440952, 474.52853, 2553.0503, 3199.8582, 1536.7296, 325.7925, 30.33806, 1.0,
+];
+const ERFC_SPLIT: f32 = 1.0 / 0.35;
+/// Beyond this the tail is 0 in `f32` (`erfc(10.5)` is about `1e-49`).
+const ERFC_T_MAX: f32 = 10.5;
+
+/// `erf(t)` for `|t| < 0.84375` (sign kept).
+#[inline(always)]
+fn erf_small<L: Lanes>(l: L, t: L::V) -> L::V {
+    let z = l.mul(t, t);
+    let y = l.div(poly(l, z, &PP), poly(l, z, &QQ));
+    l.fma(t, y, t)
+}
+
+/// `erfc(t)` for `0.84375 <= t < 1.25`.
+#[inline(always)]
+fn erfc_mid<L: Lanes>(l: L, t: L::V) -> L::V {
+    let s = l.sub(t, l.splat(1.0));
+    let pq = l.div(poly(l, s, &PA), poly(l, s, &QA));
+    l.sub(l.splat(1.0 - ERX), pq)
+}
+
+/// `t * erfc(t)` for `t >= 1.25` as unscaled parts `(y, n)` (see
+/// [`exp_parts`]), given `t^2 = t2 + t2l` exactly.
+#[inline(always)]
+fn erfc_tail_times_t<L: Lanes>(l: L, t: L::V, t2: L::V, t2l: L::V) -> (L::V, L::V) {
+    let s = l.div(l.splat(1.0), t2);
+    let m = l.lt(t, l.splat(ERFC_SPLIT));
+    let rs = l.div(poly_sel(l, s, m, &RA, &RB), poly_sel(l, s, m, &SA, &SB));
+    // -t^2 - 0.5625 + R/S as hi + lo: |c| < 1 <= t2, so the fast two-sum holds.
+    let c = l.sub(rs, l.splat(0.5625));
+    let hi = l.sub(c, t2);
+    let lo = l.sub(l.add(l.sub(l.neg(t2), hi), c), t2l);
+    exp_parts(l, hi, Some(lo))
+}
+
+/// Error function.
+#[inline(always)]
+pub(crate) fn erf<L: Lanes>(l: L, x: L::V) -> L::V {
+    let a = l.min(l.splat(ERFC_T_MAX), l.abs(x)); // NaN stays NaN
+    let mut r = erf_small(l, x);
+    let mid = l.le(l.splat(0.843_75), a);
+    if l.any(mid) {
+        let tail = l.le(l.splat(1.25), a);
+        let mut c = erfc_mid(l, a);
+        if l.any(tail) {
+            let t2 = l.mul(a, a);
+            let t2l = l.fma(a, a, l.neg(t2));
+            let (y, n) = erfc_tail_times_t(l, a, t2, t2l);
+            c = l.select(tail, l.div(l.ldexp(y, n), a), c);
+        }
+        let e = l.or(l.sub(l.splat(1.0), c), l.sign_bit(x));
+        r = l.select(mid, e, r);
+    }
+    r
+}
+
+/// `1/sqrt(2) - f32(1/sqrt(2))`.
+const INV_SQRT2_LO: f32 = 1.210_161_7e-8;
+
+/// The standard normal CDF and the by-products the GELU kernels reuse.
+struct Cdf<L: Lanes> {
+    /// `Phi(x) = q * 2^n`: `n = 0` except in the negative tail, where `q` is
+    /// kept unscaled (see [`exp_parts`]).
+    q: L::V,
+    n: L::V,
+    /// In the negative tail (`neg_tail`), `Phi(x) = y 2^n 0.5 / t` with
+    /// `x 0.5 / t = -1/sqrt 2` exactly.
+    y: L::V,
+    neg_tail: L::M,
+    /// `x^2 / 2 = t2 + t2l` exactly.
+    t2: L::V,
+    t2l: L::V,
+    /// `x` clamped to `±15`, beyond which `x phi(x)` (and `x Phi(x)` for
+    /// negative `x`) is 0 in `f32`.
+    xc: L::V,
+}
+
+/// The standard normal CDF [`Cdf`].
+///
+/// `Phi(x) = erfc(-x / sqrt 2) / 2`. With `t = |x| / sqrt 2` carried as
+/// `th + tl` (the rounding of `t` would cost up to 2 ulp where `erfc` is
+/// steep): for `x >= 0`, `Phi = 1/2 + erf(t)/2`; for `x < 0`, `Phi = erfc(t)/2`
+/// with fdlibm's cancellation-free forms of `erfc` on each interval.
+#[inline(always)]
+fn normal_cdf<L: Lanes>(l: L, x: L::V) -> Cdf<L> {
+    const INV_SQRT2: f32 = core::f32::consts::FRAC_1_SQRT_2;
+    // Clamp so that x^2 stays finite; NaN stays NaN (first operand wins).
+    let a = l.min(l.splat(15.0), l.abs(x));
+    let th = l.mul(a, l.splat(INV_SQRT2));
+    let tl = l.fma(
+        a,
+        l.splat(INV_SQRT2_LO),
+        l.fma(a, l.splat(INV_SQRT2), l.neg(th)),
+    );
+    let aa = l.mul(a, a);
+    let half = l.splat(0.5);
+    let one = l.splat(1.0);
+    let (t2, t2l) = (l.mul(aa, half), l.mul(l.fma(a, a, l.neg(aa)), half));
+    let below = l.lt(x, l.splat(0.0));
+
+    // |t| < 0.84375: erf(t) = t + t y.
+    let z = l.mul(th, th);
+    let ty = l.add(tl, l.mul(th, l.div(poly(l, z, &PP), poly(l, z, &QQ))));
+    let erf_t = l.add(th, ty);
+    // erfc(t) = 1 - erf(t) below t = 1/4, else 0.5 - ((t - 0.5) + t y).
+    let erfc_t = l.select(
+        l.lt(th, l.splat(0.25)),
+        l.sub(one, erf_t),
+        l.sub(half, l.add(l.sub(th, half), ty)),
+    );
+    let mut q = l.select(below, l.mul(half, erfc_t), l.fma(half, erf_t, half));
+    let mut n = l.splat(0.0);
+    let mut yt = l.splat(0.0);
+    let mut neg_tail = l.lt(half, half);
+
+    let mid = l.le(l.splat(0.843_75), th);
+    if l.any(mid) {
+        // erfc(t) = (1 - erx) - P(s)/Q(s), s = t - 1 (th - 1 is exact here).
+        let s = l.add(l.sub(th, one), tl);
+        let pq = l.div(poly(l, s, &PA), poly(l, s, &QA));
+        let mut hc = l.mul(half, l.sub(l.splat(1.0 - ERX), pq));
+        let mut p = l.select(below, hc, l.sub(one, hc));
+        let tail = l.le(l.splat(1.25), th);
+        if l.any(tail) {
+            // erfc(t) / 2 = y 2^e * (0.5 / t)
+            let (y, e) = erfc_tail_times_t(l, th, t2, t2l);
+            let f = l.div(half, l.add(th, tl));
+            hc = l.mul(l.ldexp(y, e), f);
+            let pt = l.select(below, l.mul(y, f), l.sub(one, hc));
+            p = l.select(tail, pt, p);
+            neg_tail = l.mand(tail, below);
+            n = l.select(neg_tail, e, n);
+            yt = y;
+        }
+        q = l.select(mid, p, q);
+    }
+    Cdf {
+        q,
+        n,
+        y: yt,
+        neg_tail,
+        t2,
+        t2l,
+        xc: l.or(a, l.sign_bit(x)),
+    }
+}
+
+/// Exact GELU `x * Phi(x)`; NaN at `-inf`.
+#[inline(always)]
+pub(crate) fn gelu<L: Lanes>(l: L, x: L::V) -> L::V {
+    let c = normal_cdf(l, x);
+    const INV_SQRT2: f32 = core::f32::consts::FRAC_1_SQRT_2;
+    // Negative tail: x Phi(x) = -y 2^n / sqrt 2 (one rounding before scaling).
+    let m_tail = l.fma(c.y, l.splat(-INV_SQRT2), l.mul(c.y, l.splat(-INV_SQRT2_LO)));
+    let m = l.select(c.neg_tail, m_tail, l.mul(x, c.q));
+    nan_at_neg_inf(l, x, l.ldexp(m, c.n))
+}
+
+/// `1 / sqrt(2 pi)`.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+/// Exact-GELU derivative `Phi(x) + x phi(x)`; NaN at `±inf`.
+#[inline(always)]
+pub(crate) fn gelu_grad<L: Lanes>(l: L, x: L::V) -> L::V {
+    let c = normal_cdf(l, x);
+    let (y, e) = exp_parts(l, l.neg(c.t2), Some(l.neg(c.t2l)));
+    let xpdf = l.ldexp(l.mul(l.mul(c.xc, l.splat(INV_SQRT_2PI)), y), e);
+    nan_at_inf(l, x, l.add(l.ldexp(c.q, c.n), xpdf))
+}
+
+/// `2 sqrt(2/pi)` and the tanh-GELU cubic coefficient, each as `hi + lo`.
+const GT_A: f32 = 1.595_769_2;
+const GT_A_LO: f32 = -4.534_068e-8;
+const GT_K: f32 = 0.044_715;
+const GT_K_LO: f32 = 1.546_144_4e-9;
+
+/// `v = 2 sqrt(2/pi) (x + 0.044715 x^3)` as `hi + lo`, for `|x| <= 20`.
+#[inline(always)]
+fn gelu_tanh_arg<L: Lanes>(l: L, x: L::V) -> (L::V, L::V) {
+    let x2 = l.mul(x, x);
+    let x2l = l.fma(x, x, l.neg(x2));
+    // w = K x^2
+    let w = l.mul(l.splat(GT_K), x2);
+    let wl = l.fma(l.splat(GT_K), x2, l.neg(w));
+    let wl = l.fma(l.splat(GT_K), x2l, l.fma(l.splat(GT_K_LO), x2, wl));
+    // s = 1 + w (two-sum)
+    let one = l.splat(1.0);
+    let s = l.add(one, w);
+    let bb = l.sub(s, one);
+    let sl = l.add(l.sub(one, l.sub(s, bb)), l.sub(w, bb));
+    let sl = l.add(sl, wl);
+    // q = A x
+    let q = l.mul(l.splat(GT_A), x);
+    let ql = l.fma(l.splat(GT_A), x, l.neg(q));
+    let ql = l.fma(l.splat(GT_A_LO), x, ql);
+    // v = q s
+    let v = l.mul(q, s);
+    let vl = l.fma(q, s, l.neg(v));
+    let vl = l.fma(q, sl, l.fma(ql, s, vl));
+    (v, vl)
+}
+
+/// GELU with the tanh approximation, as `x * sigmoid(v)` (see
+/// [`crate::kernels::scalar::gelu_tanh`]); NaN at `-inf`.
+#[inline(always)]
+pub(crate) fn gelu_tanh<L: Lanes>(l: L, x: L::V) -> L::V {
+    // NaN stays NaN through both clamps (the first operand loses on NaN).
+    let xc = l.max(l.splat(-20.0), l.min(l.splat(20.0), x));
+    let (v, vl) = gelu_tanh_arg(l, xc);
+    let g = logistic(l, v, Some(vl));
+    nan_at_neg_inf(l, x, times_logistic(l, x, xc, &g))
+}
+
+/// Tanh-GELU derivative `s + x v' s (1 - s)`, `s = sigmoid(v)`, where
+/// `s (1 - s) = t / (1 + t)^2` with `t = e^-|v|`; NaN at `±inf`.
+#[inline(always)]
+pub(crate) fn gelu_tanh_grad<L: Lanes>(l: L, x: L::V) -> L::V {
+    let xc = l.max(l.splat(-20.0), l.min(l.splat(20.0), x));
+    let (v, vl) = gelu_tanh_arg(l, xc);
+    let g = logistic(l, v, Some(vl));
+    let s = l.select(
+        g.neg,
+        l.ldexp(l.div(g.y, g.d), g.n),
+        l.div(l.splat(1.0), g.d),
+    );
+    let k3 = l.splat(3.0 * GT_K);
+    let dv = l.mul(l.splat(GT_A), l.fma(k3, l.mul(xc, xc), l.splat(1.0)));
+    let term = l.ldexp(l.div(l.mul(l.mul(xc, dv), g.y), l.mul(g.d, g.d)), g.n);
+    nan_at_inf(l, x, l.add(s, term))
+}

@@ -1,0 +1,360 @@
+//! The element-wise operations as [`VMap`]/[`VZip`] types, and the entry points
+//! of the kernels that take scalar parameters.
+//!
+//! Each operation computes exactly the formula of its element function in
+//! [`crate::kernels::scalar`], step for step, so the exact ones (arithmetic,
+//! comparisons, `relu`, `maximum`, ...) are bit-identical to the scalar path;
+//! the transcendental ones differ by the error of `generic::math`.
+
+use super::{VMap, VZip, map, map_inplace, math, zip, zip_inplace};
+use crate::kernels::{check, lanes::Lanes, scalar};
+
+/// Declares zero-sized [`VMap`] types: `Name => |l, v| body;`.
+macro_rules! unary_ops {
+    ($($(#[$m:meta])* $name:ident => |$l:ident, $v:ident| $body:expr;)*) => {$(
+        $(#[$m])*
+        pub(crate) struct $name;
+        impl<L: Lanes> VMap<L> for $name {
+            #[inline(always)]
+            fn apply(&self, $l: L, $v: L::V) -> L::V {
+                $body
+            }
+        }
+    )*};
+}
+
+/// Declares zero-sized [`VZip`] types: `Name => |l, a, b| body;`.
+macro_rules! binary_ops {
+    ($($(#[$m:meta])* $name:ident => |$l:ident, $a:ident, $b:ident| $body:expr;)*) => {$(
+        $(#[$m])*
+        pub(crate) struct $name;
+        impl<L: Lanes> VZip<L> for $name {
+            #[inline(always)]
+            fn apply(&self, $l: L, $a: L::V, $b: L::V) -> L::V {
+                $body
+            }
+        }
+    )*};
+}
+
+/// 1.0 where `m` is set, else 0.0.
+#[inline(always)]
+fn one_if<L: Lanes>(l: L, m: L::M) -> L::V {
+    l.select(m, l.splat(1.0), l.splat(0.0))
+}
+
+unary_ops! {
+    /// `-x`
+    Neg => |l, v| l.neg(v);
+    /// `|x|`
+    Abs => |l, v| l.abs(v);
+    /// `e^x`
+    Exp => |l, v| math::exp(l, v);
+    /// `ln x`
+    Log => |l, v| math::log(l, v);
+    /// `ln(1 + x)`
+    Log1p => |l, v| math::log1p(l, v);
+    /// `sqrt x`
+    Sqrt => |l, v| l.sqrt(v);
+    /// `1 / sqrt x`
+    Rsqrt => |l, v| l.div(l.splat(1.0), l.sqrt(v));
+    /// `sin x`
+    Sin => |l, v| math::sin(l, v);
+    /// `cos x`
+    Cos => |l, v| math::cos(l, v);
+    /// `tanh x`
+    Tanh => |l, v| math::tanh(l, v);
+    /// `erf x`
+    Erf => |l, v| math::erf(l, v);
+    /// `max(x, 0)`, NaN kept
+    Relu => |l, v| l.select(l.le(v, l.splat(0.0)), l.splat(0.0), v);
+    /// logistic sigmoid
+    Sigmoid => |l, v| math::sigmoid(l, v);
+    /// exact GELU
+    Gelu => |l, v| math::gelu(l, v);
+    /// tanh GELU
+    GeluTanh => |l, v| math::gelu_tanh(l, v);
+    /// `x sigmoid(x)`
+    Silu => |l, v| math::silu(l, v);
+    /// softplus, threshold 20
+    Softplus => |l, v| math::softplus(l, v);
+    /// `1 / x`
+    Recip => |l, v| l.div(l.splat(1.0), v);
+    /// `x * x`
+    Square => |l, v| l.mul(v, v);
+    /// `x * x * x`
+    Cube => |l, v| l.mul(l.mul(v, v), v);
+    /// `1 / (x * x)`
+    InvSquare => |l, v| l.div(l.splat(1.0), l.mul(v, v));
+    /// 1 everywhere (`x^0`)
+    One => |l, _v| l.splat(1.0);
+    /// `x`
+    Identity => |_l, v| v;
+    /// round down
+    Floor => |l, v| l.floor(v);
+    /// round up
+    Ceil => |l, v| l.ceil(v);
+    /// round half to even
+    Round => |l, v| l.round(v);
+    /// round toward zero
+    Trunc => |l, v| l.trunc(v);
+    /// `(0 < x) - (x < 0)`
+    Sign => |l, v| l.sub(one_if(l, l.lt(l.splat(0.0), v)), one_if(l, l.lt(v, l.splat(0.0))));
+}
+
+binary_ops! {
+    /// `a + b`
+    Add => |l, a, b| l.add(a, b);
+    /// `a - b`
+    Sub => |l, a, b| l.sub(a, b);
+    /// `a * b`
+    Mul => |l, a, b| l.mul(a, b);
+    /// `a / b`
+    Div => |l, a, b| l.div(a, b);
+    /// `torch.maximum`
+    Maximum => |l, a, b| {
+        let r = l.select(l.eq(a, b), l.and(a, b), l.max(a, b));
+        l.select(l.mor(l.is_nan(a), l.is_nan(b)), l.add(a, b), r)
+    };
+    /// `torch.minimum`
+    Minimum => |l, a, b| {
+        let r = l.select(l.eq(a, b), l.or(a, b), l.min(a, b));
+        l.select(l.mor(l.is_nan(a), l.is_nan(b)), l.add(a, b), r)
+    };
+    /// `a == b` as 1.0/0.0
+    Eq => |l, a, b| one_if(l, l.eq(a, b));
+    /// `a != b` as 1.0/0.0
+    Ne => |l, a, b| one_if(l, l.ne(a, b));
+    /// `a < b` as 1.0/0.0
+    Lt => |l, a, b| one_if(l, l.lt(a, b));
+    /// `a <= b` as 1.0/0.0
+    Le => |l, a, b| one_if(l, l.le(a, b));
+    /// `a > b` as 1.0/0.0
+    Gt => |l, a, b| one_if(l, l.gt(a, b));
+    /// `a >= b` as 1.0/0.0
+    Ge => |l, a, b| one_if(l, l.ge(a, b));
+    /// ReLU gradient `(x, g)`
+    ReluBackward => |l, x, g| l.select(l.le(x, l.splat(0.0)), l.splat(0.0), g);
+    /// sigmoid gradient `(y, g)`
+    SigmoidBackward => |l, y, g| l.mul(l.mul(g, l.sub(l.splat(1.0), y)), y);
+    /// tanh gradient `(y, g)`
+    TanhBackward => |l, y, g| l.mul(g, l.sub(l.splat(1.0), l.mul(y, y)));
+    /// exact-GELU gradient `(x, g)`
+    GeluBackward => |l, x, g| l.mul(g, math::gelu_grad(l, x));
+    /// tanh-GELU gradient `(x, g)`
+    GeluTanhBackward => |l, x, g| l.mul(g, math::gelu_tanh_grad(l, x));
+    /// SiLU gradient `(x, g)`
+    SiluBackward => |l, x, g| l.mul(g, math::silu_grad(l, x));
+    /// softplus gradient `(x, g)`
+    SoftplusBackward => |l, x, g| {
+        l.select(l.gt(x, l.splat(20.0)), g, l.mul(g, math::sigmoid(l, x)))
+    };
+}
+
+/// `x` if `x > 0`, else `x * slope`.
+struct LeakyRelu<V> {
+    slope: V,
+}
+impl<L: Lanes> VMap<L> for LeakyRelu<L::V> {
+    #[inline(always)]
+    fn apply(&self, l: L, v: L::V) -> L::V {
+        l.select(l.gt(v, l.splat(0.0)), v, l.mul(v, self.slope))
+    }
+}
+
+/// Leaky-ReLU gradient `(x, g)`.
+struct LeakyReluBackward<V> {
+    slope: V,
+}
+impl<L: Lanes> VZip<L> for LeakyReluBackward<L::V> {
+    #[inline(always)]
+    fn apply(&self, l: L, x: L::V, g: L::V) -> L::V {
+        l.select(l.gt(x, l.splat(0.0)), g, l.mul(g, self.slope))
+    }
+}
+
+/// `torch.clamp` with non-NaN bounds.
+struct Clamp<V> {
+    lo: V,
+    hi: V,
+}
+impl<L: Lanes> VMap<L> for Clamp<L::V> {
+    #[inline(always)]
+    fn apply(&self, l: L, v: L::V) -> L::V {
+        let r = l.select(l.lt(v, self.lo), self.lo, v);
+        l.select(l.gt(r, self.hi), self.hi, r)
+    }
+}
+
+/// `a * x + b`.
+struct Affine<V> {
+    a: V,
+    b: V,
+}
+impl<L: Lanes> VMap<L> for Affine<L::V> {
+    #[inline(always)]
+    fn apply(&self, l: L, v: L::V) -> L::V {
+        l.add(l.mul(self.a, v), self.b)
+    }
+}
+
+/// `y + alpha * x` as a zip `(y, x)`.
+struct Axpy<V> {
+    alpha: V,
+}
+impl<L: Lanes> VZip<L> for Axpy<L::V> {
+    #[inline(always)]
+    fn apply(&self, l: L, y: L::V, x: L::V) -> L::V {
+        l.add(y, l.mul(self.alpha, x))
+    }
+}
+
+/// Leaky ReLU.
+#[inline(always)]
+pub(crate) fn leaky_relu<L: Lanes>(l: L, x: &[f32], slope: f32, out: &mut [f32]) {
+    map(
+        l,
+        "leaky_relu",
+        &LeakyRelu {
+            slope: l.splat(slope),
+        },
+        x,
+        out,
+    );
+}
+/// In-place leaky ReLU.
+#[inline(always)]
+pub(crate) fn leaky_relu_inplace<L: Lanes>(l: L, buf: &mut [f32], slope: f32) {
+    map_inplace(
+        l,
+        &LeakyRelu {
+            slope: l.splat(slope),
+        },
+        buf,
+    );
+}
+/// Leaky-ReLU gradient.
+#[inline(always)]
+pub(crate) fn leaky_relu_backward<L: Lanes>(
+    l: L,
+    x: &[f32],
+    g: &[f32],
+    slope: f32,
+    out: &mut [f32],
+) {
+    let f = LeakyReluBackward {
+        slope: l.splat(slope),
+    };
+    zip(l, "leaky_relu_backward", &f, x, g, out);
+}
+
+/// `torch.clamp`.
+#[inline(always)]
+pub(crate) fn clamp<L: Lanes>(l: L, x: &[f32], lo: f32, hi: f32, out: &mut [f32]) {
+    if lo.is_nan() || hi.is_nan() {
+        check::same("clamp", x.len(), out.len());
+        out.fill(f32::NAN);
+        return;
+    }
+    map(
+        l,
+        "clamp",
+        &Clamp {
+            lo: l.splat(lo),
+            hi: l.splat(hi),
+        },
+        x,
+        out,
+    );
+}
+/// In-place `torch.clamp`.
+#[inline(always)]
+pub(crate) fn clamp_inplace<L: Lanes>(l: L, buf: &mut [f32], lo: f32, hi: f32) {
+    if lo.is_nan() || hi.is_nan() {
+        buf.fill(f32::NAN);
+        return;
+    }
+    map_inplace(
+        l,
+        &Clamp {
+            lo: l.splat(lo),
+            hi: l.splat(hi),
+        },
+        buf,
+    );
+}
+
+/// `a * x + b`.
+#[inline(always)]
+pub(crate) fn affine<L: Lanes>(l: L, x: &[f32], a: f32, b: f32, out: &mut [f32]) {
+    map(
+        l,
+        "affine",
+        &Affine {
+            a: l.splat(a),
+            b: l.splat(b),
+        },
+        x,
+        out,
+    );
+}
+/// In-place `a * x + b`.
+#[inline(always)]
+pub(crate) fn affine_inplace<L: Lanes>(l: L, buf: &mut [f32], a: f32, b: f32) {
+    map_inplace(
+        l,
+        &Affine {
+            a: l.splat(a),
+            b: l.splat(b),
+        },
+        buf,
+    );
+}
+
+/// `y += alpha * x`.
+#[inline(always)]
+pub(crate) fn axpy<L: Lanes>(l: L, alpha: f32, x: &[f32], y: &mut [f32]) {
+    check::same("axpy", x.len(), y.len());
+    zip_inplace(
+        l,
+        "axpy",
+        &Axpy {
+            alpha: l.splat(alpha),
+        },
+        y,
+        x,
+    );
+}
+
+/// `x^p` with the fast paths of [`scalar::pow_scalar`]; other `p` use the
+/// scalar `powf` loop.
+#[inline(always)]
+pub(crate) fn pow_scalar<L: Lanes>(l: L, x: &[f32], p: f32, out: &mut [f32]) {
+    const OP: &str = "pow_scalar";
+    match p {
+        0.0 => map(l, OP, &One, x, out),
+        1.0 => map(l, OP, &Identity, x, out),
+        2.0 => map(l, OP, &Square, x, out),
+        3.0 => map(l, OP, &Cube, x, out),
+        -2.0 => map(l, OP, &InvSquare, x, out),
+        0.5 => map(l, OP, &Sqrt, x, out),
+        -0.5 => map(l, OP, &Rsqrt, x, out),
+        -1.0 => map(l, OP, &Recip, x, out),
+        _ => scalar::pow_scalar_slice(x, p, out),
+    }
+}
+/// In-place `x^p`.
+#[inline(always)]
+pub(crate) fn pow_scalar_inplace<L: Lanes>(l: L, buf: &mut [f32], p: f32) {
+    match p {
+        0.0 => buf.fill(1.0),
+        1.0 => {}
+        2.0 => map_inplace(l, &Square, buf),
+        3.0 => map_inplace(l, &Cube, buf),
+        -2.0 => map_inplace(l, &InvSquare, buf),
+        0.5 => map_inplace(l, &Sqrt, buf),
+        -0.5 => map_inplace(l, &Rsqrt, buf),
+        -1.0 => map_inplace(l, &Recip, buf),
+        _ => scalar::pow_scalar_slice_inplace(buf, p),
+    }
+}

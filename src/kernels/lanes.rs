@@ -1,0 +1,179 @@
+//! The lane trait: the one seam between the algorithms and the instruction sets.
+//!
+//! Every vector algorithm in `generic/` is written once over [`Lanes`]; an ISA
+//! file (`x86/avx2.rs`, `x86/avx512.rs`, `aarch64/neon.rs`) implements the trait
+//! on its capability token and instantiates the algorithms inside
+//! `#[target_feature]` wrappers.
+//!
+//! All methods are `#[inline(always)]` and carry no `#[target_feature]` of their
+//! own: they are inlined into the caller's `#[target_feature]` function, where
+//! the intrinsics they call can be inlined in turn. A method that was *not*
+//! inlined into such a function would call the intrinsics out of line, which is
+//! slow but still correct, because the token proves the CPU has the feature.
+//!
+//! Semantics are pinned down here so that every ISA gives bit-identical results
+//! for the same sequence of operations:
+//! - `min(a, b)` is `if a < b { a } else { b }` and `max(a, b)` is
+//!   `if a > b { a } else { b }` (the second operand wins on equality and on NaN,
+//!   as x86 `minps`/`maxps` do). NaN-propagating and sign-of-zero-aware forms
+//!   are built on top in `generic`.
+//! - `fma(a, b, c)` is `a * b + c` with one rounding.
+//! - comparisons are IEEE: every ordered comparison with a NaN is false, `ne`
+//!   is true.
+//! - `round` rounds half to even.
+
+/// A SIMD register of `f32` lanes plus the operations the kernels need.
+///
+/// The implementing type is also the capability token of its ISA: a value of
+/// it exists only once the CPU is known to support the instructions.
+pub(crate) trait Lanes: Copy {
+    /// A register of `LANES` floats.
+    type V: Copy;
+    /// The result of a lane-wise comparison.
+    type M: Copy;
+    /// Floats per register (at most 16).
+    const LANES: usize;
+
+    /// Every lane set to `x`.
+    fn splat(self, x: f32) -> Self::V;
+    /// Loads `s[..LANES]`. Panics if `s` is shorter.
+    fn load(self, s: &[f32]) -> Self::V;
+    /// Stores into `s[..LANES]`. Panics if `s` is shorter.
+    fn store(self, v: Self::V, s: &mut [f32]);
+
+    /// Loads `s` (at most `LANES` elements) into the low lanes; the other lanes
+    /// are `fill`.
+    #[inline(always)]
+    fn load_partial(self, s: &[f32], fill: f32) -> Self::V {
+        let mut buf = [fill; 16];
+        buf[..s.len()].copy_from_slice(s);
+        self.load(&buf[..Self::LANES])
+    }
+
+    /// Stores the low `s.len()` lanes (at most `LANES`) into `s`.
+    #[inline(always)]
+    fn store_partial(self, v: Self::V, s: &mut [f32]) {
+        let mut buf = [0.0f32; 16];
+        self.store(v, &mut buf[..Self::LANES]);
+        let n = s.len();
+        s.copy_from_slice(&buf[..n]);
+    }
+
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a - b`.
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b`.
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b`.
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c`, rounded once.
+    fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `if a < b { a } else { b }`.
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `if a > b { a } else { b }`.
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Correctly rounded square root.
+    fn sqrt(self, a: Self::V) -> Self::V;
+
+    /// Bitwise `a & b`.
+    fn and(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Bitwise `a | b`.
+    fn or(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Bitwise `a ^ b`.
+    fn xor(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Bitwise `!a & b`.
+    fn andnot(self, a: Self::V, b: Self::V) -> Self::V;
+
+    /// `|a|` (clears the sign bit).
+    #[inline(always)]
+    fn abs(self, a: Self::V) -> Self::V {
+        self.andnot(self.splat(-0.0), a)
+    }
+    /// `-a` (flips the sign bit).
+    #[inline(always)]
+    fn neg(self, a: Self::V) -> Self::V {
+        self.xor(self.splat(-0.0), a)
+    }
+    /// The sign bit of `a` alone (`-0.0` or `+0.0` per lane).
+    #[inline(always)]
+    fn sign_bit(self, a: Self::V) -> Self::V {
+        self.and(self.splat(-0.0), a)
+    }
+
+    /// Round to nearest, ties to even.
+    fn round(self, a: Self::V) -> Self::V;
+    /// Round toward minus infinity.
+    fn floor(self, a: Self::V) -> Self::V;
+    /// Round toward plus infinity.
+    fn ceil(self, a: Self::V) -> Self::V;
+    /// Round toward zero.
+    fn trunc(self, a: Self::V) -> Self::V;
+
+    /// `a == b`.
+    fn eq(self, a: Self::V, b: Self::V) -> Self::M;
+    /// `a != b` (true when either is NaN).
+    fn ne(self, a: Self::V, b: Self::V) -> Self::M;
+    /// `a < b`.
+    fn lt(self, a: Self::V, b: Self::V) -> Self::M;
+    /// `a <= b`.
+    fn le(self, a: Self::V, b: Self::V) -> Self::M;
+    /// `a > b`.
+    #[inline(always)]
+    fn gt(self, a: Self::V, b: Self::V) -> Self::M {
+        self.lt(b, a)
+    }
+    /// `a >= b`.
+    #[inline(always)]
+    fn ge(self, a: Self::V, b: Self::V) -> Self::M {
+        self.le(b, a)
+    }
+    /// `a` is NaN.
+    #[inline(always)]
+    fn is_nan(self, a: Self::V) -> Self::M {
+        self.ne(a, a)
+    }
+
+    /// Lane-wise `m & n`.
+    fn mand(self, m: Self::M, n: Self::M) -> Self::M;
+    /// Lane-wise `m | n`.
+    fn mor(self, m: Self::M, n: Self::M) -> Self::M;
+    /// Lane-wise `!m`.
+    fn mnot(self, m: Self::M) -> Self::M;
+    /// Whether any lane of `m` is set.
+    fn any(self, m: Self::M) -> bool;
+    /// Per lane: `if m { a } else { b }`.
+    fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
+
+    /// `p * 2^n` rounded once, for integral `n` in `-252..=252` and `|p|` in
+    /// `[2^-20, 2^20]` (or any `p` when `n = 0`; zeros, infinities and NaN pass
+    /// through): results in the subnormal range are correctly rounded and
+    /// overflow gives infinity.
+    fn ldexp(self, p: Self::V, n: Self::V) -> Self::V;
+    /// For positive normal `x`: `(m, e)` with `x = m * 2^e`, `m` in `[0.5, 1)`
+    /// and `e` integral. Other inputs give unspecified lanes.
+    fn frexp(self, x: Self::V) -> (Self::V, Self::V);
+
+    /// Spills `v` to an array (lanes `LANES..16` are zero).
+    #[inline(always)]
+    fn to_array(self, v: Self::V) -> [f32; 16] {
+        let mut buf = [0.0f32; 16];
+        self.store(v, &mut buf[..Self::LANES]);
+        buf
+    }
+
+    /// Sum of the lanes, in a fixed order: a pairwise tree over lane indices
+    /// (`(l0 + l1) + (l2 + l3)` for four lanes, recursively for more).
+    #[inline(always)]
+    fn hsum(self, v: Self::V) -> f32 {
+        let mut b = self.to_array(v);
+        let mut n = Self::LANES;
+        while n > 1 {
+            n /= 2;
+            for i in 0..n {
+                b[i] = b[2 * i] + b[2 * i + 1];
+            }
+        }
+        b[0]
+    }
+}

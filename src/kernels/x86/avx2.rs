@@ -1,0 +1,224 @@
+//! AVX2 + FMA: [`Lanes`] on 8 × f32 (`__m256`) and this ISA's kernel table.
+
+use core::arch::x86_64::*;
+
+use crate::kernels::lanes::Lanes;
+use crate::kernels::table::Kernels;
+use crate::kernels::{Isa, is_supported};
+
+/// Capability token for AVX2 + FMA: a value exists only on a CPU that has both.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2 {
+    _private: (),
+}
+
+impl Avx2 {
+    /// The token, if this CPU (and build) supports AVX2 and FMA.
+    #[allow(dead_code)]
+    pub(crate) fn try_new() -> Option<Avx2> {
+        is_supported(Isa::Avx2).then_some(Avx2 { _private: () })
+    }
+
+    /// The token without checking.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[inline(always)]
+    pub(crate) unsafe fn new_unchecked() -> Avx2 {
+        Avx2 { _private: () }
+    }
+}
+
+/// Evaluates an AVX/AVX2/FMA intrinsic that takes no pointers.
+macro_rules! intr {
+    ($e:expr) => {
+        // SAFETY: these intrinsics only need the CPU features; a value of type
+        // `Avx2` (`self` in every method below) exists only after
+        // `is_supported(Isa::Avx2)` confirmed AVX2 and FMA, or through
+        // `new_unchecked`, whose caller promises it.
+        unsafe { $e }
+    };
+}
+
+impl Lanes for Avx2 {
+    type V = __m256;
+    type M = __m256;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        intr!(_mm256_set1_ps(x))
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> __m256 {
+        let s = &s[..8];
+        // SAFETY: `s` holds 8 floats (the slice above panics otherwise); the
+        // load is unaligned; AVX is present (see `intr!`).
+        unsafe { _mm256_loadu_ps(s.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, v: __m256, s: &mut [f32]) {
+        let s = &mut s[..8];
+        // SAFETY: `s` holds 8 writable floats; unaligned store; AVX present.
+        unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_add_ps(a, b))
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_sub_ps(a, b))
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_mul_ps(a, b))
+    }
+    #[inline(always)]
+    fn div(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_div_ps(a, b))
+    }
+    #[inline(always)]
+    fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        intr!(_mm256_fmadd_ps(a, b, c))
+    }
+    #[inline(always)]
+    fn min(self, a: __m256, b: __m256) -> __m256 {
+        // minps returns the second operand on equality and on NaN.
+        intr!(_mm256_min_ps(a, b))
+    }
+    #[inline(always)]
+    fn max(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_max_ps(a, b))
+    }
+    #[inline(always)]
+    fn sqrt(self, a: __m256) -> __m256 {
+        intr!(_mm256_sqrt_ps(a))
+    }
+    #[inline(always)]
+    fn and(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_and_ps(a, b))
+    }
+    #[inline(always)]
+    fn or(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_or_ps(a, b))
+    }
+    #[inline(always)]
+    fn xor(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_xor_ps(a, b))
+    }
+    #[inline(always)]
+    fn andnot(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_andnot_ps(a, b))
+    }
+    #[inline(always)]
+    fn round(self, a: __m256) -> __m256 {
+        intr!(_mm256_round_ps::<
+            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+        >(a))
+    }
+    #[inline(always)]
+    fn floor(self, a: __m256) -> __m256 {
+        intr!(_mm256_round_ps::<
+            { _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC },
+        >(a))
+    }
+    #[inline(always)]
+    fn ceil(self, a: __m256) -> __m256 {
+        intr!(_mm256_round_ps::<
+            { _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC },
+        >(a))
+    }
+    #[inline(always)]
+    fn trunc(self, a: __m256) -> __m256 {
+        intr!(_mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(a))
+    }
+    #[inline(always)]
+    fn eq(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_cmp_ps::<_CMP_EQ_OQ>(a, b))
+    }
+    #[inline(always)]
+    fn ne(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_cmp_ps::<_CMP_NEQ_UQ>(a, b))
+    }
+    #[inline(always)]
+    fn lt(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_cmp_ps::<_CMP_LT_OQ>(a, b))
+    }
+    #[inline(always)]
+    fn le(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_cmp_ps::<_CMP_LE_OQ>(a, b))
+    }
+    #[inline(always)]
+    fn mand(self, m: __m256, n: __m256) -> __m256 {
+        intr!(_mm256_and_ps(m, n))
+    }
+    #[inline(always)]
+    fn mor(self, m: __m256, n: __m256) -> __m256 {
+        intr!(_mm256_or_ps(m, n))
+    }
+    #[inline(always)]
+    fn mnot(self, m: __m256) -> __m256 {
+        intr!(_mm256_xor_ps(m, _mm256_castsi256_ps(_mm256_set1_epi32(-1))))
+    }
+    #[inline(always)]
+    fn any(self, m: __m256) -> bool {
+        intr!(_mm256_movemask_ps(m)) != 0
+    }
+    #[inline(always)]
+    fn select(self, m: __m256, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_blendv_ps(b, a, m))
+    }
+    #[inline(always)]
+    fn ldexp(self, p: __m256, n: __m256) -> __m256 {
+        // Two exact power-of-two factors, each in the normal range, so the only
+        // rounding is in the last product.
+        let n1 = self.floor(self.mul(n, self.splat(0.5)));
+        let n2 = self.sub(n, n1);
+        self.mul(self.mul(p, pow2i(n1)), pow2i(n2))
+    }
+    #[inline(always)]
+    fn frexp(self, x: __m256) -> (__m256, __m256) {
+        intr!({
+            let bits = _mm256_castps_si256(x);
+            let e = _mm256_cvtepi32_ps(_mm256_srli_epi32::<23>(bits));
+            let m = _mm256_or_ps(
+                _mm256_and_ps(
+                    x,
+                    _mm256_castsi256_ps(_mm256_set1_epi32(0x807f_ffff_u32 as i32)),
+                ),
+                _mm256_set1_ps(0.5),
+            );
+            (m, _mm256_sub_ps(e, _mm256_set1_ps(126.0)))
+        })
+    }
+}
+
+/// `2^n` for integral `n` in `-126..=127`.
+#[inline(always)]
+fn pow2i(n: __m256) -> __m256 {
+    intr!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127))
+    )))
+}
+
+/// Wraps a generic kernel body in an AVX2 + FMA `#[target_feature]` function
+/// and a safe entry point for the table.
+macro_rules! wrap {
+    ($L:ty, ($($a:ident: $t:ty),*) $(-> $r:ty)?, $body:expr, [$($pre:expr),*]) => {{
+        #[target_feature(enable = "avx2,fma")]
+        fn imp(l: $L, $($a: $t),*) $(-> $r)? {
+            $body(l, $($pre,)* $($a),*)
+        }
+        fn entry($($a: $t),*) $(-> $r)? {
+            // SAFETY: `entry` is reachable only through `TABLE`, which
+            // `table_for` hands out only after `is_supported(Isa::Avx2)`
+            // confirmed AVX2 and FMA.
+            unsafe { imp(<$L>::new_unchecked(), $($a),*) }
+        }
+        entry as fn($($t),*) $(-> $r)?
+    }};
+}
+
+/// The AVX2 kernel table; obtain it through `table_for(Isa::Avx2)`.
+pub(crate) static TABLE: Kernels = crate::kernels::table::simd_table!(Avx2, Isa::Avx2, wrap);
