@@ -12,6 +12,7 @@ use alloc::vec;
 use super::{binary_inplace, grad_if, kern, map_binary, map_unary, sum_to_shape};
 use crate::autograd::needs_grad;
 use crate::error::{Result, unwrap};
+use crate::kernels::table as k;
 use crate::tensor::Tensor;
 use crate::tensor::layout::{Walker, broadcast_shapes};
 
@@ -74,9 +75,7 @@ impl Tensor {
 
     /// `self + other`, or `ShapeMismatch` (op `add`) if they do not broadcast.
     pub fn try_add_tensor(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("add", self, other, |a, b, o| {
-            kern::zip(a, b, o, |x, y| x + y)
-        })?;
+        let out = map_binary("add", self, other, |a, b, o| (k().add.map)(a, b, o))?;
         if !needs_grad(&[self, other]) {
             return Ok(out);
         }
@@ -91,9 +90,7 @@ impl Tensor {
 
     /// `self - other`, or `ShapeMismatch` (op `sub`).
     pub fn try_sub_tensor(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("sub", self, other, |a, b, o| {
-            kern::zip(a, b, o, |x, y| x - y)
-        })?;
+        let out = map_binary("sub", self, other, |a, b, o| (k().sub.map)(a, b, o))?;
         if !needs_grad(&[self, other]) {
             return Ok(out);
         }
@@ -108,9 +105,7 @@ impl Tensor {
 
     /// `self * other`, or `ShapeMismatch` (op `mul`).
     pub fn try_mul_tensor(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("mul", self, other, |a, b, o| {
-            kern::zip(a, b, o, |x, y| x * y)
-        })?;
+        let out = map_binary("mul", self, other, |a, b, o| (k().mul.map)(a, b, o))?;
         if !needs_grad(&[self, other]) {
             return Ok(out);
         }
@@ -125,9 +120,7 @@ impl Tensor {
 
     /// `self / other`, or `ShapeMismatch` (op `div`).
     pub fn try_div_tensor(&self, other: &Tensor) -> Result<Tensor> {
-        let out = map_binary("div", self, other, |a, b, o| {
-            kern::zip(a, b, o, |x, y| x / y)
-        })?;
+        let out = map_binary("div", self, other, |a, b, o| (k().div.map)(a, b, o))?;
         if !needs_grad(&[self, other]) {
             return Ok(out);
         }
@@ -148,8 +141,13 @@ impl Tensor {
 
     /// Shared body of the scalar forms: `out = f(x)` with gradient `g * d`,
     /// where `d` is the constant derivative.
-    fn scalar_op(&self, name: &'static str, f: impl Fn(f32) -> f32, d: f32) -> Result<Tensor> {
-        let out = map_unary(self, |x, o| kern::map(x, o, &f))?;
+    fn scalar_op(
+        &self,
+        name: &'static str,
+        f: impl Fn(&[f32], &mut [f32]),
+        d: f32,
+    ) -> Result<Tensor> {
+        let out = map_unary(self, f)?;
         if d == 1.0 {
             return Ok(out.record(name, &[self], |g, _| Ok(vec![Some(g.clone())])));
         }
@@ -160,32 +158,36 @@ impl Tensor {
 
     /// `self + s`, or `OutOfMemory`.
     pub fn try_add_scalar(&self, s: f32) -> Result<Tensor> {
-        self.scalar_op("AddBackward1", move |x| x + s, 1.0)
+        self.scalar_op("AddBackward1", move |x, o| (k().add.map)(x, &[s], o), 1.0)
     }
 
     /// `self - s`, or `OutOfMemory`.
     pub fn try_sub_scalar(&self, s: f32) -> Result<Tensor> {
-        self.scalar_op("SubBackward1", move |x| x - s, 1.0)
+        self.scalar_op("SubBackward1", move |x, o| (k().sub.map)(x, &[s], o), 1.0)
     }
 
     /// `self * s`, or `OutOfMemory`.
     pub fn try_mul_scalar(&self, s: f32) -> Result<Tensor> {
-        self.scalar_op("MulBackward1", move |x| x * s, s)
+        self.scalar_op("MulBackward1", move |x, o| (k().mul.map)(x, &[s], o), s)
     }
 
     /// `self / s`, or `OutOfMemory`.
     pub fn try_div_scalar(&self, s: f32) -> Result<Tensor> {
-        self.scalar_op("DivBackward1", move |x| x / s, 1.0 / s)
+        self.scalar_op(
+            "DivBackward1",
+            move |x, o| (k().div.map)(x, &[s], o),
+            1.0 / s,
+        )
     }
 
     /// `s - self`, or `OutOfMemory`.
     pub fn try_rsub_scalar(&self, s: f32) -> Result<Tensor> {
-        self.scalar_op("RsubBackward1", move |x| s - x, -1.0)
+        self.scalar_op("RsubBackward1", move |x, o| (k().sub.map)(&[s], x, o), -1.0)
     }
 
     /// `s / self`, or `OutOfMemory`.
     pub fn try_rdiv_scalar(&self, s: f32) -> Result<Tensor> {
-        let out = map_unary(self, |x, o| kern::map(x, o, |v| s / v))?;
+        let out = map_unary(self, |x, o| (k().div.map)(&[s], x, o))?;
         if !needs_grad(&[self]) {
             return Ok(out);
         }
@@ -209,7 +211,7 @@ impl Tensor {
 
     /// `-self`, or `OutOfMemory`.
     pub fn try_neg(&self) -> Result<Tensor> {
-        self.scalar_op("NegBackward0", |x| -x, -1.0)
+        self.scalar_op("NegBackward0", k().neg.map, -1.0)
     }
 
     // ------------------------------------------------------------ in place
@@ -258,11 +260,7 @@ impl Tensor {
         self.assign_with(
             "add_",
             Some(other),
-            |s| {
-                binary_inplace("add_", s, other, |a, b| {
-                    kern::zip_inplace(a, b, |x, y| x + y)
-                })
-            },
+            |s| binary_inplace("add_", s, other, |a, b| (k().add.map_inplace)(a, b)),
             |s| s.try_add_tensor(other),
         )
     }
@@ -272,11 +270,7 @@ impl Tensor {
         self.assign_with(
             "sub_",
             Some(other),
-            |s| {
-                binary_inplace("sub_", s, other, |a, b| {
-                    kern::zip_inplace(a, b, |x, y| x - y)
-                })
-            },
+            |s| binary_inplace("sub_", s, other, |a, b| (k().sub.map_inplace)(a, b)),
             |s| s.try_sub_tensor(other),
         )
     }
@@ -286,11 +280,7 @@ impl Tensor {
         self.assign_with(
             "mul_",
             Some(other),
-            |s| {
-                binary_inplace("mul_", s, other, |a, b| {
-                    kern::zip_inplace(a, b, |x, y| x * y)
-                })
-            },
+            |s| binary_inplace("mul_", s, other, |a, b| (k().mul.map_inplace)(a, b)),
             |s| s.try_mul_tensor(other),
         )
     }
@@ -300,11 +290,7 @@ impl Tensor {
         self.assign_with(
             "div_",
             Some(other),
-            |s| {
-                binary_inplace("div_", s, other, |a, b| {
-                    kern::zip_inplace(a, b, |x, y| x / y)
-                })
-            },
+            |s| binary_inplace("div_", s, other, |a, b| (k().div.map_inplace)(a, b)),
             |s| s.try_div_tensor(other),
         )
     }
@@ -314,7 +300,7 @@ impl Tensor {
     pub(super) fn scalar_assign(
         &mut self,
         op: &'static str,
-        f: impl Fn(f32) -> f32,
+        f: impl Fn(&mut [f32]),
         fallback: impl FnOnce(&Tensor) -> Result<Tensor>,
     ) -> Result<()> {
         self.assign_with(
@@ -322,9 +308,22 @@ impl Tensor {
             None,
             |s| {
                 s.try_write_runs(true, |buf, o, len, st| {
-                    for i in 0..len {
-                        let v = &mut buf[o + i * st];
-                        *v = f(*v);
+                    if st == 1 {
+                        f(&mut buf[o..o + len]);
+                        return;
+                    }
+                    let mut tmp = [0.0f32; super::CHUNK];
+                    let mut start = 0;
+                    while start < len {
+                        let n = super::CHUNK.min(len - start);
+                        for (i, t) in tmp[..n].iter_mut().enumerate() {
+                            *t = buf[o + (start + i) * st];
+                        }
+                        f(&mut tmp[..n]);
+                        for (i, t) in tmp[..n].iter().enumerate() {
+                            buf[o + (start + i) * st] = *t;
+                        }
+                        start += n;
                     }
                 })
             },
@@ -334,29 +333,43 @@ impl Tensor {
 
     /// `self += s` in place (keeping the id).
     pub fn try_add_assign_scalar(&mut self, s: f32) -> Result<()> {
-        self.scalar_assign("add_", |x| x + s, |t| t.try_add_scalar(s))
+        self.scalar_assign(
+            "add_",
+            |b| (k().add.map_inplace)(b, &[s]),
+            |t| t.try_add_scalar(s),
+        )
     }
 
     /// `self -= s` in place (keeping the id).
     pub fn try_sub_assign_scalar(&mut self, s: f32) -> Result<()> {
-        self.scalar_assign("sub_", |x| x - s, |t| t.try_sub_scalar(s))
+        self.scalar_assign(
+            "sub_",
+            |b| (k().sub.map_inplace)(b, &[s]),
+            |t| t.try_sub_scalar(s),
+        )
     }
 
     /// `self *= s` in place (keeping the id).
     pub fn try_mul_assign_scalar(&mut self, s: f32) -> Result<()> {
-        self.scalar_assign("mul_", |x| x * s, |t| t.try_mul_scalar(s))
+        self.scalar_assign(
+            "mul_",
+            |b| (k().mul.map_inplace)(b, &[s]),
+            |t| t.try_mul_scalar(s),
+        )
     }
 
     /// `self /= s` in place (keeping the id).
     pub fn try_div_assign_scalar(&mut self, s: f32) -> Result<()> {
-        self.scalar_assign("div_", |x| x / s, |t| t.try_div_scalar(s))
+        self.scalar_assign(
+            "div_",
+            |b| (k().div.map_inplace)(b, &[s]),
+            |t| t.try_div_scalar(s),
+        )
     }
 
     /// `self += other` without autograd (gradient accumulation).
     pub(crate) fn try_add_assign_raw(&mut self, other: &Tensor) -> Result<()> {
-        binary_inplace("add_", self, other, |a, b| {
-            kern::zip_inplace(a, b, |x, y| x + y)
-        })
+        binary_inplace("add_", self, other, |a, b| (k().add.map_inplace)(a, b))
     }
 }
 
@@ -385,9 +398,7 @@ impl Tensor {
 
     /// [`pow_tensor`](Self::pow_tensor), or `ShapeMismatch` (op `pow`).
     pub fn try_pow_tensor(&self, exponent: &Tensor) -> Result<Tensor> {
-        let out = map_binary("pow", self, exponent, |a, b, o| {
-            kern::zip(a, b, o, libm::powf)
-        })?;
+        let out = map_binary("pow", self, exponent, |a, b, o| (k().pow.map)(a, b, o))?;
         if !needs_grad(&[self, exponent]) {
             return Ok(out);
         }
@@ -493,7 +504,7 @@ fn pow_grad_exp(g: f32, a: f32, b: f32) -> f32 {
 /// plain variants, returning 0/1 masks.
 macro_rules! comparison {
     ($name:ident, $try_name:ident, $sname:ident, $try_sname:ident, $op:literal,
-     $what:literal, $cmp:expr) => {
+     $what:literal, $table:expr) => {
         #[doc = concat!("1 where `self ", $what, " other`, else 0, broadcasting; a mask that does not require grad.")]
         ///
         /// # Panics
@@ -505,8 +516,7 @@ macro_rules! comparison {
 
         #[doc = concat!("[`", stringify!($name), "`](Self::", stringify!($name), "), or `ShapeMismatch` (op `", $op, "`).")]
         pub fn $try_name(&self, other: &Tensor) -> Result<Tensor> {
-            let cmp: fn(f32, f32) -> bool = $cmp;
-            map_binary($op, self, other, |a, b, o| kern::zip(a, b, o, |x, y| mask(cmp(x, y))))
+            map_binary($op, self, other, $table)
         }
 
         #[doc = concat!("1 where `self ", $what, " s`, else 0; a mask that does not require grad.")]
@@ -520,32 +530,19 @@ macro_rules! comparison {
 
         #[doc = concat!("[`", stringify!($sname), "`](Self::", stringify!($sname), "), or `OutOfMemory`.")]
         pub fn $try_sname(&self, s: f32) -> Result<Tensor> {
-            let cmp: fn(f32, f32) -> bool = $cmp;
-            map_unary(self, |a, o| kern::map(a, o, |x| mask(cmp(x, s))))
+            map_unary(self, |a, o| ($table)(a, &[s], o))
         }
     };
 }
 
-/// 1.0 for true, 0.0 for false.
-#[inline]
-fn mask(b: bool) -> f32 {
-    if b { 1.0 } else { 0.0 }
-}
-
 /// Comparisons follow IEEE: every comparison with NaN is false except `ne`.
 impl Tensor {
-    comparison!(eq, try_eq, eq_scalar, try_eq_scalar, "eq", "==", |x, y| x
-        == y);
-    comparison!(ne, try_ne, ne_scalar, try_ne_scalar, "ne", "!=", |x, y| x
-        != y);
-    comparison!(lt, try_lt, lt_scalar, try_lt_scalar, "lt", "<", |x, y| x
-        < y);
-    comparison!(le, try_le, le_scalar, try_le_scalar, "le", "<=", |x, y| x
-        <= y);
-    comparison!(gt, try_gt, gt_scalar, try_gt_scalar, "gt", ">", |x, y| x
-        > y);
-    comparison!(ge, try_ge, ge_scalar, try_ge_scalar, "ge", ">=", |x, y| x
-        >= y);
+    comparison!(eq, try_eq, eq_scalar, try_eq_scalar, "eq", "==", k().eq.map);
+    comparison!(ne, try_ne, ne_scalar, try_ne_scalar, "ne", "!=", k().ne.map);
+    comparison!(lt, try_lt, lt_scalar, try_lt_scalar, "lt", "<", k().lt.map);
+    comparison!(le, try_le, le_scalar, try_le_scalar, "le", "<=", k().le.map);
+    comparison!(gt, try_gt, gt_scalar, try_gt_scalar, "gt", ">", k().gt.map);
+    comparison!(ge, try_ge, ge_scalar, try_ge_scalar, "ge", ">=", k().ge.map);
 }
 
 // ------------------------------------------------------------ selection

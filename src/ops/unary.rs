@@ -22,6 +22,24 @@
 use alloc::vec;
 
 use super::{kern, map_binary, map_unary};
+use crate::kernels::table as k;
+
+/// A slice kernel from a scalar function.
+fn each(f: impl Fn(f32) -> f32) -> impl Fn(&[f32], &mut [f32]) {
+    move |x, o| kern::map(x, o, &f)
+}
+
+/// A gradient kernel `(g, saved) -> input grad` from a scalar function.
+fn each2(
+    f: impl Fn(f32, f32) -> f32 + Send + Sync,
+) -> impl Fn(&[f32], &[f32], &mut [f32]) + Send + Sync {
+    move |g, s, o| kern::zip(g, s, o, &f)
+}
+
+/// A table gradient kernel taking `(x_or_y, g)`, called with `(g, saved)`.
+fn swapped(f: fn(&[f32], &[f32], &mut [f32])) -> impl Fn(&[f32], &[f32], &mut [f32]) + Send + Sync {
+    move |g, s, o| f(s, g, o)
+}
 use crate::autograd::needs_grad;
 use crate::error::{Error, Result, unwrap};
 use crate::tensor::Tensor;
@@ -29,66 +47,12 @@ use crate::tensor::Tensor;
 /// Scalar forward and backward functions (libm, so every target computes the
 /// same values).
 pub(crate) mod f {
-    use libm::{erff, expf, log1pf, powf, sqrtf, tanhf};
+    use libm::{expf, log1pf, powf, sqrtf};
 
     /// `1 / (1 + e^-x)`.
     #[inline]
     pub(crate) fn sigmoid(x: f32) -> f32 {
         1.0 / (1.0 + expf(-x))
-    }
-
-    /// `x * sigmoid(x)`, as PyTorch: `x / (1 + e^-x)`.
-    #[inline]
-    pub(crate) fn silu(x: f32) -> f32 {
-        x / (1.0 + expf(-x))
-    }
-
-    /// `g * d silu / dx`.
-    #[inline]
-    pub(crate) fn silu_grad(g: f32, x: f32) -> f32 {
-        let s = sigmoid(x);
-        g * s * (1.0 + x * (1.0 - s))
-    }
-
-    const SQRT1_2: f32 = core::f32::consts::FRAC_1_SQRT_2;
-    /// `1 / sqrt(2 pi)`.
-    const INV_SQRT_2PI: f32 = core::f32::consts::FRAC_2_SQRT_PI * SQRT1_2 * 0.5;
-    /// `sqrt(2 / pi)`.
-    const SQRT_2_PI: f32 = core::f32::consts::SQRT_2 * core::f32::consts::FRAC_2_SQRT_PI * 0.5;
-    const KAPPA: f32 = 0.044715;
-
-    /// Exact GELU: `x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))`.
-    #[inline]
-    pub(crate) fn gelu(x: f32) -> f32 {
-        x * 0.5 * (1.0 + erff(x * SQRT1_2))
-    }
-
-    /// `g * (Phi(x) + x * phi(x))`.
-    #[inline]
-    pub(crate) fn gelu_grad(g: f32, x: f32) -> f32 {
-        let cdf = 0.5 * (1.0 + erff(x * SQRT1_2));
-        let pdf = INV_SQRT_2PI * expf(-0.5 * x * x);
-        g * (cdf + x * pdf)
-    }
-
-    /// Tanh-approximated GELU (PyTorch `approximate='tanh'`).
-    #[inline]
-    pub(crate) fn gelu_tanh(x: f32) -> f32 {
-        let inner = SQRT_2_PI * (x + KAPPA * x * x * x);
-        0.5 * x * (1.0 + tanhf(inner))
-    }
-
-    /// `g * d gelu_tanh / dx`, the same expression as PyTorch's.
-    #[inline]
-    pub(crate) fn gelu_tanh_grad(g: f32, x: f32) -> f32 {
-        let x2 = x * x;
-        let t = tanhf(SQRT_2_PI * (x + KAPPA * x2 * x));
-        let left = 0.5 * x;
-        let right = 1.0 + t;
-        let d_left = 0.5 * right;
-        let d_right = left * (1.0 - t * t);
-        let d_inner = SQRT_2_PI * (1.0 + 3.0 * KAPPA * x2);
-        g * (d_left + d_right * d_inner)
     }
 
     /// `log(1 + e^(beta x)) / beta`, or `x` where `beta x > threshold`.
@@ -141,17 +105,6 @@ pub(crate) mod f {
             powf(x, p)
         }
     }
-
-    /// Clamp with NaN propagation (a NaN input or bound gives NaN); `min` is
-    /// applied first, so `min > max` gives `max` everywhere.
-    #[inline]
-    pub(crate) fn clamp(x: f32, min: f32, max: f32) -> f32 {
-        if x.is_nan() || min.is_nan() || max.is_nan() {
-            return f32::NAN;
-        }
-        let y = if x < min { min } else { x };
-        if y > max { max } else { y }
-    }
 }
 
 /// Which tensor a backward function reads besides the incoming gradient.
@@ -182,14 +135,14 @@ impl Tensor {
     fn unary_op<B>(
         &self,
         name: &'static str,
-        fwd: impl Fn(f32) -> f32,
+        fwd: impl Fn(&[f32], &mut [f32]),
         saved: Saved,
         bwd: B,
     ) -> Result<Tensor>
     where
-        B: Fn(f32, f32) -> f32 + Send + Sync + 'static,
+        B: Fn(&[f32], &[f32], &mut [f32]) + Send + Sync + 'static,
     {
-        let out = map_unary(self, |x, o| kern::map(x, o, &fwd))?;
+        let out = map_unary(self, fwd)?;
         if !needs_grad(&[self]) {
             return Ok(out);
         }
@@ -198,9 +151,7 @@ impl Tensor {
             Saved::Output => out.detach(),
         };
         Ok(out.record(name, &[self], move |g, _| {
-            Ok(vec![Some(map_binary(name, g, &s, |g, s, o| {
-                kern::zip(g, s, o, &bwd)
-            })?)])
+            Ok(vec![Some(map_binary(name, g, &s, &bwd)?)])
         }))
     }
 
@@ -276,65 +227,79 @@ impl Tensor {
 
     /// [`abs`](Self::abs), or `OutOfMemory`.
     pub fn try_abs(&self) -> Result<Tensor> {
-        self.unary_op("AbsBackward0", f32::abs, Saved::Input, |g, x| {
-            g * if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        })
+        self.unary_op(
+            "AbsBackward0",
+            k().abs.map,
+            Saved::Input,
+            each2(|g, x| {
+                g * if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }),
+        )
     }
 
     /// [`exp`](Self::exp), or `OutOfMemory`.
     pub fn try_exp(&self) -> Result<Tensor> {
-        self.unary_op("ExpBackward0", libm::expf, Saved::Output, |g, y| g * y)
+        self.unary_op("ExpBackward0", k().exp.map, Saved::Output, k().mul.map)
     }
 
     /// [`log`](Self::log), or `OutOfMemory`.
     pub fn try_log(&self) -> Result<Tensor> {
-        self.unary_op("LogBackward0", libm::logf, Saved::Input, |g, x| g / x)
+        self.unary_op("LogBackward0", k().log.map, Saved::Input, k().div.map)
     }
 
     /// [`sqrt`](Self::sqrt), or `OutOfMemory`.
     pub fn try_sqrt(&self) -> Result<Tensor> {
-        self.unary_op("SqrtBackward0", libm::sqrtf, Saved::Output, |g, y| {
-            g / (2.0 * y)
-        })
+        self.unary_op(
+            "SqrtBackward0",
+            k().sqrt.map,
+            Saved::Output,
+            each2(|g, y| g / (2.0 * y)),
+        )
     }
 
     /// [`rsqrt`](Self::rsqrt), or `OutOfMemory`.
     pub fn try_rsqrt(&self) -> Result<Tensor> {
         self.unary_op(
             "RsqrtBackward0",
-            |x| 1.0 / libm::sqrtf(x),
+            k().rsqrt.map,
             Saved::Output,
-            |g, y| -0.5 * g * (y * y * y),
+            each2(|g, y| -0.5 * g * (y * y * y)),
         )
     }
 
     /// [`sin`](Self::sin), or `OutOfMemory`.
     pub fn try_sin(&self) -> Result<Tensor> {
-        self.unary_op("SinBackward0", libm::sinf, Saved::Input, |g, x| {
-            g * libm::cosf(x)
-        })
+        self.unary_op(
+            "SinBackward0",
+            k().sin.map,
+            Saved::Input,
+            each2(|g, x| g * libm::cosf(x)),
+        )
     }
 
     /// [`cos`](Self::cos), or `OutOfMemory`.
     pub fn try_cos(&self) -> Result<Tensor> {
-        self.unary_op("CosBackward0", libm::cosf, Saved::Input, |g, x| {
-            g * -libm::sinf(x)
-        })
+        self.unary_op(
+            "CosBackward0",
+            k().cos.map,
+            Saved::Input,
+            each2(|g, x| g * -libm::sinf(x)),
+        )
     }
 
     /// [`relu`](Self::relu), or `OutOfMemory`.
     pub fn try_relu(&self) -> Result<Tensor> {
         self.unary_op(
             "ReluBackward0",
-            |x| if x < 0.0 { 0.0 } else { x },
+            k().relu.map,
             Saved::Output,
-            |g, y| if y <= 0.0 { 0.0 } else { g },
+            swapped(k().relu_backward),
         )
     }
 
@@ -353,44 +318,60 @@ impl Tensor {
         let s = negative_slope;
         self.unary_op(
             "LeakyReluBackward0",
-            move |x| if x > 0.0 { x } else { x * s },
+            move |x, o| (k().leaky_relu)(x, s, o),
             Saved::Input,
-            move |g, x| if x > 0.0 { g } else { g * s },
+            move |g, x, o| (k().leaky_relu_backward)(x, g, s, o),
         )
     }
 
     /// [`sigmoid`](Self::sigmoid), or `OutOfMemory`.
     pub fn try_sigmoid(&self) -> Result<Tensor> {
-        self.unary_op("SigmoidBackward0", f::sigmoid, Saved::Output, |g, y| {
-            g * (1.0 - y) * y
-        })
+        self.unary_op(
+            "SigmoidBackward0",
+            k().sigmoid.map,
+            Saved::Output,
+            swapped(k().sigmoid_backward),
+        )
     }
 
     /// [`tanh`](Self::tanh), or `OutOfMemory`.
     pub fn try_tanh(&self) -> Result<Tensor> {
-        self.unary_op("TanhBackward0", libm::tanhf, Saved::Output, |g, y| {
-            g * (1.0 - y * y)
-        })
+        self.unary_op(
+            "TanhBackward0",
+            k().tanh.map,
+            Saved::Output,
+            swapped(k().tanh_backward),
+        )
     }
 
     /// [`gelu`](Self::gelu), or `OutOfMemory`.
     pub fn try_gelu(&self) -> Result<Tensor> {
-        self.unary_op("GeluBackward0", f::gelu, Saved::Input, f::gelu_grad)
+        self.unary_op(
+            "GeluBackward0",
+            k().gelu.map,
+            Saved::Input,
+            swapped(k().gelu_backward),
+        )
     }
 
     /// [`gelu_tanh`](Self::gelu_tanh), or `OutOfMemory`.
     pub fn try_gelu_tanh(&self) -> Result<Tensor> {
         self.unary_op(
             "GeluBackward0",
-            f::gelu_tanh,
+            k().gelu_tanh.map,
             Saved::Input,
-            f::gelu_tanh_grad,
+            swapped(k().gelu_tanh_backward),
         )
     }
 
     /// [`silu`](Self::silu), or `OutOfMemory`.
     pub fn try_silu(&self) -> Result<Tensor> {
-        self.unary_op("SiluBackward0", f::silu, Saved::Input, f::silu_grad)
+        self.unary_op(
+            "SiluBackward0",
+            k().silu.map,
+            Saved::Input,
+            swapped(k().silu_backward),
+        )
     }
 
     /// [`softplus`](Self::softplus), or `OutOfMemory`.
@@ -410,11 +391,19 @@ impl Tensor {
 
     /// [`softplus_with`](Self::softplus_with), or `OutOfMemory`.
     pub fn try_softplus_with(&self, beta: f32, threshold: f32) -> Result<Tensor> {
+        if beta == 1.0 && threshold == 20.0 {
+            return self.unary_op(
+                "SoftplusBackward0",
+                k().softplus.map,
+                Saved::Input,
+                swapped(k().softplus_backward),
+            );
+        }
         self.unary_op(
             "SoftplusBackward0",
-            move |x| f::softplus(x, beta, threshold),
+            each(move |x| f::softplus(x, beta, threshold)),
             Saved::Input,
-            move |g, x| f::softplus_grad(g, x, beta, threshold),
+            each2(move |g, x| f::softplus_grad(g, x, beta, threshold)),
         )
     }
 
@@ -434,15 +423,15 @@ impl Tensor {
     pub fn try_pow_scalar(&self, p: f32) -> Result<Tensor> {
         self.unary_op(
             "PowBackward0",
-            move |x| f::pow(x, p),
+            move |x, o| (k().pow_scalar)(x, p, o),
             Saved::Input,
-            move |g, x| {
+            each2(move |g, x| {
                 if p == 0.0 {
                     0.0
                 } else {
                     g * (p * f::pow(x, p - 1.0))
                 }
-            },
+            }),
         )
     }
 
@@ -450,9 +439,9 @@ impl Tensor {
     pub fn try_square(&self) -> Result<Tensor> {
         self.unary_op(
             "PowBackward0",
-            |x| x * x,
+            k().square.map,
             Saved::Input,
-            |g, x| g * (2.0 * x),
+            each2(|g, x| g * (2.0 * x)),
         )
     }
 
@@ -460,9 +449,9 @@ impl Tensor {
     pub fn try_reciprocal(&self) -> Result<Tensor> {
         self.unary_op(
             "ReciprocalBackward0",
-            |x| 1.0 / x,
+            k().recip.map,
             Saved::Output,
-            |g, y| -g * (y * y),
+            each2(|g, y| -g * (y * y)),
         )
     }
 
@@ -531,12 +520,12 @@ impl Tensor {
         let (min, max) = (lo.unwrap_or(f32::NEG_INFINITY), hi.unwrap_or(f32::INFINITY));
         self.unary_op(
             name,
-            move |x| f::clamp(x, min, max),
+            move |x, o| (k().clamp)(x, min, max, o),
             Saved::Input,
-            move |g, x| {
+            each2(move |g, x| {
                 let inside = lo.is_none_or(|lo| x > lo) && hi.is_none_or(|hi| x < hi);
                 if inside { g } else { 0.0 }
-            },
+            }),
         )
     }
 
@@ -560,7 +549,7 @@ impl Tensor {
     /// [`relu_`](Self::relu_), or `InvalidArgument` (leaf that requires grad
     /// while recording; `self` is unchanged) or `OutOfMemory`.
     pub fn try_relu_(&mut self) -> Result<()> {
-        self.scalar_assign("relu_", |x| if x < 0.0 { 0.0 } else { x }, Tensor::try_relu)
+        self.scalar_assign("relu_", k().relu.map_inplace, Tensor::try_relu)
     }
 
     /// [`leaky_relu`](Self::leaky_relu) in place, keeping the id.
@@ -578,7 +567,7 @@ impl Tensor {
         let s = negative_slope;
         self.scalar_assign(
             "leaky_relu_",
-            move |x| if x > 0.0 { x } else { x * s },
+            move |b| (k().leaky_relu_inplace)(b, s),
             move |t| t.try_leaky_relu(s),
         )
     }
@@ -594,7 +583,7 @@ impl Tensor {
 
     /// [`sigmoid_`](Self::sigmoid_), or an error as [`try_relu_`](Self::try_relu_).
     pub fn try_sigmoid_(&mut self) -> Result<()> {
-        self.scalar_assign("sigmoid_", f::sigmoid, Tensor::try_sigmoid)
+        self.scalar_assign("sigmoid_", k().sigmoid.map_inplace, Tensor::try_sigmoid)
     }
 
     /// [`tanh`](Self::tanh) in place, keeping the id.
@@ -608,7 +597,7 @@ impl Tensor {
 
     /// [`tanh_`](Self::tanh_), or an error as [`try_relu_`](Self::try_relu_).
     pub fn try_tanh_(&mut self) -> Result<()> {
-        self.scalar_assign("tanh_", libm::tanhf, Tensor::try_tanh)
+        self.scalar_assign("tanh_", k().tanh.map_inplace, Tensor::try_tanh)
     }
 
     /// [`clamp`](Self::clamp) in place, keeping the id.
@@ -637,7 +626,7 @@ impl Tensor {
         );
         self.scalar_assign(
             "clamp_",
-            move |x| f::clamp(x, lo, hi),
+            move |b| (k().clamp_inplace)(b, lo, hi),
             move |t| t.try_clamp(min, max),
         )
     }
