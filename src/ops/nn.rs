@@ -11,54 +11,34 @@
 
 use alloc::vec;
 
-use super::kern;
 use super::reduce::resolve_dim;
 use crate::autograd::needs_grad;
 use crate::error::{Result, unwrap};
+use crate::kernels::table as k;
 use crate::tensor::{Dim, Tensor};
 
-/// Largest element of a row (`-inf` for an empty row; NaN is skipped, but a
-/// NaN element makes its whole row NaN through the sum anyway).
-#[inline]
-fn row_max(x: &[f32]) -> f32 {
-    x.iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
-}
-
-/// `out = exp(x - max) / sum(exp(x - max))`. A row that is all `-inf` gives
-/// NaN (`-inf - -inf`), as in PyTorch.
+/// `out = exp(x - max) / sum(exp(x - max))` (the kernel table's row
+/// softmax). A row that is all `-inf` gives NaN, as in PyTorch.
 pub(crate) fn softmax_row(x: &[f32], out: &mut [f32]) {
-    let m = row_max(x);
-    kern::map(x, out, |v| libm::expf(v - m));
-    let s = kern::sum(out);
-    for o in out.iter_mut() {
-        *o /= s;
-    }
+    (k().softmax)(x, out)
 }
 
-/// `out = x - max - log(sum(exp(x - max)))`.
+/// `out = (x - max) - log(sum(exp(x - max)))`, PyTorch's order (exact for
+/// large logits).
 pub(crate) fn log_softmax_row(x: &[f32], out: &mut [f32]) {
-    let m = row_max(x);
-    kern::map(x, out, |v| libm::expf(v - m));
-    // PyTorch's order, (x - max) - log(sum): exact for large logits, where
-    // x - (max + log(sum)) would round max + log(sum) first.
-    let log_sum = libm::logf(kern::sum(out));
-    kern::map(x, out, |v| (v - m) - log_sum);
+    (k().log_softmax)(x, out)
 }
 
 /// Softmax gradient from the output `y` and the incoming gradient `g`:
 /// `out = y * (g - sum(g * y))`.
 pub(crate) fn softmax_backward_row(y: &[f32], g: &[f32], out: &mut [f32]) {
-    kern::zip(g, y, out, |g, y| g * y);
-    let dot = kern::sum(out);
-    kern::zip(g, y, out, |g, y| y * (g - dot));
+    (k().softmax_backward)(y, g, out)
 }
 
 /// Log-softmax gradient from the output `y` and the incoming gradient `g`:
 /// `out = g - exp(y) * sum(g)`.
 pub(crate) fn log_softmax_backward_row(y: &[f32], g: &[f32], out: &mut [f32]) {
-    let s = kern::sum(g);
-    kern::zip(g, y, out, |g, y| g - libm::expf(y) * s);
+    (k().log_softmax_backward)(y, g, out)
 }
 
 /// Applies `f` to every row along `dim` of the same-shaped `inputs`, giving a

@@ -16,7 +16,6 @@
 
 use alloc::vec;
 
-use super::kern;
 use crate::autograd::needs_grad;
 use crate::error::{Error, Result, unwrap};
 use crate::tensor::layout::{Layout, Walker};
@@ -90,20 +89,29 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
     let add = |acc: &mut [f32], c: &mut [f32], j: usize, v: f32| {
         kahan_add(&mut acc[j], &mut c[j], v);
     };
-    for run in Walker::new([&lo, &x.layout]) {
+    let k = crate::kernels::table();
+    let walker = Walker::new([&lo, &x.layout]);
+    // A strided run is gathered whole and summed by the same kernel as a
+    // contiguous one, so a view and its contiguous copy sum identically.
+    let mut stack = [0.0f32; super::CHUNK];
+    let mut scratch = if walker.run_len() > super::CHUNK {
+        Some(Tensor::try_zeros([walker.run_len()])?)
+    } else {
+        None
+    };
+    for run in walker {
         let (oj, so) = (run.offsets[0], run.strides[0]);
         let (ox, sx) = (run.offsets[1], run.strides[1]);
         if so == 0 {
-            let s = match sx {
-                1 => kern::sum(&src[ox..ox + run.len]),
-                0 => src[ox] * run.len as f32,
-                _ => {
-                    let mut s = 0.0f64;
-                    for i in 0..run.len {
-                        s += src[ox + i * sx] as f64;
-                    }
-                    s as f32
-                }
+            let s = if sx == 1 {
+                (k.sum)(&src[ox..ox + run.len])
+            } else {
+                let buf: &mut [f32] = match &mut scratch {
+                    Some(t) => t.storage.get_mut().expect("fresh buffer"),
+                    None => &mut stack[..run.len],
+                };
+                (k.copy_strided)(&src[ox..], sx, buf);
+                (k.sum)(buf)
             };
             add(acc, c, oj, s);
         } else {

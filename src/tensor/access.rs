@@ -13,22 +13,53 @@ impl Tensor {
     /// (`out.len() == numel`), whatever the view's strides.
     pub(crate) fn gather_into(&self, out: &mut [f32]) {
         debug_assert_eq!(out.len(), self.numel());
+        if self.gather_transposed(out) {
+            return;
+        }
         let src = self.storage.as_slice();
+        let k = crate::kernels::table();
         let mut pos = 0;
         for run in self.walker() {
             let dst = &mut out[pos..pos + run.len];
             let o = run.offsets[0];
             match run.strides[0] {
                 1 => dst.copy_from_slice(&src[o..o + run.len]),
-                0 => dst.fill(src[o]),
-                s => {
-                    for (i, d) in dst.iter_mut().enumerate() {
-                        *d = src[o + i * s];
-                    }
-                }
+                s => (k.copy_strided)(&src[o..], s, dst),
             }
             pos += run.len;
         }
+    }
+
+    /// The copy of a view whose last two dimensions are a transposed
+    /// row-major block (strides `[.., 1, ld]`), done block by block with the
+    /// cache-tiled transpose kernel. Returns false for other layouts.
+    fn gather_transposed(&self, out: &mut [f32]) -> bool {
+        let r = self.rank();
+        if r < 2 || self.numel() < 64 {
+            return false;
+        }
+        let (a, b) = (self.dims()[r - 2], self.dims()[r - 1]);
+        let (sa, sb) = (self.strides()[r - 2], self.strides()[r - 1]);
+        if a < 2 || b < 2 || sa != 1 || sb < a {
+            return false;
+        }
+        // Offsets of the blocks: the outer dimensions with the last two fixed.
+        let outer = self.layout.select(r - 1, 0).select(r - 2, 0);
+        let src = self.storage.as_slice();
+        let k = crate::kernels::table();
+        let block = a * b;
+        let mut at = 0;
+        for run in super::layout::Walker::new([&outer]) {
+            for i in 0..run.len {
+                let o = run.offsets[0] + i * run.strides[0];
+                // Element (p, q) of the block is src[o + p + q * sb]: the
+                // transpose of the [b, a] matrix with row stride sb at o.
+                let end = o + (b - 1) * sb + a;
+                (k.transpose)(&src[o..end], b, a, sb, &mut out[at..at + block]);
+                at += block;
+            }
+        }
+        true
     }
 
     /// A fresh contiguous copy (new id), even if `self` is contiguous.
