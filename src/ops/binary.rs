@@ -25,6 +25,7 @@ macro_rules! plain {
         /// # Panics
         #[doc = concat!("If the shapes do not broadcast or memory runs out; see [`", stringify!($try_name), "`](Self::", stringify!($try_name), ").")]
         #[track_caller]
+        #[inline]
         pub fn $name(&self, rhs: $rhs) -> Tensor {
             unwrap(self.$try_name(rhs))
         }
@@ -74,6 +75,7 @@ impl Tensor {
     );
 
     /// `self + other`, or `ShapeMismatch` (op `add`) if they do not broadcast.
+    #[inline]
     pub fn try_add_tensor(&self, other: &Tensor) -> Result<Tensor> {
         let out = map_binary("add", self, other, |a, b, o| (k().add.map)(a, b, o))?;
         if !needs_grad(&[self, other]) {
@@ -89,6 +91,7 @@ impl Tensor {
     }
 
     /// `self - other`, or `ShapeMismatch` (op `sub`).
+    #[inline]
     pub fn try_sub_tensor(&self, other: &Tensor) -> Result<Tensor> {
         let out = map_binary("sub", self, other, |a, b, o| (k().sub.map)(a, b, o))?;
         if !needs_grad(&[self, other]) {
@@ -104,6 +107,7 @@ impl Tensor {
     }
 
     /// `self * other`, or `ShapeMismatch` (op `mul`).
+    #[inline]
     pub fn try_mul_tensor(&self, other: &Tensor) -> Result<Tensor> {
         let out = map_binary("mul", self, other, |a, b, o| (k().mul.map)(a, b, o))?;
         if !needs_grad(&[self, other]) {
@@ -119,6 +123,7 @@ impl Tensor {
     }
 
     /// `self / other`, or `ShapeMismatch` (op `div`).
+    #[inline]
     pub fn try_div_tensor(&self, other: &Tensor) -> Result<Tensor> {
         let out = map_binary("div", self, other, |a, b, o| (k().div.map)(a, b, o))?;
         if !needs_grad(&[self, other]) {
@@ -675,6 +680,7 @@ macro_rules! binary_operator {
         impl core::ops::$trait<&Tensor> for &Tensor {
             type Output = Tensor;
             #[track_caller]
+            #[inline]
             fn $method(self, rhs: &Tensor) -> Tensor {
                 self.$tensor_fn(rhs)
             }

@@ -184,12 +184,14 @@ pub(crate) fn unary_into(x: &Tensor, out: &mut [f32], k: &impl Fn(&[f32], &mut [
 }
 
 /// A new contiguous tensor `k(x)` of `x`'s shape.
+#[inline]
 pub(crate) fn map_unary(x: &Tensor, k: impl Fn(&[f32], &mut [f32])) -> Result<Tensor> {
     Tensor::try_from_fill(x.shape().clone(), |out| unary_into(x, out, &k))
 }
 
 /// A new contiguous tensor `k(a, b)` of the broadcast shape of `a` and `b`
 /// (`ShapeMismatch` naming `op` when they do not broadcast).
+#[inline]
 pub(crate) fn map_binary(
     op: &'static str,
     a: &Tensor,

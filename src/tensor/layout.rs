@@ -19,6 +19,7 @@ pub(crate) struct Layout {
 }
 
 /// Row-major strides for `dims`.
+#[inline]
 pub(crate) fn contiguous_strides(dims: &[usize]) -> [usize; MAX_RANK] {
     let mut s = [0; MAX_RANK];
     let mut acc = 1usize;
@@ -31,6 +32,7 @@ pub(crate) fn contiguous_strides(dims: &[usize]) -> [usize; MAX_RANK] {
 
 impl Layout {
     /// A row-major layout starting at offset 0.
+    #[inline]
     pub(crate) fn contiguous(shape: Shape) -> Layout {
         let strides = contiguous_strides(shape.dims());
         Layout {
