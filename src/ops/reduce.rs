@@ -94,11 +94,7 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
     // A strided run is gathered whole and summed by the same kernel as a
     // contiguous one, so a view and its contiguous copy sum identically.
     let mut stack = [0.0f32; super::CHUNK];
-    let mut scratch = if walker.run_len() > super::CHUNK {
-        Some(Tensor::try_zeros([walker.run_len()])?)
-    } else {
-        None
-    };
+    let mut scratch: Option<Tensor> = None;
     for run in walker {
         let (oj, so) = (run.offsets[0], run.strides[0]);
         let (ox, sx) = (run.offsets[1], run.strides[1]);
@@ -106,9 +102,14 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
             let s = if sx == 1 {
                 (k.sum)(&src[ox..ox + run.len])
             } else {
-                let buf: &mut [f32] = match &mut scratch {
-                    Some(t) => t.storage.get_mut().expect("fresh buffer"),
-                    None => &mut stack[..run.len],
+                let buf: &mut [f32] = if run.len <= super::CHUNK {
+                    &mut stack[..run.len]
+                } else {
+                    if scratch.is_none() {
+                        scratch = Some(Tensor::try_zeros([run.len])?);
+                    }
+                    let t = scratch.as_mut().expect("set just above");
+                    t.storage.get_mut().expect("fresh buffer")
                 };
                 (k.copy_strided)(&src[ox..], sx, buf);
                 (k.sum)(buf)
