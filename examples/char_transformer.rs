@@ -323,7 +323,7 @@ fn main() -> Result<()> {
             batch: 16,
             steps: 600,
             warmup: 30,
-            lr: 3e-3,
+            lr: 1e-2,
             every: 50,
             eval_batches: 8,
             sample: 300,
@@ -384,6 +384,13 @@ fn main() -> Result<()> {
         &[cfg.warmup],
     );
 
+    println!(
+        "AdamW (lr {:.0e}, weight decay 0.01): linear warm-up over {} steps, cosine to {:.0e}; \
+         gradient norm clipped at 1",
+        cfg.lr,
+        cfg.warmup,
+        cfg.lr * 0.1
+    );
     let first_held = eval_loss(&model, &held)?;
     println!("step    0: held-out loss {first_held:.4}");
     let start = Instant::now();
@@ -448,7 +455,7 @@ fn main() -> Result<()> {
         0.8,
         &mut sampler,
     )?;
-    println!("sample (temperature 0.8):\n{text}");
+    println!("sample (seed 7, temperature 0.8):\n{text}");
 
     assert!(
         last_held < first_held,
@@ -456,7 +463,7 @@ fn main() -> Result<()> {
     );
     if !ci {
         assert!(
-            last_held < 0.6 * uniform,
+            last_held < 0.5 * uniform,
             "held-out loss {last_held:.4} is not well below ln(vocab) = {uniform:.4}"
         );
     }

@@ -204,11 +204,11 @@ fn main() -> Result<()> {
     println!(
         "after {steps} SGD steps (batches of 128): test accuracy one thread {:.2}%, \
          {threads} threads {:.2}%; parameters max abs difference {diff:.2e} (largest {size:.2e}); \
-         training time {:.2} s vs {:.2} s",
+         training time {:.1} ms vs {:.1} ms",
         100.0 * acc_single,
         100.0 * acc_shared,
-        t_single.as_secs_f32(),
-        t_shared.as_secs_f32()
+        ms(t_single),
+        ms(t_shared)
     );
     assert!(diff <= 1e-4, "the two copies drifted apart by {diff:.2e}");
     assert!(

@@ -138,10 +138,8 @@ fn main() -> Result<()> {
         100.0 * rot_before
     );
 
-    // Freeze everything but the head and remember the frozen weights.
-    for i in 0..HEAD {
-        model.get_mut(i).expect("layer").set_requires_grad(false);
-    }
+    // Remember the loaded weights of the layers to freeze, then freeze
+    // everything but the head.
     let snapshot = |m: &Sequential| -> Vec<(String, Vec<u32>)> {
         m.named_parameters()
             .into_iter()
@@ -153,6 +151,9 @@ fn main() -> Result<()> {
         .filter(|(n, _)| !n.starts_with(&format!("{HEAD}.")))
         .collect();
     let head_before = model.get(HEAD).expect("head").parameters()[0].to_vec();
+    for i in 0..HEAD {
+        model.get_mut(i).expect("layer").set_requires_grad(false);
+    }
     let trainable: usize = model
         .parameters()
         .iter()
