@@ -170,13 +170,9 @@ fn flag(v: &Value, default: bool) -> bool {
 /// every run's outputs, gradients and buffers. `fwd` maps the run's inputs
 /// to the outputs.
 fn check_case<M: Module>(c: &Case, mut m: M, tol: Tol, fwd: impl Fn(&M, &[Tensor]) -> Vec<Tensor>) {
-    // The same keys as PyTorch's state dict. (Module::state_dict lists all
-    // parameters before all buffers; PyTorch interleaves them per module,
-    // so the order is compared for parameters only, in the runs below.)
-    let mut ours: Vec<String> = m.state_dict().into_iter().map(|(n, _)| n).collect();
-    let mut theirs: Vec<String> = c.state.iter().map(|(n, _)| n.clone()).collect();
-    ours.sort();
-    theirs.sort();
+    // The same keys as PyTorch's state dict, in the same order.
+    let ours: Vec<String> = m.state_dict().into_iter().map(|(n, _)| n).collect();
+    let theirs: Vec<String> = c.state.iter().map(|(n, _)| n.clone()).collect();
     assert_eq!(ours, theirs, "{}: state_dict keys", c.name);
     m.load_state_dict(&c.state)
         .unwrap_or_else(|e| panic!("{}: load_state_dict: {e}", c.name));

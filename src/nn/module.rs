@@ -50,6 +50,15 @@ pub trait Module: Send + Sync {
         let _ = (prefix, f);
     }
 
+    /// Calls `f(name, tensor)` for every parameter and buffer in PyTorch's
+    /// `state_dict` order: a module's own parameters, then its own buffers,
+    /// then each sub-module's. The default (parameters, then buffers) is right
+    /// for layers; containers override it to interleave their children.
+    fn visit_state(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.visit_params(prefix, f);
+        self.visit_buffers(prefix, f);
+    }
+
     /// Replaces the buffer called `name` (relative to this module) with
     /// `value`; returns false if there is no such buffer.
     fn set_buffer(&mut self, name: &str, value: &Tensor) -> Result<bool> {
@@ -145,12 +154,11 @@ pub trait Module: Send + Sync {
         });
     }
 
-    /// Parameters and buffers by dotted name (detached handles), parameters
-    /// first, each in registration order.
+    /// Parameters and buffers by dotted name (detached handles), in
+    /// PyTorch's `state_dict` order (see [`visit_state`](Module::visit_state)).
     fn state_dict(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
-        self.visit_params("", &mut |n, p| out.push((n.to_string(), p.detach())));
-        self.visit_buffers("", &mut |n, b| out.push((n.to_string(), b.detach())));
+        self.visit_state("", &mut |n, t| out.push((n.to_string(), t.detach())));
         out
     }
 
@@ -270,6 +278,9 @@ impl<M: Module + ?Sized> Module for alloc::boxed::Box<M> {
     }
     fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
         (**self).visit_buffers(prefix, f)
+    }
+    fn visit_state(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        (**self).visit_state(prefix, f)
     }
     fn set_buffer(&mut self, name: &str, value: &Tensor) -> Result<bool> {
         (**self).set_buffer(name, value)

@@ -95,6 +95,12 @@ impl Module for Sequential {
         }
     }
 
+    fn visit_state(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (i, m) in self.layers.iter().enumerate() {
+            m.visit_state(&format!("{prefix}{i}."), f);
+        }
+    }
+
     fn set_buffer(&mut self, name: &str, value: &Tensor) -> Result<bool> {
         let Some((head, rest)) = name.split_once('.') else {
             return Ok(false);
