@@ -253,6 +253,7 @@ mod tests {
 mod check;
 mod generic;
 mod lanes;
+pub mod optim;
 pub mod scalar;
 mod table;
 

@@ -264,7 +264,17 @@ pub struct Kernels {
     /// Panics unless `out.len() == rows * cols`, `src_row_stride >= cols` and
     /// the block fits in `src`. Exact.
     pub transpose: fn(&[f32], usize, usize, usize, &mut [f32]),
+
+    /// One fused Adam/AdamW (optionally AMSGrad) update of a parameter:
+    /// `adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, step)`. Bit-identical
+    /// to [`optim::adam_scalar`](super::optim::adam_scalar) on every ISA;
+    /// panics unless all lengths are equal.
+    pub adam: AdamFn,
 }
+
+/// See [`Kernels::adam`].
+pub type AdamFn =
+    fn(&mut [f32], &[f32], &mut [f32], &mut [f32], Option<&mut [f32]>, &super::optim::AdamStep);
 
 /// A scalar [`Unary`] from an element function.
 macro_rules! scalar_unary {
@@ -385,6 +395,7 @@ pub(crate) static SCALAR: Kernels = Kernels {
     softmax_backward: scalar::softmax_backward,
     log_softmax_backward: scalar::log_softmax_backward,
 
+    adam: super::optim::adam_scalar,
     copy_strided: scalar::copy_strided,
     transpose: scalar::transpose,
 };
@@ -550,6 +561,19 @@ macro_rules! simd_table {
 
             copy_strided: $crate::kernels::scalar::copy_strided,
             transpose: $crate::kernels::scalar::transpose,
+            adam: $wrap!(
+                $L,
+                (
+                    p: &mut [f32],
+                    g: &[f32],
+                    m: &mut [f32],
+                    v: &mut [f32],
+                    vmax: Option<&mut [f32]>,
+                    s: &$crate::kernels::optim::AdamStep
+                ),
+                $crate::kernels::optim::adam,
+                []
+            ),
         }
     }};
 }

@@ -202,18 +202,6 @@ pub(crate) fn lerp(a: f32, b: f32, w: f32) -> f32 {
     }
 }
 
-/// `torch.maximum`: the larger value, NaN if either is NaN.
-#[inline(always)]
-fn maximum(a: f32, b: f32) -> f32 {
-    if a >= b {
-        a
-    } else if b > a {
-        b
-    } else {
-        f32::NAN
-    }
-}
-
 /// One fused Adam/AdamW update of a parameter `p` with gradient `g`, first
 /// and second moments `m`, `v` and, with AMSGrad, their running maximum
 /// `vmax`. Mirrors `torch.optim.adam._single_tensor_adam` element by
@@ -239,52 +227,18 @@ pub(crate) fn adam_update(
     vmax: Option<&mut [f32]>,
     s: &AdamScalars,
 ) {
-    let n = p.len();
-    assert!(
-        g.len() == n && m.len() == n && v.len() == n,
-        "adam_update: slice lengths differ"
-    );
-    let one = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| -> f32 {
-        let g = if s.maximize { -g } else { g };
-        let g = match s.decay {
-            Some(d) => {
-                *p *= d;
-                g
-            }
-            None if s.weight_decay != 0.0 => g + s.weight_decay * *p,
-            None => g,
-        };
-        *m = lerp(*m, g, s.one_minus_beta1);
-        let vb = *v * s.beta2;
-        *v = vb + (s.one_minus_beta2 * g) * g;
-        *v
+    let step = crate::kernels::optim::AdamStep {
+        one_minus_beta1: s.one_minus_beta1,
+        beta2: s.beta2,
+        one_minus_beta2: s.one_minus_beta2,
+        weight_decay: s.weight_decay,
+        decay: s.decay,
+        neg_step_size: s.neg_step_size,
+        bias_correction2_sqrt: s.bias_correction2_sqrt,
+        eps: s.eps,
+        maximize: s.maximize,
     };
-    let finish = |p: &mut f32, m: f32, second: f32| {
-        let denom = libm::sqrtf(second) / s.bias_correction2_sqrt + s.eps;
-        *p += (s.neg_step_size * m) / denom;
-    };
-    match vmax {
-        None => {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let second = one(p, g, m, v);
-                finish(p, *m, second);
-            }
-        }
-        Some(vmax) => {
-            assert_eq!(vmax.len(), n, "adam_update: slice lengths differ");
-            for ((((p, &g), m), v), vm) in p
-                .iter_mut()
-                .zip(g)
-                .zip(m.iter_mut())
-                .zip(v.iter_mut())
-                .zip(vmax.iter_mut())
-            {
-                let second = one(p, g, m, v);
-                *vm = maximum(*vm, second);
-                finish(p, *m, *vm);
-            }
-        }
-    }
+    (crate::kernels::table().adam)(p, g, m, v, vmax, &step)
 }
 
 /// Adam (`torch.optim.Adam`): adaptive moment estimation with optional L2

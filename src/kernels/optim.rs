@@ -1,0 +1,260 @@
+//! Fused optimizer updates: one pass over a parameter, its gradient and its
+//! state.
+//!
+//! The SIMD bodies use exactly the scalar reference's operations (IEEE add,
+//! multiply, divide and square root, no fused multiply-add), so every ISA
+//! updates parameters bit-identically to [`adam_scalar`].
+
+use crate::kernels::check;
+use crate::kernels::lanes::Lanes;
+
+/// Per-step constants of one Adam/AdamW update (see
+/// `torch.optim.adam._single_tensor_adam`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    /// `1 - beta1`, the weight of `exp_avg.lerp_(grad, 1 - beta1)`.
+    pub one_minus_beta1: f32,
+    /// `beta2`.
+    pub beta2: f32,
+    /// `1 - beta2`.
+    pub one_minus_beta2: f32,
+    /// L2 weight decay added to the gradient (Adam); 0 when decoupled.
+    pub weight_decay: f32,
+    /// Decoupled decay factor `1 - lr * weight_decay` (AdamW), or `None`.
+    pub decay: Option<f32>,
+    /// `-lr / (1 - beta1^step)`.
+    pub neg_step_size: f32,
+    /// `sqrt(1 - beta2^step)`.
+    pub bias_correction2_sqrt: f32,
+    /// `eps`.
+    pub eps: f32,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+/// `torch.maximum` of two values: NaN if either is NaN.
+#[inline(always)]
+fn maximum(a: f32, b: f32) -> f32 {
+    if a >= b {
+        a
+    } else if b > a {
+        b
+    } else {
+        f32::NAN
+    }
+}
+
+/// One element of the update; returns nothing, writes `p`, `m`, `v`, `vmax`.
+#[inline(always)]
+fn adam_one(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, vmax: Option<&mut f32>, s: &AdamStep) {
+    let mut g = if s.maximize { -g } else { g };
+    match s.decay {
+        Some(d) => *p *= d,
+        None if s.weight_decay != 0.0 => g += s.weight_decay * *p,
+        None => {}
+    }
+    let w = s.one_minus_beta1;
+    *m = if w.abs() < 0.5 {
+        *m + w * (g - *m)
+    } else {
+        g - (g - *m) * (1.0 - w)
+    };
+    *v = *v * s.beta2 + (s.one_minus_beta2 * g) * g;
+    let second = match vmax {
+        Some(vm) => {
+            *vm = maximum(*vm, *v);
+            *vm
+        }
+        None => *v,
+    };
+    let denom = libm::sqrtf(second) / s.bias_correction2_sqrt + s.eps;
+    *p += (s.neg_step_size * *m) / denom;
+}
+
+/// The scalar reference Adam/AdamW update (also the tail of the SIMD ones).
+///
+/// # Panics
+/// If the slice lengths differ.
+pub fn adam_scalar(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    vmax: Option<&mut [f32]>,
+    s: &AdamStep,
+) {
+    check_lengths(p.len(), g, m, v, vmax.as_deref());
+    match vmax {
+        None => {
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                adam_one(p, g, m, v, None, s);
+            }
+        }
+        Some(vmax) => {
+            for ((((p, &g), m), v), vm) in p
+                .iter_mut()
+                .zip(g)
+                .zip(m.iter_mut())
+                .zip(v.iter_mut())
+                .zip(vmax.iter_mut())
+            {
+                adam_one(p, g, m, v, Some(vm), s);
+            }
+        }
+    }
+}
+
+fn check_lengths(n: usize, g: &[f32], m: &[f32], v: &[f32], vmax: Option<&[f32]>) {
+    check::same("adam", n, g.len());
+    check::same("adam", n, m.len());
+    check::same("adam", n, v.len());
+    if let Some(vm) = vmax {
+        check::same("adam", n, vm.len());
+    }
+}
+
+/// The Adam/AdamW update on whole vectors of `L`, the remainder through the
+/// scalar reference.
+#[inline(always)]
+pub(crate) fn adam<L: Lanes>(
+    l: L,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    mut vmax: Option<&mut [f32]>,
+    s: &AdamStep,
+) {
+    let n = p.len();
+    check_lengths(n, g, m, v, vmax.as_deref());
+    let w = s.one_minus_beta1;
+    let (wv, one_minus_w) = (l.splat(w), l.splat(1.0 - w));
+    let (beta2, omb2) = (l.splat(s.beta2), l.splat(s.one_minus_beta2));
+    let (wd, bc2, eps, step) = (
+        l.splat(s.weight_decay),
+        l.splat(s.bias_correction2_sqrt),
+        l.splat(s.eps),
+        l.splat(s.neg_step_size),
+    );
+    let decay = s.decay.map(|d| l.splat(d));
+    let small_w = w.abs() < 0.5;
+    let full = n - n % L::LANES;
+    let mut i = 0;
+    while i < full {
+        let r = i..i + L::LANES;
+        let mut pv = l.load(&p[r.clone()]);
+        let mut gv = l.load(&g[r.clone()]);
+        let mut mv = l.load(&m[r.clone()]);
+        let vv = l.load(&v[r.clone()]);
+        if s.maximize {
+            gv = l.neg(gv);
+        }
+        match decay {
+            Some(d) => pv = l.mul(pv, d),
+            None if s.weight_decay != 0.0 => gv = l.add(gv, l.mul(wd, pv)),
+            None => {}
+        }
+        mv = if small_w {
+            l.add(mv, l.mul(wv, l.sub(gv, mv)))
+        } else {
+            l.sub(gv, l.mul(l.sub(gv, mv), one_minus_w))
+        };
+        let vv = l.add(l.mul(vv, beta2), l.mul(l.mul(omb2, gv), gv));
+        let second = match vmax.as_deref_mut() {
+            Some(vm) => {
+                let old = l.load(&vm[r.clone()]);
+                // torch.maximum: NaN if either is NaN.
+                let nan = l.splat(f32::NAN);
+                let mx = l.select(l.ge(old, vv), old, l.select(l.gt(vv, old), vv, nan));
+                l.store(mx, &mut vm[r.clone()]);
+                mx
+            }
+            None => vv,
+        };
+        let denom = l.add(l.div(l.sqrt(second), bc2), eps);
+        pv = l.add(pv, l.div(l.mul(step, mv), denom));
+        l.store(pv, &mut p[r.clone()]);
+        l.store(mv, &mut m[r.clone()]);
+        l.store(vv, &mut v[r]);
+        i += L::LANES;
+    }
+    adam_scalar(
+        &mut p[full..],
+        &g[full..],
+        &mut m[full..],
+        &mut v[full..],
+        vmax.map(|vm| &mut vm[full..]),
+        s,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{supported, table_for};
+    use alloc::vec::Vec;
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed);
+                (x % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every ISA's fused update is bit-identical to the scalar reference, for
+    /// Adam, AdamW and AMSGrad, on the usual awkward lengths.
+    #[test]
+    fn simd_adam_matches_scalar_bit_for_bit() {
+        let steps = [
+            AdamStep {
+                one_minus_beta1: 0.1,
+                beta2: 0.999,
+                one_minus_beta2: 0.001,
+                weight_decay: 0.01,
+                decay: None,
+                neg_step_size: -1e-3 / 0.1,
+                bias_correction2_sqrt: 0.0316,
+                eps: 1e-8,
+                maximize: false,
+            },
+            AdamStep {
+                one_minus_beta1: 0.7,
+                beta2: 0.9,
+                one_minus_beta2: 0.1,
+                weight_decay: 0.0,
+                decay: Some(0.99),
+                neg_step_size: -0.01,
+                bias_correction2_sqrt: 0.5,
+                eps: 1e-6,
+                maximize: true,
+            },
+        ];
+        for isa in supported() {
+            let k = table_for(isa).unwrap();
+            for s in &steps {
+                for n in [0usize, 1, 7, 8, 15, 16, 17, 31, 63, 64, 65, 1000] {
+                    for ams in [false, true] {
+                        let g = data(n, 1);
+                        let (mut p1, mut m1, mut v1, mut x1) = (
+                            data(n, 2),
+                            data(n, 3),
+                            data(n, 4).iter().map(|x| x.abs()).collect::<Vec<_>>(),
+                            data(n, 5).iter().map(|x| x.abs()).collect::<Vec<_>>(),
+                        );
+                        let (mut p2, mut m2, mut v2, mut x2) =
+                            (p1.clone(), m1.clone(), v1.clone(), x1.clone());
+                        adam_scalar(&mut p1, &g, &mut m1, &mut v1, ams.then_some(&mut x1[..]), s);
+                        (k.adam)(&mut p2, &g, &mut m2, &mut v2, ams.then_some(&mut x2[..]), s);
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&p1), bits(&p2), "{isa:?} n={n} ams={ams} p");
+                        assert_eq!(bits(&m1), bits(&m2), "{isa:?} n={n} m");
+                        assert_eq!(bits(&v1), bits(&v2), "{isa:?} n={n} v");
+                        assert_eq!(bits(&x1), bits(&x2), "{isa:?} n={n} vmax");
+                    }
+                }
+            }
+        }
+    }
+}
