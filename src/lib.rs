@@ -15,4 +15,7 @@ pub(crate) mod sync;
 pub mod tensor;
 
 pub use error::{Error, Result};
+pub use kernels::gemm::{Batch, Epilogue, MatMut, MatRef, sgemm, sgemm_batched, sgemm_fused};
+#[cfg(feature = "std")]
+pub use kernels::threads::{num_threads, set_num_threads};
 pub use tensor::{MAX_RANK, Shape};

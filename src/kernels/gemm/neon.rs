@@ -1,0 +1,107 @@
+//! NEON path (aarch64, where Advanced SIMD is part of the baseline): lanes,
+//! blocking and entry point.
+//!
+//! NEON is enabled for the whole crate on these targets, so the intrinsics are
+//! safe to call and no `#[target_feature]` wrapper is needed.
+
+use core::arch::aarch64::*;
+
+use super::driver::{Arch, Blocking, Plan, Problem, run_task};
+use super::simd::Simd;
+
+/// Capability token for the NEON path (always available on aarch64 builds).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Neon(());
+
+impl Neon {
+    /// The token.
+    pub(crate) fn new() -> Option<Self> {
+        Some(Neon(()))
+    }
+}
+
+/// Micro-tile: `MR` rows by `NV` vectors of 4 columns (24 accumulators of the
+/// 32 registers).
+const MR: usize = 8;
+const NV: usize = 3;
+
+impl Arch for Neon {
+    const BLOCKING: Blocking = Blocking {
+        mr: MR,
+        nr: NV * 4,
+        kc: 256,
+        mc: 512,
+        nc: 512,
+    };
+
+    fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
+        run_task::<Neon, MR, NV>(self, p, plan, task, scratch)
+    }
+}
+
+impl Simd for Neon {
+    type V = float32x4_t;
+    const W: usize = 4;
+
+    #[inline(always)]
+    fn zero(self) -> float32x4_t {
+        vdupq_n_f32(0.0)
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> float32x4_t {
+        vdupq_n_f32(x)
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> float32x4_t {
+        // SAFETY: the caller guarantees `p .. p + 4` is readable.
+        unsafe { vld1q_f32(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: float32x4_t) {
+        // SAFETY: the caller guarantees `p .. p + 4` is writable.
+        unsafe { vst1q_f32(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(self, p: *const f32, n: usize) -> float32x4_t {
+        let mut t = [0.0f32; 4];
+        // SAFETY: the caller guarantees `p .. p + n` is readable, n <= 4.
+        unsafe { core::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), n) };
+        // SAFETY: `t` has 4 values.
+        unsafe { vld1q_f32(t.as_ptr()) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, v: float32x4_t, n: usize) {
+        let mut t = [0.0f32; 4];
+        // SAFETY: `t` has room for 4 values.
+        unsafe { vst1q_f32(t.as_mut_ptr(), v) };
+        // SAFETY: the caller guarantees `p .. p + n` is writable, n <= 4.
+        unsafe { core::ptr::copy_nonoverlapping(t.as_ptr(), p, n) };
+    }
+    #[inline(always)]
+    unsafe fn bcast(self, p: *const f32) -> float32x4_t {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { vld1q_dup_f32(p) }
+    }
+    #[inline(always)]
+    fn fma(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        vfmaq_f32(c, a, b)
+    }
+    #[inline(always)]
+    fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        vaddq_f32(a, b)
+    }
+    #[inline(always)]
+    fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        vmulq_f32(a, b)
+    }
+    #[inline(always)]
+    fn relu(self, v: float32x4_t) -> float32x4_t {
+        // Keep NaN (unlike `vmaxq_f32`, which would be fine too, this also keeps
+        // -0.0 as the scalar path does): select 0 where v < 0.
+        vbslq_f32(vcltzq_f32(v), vdupq_n_f32(0.0), v)
+    }
+    #[inline(always)]
+    fn hsum(self, v: float32x4_t) -> f32 {
+        vaddvq_f32(v)
+    }
+}

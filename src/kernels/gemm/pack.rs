@@ -1,0 +1,129 @@
+//! Packing: copies a block of A or B into the panel layout the micro-kernel
+//! reads, with zero padding at the edges. Transposed operands are handled here,
+//! by the order of the copy, never by a separate transposition.
+
+use super::simd::Simd;
+
+/// Packs rows `0..mc`, columns `0..kc` of A (`A[i, p]` at `a + i * rs + p * cs`)
+/// into panels of `mr` rows: panel `q` starts at `dst + q * mr * kc` and holds
+/// `A[q * mr + i, p]` at `p * mr + i`. Rows past `mc` are zero.
+///
+/// # Safety
+/// The A block is readable; `dst` has room for `ceil(mc / mr) * mr * kc` values.
+#[inline(always)]
+pub(super) unsafe fn pack_a(
+    mr: usize,
+    dst: *mut f32,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    mc: usize,
+    kc: usize,
+) {
+    let mut i0 = 0;
+    let mut d = dst;
+    while i0 < mc {
+        let rows = mr.min(mc - i0);
+        // SAFETY: rows i0 .. i0 + rows exist; `d` has room for mr * kc values.
+        unsafe {
+            let src = a.add(i0 * rs);
+            if cs == 1 {
+                // Row-major A: read each row sequentially, scatter into the panel.
+                for i in 0..rows {
+                    let row = src.add(i * rs);
+                    for p in 0..kc {
+                        *d.add(p * mr + i) = *row.add(p);
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    let col = src.add(p * cs);
+                    for i in 0..rows {
+                        *d.add(p * mr + i) = *col.add(i * rs);
+                    }
+                }
+            }
+            if rows < mr {
+                for p in 0..kc {
+                    for i in rows..mr {
+                        *d.add(p * mr + i) = 0.0;
+                    }
+                }
+            }
+            d = d.add(mr * kc);
+        }
+        i0 += mr;
+    }
+}
+
+/// Packs rows `0..kc`, columns `0..nc` of B (`B[p, j]` at `b + p * rs + j * cs`)
+/// into panels of `NV * W` columns: panel `q` starts at `dst + q * nr * kc` and
+/// holds `B[p, q * nr + j]` at `p * nr + j`. Columns past `nc` are zero.
+///
+/// # Safety
+/// The B block is readable; `dst` has room for `ceil(nc / nr) * nr * kc` values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
+    s: S,
+    dst: *mut f32,
+    b: *const f32,
+    rs: usize,
+    cs: usize,
+    kc: usize,
+    nc: usize,
+) {
+    let nr = NV * S::W;
+    let mut j0 = 0;
+    let mut d = dst;
+    while j0 < nc {
+        let cols = nr.min(nc - j0);
+        // SAFETY: columns j0 .. j0 + cols exist; `d` has room for nr * kc values.
+        unsafe {
+            let src = b.add(j0 * cs);
+            if cs == 1 {
+                // Row-major B: each panel row is a contiguous copy.
+                for p in 0..kc {
+                    let row = src.add(p * rs);
+                    let out = d.add(p * nr);
+                    for v in 0..NV {
+                        let j = v * S::W;
+                        let w = S::W.min(cols.saturating_sub(j));
+                        let x = if w == S::W {
+                            s.load(row.add(j))
+                        } else {
+                            s.load_partial(row.add(j), w)
+                        };
+                        s.store(out.add(j), x);
+                    }
+                }
+            } else {
+                if rs == 1 {
+                    // Column-major B: read each column sequentially.
+                    for j in 0..cols {
+                        let col = src.add(j * cs);
+                        for p in 0..kc {
+                            *d.add(p * nr + j) = *col.add(p);
+                        }
+                    }
+                } else {
+                    for p in 0..kc {
+                        let row = src.add(p * rs);
+                        for j in 0..cols {
+                            *d.add(p * nr + j) = *row.add(j * cs);
+                        }
+                    }
+                }
+                if cols < nr {
+                    for p in 0..kc {
+                        for j in cols..nr {
+                            *d.add(p * nr + j) = 0.0;
+                        }
+                    }
+                }
+            }
+            d = d.add(nr * kc);
+        }
+        j0 += nr;
+    }
+}
