@@ -93,6 +93,11 @@ impl Simd for Avx2 {
         unsafe { _mm256_maskstore_ps(p, mask(n), v) }
     }
     #[inline(always)]
+    fn prefetch_write(self, p: *const f32) {
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast()) }
+    }
+    #[inline(always)]
     fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
         // SAFETY: see the impl comment.
         unsafe { _mm256_fmadd_ps(a, b, c) }

@@ -1,4 +1,10 @@
-//! AVX-512 path (x86_64, AVX-512F with FMA): lanes, blocking and entry point.
+//! AVX-512 path (x86_64, AVX-512F with FMA): lanes, blocking, entry point and
+//! the hand-scheduled 6 x 64 k loop.
+//!
+//! AVX-512 intrinsics and `target_feature(enable = "avx512f")` are stable
+//! since Rust 1.89, above the crate's declared `rust-version` (1.88): the
+//! crate needs 1.89 to build on x86_64.
+#![allow(clippy::incompatible_msrv)]
 
 use core::arch::x86_64::*;
 
@@ -85,6 +91,40 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_storeu_ps(p, mask(n), v) }
     }
     #[inline(always)]
+    fn prefetch_write(self, p: *const f32) {
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn accumulate_asm<const R: usize, const N: usize>(
+        self,
+        acc: &mut [[__m512; N]; R],
+        kc: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
+        b: *const f32,
+        b_rs: usize,
+    ) -> bool {
+        if R != MR || N != NV {
+            return false;
+        }
+        // SAFETY: R * N == 24, so `acc` is 24 consecutive registers' worth of
+        // `__m512`; the panels are readable as the caller guarantees.
+        unsafe {
+            k_loop_6x64(
+                &mut *acc.as_mut_ptr().cast::<[__m512; 24]>(),
+                kc,
+                a,
+                a_rs,
+                a_cs,
+                b,
+                b_rs,
+            )
+        };
+        true
+    }
+    #[inline(always)]
     fn fma(self, a: __m512, b: __m512, c: __m512) -> __m512 {
         // SAFETY: see the impl comment.
         unsafe { _mm512_fmadd_ps(a, b, c) }
@@ -110,5 +150,116 @@ impl Simd for Avx512 {
     fn hsum(self, v: __m512) -> f32 {
         // SAFETY: see the impl comment.
         unsafe { _mm512_reduce_add_ps(v) }
+    }
+}
+
+/// One step of the 6 x 64 k loop: 4 vectors of B, 6 broadcasts of A, 24 FMAs
+/// (row `i`, vector `v` accumulates in `zmm(4 i + v)`), then both panels move
+/// one step on. The same operations, in the same order per accumulator, as the
+/// generic loop in `kernel.rs`.
+macro_rules! step_6x64 {
+    () => {
+        concat!(
+            "vmovups zmm24, [{b}]\n",
+            "vmovups zmm25, [{b} + 64]\n",
+            "vmovups zmm26, [{b} + 128]\n",
+            "vmovups zmm27, [{b} + 192]\n",
+            "vbroadcastss zmm28, [{a}]\n",
+            "vbroadcastss zmm29, [{a} + {r1}]\n",
+            "vfmadd231ps zmm0, zmm28, zmm24\n",
+            "vfmadd231ps zmm1, zmm28, zmm25\n",
+            "vfmadd231ps zmm2, zmm28, zmm26\n",
+            "vfmadd231ps zmm3, zmm28, zmm27\n",
+            "vbroadcastss zmm30, [{a} + {r1} * 2]\n",
+            "vfmadd231ps zmm4, zmm29, zmm24\n",
+            "vfmadd231ps zmm5, zmm29, zmm25\n",
+            "vfmadd231ps zmm6, zmm29, zmm26\n",
+            "vfmadd231ps zmm7, zmm29, zmm27\n",
+            "vbroadcastss zmm31, [{a} + {r3}]\n",
+            "vfmadd231ps zmm8, zmm30, zmm24\n",
+            "vfmadd231ps zmm9, zmm30, zmm25\n",
+            "vfmadd231ps zmm10, zmm30, zmm26\n",
+            "vfmadd231ps zmm11, zmm30, zmm27\n",
+            "vbroadcastss zmm28, [{a} + {r1} * 4]\n",
+            "vfmadd231ps zmm12, zmm31, zmm24\n",
+            "vfmadd231ps zmm13, zmm31, zmm25\n",
+            "vfmadd231ps zmm14, zmm31, zmm26\n",
+            "vfmadd231ps zmm15, zmm31, zmm27\n",
+            "vbroadcastss zmm29, [{a} + {r5}]\n",
+            "vfmadd231ps zmm16, zmm28, zmm24\n",
+            "vfmadd231ps zmm17, zmm28, zmm25\n",
+            "vfmadd231ps zmm18, zmm28, zmm26\n",
+            "vfmadd231ps zmm19, zmm28, zmm27\n",
+            "vfmadd231ps zmm20, zmm29, zmm24\n",
+            "vfmadd231ps zmm21, zmm29, zmm25\n",
+            "vfmadd231ps zmm22, zmm29, zmm26\n",
+            "vfmadd231ps zmm23, zmm29, zmm27\n",
+            "add {a}, {as}\n",
+            "add {b}, {bs}\n",
+        )
+    };
+}
+
+/// The 6 x 64 k loop, unrolled by 4: `acc[4 i + v] += sum_p A[i, p] *
+/// B[p, 16 v ..]`, `A[i, p]` at `a + i * a_rs + p * a_cs`, `B[p, j]` at
+/// `b + p * b_rs + j`.
+///
+/// # Safety
+/// The CPU supports AVX-512F; the 6 rows x `kc` columns of the A panel and
+/// the `kc` rows x 64 columns of the B panel are readable.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn k_loop_6x64(
+    acc: &mut [__m512; 24],
+    kc: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+) {
+    let r1 = a_rs * 4;
+    // SAFETY: reads only the panels the caller vouches for (the pointers are
+    // advanced past the end after the last step but not dereferenced there);
+    // writes only the listed registers; no stack use.
+    unsafe {
+        core::arch::asm!(
+            "mov {t}, {k}",
+            "shr {k}, 2",
+            "jz 3f",
+            "2:",
+            step_6x64!(),
+            step_6x64!(),
+            step_6x64!(),
+            step_6x64!(),
+            "dec {k}",
+            "jnz 2b",
+            "3:",
+            "and {t}, 3",
+            "jz 5f",
+            "4:",
+            step_6x64!(),
+            "dec {t}",
+            "jnz 4b",
+            "5:",
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            k = inout(reg) kc => _,
+            t = out(reg) _,
+            r1 = in(reg) r1,
+            r3 = in(reg) 3 * r1,
+            r5 = in(reg) 5 * r1,
+            as = in(reg) a_cs * 4,
+            bs = in(reg) b_rs * 4,
+            inout("zmm0") acc[0], inout("zmm1") acc[1], inout("zmm2") acc[2], inout("zmm3") acc[3],
+            inout("zmm4") acc[4], inout("zmm5") acc[5], inout("zmm6") acc[6], inout("zmm7") acc[7],
+            inout("zmm8") acc[8], inout("zmm9") acc[9], inout("zmm10") acc[10], inout("zmm11") acc[11],
+            inout("zmm12") acc[12], inout("zmm13") acc[13], inout("zmm14") acc[14], inout("zmm15") acc[15],
+            inout("zmm16") acc[16], inout("zmm17") acc[17], inout("zmm18") acc[18], inout("zmm19") acc[19],
+            inout("zmm20") acc[20], inout("zmm21") acc[21], inout("zmm22") acc[22], inout("zmm23") acc[23],
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(nostack, readonly),
+        );
     }
 }

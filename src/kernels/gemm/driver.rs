@@ -152,6 +152,12 @@ fn region(len: usize) -> usize {
 /// Plans `p` for a path with blocking `bl` and `w` lanes, on up to `threads`
 /// threads.
 pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> Plan {
+    let bl = Blocking {
+        kc: knob(2, bl.kc),
+        mc: knob(3, bl.mc),
+        nc: knob(4, bl.nc),
+        ..bl
+    };
     let mut plan = Plan {
         kind: Kind::Gemm,
         blocking: bl,
@@ -246,27 +252,22 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     plan
 }
 
-#[cfg(feature = "std")]
 fn pack_b_threshold() -> usize {
-    std::env::var("TS_PACK_B")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64 * 1024)
+    knob(1, 64 * 1024)
 }
-#[cfg(feature = "std")]
 fn pack_a_threshold() -> usize {
-    std::env::var("TS_PACK_A")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
+    knob(0, usize::MAX)
 }
-#[cfg(not(feature = "std"))]
-fn pack_b_threshold() -> usize {
-    64 * 1024
-}
-#[cfg(not(feature = "std"))]
-fn pack_a_threshold() -> usize {
-    usize::MAX
+
+/// EXPERIMENT KNOBS (temporary).
+#[doc(hidden)]
+pub static KNOBS: [core::sync::atomic::AtomicUsize; 8] =
+    [const { core::sync::atomic::AtomicUsize::new(0) }; 8];
+fn knob(i: usize, d: usize) -> usize {
+    match KNOBS[i].load(core::sync::atomic::Ordering::Relaxed) {
+        0 => d,
+        v => v - 1,
+    }
 }
 
 /// Runs task `task` of `plan`. Meant to be inlined into each path's
@@ -363,7 +364,7 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
         sa_edge.as_mut_ptr(),
     );
 
-    // SAFETY (pointer arithmetic and every access below): t < batch, and all
+    // SAFETY: (pointer arithmetic and every access below) t < batch, and all
     // offsets address rows < m, columns < n, k indices < k (Problem
     // invariants); the scratch regions were sized by `plan` for these blocks.
     unsafe {

@@ -81,7 +81,7 @@ pub(super) fn rows_task<S: Simd>(
 ) {
     let up = Update::for_block(p.alpha, p.beta, p.bias, p.relu, true, true);
     let acc = scratch[..GEMV_CHUNK.min(j1 - j0)].as_mut_ptr();
-    // SAFETY (all accesses): t < batch; columns < n, rows < k (Problem
+    // SAFETY: (all accesses) t < batch; columns < n, rows < k (Problem
     // invariants); `acc` has room for one chunk.
     unsafe {
         let x = p.a.add(t * p.a_bs);
@@ -174,7 +174,7 @@ unsafe fn dots<S: Simd, const G: usize>(
     let mut acc0 = [s.zero(); G];
     let mut acc1 = [s.zero(); G];
     let mut q = 0;
-    // SAFETY (all loads): indices q .. q + w <= k, or a partial load of k - q.
+    // SAFETY: (all loads) indices q .. q + w <= k, or a partial load of k - q.
     unsafe {
         while q + 2 * w <= k {
             let x0 = s.load(x.add(q));
@@ -222,13 +222,13 @@ pub(super) fn dots_task<S: Simd>(
     let up = Update::for_block(p.alpha, p.beta, p.bias, p.relu, true, true);
     let (xbuf, rest) = scratch.split_at_mut(p.k.div_ceil(16) * 16);
     let acc = rest[..GEMV_CHUNK.min(j1 - j0)].as_mut_ptr();
-    // SAFETY (all accesses): t < batch; columns < n, rows < k (Problem
+    // SAFETY: (all accesses) t < batch; columns < n, rows < k (Problem
     // invariants); `xbuf` has k values, `acc` one chunk.
     unsafe {
         let mut x = p.a.add(t * p.a_bs);
         if p.a_cs != 1 {
-            for q in 0..p.k {
-                xbuf[q] = *x.add(q * p.a_cs);
+            for (q, v) in xbuf[..p.k].iter_mut().enumerate() {
+                *v = *x.add(q * p.a_cs);
             }
             x = xbuf.as_ptr();
         }

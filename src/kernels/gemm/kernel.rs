@@ -155,10 +155,25 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     up: &Update,
 ) {
     let mut acc = [[s.zero(); NV]; MR];
-    // Two copies of the loop: rows of the A panel adjacent (packed, or A
-    // column-major) folds the row offsets into the addressing; otherwise they
-    // are loop invariants.
-    if a_rs == 1 {
+    // Start fetching the C tile now; it is needed after the k loop.
+    if out.cs == 1 {
+        for i in 0..MR.min(out.m) {
+            let row = out.c.wrapping_add(i * out.rs);
+            let mut j = 0;
+            while j < out.n {
+                s.prefetch_write(row.wrapping_add(j));
+                j += 16;
+            }
+            s.prefetch_write(row.wrapping_add(out.n - 1));
+        }
+    }
+    // SAFETY: forwarded from the caller.
+    if unsafe { s.accumulate_asm::<MR, NV>(&mut acc, kc, a, a_rs, a_cs, b, b_rs) } {
+        // Done by the path's hand-scheduled loop.
+    } else if a_rs == 1 {
+        // Two copies of the loop: rows of the A panel adjacent (packed, or A
+        // column-major) folds the row offsets into the addressing; otherwise
+        // they are loop invariants.
         // SAFETY: forwarded from the caller.
         unsafe { accumulate::<S, MR, NV, true>(s, &mut acc, kc, a, 1, a_cs, b, b_rs) };
     } else {
@@ -234,6 +249,54 @@ unsafe fn write_tile<S: Simd, const MR: usize, const NV: usize>(
         unsafe { write_strided(buf.as_ptr(), nr, out, up) };
         return;
     }
+    if out.m == MR
+        && out.n == NV * S::W
+        && up.alpha == 1.0
+        && matches!(up.bias, Bias::None)
+        && !up.relu
+    {
+        // Full tile, plain product: store, or add to C.
+        let add = if up.beta_zero {
+            false
+        } else if up.beta == 1.0 {
+            true
+        } else {
+            // SAFETY: forwarded from the caller.
+            return unsafe { write_general::<S, MR, NV>(s, acc, out, up) };
+        };
+        for i in 0..MR {
+            for v in 0..NV {
+                // SAFETY: row i < MR = out.m, columns v*W .. (v+1)*W <= out.n.
+                unsafe {
+                    let p = out.c.add(i * out.rs + v * S::W);
+                    let r = if add {
+                        s.add(acc[i][v], s.load(p))
+                    } else {
+                        acc[i][v]
+                    };
+                    s.store(p, r);
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { write_general::<S, MR, NV>(s, acc, out, up) }
+}
+
+/// The general vector write-back of [`write_tile`] (partial tiles, alpha,
+/// beta, bias, ReLU), for unit column stride.
+///
+/// # Safety
+/// As [`write_tile`], with `out.cs == 1`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn write_general<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &[[S::V; NV]; MR],
+    out: Out,
+    up: &Update,
+) {
     let alpha = s.splat(up.alpha);
     let beta = s.splat(up.beta);
     for i in 0..MR {
@@ -253,7 +316,7 @@ unsafe fn write_tile<S: Simd, const MR: usize, const NV: usize>(
                 break;
             }
             let w = S::W.min(out.n - j);
-            // SAFETY (all accesses below): columns j .. j + w < out.n of row i,
+            // SAFETY: (all accesses below) columns j .. j + w < out.n of row i,
             // and of the column bias, which has out.n values.
             unsafe {
                 let old = if up.beta_zero {

@@ -49,6 +49,8 @@ use crate::kernels::Isa;
 use driver::{Arch, Problem};
 use kernel::Bias;
 
+#[doc(hidden)]
+pub use driver::KNOBS;
 pub(crate) use scratch::with_scratch;
 
 /// A read-only matrix view: element `(i, j)` is
@@ -374,14 +376,13 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize, count: usize, bs: usize)
         .checked_add(1)
 }
 
+/// Panics unless a slice of `len` elements holds the view
+/// `(rows, cols, row stride, col stride)` repeated `count` times `bs` apart.
 #[track_caller]
 fn check_len(
     name: &str,
     len: usize,
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
+    (rows, cols, rs, cs): (usize, usize, usize, usize),
     count: usize,
     bs: usize,
 ) {
@@ -445,30 +446,21 @@ fn problem<'a>(
     check_len(
         "A",
         a.data.len(),
-        m,
-        k,
-        a.row_stride,
-        a.col_stride,
+        (m, k, a.row_stride, a.col_stride),
         cnt,
         batch.a_stride,
     );
     check_len(
         "B",
         b.data.len(),
-        k,
-        n,
-        b.row_stride,
-        b.col_stride,
+        (k, n, b.row_stride, b.col_stride),
         cnt,
         batch.b_stride,
     );
     check_len(
         "C",
         c.data.len(),
-        m,
-        n,
-        c.row_stride,
-        c.col_stride,
+        (m, n, c.row_stride, c.col_stride),
         cnt,
         batch.c_stride,
     );

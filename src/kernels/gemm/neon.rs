@@ -1,8 +1,9 @@
 //! NEON path (aarch64, where Advanced SIMD is part of the baseline): lanes,
 //! blocking and entry point.
 //!
-//! NEON is enabled for the whole crate on these targets, so the intrinsics are
-//! safe to call and no `#[target_feature]` wrapper is needed.
+//! NEON is enabled for the whole crate on these targets (the module only
+//! exists under `cfg(target_feature = "neon")`), so no `#[target_feature]`
+//! wrapper is needed; the intrinsics still have to be called in `unsafe`.
 
 use core::arch::aarch64::*;
 
@@ -39,17 +40,23 @@ impl Arch for Neon {
     }
 }
 
+// SAFETY (every `unsafe` block in this impl that calls an intrinsic): NEON is
+// enabled for the whole build (this module is compiled only under
+// `cfg(target_feature = "neon")`); pointer requirements are forwarded from the
+// caller as documented on `Simd`.
 impl Simd for Neon {
     type V = float32x4_t;
     const W: usize = 4;
 
     #[inline(always)]
     fn zero(self) -> float32x4_t {
-        vdupq_n_f32(0.0)
+        // SAFETY: see the impl comment.
+        unsafe { vdupq_n_f32(0.0) }
     }
     #[inline(always)]
     fn splat(self, x: f32) -> float32x4_t {
-        vdupq_n_f32(x)
+        // SAFETY: see the impl comment.
+        unsafe { vdupq_n_f32(x) }
     }
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> float32x4_t {
@@ -84,24 +91,29 @@ impl Simd for Neon {
     }
     #[inline(always)]
     fn fma(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
-        vfmaq_f32(c, a, b)
+        // SAFETY: see the impl comment.
+        unsafe { vfmaq_f32(c, a, b) }
     }
     #[inline(always)]
     fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
-        vaddq_f32(a, b)
+        // SAFETY: see the impl comment.
+        unsafe { vaddq_f32(a, b) }
     }
     #[inline(always)]
     fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
-        vmulq_f32(a, b)
+        // SAFETY: see the impl comment.
+        unsafe { vmulq_f32(a, b) }
     }
     #[inline(always)]
     fn relu(self, v: float32x4_t) -> float32x4_t {
         // Keep NaN (unlike `vmaxq_f32`, which would be fine too, this also keeps
         // -0.0 as the scalar path does): select 0 where v < 0.
-        vbslq_f32(vcltzq_f32(v), vdupq_n_f32(0.0), v)
+        // SAFETY: see the impl comment.
+        unsafe { vbslq_f32(vcltzq_f32(v), vdupq_n_f32(0.0), v) }
     }
     #[inline(always)]
     fn hsum(self, v: float32x4_t) -> f32 {
-        vaddvq_f32(v)
+        // SAFETY: see the impl comment.
+        unsafe { vaddvq_f32(v) }
     }
 }

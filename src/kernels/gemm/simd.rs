@@ -50,6 +50,35 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
         // SAFETY: forwarded from the caller.
         self.splat(unsafe { *p })
     }
+    /// Hints that the cache line holding `p` is about to be written. Never
+    /// faults, whatever `p` is.
+    #[inline(always)]
+    fn prefetch_write(self, p: *const f32) {
+        let _ = p;
+    }
+    /// A hand-scheduled k loop for one tile shape: adds
+    /// `sum_p A[i, p] * B[p, v*W ..]` to `acc[i][v]` exactly as the generic loop
+    /// in `kernel.rs` does (same operations, same order) and returns true, or
+    /// returns false without touching anything when this path has none for
+    /// `MR x NV`.
+    ///
+    /// # Safety
+    /// As `kernel::tile`: the A and B panels are readable for `kc` steps.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn accumulate_asm<const MR: usize, const NV: usize>(
+        self,
+        acc: &mut [[Self::V; NV]; MR],
+        kc: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
+        b: *const f32,
+        b_rs: usize,
+    ) -> bool {
+        let _ = (acc, kc, a, a_rs, a_cs, b, b_rs);
+        false
+    }
     /// `a * b + c` (fused on the SIMD paths, two roundings on the scalar one).
     fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `a + b`.
