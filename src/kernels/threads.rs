@@ -24,6 +24,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
+use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::thread::{self, Thread};
@@ -119,7 +120,8 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
     };
     // The workers see the job through a lifetime-erased pointer; it stays valid
     // because this function does not return (or unwind) before every helper
-    // has cleared its slot, which it does after its last access to the job.
+    // has either been withdrawn before taking the job, or cleared its slot
+    // after its last access to the job.
     let ptr = (&job as *const Job<'_>).cast::<Job<'static>>().cast_mut();
     for w in &pool[..helpers] {
         w.slot.job.store(ptr, Ordering::Release);
@@ -130,6 +132,12 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
         job.stop();
     }
     for w in &pool[..helpers] {
+        // A worker that has not taken the job yet (busy machine, still waking
+        // up) is simply withdrawn: the tasks it would have run were claimed
+        // here instead.
+        if w.slot.job.compare_exchange(ptr, null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            continue;
+        }
         let start = Instant::now();
         while !w.slot.job.load(Ordering::Acquire).is_null() {
             if start.elapsed() < SPIN {
@@ -173,7 +181,9 @@ impl Job<'_> {
     }
 }
 
-/// A worker's mailbox: the job it should join, or null when idle.
+/// A worker's mailbox: null when idle; the job's address when a job is posted;
+/// the address with its low bit set once the worker has taken it (from then on
+/// only the worker clears it, when it is done with the job).
 struct Slot {
     job: AtomicPtr<Job<'static>>,
 }
@@ -210,7 +220,12 @@ fn worker_main(slot: &Slot) -> ! {
         let start = Instant::now();
         let job = loop {
             let p = slot.job.load(Ordering::Acquire);
-            if !p.is_null() {
+            if !p.is_null()
+                && slot
+                    .job
+                    .compare_exchange(p, p.map_addr(|a| a | 1), Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
                 break p;
             }
             if start.elapsed() < SPIN {
@@ -231,7 +246,7 @@ fn worker_main(slot: &Slot) -> ! {
                 *first = Some(e);
             }
         }
-        slot.job.store(core::ptr::null_mut(), Ordering::Release);
+        slot.job.store(null_mut(), Ordering::Release);
     }
 }
 

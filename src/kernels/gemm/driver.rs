@@ -210,7 +210,8 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     let want = if flops < PAR_MIN_FLOPS { 1 } else { threads };
     let (mt, nt) = (p.m.div_ceil(bl.mr), p.n.div_ceil(bl.nr));
     // Split each matrix into `g` blocks of whole tiles, as even as possible; on
-    // a tie split M (then every task reads whole rows of B).
+    // a tie split N (each task then packs only its own columns of B, and reads
+    // A, which is not packed, in place).
     let g = want.div_ceil(p.batch).max(1);
     let (mut tm, mut tn) = (1, 1);
     if g > 1 {
@@ -221,7 +222,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
                 continue;
             }
             let cost = mt.div_ceil(cm) * nt.div_ceil(cn);
-            if cost < best || (cost == best && cm > tm) {
+            if cost < best || (cost == best && cm < tm) {
                 (best, tm, tn) = (cost, cm, cn);
             }
         }
