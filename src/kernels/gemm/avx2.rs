@@ -93,6 +93,15 @@ impl Simd for Avx2 {
         unsafe { _mm256_maskstore_ps(p, mask(n), v) }
     }
     #[inline(always)]
+    unsafe fn gather(self, p: *const f32, stride: usize) -> __m256 {
+        // SAFETY: see the impl comment; the caller guarantees 8 * stride fits in
+        // an i32, so the lane offsets do not wrap.
+        unsafe {
+            let idx = _mm256_mullo_epi32(_mm256_set1_epi32(stride as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            _mm256_i32gather_ps::<4>(p, idx)
+        }
+    }
+    #[inline(always)]
     fn prefetch_write(self, p: *const f32) {
         // SAFETY: a prefetch is a hint; it never faults, whatever the address.
         unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast()) }

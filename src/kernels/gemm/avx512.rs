@@ -91,6 +91,18 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_storeu_ps(p, mask(n), v) }
     }
     #[inline(always)]
+    unsafe fn gather(self, p: *const f32, stride: usize) -> __m512 {
+        // SAFETY: see the impl comment; the caller guarantees 16 * stride fits
+        // in an i32, so the lane offsets do not wrap.
+        unsafe {
+            let idx = _mm512_mullo_epi32(
+                _mm512_set1_epi32(stride as i32),
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            );
+            _mm512_i32gather_ps::<4>(idx, p)
+        }
+    }
+    #[inline(always)]
     fn prefetch_write(self, p: *const f32) {
         // SAFETY: a prefetch is a hint; it never faults, whatever the address.
         unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast()) }

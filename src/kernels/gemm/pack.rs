@@ -99,8 +99,18 @@ pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
                 }
             } else {
                 if rs == 1 {
-                    // Column-major B: read each column sequentially.
-                    for j in 0..cols {
+                    // Column-major B (e.g. a transposed weight): each column is
+                    // contiguous; gather W columns at a time along a panel row.
+                    let full = if S::W * cs <= i32::MAX as usize { cols / S::W * S::W } else { 0 };
+                    let mut j = 0;
+                    while j < full {
+                        let col = src.add(j * cs);
+                        for p in 0..kc {
+                            s.store(d.add(p * nr + j), s.gather(col.add(p), cs));
+                        }
+                        j += S::W;
+                    }
+                    for j in full..cols {
                         let col = src.add(j * cs);
                         for p in 0..kc {
                             *d.add(p * nr + j) = *col.add(p);

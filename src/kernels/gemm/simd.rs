@@ -50,6 +50,20 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
         // SAFETY: forwarded from the caller.
         self.splat(unsafe { *p })
     }
+    /// `p[0], p[stride], ..., p[(W - 1) * stride]`.
+    ///
+    /// # Safety
+    /// All `W` addresses are readable, and `W * stride` fits in an `i32`.
+    #[inline(always)]
+    unsafe fn gather(self, p: *const f32, stride: usize) -> Self::V {
+        let mut t = [0.0f32; 16];
+        for (l, v) in t.iter_mut().take(Self::W).enumerate() {
+            // SAFETY: forwarded from the caller.
+            *v = unsafe { *p.add(l * stride) };
+        }
+        // SAFETY: `t` has 16 >= W values.
+        unsafe { self.load(t.as_ptr()) }
+    }
     /// Hints that the cache line holding `p` is about to be written. Never
     /// faults, whatever `p` is.
     #[inline(always)]
