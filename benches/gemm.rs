@@ -22,7 +22,9 @@ use train_station::kernels::gemm::{Batch, Config, Epilogue, MatMut, MatRef, sgem
 const SIZES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
 
 fn data(len: usize, seed: usize) -> Vec<f32> {
-    (0..len).map(|i| ((i * 7 + seed) % 13) as f32 * 0.1 - 0.6).collect()
+    (0..len)
+        .map(|i| ((i * 7 + seed) % 13) as f32 * 0.1 - 0.6)
+        .collect()
 }
 
 fn sgemm(c: &mut Criterion) {
@@ -33,7 +35,10 @@ fn sgemm(c: &mut Criterion) {
         for n in SIZES {
             let (a, b) = (data(n * n, 1), data(n * n, 2));
             let mut out = vec![0.0f32; n * n];
-            let cfg = Config { threads, ..Config::current() };
+            let cfg = Config {
+                threads,
+                ..Config::current()
+            };
             g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
             g.bench_with_input(BenchmarkId::from_parameter(n), &n, |bch, &n| {
                 bch.iter(|| {
@@ -63,7 +68,10 @@ fn sgemv(c: &mut Criterion) {
     g.throughput(Throughput::Bytes((k * n * 4) as u64));
     g.measurement_time(Duration::from_secs(3));
     for threads in [1, 2] {
-        let cfg = Config { threads, ..Config::current() };
+        let cfg = Config {
+            threads,
+            ..Config::current()
+        };
         g.bench_function(format!("1x4096x4096/{threads}t"), |bch| {
             bch.iter(|| {
                 sgemm_with(
@@ -143,7 +151,9 @@ fn fma_peak(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("fma_peak");
     for threads in [1u64, 2] {
-        g.throughput(Throughput::Elements(2 * lanes * peak::CHAINS * peak::ITERS * threads));
+        g.throughput(Throughput::Elements(
+            2 * lanes * peak::CHAINS * peak::ITERS * threads,
+        ));
         g.bench_function(format!("{}bit/{threads}t", lanes * 32), |bch| {
             bch.iter(|| {
                 std::thread::scope(|s| {
@@ -175,7 +185,10 @@ fn read_bw(c: &mut Criterion) {
                 bch.iter(|| {
                     let part = buf.len() / threads;
                     std::thread::scope(|s| {
-                        let hs: Vec<_> = buf.chunks(part).map(|ch| s.spawn(move || sum(ch))).collect();
+                        let hs: Vec<_> = buf
+                            .chunks(part)
+                            .map(|ch| s.spawn(move || sum(ch)))
+                            .collect();
                         hs.into_iter().map(|h| h.join().unwrap()).sum::<f32>()
                     })
                 })

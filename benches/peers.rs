@@ -20,17 +20,27 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 const SIZES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
 
 fn data(len: usize, seed: usize) -> Vec<f32> {
-    (0..len).map(|i| ((i * 7 + seed) % 13) as f32 * 0.1 - 0.6).collect()
+    (0..len)
+        .map(|i| ((i * 7 + seed) % 13) as f32 * 0.1 - 0.6)
+        .collect()
 }
 
 fn mm_threads() -> usize {
-    std::env::var("MATMUL_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2).clamp(1, 4)
+    std::env::var("MATMUL_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .clamp(1, 4)
 }
 
 /// `C = A B`, all row-major, `C` is `m x n`, through `gemm` on `threads` threads.
 fn gemm_crate(threads: usize, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let par = if threads == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(threads) };
+    let par = if threads == 1 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    };
     // SAFETY: the slices hold the row-major matrices the strides describe
     // (checked above); C does not overlap A or B.
     unsafe {
@@ -116,9 +126,10 @@ fn sgemv(c: &mut Criterion) {
             bch.iter(|| gemm_crate(threads, 1, n, k, black_box(&x), black_box(&b), &mut y))
         });
     }
-    g.bench_function(format!("matrixmultiply/1x4096x4096/{}t", mm_threads()), |bch| {
-        bch.iter(|| mm_crate(1, n, k, black_box(&x), black_box(&b), &mut y))
-    });
+    g.bench_function(
+        format!("matrixmultiply/1x4096x4096/{}t", mm_threads()),
+        |bch| bch.iter(|| mm_crate(1, n, k, black_box(&x), black_box(&b), &mut y)),
+    );
     g.finish();
 }
 

@@ -135,7 +135,11 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
         // A worker that has not taken the job yet (busy machine, still waking
         // up) is simply withdrawn: the tasks it would have run were claimed
         // here instead.
-        if w.slot.job.compare_exchange(ptr, null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if w.slot
+            .job
+            .compare_exchange(ptr, null_mut(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             continue;
         }
         let start = Instant::now();
@@ -223,7 +227,12 @@ fn worker_main(slot: &Slot) -> ! {
             if !p.is_null()
                 && slot
                     .job
-                    .compare_exchange(p, p.map_addr(|a| a | 1), Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(
+                        p,
+                        p.map_addr(|a| a | 1),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
                     .is_ok()
             {
                 break p;

@@ -97,7 +97,10 @@ impl Simd for Avx2 {
         // SAFETY: see the impl comment; the caller guarantees 8 * stride fits in
         // an i32, so the lane offsets do not wrap.
         unsafe {
-            let idx = _mm256_mullo_epi32(_mm256_set1_epi32(stride as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            let idx = _mm256_mullo_epi32(
+                _mm256_set1_epi32(stride as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
             _mm256_i32gather_ps::<4>(p, idx)
         }
     }

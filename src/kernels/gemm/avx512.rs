@@ -108,7 +108,7 @@ impl Simd for Avx512 {
         unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast()) }
     }
     #[inline(always)]
-    unsafe fn accumulate_asm<const R: usize, const N: usize>(
+    unsafe fn accumulate_tuned<const R: usize, const N: usize>(
         self,
         acc: &mut [[__m512; N]; R],
         kc: usize,

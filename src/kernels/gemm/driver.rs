@@ -136,7 +136,7 @@ const PAR_MIN_FLOPS: usize = 1 << 21;
 /// Below this many bytes of B a GEMV stays on the calling thread.
 const PAR_MIN_GEMV_BYTES: usize = 1 << 18;
 /// Columns of a GEMV accumulated per pass (kept in L1).
-pub(super) const GEMV_CHUNK: usize = 2048;
+pub(super) const GEMV_CHUNK: usize = 4096;
 
 #[inline]
 fn round_up(x: usize, to: usize) -> usize {
@@ -187,7 +187,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         } else {
             Kind::GemvDots
         };
-        let bytes = p.k * p.n * 4 * p.batch;
+        let bytes = p.k.saturating_mul(p.n).saturating_mul(4 * p.batch);
         let want = if bytes < PAR_MIN_GEMV_BYTES {
             1
         } else {
@@ -206,7 +206,10 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     let kblocks = p.k.div_ceil(bl.kc);
     plan.kc = round_up(p.k.div_ceil(kblocks), 4).min(p.k);
 
-    let flops = 2 * p.m * p.n * p.k * p.batch;
+    let flops = (2 * p.m)
+        .saturating_mul(p.n)
+        .saturating_mul(p.k)
+        .saturating_mul(p.batch);
     let want = if flops < PAR_MIN_FLOPS { 1 } else { threads };
     let (mt, nt) = (p.m.div_ceil(bl.mr), p.n.div_ceil(bl.nr));
     // Split each matrix into `g` blocks of whole tiles, as even as possible; on

@@ -168,7 +168,7 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
         }
     }
     // SAFETY: forwarded from the caller.
-    if unsafe { s.accumulate_asm::<MR, NV>(&mut acc, kc, a, a_rs, a_cs, b, b_rs) } {
+    if unsafe { s.accumulate_tuned::<MR, NV>(&mut acc, kc, a, a_rs, a_cs, b, b_rs) } {
         // Done by the path's hand-scheduled loop.
     } else if a_rs == 1 {
         // Two copies of the loop: rows of the A panel adjacent (packed, or A

@@ -90,6 +90,34 @@ impl Simd for Neon {
         unsafe { vld1q_dup_f32(p) }
     }
     #[inline(always)]
+    unsafe fn accumulate_tuned<const R: usize, const N: usize>(
+        self,
+        acc: &mut [[float32x4_t; N]; R],
+        kc: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
+        b: *const f32,
+        b_rs: usize,
+    ) -> bool {
+        if R != MR || N != NV || a_rs != 1 {
+            return false;
+        }
+        // SAFETY: R x N == 8 x 3, so the cast is to the same type; the panels
+        // are readable as the caller guarantees.
+        unsafe {
+            k_loop_8x12(
+                &mut *acc.as_mut_ptr().cast::<[[float32x4_t; 3]; 8]>(),
+                kc,
+                a,
+                a_cs,
+                b,
+                b_rs,
+            )
+        };
+        true
+    }
+    #[inline(always)]
     fn fma(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
         // SAFETY: see the impl comment.
         unsafe { vfmaq_f32(c, a, b) }
@@ -115,5 +143,52 @@ impl Simd for Neon {
     fn hsum(self, v: float32x4_t) -> f32 {
         // SAFETY: see the impl comment.
         unsafe { vaddvq_f32(v) }
+    }
+}
+
+/// The 8 x 12 k loop for an A panel whose 8 rows are adjacent (packed, or A
+/// column-major): per step, the 8 A values are two vector loads and each FMA
+/// takes its A value from a lane (`fmla v.4s, v.4s, v.s[l]`), instead of 8
+/// broadcast loads. `acc[i][v] = fma(A[i, p], B[p, 4 v ..], acc[i][v])`, the
+/// same operations in the same order as the generic loop.
+///
+/// # Safety
+/// `A[i, p]` at `a + i + p * a_cs` for `i < 8`, `p < kc`, and `B[p, j]` at
+/// `b + p * b_rs + j` for `j < 12` are readable.
+#[inline(always)]
+unsafe fn k_loop_8x12(
+    acc: &mut [[float32x4_t; 3]; 8],
+    kc: usize,
+    a: *const f32,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+) {
+    macro_rules! row {
+        ($i:literal, $src:ident, $lane:literal, $b:ident) => {
+            for v in 0..3 {
+                acc[$i][v] = vfmaq_laneq_f32::<$lane>(acc[$i][v], $b[v], $src);
+            }
+        };
+    }
+    let (mut ap, mut bp) = (a, b);
+    for _ in 0..kc {
+        // SAFETY: step p of both panels is readable (caller); NEON is enabled
+        // for the whole build.
+        unsafe {
+            let lo = vld1q_f32(ap);
+            let hi = vld1q_f32(ap.add(4));
+            let bv = [vld1q_f32(bp), vld1q_f32(bp.add(4)), vld1q_f32(bp.add(8))];
+            row!(0, lo, 0, bv);
+            row!(1, lo, 1, bv);
+            row!(2, lo, 2, bv);
+            row!(3, lo, 3, bv);
+            row!(4, hi, 0, bv);
+            row!(5, hi, 1, bv);
+            row!(6, hi, 2, bv);
+            row!(7, hi, 3, bv);
+        }
+        ap = ap.wrapping_add(a_cs);
+        bp = bp.wrapping_add(b_rs);
     }
 }

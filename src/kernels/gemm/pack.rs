@@ -101,7 +101,11 @@ pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
                 if rs == 1 {
                     // Column-major B (e.g. a transposed weight): each column is
                     // contiguous; gather W columns at a time along a panel row.
-                    let full = if S::W * cs <= i32::MAX as usize { cols / S::W * S::W } else { 0 };
+                    let full = if S::W * cs <= i32::MAX as usize {
+                        cols / S::W * S::W
+                    } else {
+                        0
+                    };
                     let mut j = 0;
                     while j < full {
                         let col = src.add(j * cs);

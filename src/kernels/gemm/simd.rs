@@ -80,7 +80,7 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     /// As `kernel::tile`: the A and B panels are readable for `kc` steps.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn accumulate_asm<const MR: usize, const NV: usize>(
+    unsafe fn accumulate_tuned<const MR: usize, const NV: usize>(
         self,
         acc: &mut [[Self::V; NV]; MR],
         kc: usize,
