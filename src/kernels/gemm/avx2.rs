@@ -27,8 +27,8 @@ impl Arch for Avx2 {
         mr: MR,
         nr: NV * 8,
         kc: 256,
-        mc: 1024,
-        nc: 1024,
+        mc: 512,
+        nc: 256,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
@@ -103,11 +103,6 @@ impl Simd for Avx2 {
             );
             _mm256_i32gather_ps::<4>(p, idx)
         }
-    }
-    #[inline(always)]
-    fn prefetch_write(self, p: *const f32) {
-        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast()) }
     }
     #[inline(always)]
     fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {

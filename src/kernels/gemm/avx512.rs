@@ -31,9 +31,9 @@ impl Arch for Avx512 {
     const BLOCKING: Blocking = Blocking {
         mr: MR,
         nr: NV * 16,
-        kc: 256,
+        kc: 512,
         mc: 1024,
-        nc: 1024,
+        nc: 512,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
@@ -101,11 +101,6 @@ impl Simd for Avx512 {
             );
             _mm512_i32gather_ps::<4>(idx, p)
         }
-    }
-    #[inline(always)]
-    fn prefetch_write(self, p: *const f32) {
-        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast()) }
     }
     #[inline(always)]
     unsafe fn accumulate_tuned<const R: usize, const N: usize>(

@@ -25,6 +25,47 @@ use super::kernel::{Bias, Out, Update, tile, write_strided};
 use super::pack::{pack_a, pack_b};
 use super::simd::Simd;
 
+/// [`tile`] with the smallest tile shape that covers `out`: full tiles use
+/// `MR x NV` vectors, edge tiles fewer vectors (1 ..= NV) and, when they
+/// have few rows, 2 or 4 rows, so an edge costs about what it computes.
+///
+/// # Safety
+/// As [`tile`] for `MR x NV` (a smaller shape reads a subset of that).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_fit<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    kc: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    out: Out,
+    up: &Update,
+) {
+    let nv = out.n.div_ceil(S::W);
+    macro_rules! with_rows {
+        ($r:expr) => {
+            // SAFETY: forwarded from the caller; `$r >= out.m`, `nv * W >= out.n`.
+            unsafe {
+                match nv {
+                    1 if NV > 1 => tile::<S, { $r }, 1>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                    2 if NV > 2 => tile::<S, { $r }, 2>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                    3 if NV > 3 => tile::<S, { $r }, 3>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                    _ => tile::<S, { $r }, NV>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                }
+            }
+        };
+    }
+    if out.m <= 2 && MR > 2 {
+        with_rows!(2)
+    } else if out.m <= 4 && MR > 4 {
+        with_rows!(4)
+    } else {
+        with_rows!(MR)
+    }
+}
 /// Cache blocking of one ISA path.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Blocking {
@@ -245,7 +286,11 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     // Pack B when its rows are not contiguous, or when it is too large to be
     // read in place from cache without TLB and set-conflict misses.
     plan.pack_b = p.b_cs != 1 || p.k * task_n > pack_b_threshold();
-    plan.pack_a = task_m * p.k > pack_a_threshold();
+    // Pack A when it is column-major (rows adjacent, columns far apart): read in
+    // place, every k step of a panel would touch a new page. Row-major and
+    // general A are read in place (six row streams, no packing cost).
+    plan.pack_a =
+        (p.a_rs == 1 && p.a_cs > bl.mr && task_n > bl.nr) || task_m * p.k > pack_a_threshold();
 
     let mc = if plan.pack_a { bl.mc.min(task_m) } else { 0 };
     let nc = if plan.pack_b { bl.nc.min(task_n) } else { 0 };
@@ -257,7 +302,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
 }
 
 fn pack_b_threshold() -> usize {
-    knob(1, 64 * 1024)
+    knob(1, 8 * 1024)
 }
 fn pack_a_threshold() -> usize {
     knob(0, usize::MAX)
@@ -389,10 +434,9 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
                 let a_blk = a.add(ic * p.a_rs + p0 * p.a_cs);
                 let m_full = mc - mc % MR;
                 if plan.pack_a {
-                    pack_a(MR, sa, a_blk, p.a_rs, p.a_cs, mc, kc);
+                    pack_a::<MR>(sa, a_blk, p.a_rs, p.a_cs, mc, kc);
                 } else if m_full < mc {
-                    pack_a(
-                        MR,
+                    pack_a::<MR>(
                         sa_edge,
                         a_blk.add(m_full * p.a_rs),
                         p.a_rs,
@@ -454,7 +498,7 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
                                 bias: up.bias.offset(ic + ir, jc + jr),
                                 ..up
                             };
-                            tile::<S, MR, NV>(s, kc, ap, a_rs, a_cs, bp, b_rs, out, &up);
+                            tile_fit::<S, MR, NV>(s, kc, ap, a_rs, a_cs, bp, b_rs, out, &up);
                             jr += nr;
                         }
                         ir += MR;

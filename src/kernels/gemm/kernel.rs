@@ -155,18 +155,6 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     up: &Update,
 ) {
     let mut acc = [[s.zero(); NV]; MR];
-    // Start fetching the C tile now; it is needed after the k loop.
-    if out.cs == 1 {
-        for i in 0..MR.min(out.m) {
-            let row = out.c.wrapping_add(i * out.rs);
-            let mut j = 0;
-            while j < out.n {
-                s.prefetch_write(row.wrapping_add(j));
-                j += 16;
-            }
-            s.prefetch_write(row.wrapping_add(out.n - 1));
-        }
-    }
     // SAFETY: forwarded from the caller.
     if unsafe { s.accumulate_tuned::<MR, NV>(&mut acc, kc, a, a_rs, a_cs, b, b_rs) } {
         // Done by the path's hand-scheduled loop.

@@ -32,7 +32,7 @@ impl Arch for Neon {
         nr: NV * 4,
         kc: 256,
         mc: 512,
-        nc: 512,
+        nc: 256,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {

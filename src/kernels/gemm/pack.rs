@@ -5,14 +5,13 @@
 use super::simd::Simd;
 
 /// Packs rows `0..mc`, columns `0..kc` of A (`A[i, p]` at `a + i * rs + p * cs`)
-/// into panels of `mr` rows: panel `q` starts at `dst + q * mr * kc` and holds
-/// `A[q * mr + i, p]` at `p * mr + i`. Rows past `mc` are zero.
+/// into panels of `MR` rows: panel `q` starts at `dst + q * MR * kc` and holds
+/// `A[q * MR + i, p]` at `p * MR + i`. Rows past `mc` are zero.
 ///
 /// # Safety
-/// The A block is readable; `dst` has room for `ceil(mc / mr) * mr * kc` values.
+/// The A block is readable; `dst` has room for `ceil(mc / MR) * MR * kc` values.
 #[inline(always)]
-pub(super) unsafe fn pack_a(
-    mr: usize,
+pub(super) unsafe fn pack_a<const MR: usize>(
     dst: *mut f32,
     a: *const f32,
     rs: usize,
@@ -23,36 +22,25 @@ pub(super) unsafe fn pack_a(
     let mut i0 = 0;
     let mut d = dst;
     while i0 < mc {
-        let rows = mr.min(mc - i0);
-        // SAFETY: rows i0 .. i0 + rows exist; `d` has room for mr * kc values.
+        let rows = MR.min(mc - i0);
+        // Padding rows past the edge re-read the panel's first row (in bounds)
+        // and store 0, which keeps the inner loop branch-free.
+        let src: [*const f32; MR] =
+            core::array::from_fn(|i| a.wrapping_add((i0 + if i < rows { i } else { 0 }) * rs));
+        // SAFETY: every source pointer addresses an existing row (i0 + i for
+        // i < rows, else i0) and p < kc an existing column; `d` has room for
+        // MR * kc values.
         unsafe {
-            let src = a.add(i0 * rs);
-            if cs == 1 {
-                // Row-major A: read each row sequentially, scatter into the panel.
-                for i in 0..rows {
-                    let row = src.add(i * rs);
-                    for p in 0..kc {
-                        *d.add(p * mr + i) = *row.add(p);
-                    }
-                }
-            } else {
-                for p in 0..kc {
-                    let col = src.add(p * cs);
-                    for i in 0..rows {
-                        *d.add(p * mr + i) = *col.add(i * rs);
-                    }
+            for p in 0..kc {
+                let out = d.add(p * MR);
+                for (i, r) in src.iter().enumerate() {
+                    let v = *r.add(p * cs);
+                    *out.add(i) = if i < rows { v } else { 0.0 };
                 }
             }
-            if rows < mr {
-                for p in 0..kc {
-                    for i in rows..mr {
-                        *d.add(p * mr + i) = 0.0;
-                    }
-                }
-            }
-            d = d.add(mr * kc);
+            d = d.add(MR * kc);
         }
-        i0 += mr;
+        i0 += MR;
     }
 }
 
@@ -114,10 +102,9 @@ pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
                         }
                         j += S::W;
                     }
-                    for j in full..cols {
-                        let col = src.add(j * cs);
-                        for p in 0..kc {
-                            *d.add(p * nr + j) = *col.add(p);
+                    for p in 0..kc {
+                        for j in full..cols {
+                            *d.add(p * nr + j) = *src.add(j * cs + p);
                         }
                     }
                 } else {

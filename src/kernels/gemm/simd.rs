@@ -64,12 +64,6 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
         // SAFETY: `t` has 16 >= W values.
         unsafe { self.load(t.as_ptr()) }
     }
-    /// Hints that the cache line holding `p` is about to be written. Never
-    /// faults, whatever `p` is.
-    #[inline(always)]
-    fn prefetch_write(self, p: *const f32) {
-        let _ = p;
-    }
     /// A hand-scheduled k loop for one tile shape: adds
     /// `sum_p A[i, p] * B[p, v*W ..]` to `acc[i][v]` exactly as the generic loop
     /// in `kernel.rs` does (same operations, same order) and returns true, or
