@@ -171,8 +171,10 @@ fn fma_peak(c: &mut Criterion) {
 #[cfg(not(target_arch = "x86_64"))]
 fn fma_peak(_: &mut Criterion) {}
 
-/// Read bandwidth: sum of a buffer, 4 independent accumulators of 16 lanes
-/// (autovectorised), over the GEMV's 64 MiB and over 1 GiB (beyond any cache).
+/// Read bandwidth: sum of a buffer read as four interleaved streams (the
+/// GEMV reads four rows at a time), over the GEMV's 64 MiB and over 1 GiB. Two
+/// threads each read one half, through the library's pool (no thread spawn in
+/// the timed loop).
 fn read_bw(c: &mut Criterion) {
     let mut g = c.benchmark_group("read_bw");
     g.sample_size(10);
@@ -184,12 +186,8 @@ fn read_bw(c: &mut Criterion) {
             g.bench_function(format!("{mib}MiB/{threads}t"), |bch| {
                 bch.iter(|| {
                     let part = buf.len() / threads;
-                    std::thread::scope(|s| {
-                        let hs: Vec<_> = buf
-                            .chunks(part)
-                            .map(|ch| s.spawn(move || sum(ch)))
-                            .collect();
-                        hs.into_iter().map(|h| h.join().unwrap()).sum::<f32>()
+                    train_station::kernels::threads::parallel_for_with(threads, threads, |t| {
+                        black_box(sum(&buf[t * part..(t + 1) * part]));
                     })
                 })
             });
@@ -198,19 +196,39 @@ fn read_bw(c: &mut Criterion) {
     g.finish();
 }
 
-#[inline(never)]
 fn sum(x: &[f32]) -> f32 {
-    let mut acc = [[0.0f32; 16]; 4];
-    let mut chunks = x.chunks_exact(64);
-    for ch in &mut chunks {
-        for (a, v) in acc.iter_mut().zip(ch.chunks_exact(16)) {
-            for (s, e) in a.iter_mut().zip(v) {
-                *s += e;
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was detected just above.
+        return unsafe { sum_avx512(x) };
+    }
+    x.iter().sum()
+}
+
+/// Four streams (the quarters of `x`), two accumulators each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn sum_avx512(x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let q = x.len() / 128 * 32;
+    let mut acc = [_mm512_setzero_ps(); 8];
+    let mut i = 0;
+    while i < q {
+        for s in 0..4 {
+            let lo = &x[s * q + i..s * q + i + 16];
+            let hi = &x[s * q + i + 16..s * q + i + 32];
+            // SAFETY: `lo` and `hi` are 16 readable values each.
+            unsafe {
+                acc[2 * s] = _mm512_add_ps(acc[2 * s], _mm512_loadu_ps(lo.as_ptr()));
+                acc[2 * s + 1] = _mm512_add_ps(acc[2 * s + 1], _mm512_loadu_ps(hi.as_ptr()));
             }
         }
+        i += 32;
     }
-    let tail: f32 = chunks.remainder().iter().sum();
-    acc.iter().flatten().sum::<f32>() + tail
+    let t = acc
+        .iter()
+        .fold(_mm512_setzero_ps(), |t, v| _mm512_add_ps(t, *v));
+    _mm512_reduce_add_ps(t) + x[4 * q..].iter().sum::<f32>()
 }
 
 criterion_group!(benches, sgemm, sgemv, fma_peak, read_bw);
