@@ -12,6 +12,10 @@
 //! The thread count is passed per call (`Config::threads`), so one run covers
 //! 1 and 2 threads; the pool itself has `num_threads()` threads (all cores by
 //! default).
+//!
+//! The AVX-512 intrinsics used for the ceilings are stable since Rust 1.89
+//! (see `src/kernels/gemm/avx512.rs`).
+#![allow(clippy::incompatible_msrv)]
 
 use std::hint::black_box;
 use std::time::Duration;
