@@ -29,6 +29,7 @@ impl Arch for Avx2 {
         kc: 256,
         mc: 512,
         nc: 256,
+        pack_b_min: 8 * 1024,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {

@@ -34,6 +34,7 @@ impl Arch for Avx512 {
         kc: 512,
         mc: 1024,
         nc: 512,
+        pack_b_min: 8 * 1024,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {

@@ -66,6 +66,7 @@ unsafe fn tile_fit<S: Simd, const MR: usize, const NV: usize>(
         with_rows!(MR)
     }
 }
+
 /// Cache blocking of one ISA path.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Blocking {
@@ -79,6 +80,10 @@ pub(super) struct Blocking {
     pub mc: usize,
     /// Largest N block packed at once.
     pub nc: usize,
+    /// Row-major B is packed once it has more than this many elements per
+    /// task (below, it is read in place: it stays in cache and packing would
+    /// cost more than it saves).
+    pub pack_b_min: usize,
 }
 
 /// One ISA path: its lanes, its blocking, and its task entry point compiled
@@ -285,7 +290,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     let (task_m, task_n) = (plan.step_m.min(p.m), plan.step_n.min(p.n));
     // Pack B when its rows are not contiguous, or when it is too large to be
     // read in place from cache without TLB and set-conflict misses.
-    plan.pack_b = p.b_cs != 1 || p.k * task_n > pack_b_threshold();
+    plan.pack_b = p.b_cs != 1 || p.k * task_n > knob(1, bl.pack_b_min);
     // Pack A when it is column-major (rows adjacent, columns far apart): read in
     // place, every k step of a panel would touch a new page. Row-major and
     // general A are read in place (six row streams, no packing cost).
@@ -301,9 +306,6 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     plan
 }
 
-fn pack_b_threshold() -> usize {
-    knob(1, 8 * 1024)
-}
 fn pack_a_threshold() -> usize {
     knob(0, usize::MAX)
 }

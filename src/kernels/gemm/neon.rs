@@ -30,9 +30,14 @@ impl Arch for Neon {
     const BLOCKING: Blocking = Blocking {
         mr: MR,
         nr: NV * 4,
-        kc: 256,
-        mc: 512,
-        nc: 256,
+        // Smaller blocks without `std` (bare-metal boards: small caches, a
+        // fixed heap): scratch per call is then at most
+        // (96 + 32 + 12 + 8) * 128 floats = 74 KiB (59 KiB unless A is
+        // column-major and packed), against 788 KiB with `std`.
+        kc: if cfg!(feature = "std") { 256 } else { 128 },
+        mc: if cfg!(feature = "std") { 512 } else { 32 },
+        nc: if cfg!(feature = "std") { 256 } else { 96 },
+        pack_b_min: 8 * 1024,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {

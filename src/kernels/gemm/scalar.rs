@@ -1,4 +1,7 @@
 //! Portable path: blocking and entry point for the one-lane [`Scalar`] type.
+//!
+//! Scratch per call is at most `(64 + 4 + 4) * 128` floats (36 KiB, when B
+//! or A must be packed), usually `8 * 128` (edge panels only).
 
 use super::driver::{Arch, Blocking, Plan, Problem, run_task};
 use super::simd::Scalar;
@@ -11,9 +14,12 @@ impl Arch for Scalar {
     const BLOCKING: Blocking = Blocking {
         mr: MR,
         nr: NV,
-        kc: 256,
-        mc: 256,
-        nc: 256,
+        kc: 128,
+        mc: 64,
+        nc: 64,
+        // No vector loads to align: row-major B is always read in place,
+        // which also keeps the scratch small on boards.
+        pack_b_min: usize::MAX,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
