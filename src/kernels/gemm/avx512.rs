@@ -120,16 +120,15 @@ impl Simd for Avx512 {
         // SAFETY: R * N == 24, so `acc` is 24 consecutive registers' worth of
         // `__m512`; the panels are readable as the caller guarantees.
         unsafe {
-            k_loop_6x64(
-                &mut *acc.as_mut_ptr().cast::<[__m512; 24]>(),
-                kc,
-                a,
-                a_rs,
-                a_cs,
-                b,
-                b_rs,
-            )
-        };
+            let acc = &mut *acc.as_mut_ptr().cast::<[__m512; 24]>();
+            match a_cs {
+                // Row-major A read in place, or a packed panel: the k offsets of
+                // A are constants, so the loop is unrolled with displacements.
+                1 => k_loop_6x64_cs1(acc, kc, a, a_rs, b, b_rs),
+                MR => k_loop_6x64_cs6(acc, kc, a, a_rs, b, b_rs),
+                _ => k_loop_6x64(acc, kc, a, a_rs, a_cs, b, b_rs),
+            }
+        }
         true
     }
     #[inline(always)]
@@ -207,6 +206,150 @@ macro_rules! step_6x64 {
         )
     };
 }
+
+/// One step of the unrolled 6 x 64 loop: B row at `{b}` plus `$b` (an index
+/// register expression), A column at the constant displacement `$d` from
+/// `{a}`; otherwise as [`step_6x64`].
+macro_rules! step_6x64_at {
+    ($b:literal, $d:literal) => {
+        concat!(
+            "vmovups zmm24, [{b}",
+            $b,
+            "]\n",
+            "vmovups zmm25, [{b}",
+            $b,
+            " + 64]\n",
+            "vmovups zmm26, [{b}",
+            $b,
+            " + 128]\n",
+            "vmovups zmm27, [{b}",
+            $b,
+            " + 192]\n",
+            "vbroadcastss zmm28, [{a} + ",
+            $d,
+            "]\n",
+            "vbroadcastss zmm29, [{a} + {r1} + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm0, zmm28, zmm24\n",
+            "vfmadd231ps zmm1, zmm28, zmm25\n",
+            "vfmadd231ps zmm2, zmm28, zmm26\n",
+            "vfmadd231ps zmm3, zmm28, zmm27\n",
+            "vbroadcastss zmm30, [{a} + {r1} * 2 + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm4, zmm29, zmm24\n",
+            "vfmadd231ps zmm5, zmm29, zmm25\n",
+            "vfmadd231ps zmm6, zmm29, zmm26\n",
+            "vfmadd231ps zmm7, zmm29, zmm27\n",
+            "vbroadcastss zmm31, [{a} + {r3} + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm8, zmm30, zmm24\n",
+            "vfmadd231ps zmm9, zmm30, zmm25\n",
+            "vfmadd231ps zmm10, zmm30, zmm26\n",
+            "vfmadd231ps zmm11, zmm30, zmm27\n",
+            "vbroadcastss zmm28, [{a} + {r1} * 4 + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm12, zmm31, zmm24\n",
+            "vfmadd231ps zmm13, zmm31, zmm25\n",
+            "vfmadd231ps zmm14, zmm31, zmm26\n",
+            "vfmadd231ps zmm15, zmm31, zmm27\n",
+            "vbroadcastss zmm29, [{a} + {r5} + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm16, zmm28, zmm24\n",
+            "vfmadd231ps zmm17, zmm28, zmm25\n",
+            "vfmadd231ps zmm18, zmm28, zmm26\n",
+            "vfmadd231ps zmm19, zmm28, zmm27\n",
+            "vfmadd231ps zmm20, zmm29, zmm24\n",
+            "vfmadd231ps zmm21, zmm29, zmm25\n",
+            "vfmadd231ps zmm22, zmm29, zmm26\n",
+            "vfmadd231ps zmm23, zmm29, zmm27\n",
+        )
+    };
+}
+
+/// Defines a 6 x 64 k loop for a constant A column stride of CS elements
+/// (`$d1..$d3` = 4 * CS * 1..3 bytes, `$d4` = 4 * CS * 4): unrolled by
+/// 4 steps addressed by displacement (A) and index registers (B), so each 4
+/// steps cost two pointer updates. Same arithmetic as [`k_loop_6x64`].
+macro_rules! k_loop_const_cs {
+    ($(#[$m:meta])* $name:ident, $d1:literal, $d2:literal, $d3:literal, $d4:literal) => {
+        $(#[$m])*
+        ///
+        /// # Safety
+        /// The CPU supports AVX-512F; `A[i, p]` at `a + i * a_rs + p * CS` for
+        /// `i < 6`, `p < kc` and `B[p, j]` at `b + p * b_rs + j` for `j < 64`
+        /// are readable.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn $name(acc: &mut [__m512; 24], kc: usize, a: *const f32, a_rs: usize, b: *const f32, b_rs: usize) {
+            let r1 = a_rs * 4;
+            let bs = b_rs * 4;
+            // SAFETY: reads only the panels the caller vouches for (the
+            // pointers end one step past them, not dereferenced there); writes
+            // only the listed registers; no stack use.
+            unsafe {
+                core::arch::asm!(
+                    "mov {t}, {k}",
+                    "shr {k}, 2",
+                    "jz 3f",
+                    "2:",
+                    step_6x64_at!("", "0"),
+                    step_6x64_at!(" + {bs}", $d1),
+                    step_6x64_at!(" + {bs} * 2", $d2),
+                    step_6x64_at!(" + {bs3}", $d3),
+                    concat!("add {a}, ", $d4),
+                    "add {b}, {bs4}",
+                    "dec {k}",
+                    "jnz 2b",
+                    "3:",
+                    "and {t}, 3",
+                    "jz 5f",
+                    "4:",
+                    step_6x64_at!("", "0"),
+                    concat!("add {a}, ", $d1),
+                    "add {b}, {bs}",
+                    "dec {t}",
+                    "jnz 4b",
+                    "5:",
+                    a = inout(reg) a => _,
+                    b = inout(reg) b => _,
+                    k = inout(reg) kc => _,
+                    t = out(reg) _,
+                    r1 = in(reg) r1,
+                    r3 = in(reg) 3 * r1,
+                    r5 = in(reg) 5 * r1,
+                    bs = in(reg) bs,
+                    bs3 = in(reg) 3 * bs,
+                    bs4 = in(reg) 4 * bs,
+                    inout("zmm0") acc[0], inout("zmm1") acc[1], inout("zmm2") acc[2], inout("zmm3") acc[3],
+                    inout("zmm4") acc[4], inout("zmm5") acc[5], inout("zmm6") acc[6], inout("zmm7") acc[7],
+                    inout("zmm8") acc[8], inout("zmm9") acc[9], inout("zmm10") acc[10], inout("zmm11") acc[11],
+                    inout("zmm12") acc[12], inout("zmm13") acc[13], inout("zmm14") acc[14], inout("zmm15") acc[15],
+                    inout("zmm16") acc[16], inout("zmm17") acc[17], inout("zmm18") acc[18], inout("zmm19") acc[19],
+                    inout("zmm20") acc[20], inout("zmm21") acc[21], inout("zmm22") acc[22], inout("zmm23") acc[23],
+                    out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+                    out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+                    options(nostack, readonly),
+                );
+            }
+        }
+    };
+}
+
+k_loop_const_cs!(
+    /// The 6 x 64 k loop for A with unit column stride (row-major A read in
+    /// place).
+    k_loop_6x64_cs1, "4", "8", "12", "16"
+);
+k_loop_const_cs!(
+    /// The 6 x 64 k loop for A with column stride 6: a packed panel (then
+    /// `a_rs` is 1).
+    k_loop_6x64_cs6, "24", "48", "72", "96"
+);
 
 /// The 6 x 64 k loop, unrolled by 4: `acc[4 i + v] += sum_p A[i, p] *
 /// B[p, 16 v ..]`, `A[i, p]` at `a + i * a_rs + p * a_cs`, `B[p, j]` at
