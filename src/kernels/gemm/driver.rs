@@ -84,6 +84,9 @@ pub(super) struct Blocking {
     /// task (below, it is read in place: it stays in cache and packing would
     /// cost more than it saves).
     pub pack_b_min: usize,
+    /// Up to this many elements, row-major B is read in place when at most
+    /// `16 * mr` rows of A use it (it stays in L2; packing would not pay off).
+    pub direct_b_max: usize,
 }
 
 /// One ISA path: its lanes, its blocking, and its task entry point compiled
@@ -198,12 +201,6 @@ fn region(len: usize) -> usize {
 /// Plans `p` for a path with blocking `bl` and `w` lanes, on up to `threads`
 /// threads.
 pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> Plan {
-    let bl = Blocking {
-        kc: knob(2, bl.kc),
-        mc: knob(3, bl.mc),
-        nc: knob(4, bl.nc),
-        ..bl
-    };
     let mut plan = Plan {
         kind: Kind::Gemm,
         blocking: bl,
@@ -289,13 +286,16 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
 
     let (task_m, task_n) = (plan.step_m.min(p.m), plan.step_n.min(p.n));
     // Pack B when its rows are not contiguous, or when it is too large to be
-    // read in place from cache without TLB and set-conflict misses.
-    plan.pack_b = p.b_cs != 1 || p.k * task_n > knob(1, bl.pack_b_min);
+    // read in place from cache without TLB and set-conflict misses, unless
+    // few rows of A reuse it (then packing costs more than it saves) and it
+    // fits in L2.
+    let b_len = p.k * task_n;
+    let few_rows = task_m <= 16 * bl.mr && b_len <= bl.direct_b_max;
+    plan.pack_b = p.b_cs != 1 || (b_len > bl.pack_b_min && !few_rows);
     // Pack A when it is column-major (rows adjacent, columns far apart): read in
     // place, every k step of a panel would touch a new page. Row-major and
     // general A are read in place (six row streams, no packing cost).
-    plan.pack_a =
-        (p.a_rs == 1 && p.a_cs > bl.mr && task_n > bl.nr) || task_m * p.k > pack_a_threshold();
+    plan.pack_a = (p.a_rs == 1 && p.a_cs > bl.mr && task_n > bl.nr);
 
     let mc = if plan.pack_a { bl.mc.min(task_m) } else { 0 };
     let nc = if plan.pack_b { bl.nc.min(task_n) } else { 0 };
@@ -304,21 +304,6 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         + region(bl.nr * plan.kc)
         + region(bl.mr * plan.kc);
     plan
-}
-
-fn pack_a_threshold() -> usize {
-    knob(0, usize::MAX)
-}
-
-/// EXPERIMENT KNOBS (temporary).
-#[doc(hidden)]
-pub static KNOBS: [core::sync::atomic::AtomicUsize; 8] =
-    [const { core::sync::atomic::AtomicUsize::new(0) }; 8];
-fn knob(i: usize, d: usize) -> usize {
-    match KNOBS[i].load(core::sync::atomic::Ordering::Relaxed) {
-        0 => d,
-        v => v - 1,
-    }
 }
 
 /// Runs task `task` of `plan`. Meant to be inlined into each path's

@@ -49,8 +49,6 @@ use crate::kernels::Isa;
 use driver::{Arch, Problem};
 use kernel::Bias;
 
-#[doc(hidden)]
-pub use driver::KNOBS;
 pub(crate) use scratch::with_scratch;
 
 /// A read-only matrix view: element `(i, j)` is

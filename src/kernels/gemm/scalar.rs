@@ -20,6 +20,7 @@ impl Arch for Scalar {
         // No vector loads to align: row-major B is always read in place,
         // which also keeps the scratch small on boards.
         pack_b_min: usize::MAX,
+        direct_b_max: usize::MAX,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
