@@ -224,12 +224,16 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         plan.tasks = p.batch;
         return plan;
     }
-    if p.m == 1 && (p.b_cs == 1 || p.b_rs == 1) {
-        plan.kind = if p.b_cs == 1 {
-            Kind::GemvRows
-        } else {
-            Kind::GemvDots
-        };
+    // A matrix-vector product: stream B in whichever order is contiguous (with
+    // one column, the rows path reads it whatever its column stride).
+    let gemv = match (p.b_cs == 1 && p.n > 1, p.b_rs == 1 || p.k == 1, p.n == 1) {
+        (true, _, _) => Some(Kind::GemvRows),
+        (false, true, _) => Some(Kind::GemvDots),
+        (false, false, true) => Some(Kind::GemvRows),
+        _ => None,
+    };
+    if let (1, Some(kind)) = (p.m, gemv) {
+        plan.kind = kind;
         let bytes = p.k.saturating_mul(p.n).saturating_mul(4 * p.batch);
         let want = if bytes < PAR_MIN_GEMV_BYTES {
             1

@@ -98,7 +98,6 @@ pub(super) struct Out {
 /// Merges one register of accumulators with the old C values (see the module
 /// docs for the exact sequence).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(super) fn finish<S: Simd>(
     s: S,
     acc: S::V,
@@ -223,13 +222,14 @@ unsafe fn write_tile<S: Simd, const MR: usize, const NV: usize>(
     out: Out,
     up: &Update,
 ) {
+    const { assert!(MR * NV * S::W <= MAX_TILE) };
     if out.cs != 1 {
         // Strided C: through a buffer, element by element.
         let nr = NV * S::W;
         let mut buf = [0.0f32; MAX_TILE];
         for i in 0..MR {
             for v in 0..NV {
-                // SAFETY: MR * NR <= MAX_TILE (checked where the blocking is chosen).
+                // SAFETY: MR * NR <= MAX_TILE (asserted at compile time above).
                 unsafe { s.store(buf.as_mut_ptr().add(i * nr + v * S::W), acc[i][v]) };
             }
         }
@@ -332,10 +332,11 @@ unsafe fn write_general<S: Simd, const MR: usize, const NV: usize>(
 
 /// Element-by-element write-back of accumulators `acc[i * acc_rs + j]` into
 /// `out` (any strides), with the same arithmetic as the vector write-back.
+/// `acc_rs` may be 0 (one row of accumulators for every row of `out`).
 ///
 /// # Safety
-/// `acc` holds `out.m` rows of `acc_rs >= out.n` values; `out` and the bias in
-/// `up` as for [`tile`].
+/// `acc[i * acc_rs + j]` is readable for `i < out.m`, `j < out.n`; `out` and
+/// the bias in `up` as for [`tile`].
 #[inline(always)]
 pub(super) unsafe fn write_strided(acc: *const f32, acc_rs: usize, out: Out, up: &Update) {
     let s = Scalar;

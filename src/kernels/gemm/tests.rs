@@ -297,6 +297,7 @@ fn all_transpose_combinations_and_c_layouts() {
             (97, 61, 33),
             (1, 40, 33),
             (40, 1, 33),
+            (1, 1, 33),
             (64, 65, 70),
         ]
     };
