@@ -299,7 +299,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     // Pack A when it is column-major (rows adjacent, columns far apart): read in
     // place, every k step of a panel would touch a new page. Row-major and
     // general A are read in place (six row streams, no packing cost).
-    plan.pack_a = (p.a_rs == 1 && p.a_cs > bl.mr && task_n > bl.nr);
+    plan.pack_a = p.a_rs == 1 && p.a_cs > bl.mr && task_n > bl.nr;
 
     let mc = if plan.pack_a { bl.mc.min(task_m) } else { 0 };
     let nc = if plan.pack_b { bl.nc.min(task_n) } else { 0 };

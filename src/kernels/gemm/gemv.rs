@@ -11,8 +11,24 @@
 //! count.
 
 use super::driver::{GEMV_CHUNK, Problem};
-use super::kernel::{Out, Update, finish, write_strided};
+use super::kernel::{Bias, Out, Update, finish, write_strided};
 use super::simd::Simd;
+
+/// `w <= W` values from `p` (a full or a partial load).
+///
+/// # Safety
+/// `p .. p + w` is readable.
+#[inline(always)]
+unsafe fn load_upto<S: Simd>(s: S, p: *const f32, w: usize) -> S::V {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if w == S::W {
+            s.load(p)
+        } else {
+            s.load_partial(p, w)
+        }
+    }
+}
 
 /// Writes accumulators `acc[0..n]` into one row of C (`c`, column stride `cs`).
 ///
@@ -37,7 +53,7 @@ unsafe fn write_row<S: Simd>(s: S, acc: *const f32, c: *mut f32, cs: usize, n: u
     let beta = s.splat(up.beta);
     let row_bias = match up.bias {
         // SAFETY: a row bias has one value for this row.
-        super::kernel::Bias::Row(p) => Some(unsafe { s.bcast(p) }),
+        Bias::Row(p) => Some(unsafe { s.bcast(p) }),
         _ => None,
     };
     let mut j = 0;
@@ -45,19 +61,16 @@ unsafe fn write_row<S: Simd>(s: S, acc: *const f32, c: *mut f32, cs: usize, n: u
         let w = S::W.min(n - j);
         // SAFETY: columns j .. j + w < n of `acc`, C and the column bias.
         unsafe {
-            let ld = |p: *const f32| {
-                if w == S::W {
-                    s.load(p)
-                } else {
-                    s.load_partial(p, w)
-                }
+            let old = if up.beta_zero {
+                s.zero()
+            } else {
+                load_upto(s, c.add(j), w)
             };
-            let old = if up.beta_zero { s.zero() } else { ld(c.add(j)) };
             let bias = match up.bias {
-                super::kernel::Bias::Col(p) => Some(ld(p.add(j))),
+                Bias::Col(p) => Some(load_upto(s, p.add(j), w)),
                 _ => row_bias,
             };
-            let r = finish(s, ld(acc.add(j)), old, up, alpha, beta, bias);
+            let r = finish(s, load_upto(s, acc.add(j), w), old, up, alpha, beta, bias);
             if w == S::W {
                 s.store(c.add(j), r)
             } else {
@@ -69,7 +82,7 @@ unsafe fn write_row<S: Simd>(s: S, acc: *const f32, c: *mut f32, cs: usize, n: u
 }
 
 /// `y[j0..j1] = x B[:, j0..j1]` for batch item `t`, rows of B contiguous
-/// (`b_cs == 1`).
+/// (`b_cs == 1`, or B has a single column).
 #[inline(always)]
 pub(super) fn rows_task<S: Simd>(
     s: S,
