@@ -98,22 +98,22 @@ fn round(threads: usize, bufs: &mut Bufs) {
         MatMut::row_major(&mut bufs.y[..n], 1, n),
         Epilogue::NONE,
     );
-    let big = MatRef::row_major(&bufs.big, 512, 512);
+    // 256 KiB of matrix: large enough to be split over threads.
+    let big = MatRef::row_major(&bufs.big[..256 * 256], 256, 256);
     sgemm_with(
         cfg,
         Batch::ONE,
         1.0,
-        MatRef::row_major(&bufs.x[..512], 1, 512),
+        MatRef::row_major(&bufs.x[..256], 1, 256),
         big,
         0.0,
-        MatMut::row_major(&mut bufs.y[..512], 1, 512),
+        MatMut::row_major(&mut bufs.y[..256], 1, 256),
         Epilogue::NONE,
     );
     // A large product (split over threads) and a batch with a broadcast operand.
-    let (s, _) = bufs.big.split_at(256 * 256);
     let (sa, sb) = (
-        MatRef::row_major(s, 256, 256),
-        MatRef::row_major(&bufs.big[256 * 256..512 * 256], 256, 256),
+        MatRef::row_major(&bufs.big[..128 * 128], 128, 128),
+        MatRef::row_major(&bufs.big[128 * 128..256 * 128], 128, 128),
     );
     sgemm_with(
         cfg,
@@ -122,7 +122,7 @@ fn round(threads: usize, bufs: &mut Bufs) {
         sa,
         sb,
         0.0,
-        MatMut::row_major(&mut bufs.c, 256, 256),
+        MatMut::row_major(&mut bufs.c, 128, 128),
         Epilogue::NONE,
     );
     let batch = Batch {
@@ -159,11 +159,11 @@ struct Bufs {
 }
 
 fn steady_state_allocations(threads: usize, bufs: &mut Bufs) -> usize {
-    for _ in 0..50 {
+    for _ in 0..30 {
         round(threads, bufs);
     }
     let before = ALLOCS.load(Ordering::Relaxed);
-    for _ in 0..20 {
+    for _ in 0..10 {
         round(threads, bufs);
     }
     ALLOCS.load(Ordering::Relaxed) - before
@@ -183,8 +183,8 @@ fn no_allocations_after_warm_up() {
         w2: f(200 * 160, 4),
         bias: f(200, 5),
         y: f(96 * 200 + 512, 6),
-        big: f(512 * 512, 7),
-        c: f(256 * 256, 8),
+        big: f(256 * 256, 7),
+        c: f(128 * 128, 8),
     };
     assert_eq!(steady_state_allocations(1, &mut bufs), 0, "one thread");
     // With two threads, which thread runs which task varies, so a worker may
