@@ -187,8 +187,12 @@ unsafe fn accumulate<S: Simd, const MR: usize, const NV: usize, const UNIT_ROWS:
     b: *const f32,
     b_rs: usize,
 ) {
-    let rs = if UNIT_ROWS { 1 } else { a_rs };
-    let mut ap = a;
+    // Row start pointers, fixed for the whole loop: each broadcast address is
+    // `row + offset`, independent of the other rows' (deriving row i + 1 from
+    // row i each step would chain the address arithmetic).
+    let rows: [*const f32; MR] =
+        core::array::from_fn(|i| a.wrapping_add(i * if UNIT_ROWS { 1 } else { a_rs }));
+    let mut off = 0;
     let mut bp = b;
     for _ in 0..kc {
         let mut bv = [s.zero(); NV];
@@ -198,14 +202,14 @@ unsafe fn accumulate<S: Simd, const MR: usize, const NV: usize, const UNIT_ROWS:
         }
         for i in 0..MR {
             // SAFETY: A[i, p] is inside the readable A panel.
-            let av = unsafe { s.bcast(ap.add(i * rs)) };
+            let av = unsafe { s.bcast(rows[i].add(off)) };
             for v in 0..NV {
                 acc[i][v] = s.fma(av, bv[v], acc[i][v]);
             }
         }
-        // The last step moves the pointers one past the panel; they are not
+        off += a_cs;
+        // The last step moves the pointer one past the panel; it is not
         // dereferenced there. `wrapping_add` keeps that free of UB conditions.
-        ap = ap.wrapping_add(a_cs);
         bp = bp.wrapping_add(b_rs);
     }
 }
