@@ -7,23 +7,30 @@
 //! in its storage order). Bounds are checked once per call; a slice too short
 //! for its shape and strides panics with a message naming the operand.
 //!
-//! Paths (chosen from [`crate::kernels::isa`] once per call, or given
-//! explicitly to [`sgemm_with`]):
-//! - the blocked GEMM: packed or in-place panels, cache blocking per ISA, a
-//!   register micro-kernel per ISA (AVX-512 `6 x 64`, AVX2 `6 x 16`, NEON
-//!   `8 x 12`, portable `4 x 4`); small operands are read in place rather than
-//!   packed;
-//! - matrix-vector products (`m == 1` or `n == 1`): streamed, never packed;
+//! Paths (the instruction set is read from [`crate::kernels::isa`] once per
+//! call, or given explicitly to [`sgemm_with`]):
+//! - the blocked GEMM (`driver.rs`): a register micro-kernel per ISA written
+//!   once over a lane trait (AVX-512 `6 x 64` with a hand-scheduled k loop,
+//!   AVX2 `6 x 16`, NEON `8 x 12` with lane-indexed FMAs, portable `4 x 4`),
+//!   cache blocking per ISA, edge tiles sized to what they cover. Row-major A
+//!   and small row-major B are read in place; other operands are packed;
+//! - matrix-vector products (`m == 1` or `n == 1`, `gemv.rs`): B streamed once
+//!   in its storage order, never packed;
 //! - `k == 0` or `alpha == 0`: only `C = beta * C` (+ epilogue); A and B are not
 //!   read.
 //!
-//! Large products are split over the worker pool (`std` only) in blocks of C;
-//! the k dimension is never split, so the result is bit-identical whatever the
-//! number of threads. Different ISA paths may differ in the last bits (fused vs
-//! unfused multiply-add).
+//! A column-major C is handled as the transposed product `C^T = B^T A^T`, so
+//! the vector dimension of the kernels is always C's contiguous one.
 //!
-//! Scratch memory for packing is reused between calls (see `scratch.rs`): after
-//! the first call of a given size, a call makes no allocator calls.
+//! Threads (`std` only): products of at least 2 MFLOP (GEMV: 256 KiB of B)
+//! are split over [`crate::kernels::threads`] in blocks of whole tiles of C.
+//! The k dimension is never split, so results are bit-identical whatever the
+//! number of threads. Different ISA paths may differ in the last bits (fused
+//! vs unfused multiply-add, order of partial sums).
+//!
+//! Scratch memory for packing comes from one function (`scratch.rs`) and is
+//! kept per thread: once each thread has run the largest product of a
+//! workload, later calls make no allocator calls.
 
 mod driver;
 mod gemv;
