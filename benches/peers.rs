@@ -1,6 +1,7 @@
-//! The workloads of `benches/gemm.rs` on peer crates, for comparison in one
-//! run: `gemm` 0.19 (feature `x86-v4`, i.e. its AVX-512 kernels) and
-//! `matrixmultiply` 0.3 (feature `threading`).
+//! The workloads of `benches/gemm.rs` on this library and on peer crates, side
+//! by side in one run (for each size: ours, then the peers, so machine noise
+//! hits all alike): `gemm` 0.19 (feature `x86-v4`, i.e. its AVX-512 kernels)
+//! and `matrixmultiply` 0.3 (feature `threading`).
 //!
 //! Run: `cargo bench --features bench-peers --bench peers`.
 //!
@@ -16,6 +17,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use train_station::kernels::gemm::{Batch, Config, Epilogue, MatMut, MatRef, sgemm_with};
 
 const SIZES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
 
@@ -31,6 +33,25 @@ fn mm_threads() -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2)
         .clamp(1, 4)
+}
+
+/// `C = A B`, all row-major, `C` is `m x n`, through this library on `threads`
+/// threads (the path in force, see `kernels::isa`).
+fn ours(threads: usize, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let cfg = Config {
+        threads,
+        ..Config::current()
+    };
+    sgemm_with(
+        cfg,
+        Batch::ONE,
+        1.0,
+        MatRef::row_major(a, m, k),
+        MatRef::row_major(b, k, n),
+        0.0,
+        MatMut::row_major(c, m, n),
+        Epilogue::NONE,
+    )
 }
 
 /// `C = A B`, all row-major, `C` is `m x n`, through `gemm` on `threads` threads.
@@ -101,6 +122,9 @@ fn sgemm(c: &mut Criterion) {
             let (a, b) = (data(n * n, 1), data(n * n, 2));
             let mut out = vec![0.0f32; n * n];
             g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+            g.bench_with_input(BenchmarkId::new("train-station", n), &n, |bch, &n| {
+                bch.iter(|| ours(threads, n, n, n, black_box(&a), black_box(&b), &mut out))
+            });
             g.bench_with_input(BenchmarkId::new("gemm", n), &n, |bch, &n| {
                 bch.iter(|| gemm_crate(threads, n, n, n, black_box(&a), black_box(&b), &mut out))
             });
@@ -122,6 +146,9 @@ fn sgemv(c: &mut Criterion) {
     g.throughput(Throughput::Bytes((k * n * 4) as u64));
     g.measurement_time(Duration::from_secs(3));
     for threads in [1, 2] {
+        g.bench_function(format!("train-station/1x4096x4096/{threads}t"), |bch| {
+            bch.iter(|| ours(threads, 1, n, k, black_box(&x), black_box(&b), &mut y))
+        });
         g.bench_function(format!("gemm/1x4096x4096/{threads}t"), |bch| {
             bch.iter(|| gemm_crate(threads, 1, n, k, black_box(&x), black_box(&b), &mut y))
         });
