@@ -69,8 +69,19 @@ pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
         // SAFETY: columns j0 .. j0 + cols exist; `d` has room for nr * kc values.
         unsafe {
             let src = b.add(j0 * cs);
-            if cs == 1 {
-                // Row-major B: each panel row is a contiguous copy.
+            if cs == 1 && cols == nr {
+                // Row-major B, full panel: each panel row is a contiguous copy.
+                let mut row = src;
+                let mut out = d;
+                for _ in 0..kc {
+                    for v in 0..NV {
+                        s.store(out.add(v * S::W), s.load(row.add(v * S::W)));
+                    }
+                    row = row.wrapping_add(rs);
+                    out = out.add(nr);
+                }
+            } else if cs == 1 {
+                // Row-major B, edge panel: partial loads fill the rest with 0.
                 for p in 0..kc {
                     let row = src.add(p * rs);
                     let out = d.add(p * nr);
