@@ -68,6 +68,9 @@ pub use autograd::{NoGradGuard, is_grad_enabled, no_grad};
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 pub use error::{Dims, Error, Result};
+pub use kernels::gemm::{Batch, Epilogue, MatMut, MatRef, sgemm, sgemm_batched, sgemm_fused};
+#[cfg(feature = "std")]
+pub use kernels::threads::{num_threads, set_num_threads};
 pub use tensor::{
     CollectTensor, Dim, Generator, MAX_RANK, ReshapeDims, Shape, Tensor, manual_seed,
 };

@@ -18,6 +18,10 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
+pub mod gemm;
+#[cfg(feature = "std")]
+pub mod threads;
+
 use crate::error::{Error, Result};
 
 /// An instruction-set path of the kernel table.

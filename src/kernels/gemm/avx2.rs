@@ -1,0 +1,141 @@
+//! AVX2 + FMA path (x86_64): lanes, blocking and entry point.
+
+use core::arch::x86_64::*;
+
+use super::driver::{Arch, Blocking, Plan, Problem, run_task};
+use super::simd::Simd;
+use crate::kernels::Isa;
+
+/// Capability token: proof that this CPU runs AVX2 and FMA.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2(());
+
+impl Avx2 {
+    /// The token, if this CPU (and build) supports the path.
+    pub(crate) fn new() -> Option<Self> {
+        crate::kernels::is_supported(Isa::Avx2).then_some(Avx2(()))
+    }
+}
+
+/// Micro-tile: `MR` rows by `NV` vectors of 8 columns (12 accumulators of the
+/// 16 registers).
+const MR: usize = 6;
+const NV: usize = 2;
+
+impl Arch for Avx2 {
+    const BLOCKING: Blocking = Blocking {
+        mr: MR,
+        nr: NV * 8,
+        kc: 256,
+        mc: 512,
+        nc: 256,
+        pack_b_min: 8 * 1024,
+        direct_b_max: 32 * 1024,
+    };
+
+    fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
+        // SAFETY: an `Avx2` token exists only when the CPU supports the features
+        // `entry` is compiled for.
+        unsafe { entry(self, p, plan, task, scratch) }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn entry(s: Avx2, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
+    run_task::<Avx2, MR, NV>(s, p, plan, task, scratch)
+}
+
+/// Lanes `< n` all ones, the others zero.
+#[inline(always)]
+fn mask(n: usize) -> __m256i {
+    // SAFETY: the `Avx2` token held by every caller proves AVX2.
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
+// SAFETY (every `unsafe` block in this impl that calls an intrinsic): the
+// `Avx2` token proves the CPU supports AVX2 and FMA; pointer requirements are
+// forwarded from the caller as documented on `Simd`.
+impl Simd for Avx2 {
+    type V = __m256;
+    const W: usize = 8;
+
+    #[inline(always)]
+    fn zero(self) -> __m256 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> __m256 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: __m256) {
+        // SAFETY: see the impl comment.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(self, p: *const f32, n: usize) -> __m256 {
+        // SAFETY: see the impl comment; masked-off lanes are not accessed.
+        unsafe { _mm256_maskload_ps(p, mask(n)) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, v: __m256, n: usize) {
+        // SAFETY: see the impl comment; masked-off lanes are not accessed.
+        unsafe { _mm256_maskstore_ps(p, mask(n), v) }
+    }
+    #[inline(always)]
+    unsafe fn gather(self, p: *const f32, stride: usize) -> __m256 {
+        // SAFETY: see the impl comment; the caller guarantees 8 * stride fits in
+        // an i32, so the lane offsets do not wrap.
+        unsafe {
+            let idx = _mm256_mullo_epi32(
+                _mm256_set1_epi32(stride as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            _mm256_i32gather_ps::<4>(p, idx)
+        }
+    }
+    #[inline(always)]
+    fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn relu(self, v: __m256) -> __m256 {
+        // `max` returns its second operand when either is NaN (and for two
+        // zeros), so NaN and -0.0 pass through as in the scalar path.
+        // SAFETY: see the impl comment.
+        unsafe { _mm256_max_ps(_mm256_setzero_ps(), v) }
+    }
+    #[inline(always)]
+    fn hsum(self, v: __m256) -> f32 {
+        // SAFETY: see the impl comment.
+        unsafe {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! AVX-512 path (x86_64, AVX-512F with FMA): lanes, blocking, entry point and
+//! the hand-scheduled 6 x 64 k loop.
+//!
+//! AVX-512 intrinsics and `target_feature(enable = "avx512f")` are stable
+//! since Rust 1.89, above the crate's declared `rust-version` (1.88): the
+//! crate needs 1.89 to build on x86_64.
+
+use core::arch::x86_64::*;
+
+use super::driver::{Arch, Blocking, Plan, Problem, run_task};
+use super::simd::Simd;
+use crate::kernels::Isa;
+
+/// Capability token: proof that this CPU runs AVX-512F and FMA.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx512(());
+
+impl Avx512 {
+    /// The token, if this CPU (and build) supports the path.
+    pub(crate) fn new() -> Option<Self> {
+        crate::kernels::is_supported(Isa::Avx512).then_some(Avx512(()))
+    }
+}
+
+/// Micro-tile: `MR` rows by `NV` vectors of 16 columns.
+const MR: usize = 6;
+const NV: usize = 4;
+
+impl Arch for Avx512 {
+    const BLOCKING: Blocking = Blocking {
+        mr: MR,
+        nr: NV * 16,
+        kc: 512,
+        mc: 1024,
+        nc: 512,
+        pack_b_min: 8 * 1024,
+        direct_b_max: 256 * 1024,
+    };
+
+    fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
+        // SAFETY: an `Avx512` token exists only when the CPU supports the
+        // features `entry` is compiled for.
+        unsafe { entry(self, p, plan, task, scratch) }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn entry(s: Avx512, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
+    run_task::<Avx512, MR, NV>(s, p, plan, task, scratch)
+}
+
+#[inline(always)]
+fn mask(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+// SAFETY (every `unsafe` block in this impl that calls an intrinsic): the
+// `Avx512` token proves the CPU supports AVX-512F; pointer requirements are
+// forwarded from the caller as documented on `Simd`.
+impl Simd for Avx512 {
+    type V = __m512;
+    const W: usize = 16;
+
+    #[inline(always)]
+    fn zero(self) -> __m512 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m512 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> __m512 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: __m512) {
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(self, p: *const f32, n: usize) -> __m512 {
+        // SAFETY: see the impl comment; masked-off lanes are not accessed.
+        unsafe { _mm512_maskz_loadu_ps(mask(n), p) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, v: __m512, n: usize) {
+        // SAFETY: see the impl comment; masked-off lanes are not accessed.
+        unsafe { _mm512_mask_storeu_ps(p, mask(n), v) }
+    }
+    #[inline(always)]
+    unsafe fn gather(self, p: *const f32, stride: usize) -> __m512 {
+        // SAFETY: see the impl comment; the caller guarantees 16 * stride fits
+        // in an i32, so the lane offsets do not wrap.
+        unsafe {
+            let idx = _mm512_mullo_epi32(
+                _mm512_set1_epi32(stride as i32),
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            );
+            _mm512_i32gather_ps::<4>(idx, p)
+        }
+    }
+    #[inline(always)]
+    unsafe fn accumulate_tuned<const R: usize, const N: usize>(
+        self,
+        acc: &mut [[__m512; N]; R],
+        kc: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
+        b: *const f32,
+        b_rs: usize,
+    ) -> bool {
+        if R != MR || N != NV {
+            return false;
+        }
+        // SAFETY: R * N == 24, so `acc` is 24 consecutive registers' worth of
+        // `__m512`; the panels are readable as the caller guarantees.
+        unsafe {
+            let acc = &mut *acc.as_mut_ptr().cast::<[__m512; 24]>();
+            match a_cs {
+                // Row-major A read in place, or a packed panel: the k offsets of
+                // A are constants, so the loop is unrolled with displacements.
+                1 => k_loop_6x64_cs1(acc, kc, a, a_rs, b, b_rs),
+                MR => k_loop_6x64_cs6(acc, kc, a, a_rs, b, b_rs),
+                _ => k_loop_6x64(acc, kc, a, a_rs, a_cs, b, b_rs),
+            }
+        }
+        true
+    }
+    #[inline(always)]
+    fn fma(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn relu(self, v: __m512) -> __m512 {
+        // `max` returns its second operand when either is NaN (and for two
+        // zeros), so NaN and -0.0 pass through as in the scalar path.
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_max_ps(_mm512_setzero_ps(), v) }
+    }
+    #[inline(always)]
+    fn hsum(self, v: __m512) -> f32 {
+        // SAFETY: see the impl comment.
+        unsafe { _mm512_reduce_add_ps(v) }
+    }
+}
+
+/// One step of the 6 x 64 k loop: 4 vectors of B, 6 broadcasts of A, 24 FMAs
+/// (row `i`, vector `v` accumulates in `zmm(4 i + v)`), then both panels move
+/// one step on. The same operations, in the same order per accumulator, as the
+/// generic loop in `kernel.rs`.
+macro_rules! step_6x64 {
+    () => {
+        concat!(
+            "vmovups zmm24, [{b}]\n",
+            "vmovups zmm25, [{b} + 64]\n",
+            "vmovups zmm26, [{b} + 128]\n",
+            "vmovups zmm27, [{b} + 192]\n",
+            "vbroadcastss zmm28, [{a}]\n",
+            "vbroadcastss zmm29, [{a} + {r1}]\n",
+            "vfmadd231ps zmm0, zmm28, zmm24\n",
+            "vfmadd231ps zmm1, zmm28, zmm25\n",
+            "vfmadd231ps zmm2, zmm28, zmm26\n",
+            "vfmadd231ps zmm3, zmm28, zmm27\n",
+            "vbroadcastss zmm30, [{a} + {r1} * 2]\n",
+            "vfmadd231ps zmm4, zmm29, zmm24\n",
+            "vfmadd231ps zmm5, zmm29, zmm25\n",
+            "vfmadd231ps zmm6, zmm29, zmm26\n",
+            "vfmadd231ps zmm7, zmm29, zmm27\n",
+            "vbroadcastss zmm31, [{a} + {r3}]\n",
+            "vfmadd231ps zmm8, zmm30, zmm24\n",
+            "vfmadd231ps zmm9, zmm30, zmm25\n",
+            "vfmadd231ps zmm10, zmm30, zmm26\n",
+            "vfmadd231ps zmm11, zmm30, zmm27\n",
+            "vbroadcastss zmm28, [{a} + {r1} * 4]\n",
+            "vfmadd231ps zmm12, zmm31, zmm24\n",
+            "vfmadd231ps zmm13, zmm31, zmm25\n",
+            "vfmadd231ps zmm14, zmm31, zmm26\n",
+            "vfmadd231ps zmm15, zmm31, zmm27\n",
+            "vbroadcastss zmm29, [{a} + {r5}]\n",
+            "vfmadd231ps zmm16, zmm28, zmm24\n",
+            "vfmadd231ps zmm17, zmm28, zmm25\n",
+            "vfmadd231ps zmm18, zmm28, zmm26\n",
+            "vfmadd231ps zmm19, zmm28, zmm27\n",
+            "vfmadd231ps zmm20, zmm29, zmm24\n",
+            "vfmadd231ps zmm21, zmm29, zmm25\n",
+            "vfmadd231ps zmm22, zmm29, zmm26\n",
+            "vfmadd231ps zmm23, zmm29, zmm27\n",
+            "add {a}, {as}\n",
+            "add {b}, {bs}\n",
+        )
+    };
+}
+
+/// One step of the unrolled 6 x 64 loop: B row at `{b}` plus `$b` (an index
+/// register expression), A column at the constant displacement `$d` from
+/// `{a}`; otherwise as [`step_6x64`].
+macro_rules! step_6x64_at {
+    ($b:literal, $d:literal) => {
+        concat!(
+            "vmovups zmm24, [{b}",
+            $b,
+            "]\n",
+            "vmovups zmm25, [{b}",
+            $b,
+            " + 64]\n",
+            "vmovups zmm26, [{b}",
+            $b,
+            " + 128]\n",
+            "vmovups zmm27, [{b}",
+            $b,
+            " + 192]\n",
+            "vbroadcastss zmm28, [{a} + ",
+            $d,
+            "]\n",
+            "vbroadcastss zmm29, [{a} + {r1} + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm0, zmm28, zmm24\n",
+            "vfmadd231ps zmm1, zmm28, zmm25\n",
+            "vfmadd231ps zmm2, zmm28, zmm26\n",
+            "vfmadd231ps zmm3, zmm28, zmm27\n",
+            "vbroadcastss zmm30, [{a} + {r1} * 2 + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm4, zmm29, zmm24\n",
+            "vfmadd231ps zmm5, zmm29, zmm25\n",
+            "vfmadd231ps zmm6, zmm29, zmm26\n",
+            "vfmadd231ps zmm7, zmm29, zmm27\n",
+            "vbroadcastss zmm31, [{a} + {r3} + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm8, zmm30, zmm24\n",
+            "vfmadd231ps zmm9, zmm30, zmm25\n",
+            "vfmadd231ps zmm10, zmm30, zmm26\n",
+            "vfmadd231ps zmm11, zmm30, zmm27\n",
+            "vbroadcastss zmm28, [{a} + {r1} * 4 + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm12, zmm31, zmm24\n",
+            "vfmadd231ps zmm13, zmm31, zmm25\n",
+            "vfmadd231ps zmm14, zmm31, zmm26\n",
+            "vfmadd231ps zmm15, zmm31, zmm27\n",
+            "vbroadcastss zmm29, [{a} + {r5} + ",
+            $d,
+            "]\n",
+            "vfmadd231ps zmm16, zmm28, zmm24\n",
+            "vfmadd231ps zmm17, zmm28, zmm25\n",
+            "vfmadd231ps zmm18, zmm28, zmm26\n",
+            "vfmadd231ps zmm19, zmm28, zmm27\n",
+            "vfmadd231ps zmm20, zmm29, zmm24\n",
+            "vfmadd231ps zmm21, zmm29, zmm25\n",
+            "vfmadd231ps zmm22, zmm29, zmm26\n",
+            "vfmadd231ps zmm23, zmm29, zmm27\n",
+        )
+    };
+}
+
+/// Defines a 6 x 64 k loop for a constant A column stride of CS elements
+/// (`$d1..$d3` = 4 * CS * 1..3 bytes, `$d4` = 4 * CS * 4): unrolled by
+/// 4 steps addressed by displacement (A) and index registers (B), so each 4
+/// steps cost two pointer updates. Same arithmetic as [`k_loop_6x64`].
+macro_rules! k_loop_const_cs {
+    ($(#[$m:meta])* $name:ident, $d1:literal, $d2:literal, $d3:literal, $d4:literal) => {
+        $(#[$m])*
+        ///
+        /// # Safety
+        /// The CPU supports AVX-512F; `A[i, p]` at `a + i * a_rs + p * CS` for
+        /// `i < 6`, `p < kc` and `B[p, j]` at `b + p * b_rs + j` for `j < 64`
+        /// are readable.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn $name(acc: &mut [__m512; 24], kc: usize, a: *const f32, a_rs: usize, b: *const f32, b_rs: usize) {
+            let r1 = a_rs * 4;
+            let bs = b_rs * 4;
+            // SAFETY: reads only the panels the caller vouches for (the
+            // pointers end one step past them, not dereferenced there); writes
+            // only the listed registers; no stack use.
+            unsafe {
+                core::arch::asm!(
+                    "mov {t}, {k}",
+                    "shr {k}, 2",
+                    "jz 3f",
+                    "2:",
+                    step_6x64_at!("", "0"),
+                    step_6x64_at!(" + {bs}", $d1),
+                    step_6x64_at!(" + {bs} * 2", $d2),
+                    step_6x64_at!(" + {bs3}", $d3),
+                    concat!("add {a}, ", $d4),
+                    "add {b}, {bs4}",
+                    "dec {k}",
+                    "jnz 2b",
+                    "3:",
+                    "and {t}, 3",
+                    "jz 5f",
+                    "4:",
+                    step_6x64_at!("", "0"),
+                    concat!("add {a}, ", $d1),
+                    "add {b}, {bs}",
+                    "dec {t}",
+                    "jnz 4b",
+                    "5:",
+                    a = inout(reg) a => _,
+                    b = inout(reg) b => _,
+                    k = inout(reg) kc => _,
+                    t = out(reg) _,
+                    r1 = in(reg) r1,
+                    r3 = in(reg) 3 * r1,
+                    r5 = in(reg) 5 * r1,
+                    bs = in(reg) bs,
+                    bs3 = in(reg) 3 * bs,
+                    bs4 = in(reg) 4 * bs,
+                    inout("zmm0") acc[0], inout("zmm1") acc[1], inout("zmm2") acc[2], inout("zmm3") acc[3],
+                    inout("zmm4") acc[4], inout("zmm5") acc[5], inout("zmm6") acc[6], inout("zmm7") acc[7],
+                    inout("zmm8") acc[8], inout("zmm9") acc[9], inout("zmm10") acc[10], inout("zmm11") acc[11],
+                    inout("zmm12") acc[12], inout("zmm13") acc[13], inout("zmm14") acc[14], inout("zmm15") acc[15],
+                    inout("zmm16") acc[16], inout("zmm17") acc[17], inout("zmm18") acc[18], inout("zmm19") acc[19],
+                    inout("zmm20") acc[20], inout("zmm21") acc[21], inout("zmm22") acc[22], inout("zmm23") acc[23],
+                    out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+                    out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+                    options(nostack, readonly),
+                );
+            }
+        }
+    };
+}
+
+k_loop_const_cs!(
+    /// The 6 x 64 k loop for A with unit column stride (row-major A read in
+    /// place).
+    k_loop_6x64_cs1, "4", "8", "12", "16"
+);
+k_loop_const_cs!(
+    /// The 6 x 64 k loop for A with column stride 6: a packed panel (then
+    /// `a_rs` is 1).
+    k_loop_6x64_cs6, "24", "48", "72", "96"
+);
+
+/// The 6 x 64 k loop, unrolled by 4: `acc[4 i + v] += sum_p A[i, p] *
+/// B[p, 16 v ..]`, `A[i, p]` at `a + i * a_rs + p * a_cs`, `B[p, j]` at
+/// `b + p * b_rs + j`.
+///
+/// # Safety
+/// The CPU supports AVX-512F; the 6 rows x `kc` columns of the A panel and
+/// the `kc` rows x 64 columns of the B panel are readable.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn k_loop_6x64(
+    acc: &mut [__m512; 24],
+    kc: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+) {
+    let r1 = a_rs * 4;
+    // SAFETY: reads only the panels the caller vouches for (the pointers are
+    // advanced past the end after the last step but not dereferenced there);
+    // writes only the listed registers; no stack use.
+    unsafe {
+        core::arch::asm!(
+            "mov {t}, {k}",
+            "shr {k}, 2",
+            "jz 3f",
+            "2:",
+            step_6x64!(),
+            step_6x64!(),
+            step_6x64!(),
+            step_6x64!(),
+            "dec {k}",
+            "jnz 2b",
+            "3:",
+            "and {t}, 3",
+            "jz 5f",
+            "4:",
+            step_6x64!(),
+            "dec {t}",
+            "jnz 4b",
+            "5:",
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            k = inout(reg) kc => _,
+            t = out(reg) _,
+            r1 = in(reg) r1,
+            r3 = in(reg) 3 * r1,
+            r5 = in(reg) 5 * r1,
+            as = in(reg) a_cs * 4,
+            bs = in(reg) b_rs * 4,
+            inout("zmm0") acc[0], inout("zmm1") acc[1], inout("zmm2") acc[2], inout("zmm3") acc[3],
+            inout("zmm4") acc[4], inout("zmm5") acc[5], inout("zmm6") acc[6], inout("zmm7") acc[7],
+            inout("zmm8") acc[8], inout("zmm9") acc[9], inout("zmm10") acc[10], inout("zmm11") acc[11],
+            inout("zmm12") acc[12], inout("zmm13") acc[13], inout("zmm14") acc[14], inout("zmm15") acc[15],
+            inout("zmm16") acc[16], inout("zmm17") acc[17], inout("zmm18") acc[18], inout("zmm19") acc[19],
+            inout("zmm20") acc[20], inout("zmm21") acc[21], inout("zmm22") acc[22], inout("zmm23") acc[23],
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(nostack, readonly),
+        );
+    }
+}

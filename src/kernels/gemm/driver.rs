@@ -1,0 +1,504 @@
+//! The loop nest: plans a call (path, blocking, packing, split into tasks) and
+//! runs one task, generically over the ISA.
+//!
+//! Loop order of a GEMM task, BLIS-style with the roles of A and B as seen from
+//! a row-major C (the vector dimension is N):
+//!
+//! ```text
+//! for each k block (kc)                 C += A[:, kb] * B[kb, :]
+//!   for each M block (mc)               pack A block (L3) or read A in place
+//!     for each N block (nc)             pack B block (L2) or read B in place
+//!       for each MR rows                A panel, MR x kc (L1)
+//!         for each NR columns           B panel streamed from L2
+//!           micro-kernel (registers)
+//! ```
+//!
+//! Tasks split C into disjoint blocks of whole tiles (and whole batch items);
+//! the k loop is never split, so each element of C sees the same operations in
+//! the same order whatever the number of threads. Edge tiles read zero-padded
+//! packed panels and write back only their valid part.
+
+use core::marker::PhantomData;
+
+use super::gemv;
+use super::kernel::{Bias, Out, Update, tile, write_strided};
+use super::pack::{pack_a, pack_b};
+use super::simd::Simd;
+
+/// [`tile`] with the smallest tile shape that covers `out`: full tiles use
+/// `MR x NV` vectors, edge tiles fewer vectors (1 ..= NV) and, when they
+/// have few rows, 2 or 4 rows, so an edge costs about what it computes.
+///
+/// # Safety
+/// As [`tile`] for `MR x NV` (a smaller shape reads a subset of that).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_fit<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    kc: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    out: Out,
+    up: &Update,
+) {
+    let nv = out.n.div_ceil(S::W);
+    macro_rules! with_rows {
+        ($r:expr) => {
+            // SAFETY: forwarded from the caller; `$r >= out.m`, `nv * W >= out.n`.
+            unsafe {
+                match nv {
+                    1 if NV > 1 => tile::<S, { $r }, 1>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                    2 if NV > 2 => tile::<S, { $r }, 2>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                    3 if NV > 3 => tile::<S, { $r }, 3>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                    _ => tile::<S, { $r }, NV>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                }
+            }
+        };
+    }
+    if out.m <= 2 && MR > 2 {
+        with_rows!(2)
+    } else if out.m <= 4 && MR > 4 {
+        with_rows!(4)
+    } else {
+        with_rows!(MR)
+    }
+}
+
+/// Cache blocking of one ISA path.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Blocking {
+    /// Rows of a micro-tile.
+    pub mr: usize,
+    /// Columns of a micro-tile (`NV * W`).
+    pub nr: usize,
+    /// Largest k block.
+    pub kc: usize,
+    /// Largest M block packed at once.
+    pub mc: usize,
+    /// Largest N block packed at once.
+    pub nc: usize,
+    /// Row-major B is packed once it has more than this many elements per
+    /// task (below, it is read in place: it stays in cache and packing would
+    /// cost more than it saves).
+    pub pack_b_min: usize,
+    /// Up to this many elements, row-major B is read in place when at most
+    /// `16 * mr` rows of A use it (it stays in L2; packing would not pay off).
+    pub direct_b_max: usize,
+}
+
+/// One ISA path: its lanes, its blocking, and its task entry point compiled
+/// with its target features.
+pub(super) trait Arch: Simd {
+    /// Cache blocking for this path.
+    const BLOCKING: Blocking;
+    /// Runs task `task` of `plan` (calls [`run_task`] inside this path's
+    /// `#[target_feature]` context).
+    fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]);
+}
+
+/// A validated product `C = alpha * A B + beta * C` (+ bias, ReLU), possibly
+/// batched, in element strides.
+///
+/// Invariants, established by the one constructor in `gemm/mod.rs` (which
+/// checks the caller's slices):
+/// - for every batch item `t < batch`, `A[i, p]` at `a + t * a_bs + i * a_rs +
+///   p * a_cs` is readable for `i < m`, `p < k`; the same for B (`k x n`);
+/// - `C[i, j]` at `c + t * c_bs + i * c_rs + j * c_cs` is writable for `i < m`,
+///   `j < n`, and distinct `(t, i, j)` are distinct memory; C overlaps neither
+///   A, B nor the bias;
+/// - `Bias::Col` points at `n` readable values, `Bias::Row` at `m`;
+/// - all of it stays valid for `'a`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Problem<'a> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: *const f32,
+    pub a_rs: usize,
+    pub a_cs: usize,
+    pub a_bs: usize,
+    pub b: *const f32,
+    pub b_rs: usize,
+    pub b_cs: usize,
+    pub b_bs: usize,
+    pub c: *mut f32,
+    pub c_rs: usize,
+    pub c_cs: usize,
+    pub c_bs: usize,
+    pub batch: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub bias: Bias,
+    pub relu: bool,
+    pub _life: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a `Problem` is a set of pointers into slices borrowed for 'a (shared
+// for A, B and the bias, exclusive for C). Tasks running on other threads read
+// A, B and the bias, and write disjoint parts of C (the plan splits C into
+// disjoint blocks), so sharing it between threads is sound.
+unsafe impl Send for Problem<'_> {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Problem<'_> {}
+
+/// Which body a task runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `k == 0` or `alpha == 0`: `C = beta * C` (+ bias, ReLU); A and B unread.
+    Scale,
+    /// The blocked loop nest.
+    Gemm,
+    /// `m == 1`, rows of B contiguous: `y += x[p] * B[p, :]`.
+    GemvRows,
+    /// `m == 1`, columns of B contiguous: `y[j] = dot(x, B[:, j])`.
+    GemvDots,
+}
+
+/// How a call is carried out.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    pub kind: Kind,
+    pub blocking: Blocking,
+    /// k block actually used (depends on k only).
+    pub kc: usize,
+    /// Rows per task (a multiple of `mr`) and tasks along M.
+    pub step_m: usize,
+    pub tm: usize,
+    /// Columns per task and tasks along N.
+    pub step_n: usize,
+    pub tn: usize,
+    pub pack_a: bool,
+    pub pack_b: bool,
+    /// Scratch floats one task needs.
+    pub scratch_len: usize,
+    /// Number of tasks (`batch * tm * tn`).
+    pub tasks: usize,
+    /// Threads worth using.
+    pub threads: usize,
+}
+
+/// Below this many flops a call stays on the calling thread.
+const PAR_MIN_FLOPS: usize = 1 << 21;
+/// Below this many bytes of B a GEMV stays on the calling thread.
+const PAR_MIN_GEMV_BYTES: usize = 1 << 18;
+/// Columns of a GEMV accumulated per pass (kept in L1).
+pub(super) const GEMV_CHUNK: usize = 4096;
+
+#[inline]
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+/// Scratch regions are 64-byte aligned inside the (64-byte aligned) scratch.
+#[inline]
+fn region(len: usize) -> usize {
+    round_up(len, 16)
+}
+
+/// Plans `p` for a path with blocking `bl` and `w` lanes, on up to `threads`
+/// threads.
+pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> Plan {
+    let mut plan = Plan {
+        kind: Kind::Gemm,
+        blocking: bl,
+        kc: 0,
+        step_m: p.m.max(1),
+        tm: 1,
+        step_n: p.n.max(1),
+        tn: 1,
+        pack_a: false,
+        pack_b: false,
+        scratch_len: 0,
+        tasks: 0,
+        threads: 1,
+    };
+    if p.m == 0 || p.n == 0 || p.batch == 0 {
+        return plan;
+    }
+    if p.k == 0 || p.alpha == 0.0 {
+        plan.kind = Kind::Scale;
+        plan.scratch_len = region(p.n);
+        plan.tasks = p.batch;
+        return plan;
+    }
+    // A matrix-vector product: stream B in whichever order is contiguous (with
+    // one column, the rows path reads it whatever its column stride).
+    let gemv = match (p.b_cs == 1 && p.n > 1, p.b_rs == 1 || p.k == 1, p.n == 1) {
+        (true, _, _) => Some(Kind::GemvRows),
+        (false, true, _) => Some(Kind::GemvDots),
+        (false, false, true) => Some(Kind::GemvRows),
+        _ => None,
+    };
+    if let (1, Some(kind)) = (p.m, gemv) {
+        plan.kind = kind;
+        let bytes = p.k.saturating_mul(p.n).saturating_mul(4 * p.batch);
+        let want = if bytes < PAR_MIN_GEMV_BYTES {
+            1
+        } else {
+            threads
+        };
+        let per_batch = want.div_ceil(p.batch).max(1);
+        plan.step_n = round_up(p.n.div_ceil(per_batch), 4 * w);
+        plan.tn = p.n.div_ceil(plan.step_n);
+        plan.tasks = p.batch * plan.tn;
+        plan.threads = want.min(plan.tasks);
+        plan.scratch_len = region(p.k) + region(GEMV_CHUNK.min(plan.step_n));
+        return plan;
+    }
+
+    // k blocks of equal size (depends on k only: same for every task).
+    let kblocks = p.k.div_ceil(bl.kc);
+    plan.kc = round_up(p.k.div_ceil(kblocks), 4).min(p.k);
+
+    let flops = (2 * p.m)
+        .saturating_mul(p.n)
+        .saturating_mul(p.k)
+        .saturating_mul(p.batch);
+    let want = if flops < PAR_MIN_FLOPS { 1 } else { threads };
+    let (mt, nt) = (p.m.div_ceil(bl.mr), p.n.div_ceil(bl.nr));
+    // Split each matrix into `g` blocks of whole tiles, as even as possible; on
+    // a tie split N (each task then packs only its own columns of B, and reads
+    // A, which is not packed, in place).
+    let g = want.div_ceil(p.batch).max(1);
+    let (mut tm, mut tn) = (1, 1);
+    if g > 1 {
+        let mut best = usize::MAX;
+        for cm in (1..=g).filter(|cm| g % cm == 0) {
+            let cn = g / cm;
+            if cm > mt || cn > nt {
+                continue;
+            }
+            let cost = mt.div_ceil(cm) * nt.div_ceil(cn);
+            if cost < best || (cost == best && cm < tm) {
+                (best, tm, tn) = (cost, cm, cn);
+            }
+        }
+        if best == usize::MAX {
+            tm = g.min(mt);
+            tn = (g / tm).clamp(1, nt);
+        }
+    }
+    plan.step_m = mt.div_ceil(tm) * bl.mr;
+    plan.tm = p.m.div_ceil(plan.step_m);
+    plan.step_n = nt.div_ceil(tn) * bl.nr;
+    plan.tn = p.n.div_ceil(plan.step_n);
+    plan.tasks = p.batch * plan.tm * plan.tn;
+    plan.threads = want.min(plan.tasks);
+
+    let (task_m, task_n) = (plan.step_m.min(p.m), plan.step_n.min(p.n));
+    // Pack B when its rows are not contiguous, or when it is too large to be
+    // read in place from cache without TLB and set-conflict misses, unless
+    // few rows of A reuse it (then packing costs more than it saves) and it
+    // fits in L2.
+    let b_len = p.k * task_n;
+    let few_rows = task_m <= 16 * bl.mr && b_len <= bl.direct_b_max;
+    plan.pack_b = p.b_cs != 1 || (b_len > bl.pack_b_min && !few_rows);
+    // Pack A when it is column-major (rows adjacent, columns far apart): read in
+    // place, every k step of a panel would touch a new page. Row-major and
+    // general A are read in place (six row streams, no packing cost).
+    plan.pack_a = p.a_rs == 1 && p.a_cs > bl.mr && task_n > bl.nr;
+
+    let mc = if plan.pack_a { bl.mc.min(task_m) } else { 0 };
+    let nc = if plan.pack_b { bl.nc.min(task_n) } else { 0 };
+    plan.scratch_len = region(round_up(nc, bl.nr) * plan.kc)
+        + region(round_up(mc, bl.mr) * plan.kc)
+        + region(bl.nr * plan.kc)
+        + region(bl.mr * plan.kc);
+    plan
+}
+
+/// Runs task `task` of `plan`. Meant to be inlined into each path's
+/// `#[target_feature]` entry point, with that path's tile shape `MR x NV * W`.
+#[inline(always)]
+pub(super) fn run_task<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    p: &Problem<'_>,
+    plan: &Plan,
+    task: usize,
+    scratch: &mut [f32],
+) {
+    debug_assert!(MR == plan.blocking.mr && NV * S::W == plan.blocking.nr);
+    debug_assert!(scratch.len() >= plan.scratch_len);
+    debug_assert!(task < plan.tasks);
+    let per_batch = plan.tm * plan.tn;
+    let t = task / per_batch;
+    let r = task % per_batch;
+    let (ti, tj) = (r / plan.tn, r % plan.tn);
+    let i0 = ti * plan.step_m;
+    let i1 = p.m.min(i0 + plan.step_m);
+    let j0 = tj * plan.step_n;
+    let j1 = p.n.min(j0 + plan.step_n);
+    match plan.kind {
+        Kind::Scale => scale_task(p, t, scratch),
+        Kind::Gemm => gemm_block::<S, MR, NV>(s, p, plan, t, i0, i1, j0, j1, scratch),
+        Kind::GemvRows => gemv::rows_task(s, p, t, j0, j1, scratch),
+        Kind::GemvDots => gemv::dots_task(s, p, t, j0, j1, scratch),
+    }
+}
+
+/// `C = beta * C` (+ bias, ReLU) for batch item `t`.
+fn scale_task(p: &Problem<'_>, t: usize, scratch: &mut [f32]) {
+    let zeros = &mut scratch[..p.n];
+    zeros.fill(0.0);
+    let up = Update::for_block(0.0, p.beta, p.bias, p.relu, true, true);
+    for i in 0..p.m {
+        let out = Out {
+            // SAFETY: t < batch and i < m (Problem invariants).
+            c: unsafe { p.c.add(t * p.c_bs + i * p.c_rs) },
+            rs: 0,
+            cs: p.c_cs,
+            m: 1,
+            n: p.n,
+        };
+        // SAFETY: row i of C has n writable elements; `zeros` has n values;
+        // the bias offset by row i stays inside it.
+        unsafe {
+            let up = Update {
+                bias: up.bias.offset(i, 0),
+                ..up
+            };
+            write_strided(zeros.as_ptr(), 0, out, &up)
+        };
+    }
+}
+
+/// The blocked loop nest over rows `i0..i1`, columns `j0..j1` of batch item `t`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    p: &Problem<'_>,
+    plan: &Plan,
+    t: usize,
+    i0: usize,
+    i1: usize,
+    j0: usize,
+    j1: usize,
+    scratch: &mut [f32],
+) {
+    let nr = NV * S::W;
+    let bl = plan.blocking;
+    let kc_max = plan.kc;
+    // Scratch regions: B block, A block, B edge panel, A edge panel.
+    let nc_cap = if plan.pack_b {
+        round_up(bl.nc.min(j1 - j0), nr)
+    } else {
+        0
+    };
+    let mc_cap = if plan.pack_a {
+        round_up(bl.mc.min(i1 - i0), MR)
+    } else {
+        0
+    };
+    let (sb, rest) = scratch.split_at_mut(region(nc_cap * kc_max));
+    let (sa, rest) = rest.split_at_mut(region(mc_cap * kc_max));
+    let (sb_edge, rest) = rest.split_at_mut(region(nr * kc_max));
+    let sa_edge = &mut rest[..MR * kc_max];
+    let (sb, sa, sb_edge, sa_edge) = (
+        sb.as_mut_ptr(),
+        sa.as_mut_ptr(),
+        sb_edge.as_mut_ptr(),
+        sa_edge.as_mut_ptr(),
+    );
+
+    // SAFETY: (pointer arithmetic and every access below) t < batch, and all
+    // offsets address rows < m, columns < n, k indices < k (Problem
+    // invariants); the scratch regions were sized by `plan` for these blocks.
+    unsafe {
+        let a = p.a.add(t * p.a_bs);
+        let b = p.b.add(t * p.b_bs);
+        let c = p.c.add(t * p.c_bs);
+        let mut p0 = 0;
+        while p0 < p.k {
+            let kc = kc_max.min(p.k - p0);
+            let up = Update::for_block(p.alpha, p.beta, p.bias, p.relu, p0 == 0, p0 + kc == p.k);
+            let mut ic = i0;
+            while ic < i1 {
+                let mc = if plan.pack_a {
+                    bl.mc.min(i1 - ic)
+                } else {
+                    i1 - ic
+                };
+                let a_blk = a.add(ic * p.a_rs + p0 * p.a_cs);
+                let m_full = mc - mc % MR;
+                if plan.pack_a {
+                    pack_a::<MR>(sa, a_blk, p.a_rs, p.a_cs, mc, kc);
+                } else if m_full < mc {
+                    pack_a::<MR>(
+                        sa_edge,
+                        a_blk.add(m_full * p.a_rs),
+                        p.a_rs,
+                        p.a_cs,
+                        mc - m_full,
+                        kc,
+                    );
+                }
+                let mut jc = j0;
+                while jc < j1 {
+                    let nc = if plan.pack_b {
+                        bl.nc.min(j1 - jc)
+                    } else {
+                        j1 - jc
+                    };
+                    let b_blk = b.add(p0 * p.b_rs + jc * p.b_cs);
+                    let n_full = nc - nc % nr;
+                    if plan.pack_b {
+                        pack_b::<S, NV>(s, sb, b_blk, p.b_rs, p.b_cs, kc, nc);
+                    } else if n_full < nc {
+                        pack_b::<S, NV>(
+                            s,
+                            sb_edge,
+                            b_blk.add(n_full * p.b_cs),
+                            p.b_rs,
+                            p.b_cs,
+                            kc,
+                            nc - n_full,
+                        );
+                    }
+                    let mut ir = 0;
+                    while ir < mc {
+                        let mr = MR.min(mc - ir);
+                        let (ap, a_rs, a_cs) = if plan.pack_a {
+                            (sa.add(ir * kc).cast_const(), 1, MR)
+                        } else if mr == MR {
+                            (a_blk.add(ir * p.a_rs), p.a_rs, p.a_cs)
+                        } else {
+                            (sa_edge.cast_const(), 1, MR)
+                        };
+                        let mut jr = 0;
+                        while jr < nc {
+                            let nrr = nr.min(nc - jr);
+                            let (bp, b_rs) = if plan.pack_b {
+                                (sb.add(jr * kc).cast_const(), nr)
+                            } else if nrr == nr {
+                                (b_blk.add(jr), p.b_rs)
+                            } else {
+                                (sb_edge.cast_const(), nr)
+                            };
+                            let out = Out {
+                                c: c.add((ic + ir) * p.c_rs + (jc + jr) * p.c_cs),
+                                rs: p.c_rs,
+                                cs: p.c_cs,
+                                m: mr,
+                                n: nrr,
+                            };
+                            let up = Update {
+                                bias: up.bias.offset(ic + ir, jc + jr),
+                                ..up
+                            };
+                            tile_fit::<S, MR, NV>(s, kc, ap, a_rs, a_cs, bp, b_rs, out, &up);
+                            jr += nr;
+                        }
+                        ir += MR;
+                    }
+                    jc += nc;
+                }
+                ic += mc;
+            }
+            p0 += kc;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Packing: copies a block of A or B into the panel layout the micro-kernel
+//! reads, with zero padding at the edges. Transposed operands are handled here,
+//! by the order of the copy, never by a separate transposition.
+
+use super::simd::Simd;
+
+/// Packs rows `0..mc`, columns `0..kc` of A (`A[i, p]` at `a + i * rs + p * cs`)
+/// into panels of `MR` rows: panel `q` starts at `dst + q * MR * kc` and holds
+/// `A[q * MR + i, p]` at `p * MR + i`. Rows past `mc` are zero.
+///
+/// # Safety
+/// The A block is readable; `dst` has room for `ceil(mc / MR) * MR * kc` values.
+#[inline(always)]
+pub(super) unsafe fn pack_a<const MR: usize>(
+    dst: *mut f32,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    mc: usize,
+    kc: usize,
+) {
+    let mut i0 = 0;
+    let mut d = dst;
+    while i0 < mc {
+        let rows = MR.min(mc - i0);
+        // Padding rows past the edge re-read the panel's first row (in bounds)
+        // and store 0, which keeps the inner loop branch-free.
+        let src: [*const f32; MR] =
+            core::array::from_fn(|i| a.wrapping_add((i0 + if i < rows { i } else { 0 }) * rs));
+        // SAFETY: every source pointer addresses an existing row (i0 + i for
+        // i < rows, else i0) and p < kc an existing column; `d` has room for
+        // MR * kc values.
+        unsafe {
+            for p in 0..kc {
+                let out = d.add(p * MR);
+                for (i, r) in src.iter().enumerate() {
+                    let v = *r.add(p * cs);
+                    *out.add(i) = if i < rows { v } else { 0.0 };
+                }
+            }
+            d = d.add(MR * kc);
+        }
+        i0 += MR;
+    }
+}
+
+/// Packs rows `0..kc`, columns `0..nc` of B (`B[p, j]` at `b + p * rs + j * cs`)
+/// into panels of `NV * W` columns: panel `q` starts at `dst + q * nr * kc` and
+/// holds `B[p, q * nr + j]` at `p * nr + j`. Columns past `nc` are zero.
+///
+/// # Safety
+/// The B block is readable; `dst` has room for `ceil(nc / nr) * nr * kc` values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
+    s: S,
+    dst: *mut f32,
+    b: *const f32,
+    rs: usize,
+    cs: usize,
+    kc: usize,
+    nc: usize,
+) {
+    let nr = NV * S::W;
+    let mut j0 = 0;
+    let mut d = dst;
+    while j0 < nc {
+        let cols = nr.min(nc - j0);
+        // SAFETY: columns j0 .. j0 + cols exist; `d` has room for nr * kc values.
+        unsafe {
+            let src = b.add(j0 * cs);
+            if cs == 1 && cols == nr {
+                // Row-major B, full panel: each panel row is a contiguous copy.
+                let mut row = src;
+                let mut out = d;
+                for _ in 0..kc {
+                    for v in 0..NV {
+                        s.store(out.add(v * S::W), s.load(row.add(v * S::W)));
+                    }
+                    row = row.wrapping_add(rs);
+                    out = out.add(nr);
+                }
+            } else if cs == 1 {
+                // Row-major B, edge panel: partial loads fill the rest with 0.
+                for p in 0..kc {
+                    let row = src.add(p * rs);
+                    let out = d.add(p * nr);
+                    for v in 0..NV {
+                        let j = v * S::W;
+                        let w = S::W.min(cols.saturating_sub(j));
+                        let x = if w == S::W {
+                            s.load(row.add(j))
+                        } else {
+                            s.load_partial(row.add(j), w)
+                        };
+                        s.store(out.add(j), x);
+                    }
+                }
+            } else {
+                if rs == 1 {
+                    // Column-major B (e.g. a transposed weight): each column is
+                    // contiguous; gather W columns at a time along a panel row.
+                    let full = if S::W * cs <= i32::MAX as usize {
+                        cols / S::W * S::W
+                    } else {
+                        0
+                    };
+                    let mut j = 0;
+                    while j < full {
+                        let col = src.add(j * cs);
+                        for p in 0..kc {
+                            s.store(d.add(p * nr + j), s.gather(col.add(p), cs));
+                        }
+                        j += S::W;
+                    }
+                    for p in 0..kc {
+                        for j in full..cols {
+                            *d.add(p * nr + j) = *src.add(j * cs + p);
+                        }
+                    }
+                } else {
+                    for p in 0..kc {
+                        let row = src.add(p * rs);
+                        for j in 0..cols {
+                            *d.add(p * nr + j) = *row.add(j * cs);
+                        }
+                    }
+                }
+                if cols < nr {
+                    for p in 0..kc {
+                        for j in cols..nr {
+                            *d.add(p * nr + j) = 0.0;
+                        }
+                    }
+                }
+            }
+            d = d.add(nr * kc);
+        }
+        j0 += nr;
+    }
+}

@@ -1,0 +1,165 @@
+//! The lane operations every GEMM/GEMV body is written over, and the portable
+//! one-lane implementation.
+//!
+//! A value of a type implementing [`Simd`] is a capability token: the ISA types
+//! (`Avx512`, `Avx2`, `Neon`) can only be constructed after the CPU was found to
+//! support their instructions, so their safe methods may use those instructions.
+//! Methods that dereference raw pointers are `unsafe` and state what they read or
+//! write. All methods are `#[inline(always)]`: they are only ever inlined into a
+//! function compiled with the matching `#[target_feature]`, where the
+//! intrinsics become single instructions (the same reasoning as memchr's
+//! `vector.rs`).
+
+/// `W` f32 lanes of one instruction set.
+pub(crate) trait Simd: Copy + Send + Sync + 'static {
+    /// One register of `W` lanes.
+    type V: Copy;
+    /// Lanes per register.
+    const W: usize;
+
+    /// All lanes 0.
+    fn zero(self) -> Self::V;
+    /// All lanes `x`.
+    fn splat(self, x: f32) -> Self::V;
+    /// `W` consecutive values from `p`.
+    ///
+    /// # Safety
+    /// `p .. p + W` must be readable.
+    unsafe fn load(self, p: *const f32) -> Self::V;
+    /// Stores `W` consecutive values at `p`.
+    ///
+    /// # Safety
+    /// `p .. p + W` must be writable.
+    unsafe fn store(self, p: *mut f32, v: Self::V);
+    /// The first `n` lanes from `p`, the others 0. Reads nothing past `p + n`.
+    ///
+    /// # Safety
+    /// `n <= W` and `p .. p + n` must be readable.
+    unsafe fn load_partial(self, p: *const f32, n: usize) -> Self::V;
+    /// Stores the first `n` lanes at `p`. Writes nothing past `p + n`.
+    ///
+    /// # Safety
+    /// `n <= W` and `p .. p + n` must be writable.
+    unsafe fn store_partial(self, p: *mut f32, v: Self::V, n: usize);
+    /// `*p` in every lane.
+    ///
+    /// # Safety
+    /// `p` must be readable.
+    #[inline(always)]
+    unsafe fn bcast(self, p: *const f32) -> Self::V {
+        // SAFETY: forwarded from the caller.
+        self.splat(unsafe { *p })
+    }
+    /// `p[0], p[stride], ..., p[(W - 1) * stride]`.
+    ///
+    /// # Safety
+    /// All `W` addresses are readable, and `W * stride` fits in an `i32`.
+    #[inline(always)]
+    unsafe fn gather(self, p: *const f32, stride: usize) -> Self::V {
+        let mut t = [0.0f32; 16];
+        for (l, v) in t.iter_mut().take(Self::W).enumerate() {
+            // SAFETY: forwarded from the caller.
+            *v = unsafe { *p.add(l * stride) };
+        }
+        // SAFETY: `t` has 16 >= W values.
+        unsafe { self.load(t.as_ptr()) }
+    }
+    /// A hand-scheduled k loop for one tile shape: adds
+    /// `sum_p A[i, p] * B[p, v*W ..]` to `acc[i][v]` exactly as the generic loop
+    /// in `kernel.rs` does (same operations, same order) and returns true, or
+    /// returns false without touching anything when this path has none for
+    /// `MR x NV`.
+    ///
+    /// # Safety
+    /// As `kernel::tile`: the A and B panels are readable for `kc` steps.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn accumulate_tuned<const MR: usize, const NV: usize>(
+        self,
+        acc: &mut [[Self::V; NV]; MR],
+        kc: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
+        b: *const f32,
+        b_rs: usize,
+    ) -> bool {
+        let _ = (acc, kc, a, a_rs, a_cs, b, b_rs);
+        false
+    }
+    /// `a * b + c` (fused on the SIMD paths, two roundings on the scalar one).
+    fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b`.
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `0` where `v < 0`, `v` elsewhere (NaN stays NaN).
+    fn relu(self, v: Self::V) -> Self::V;
+    /// Sum of the lanes, in a fixed order.
+    fn hsum(self, v: Self::V) -> f32;
+}
+
+/// The portable path: one lane, plain Rust. It is the reference the SIMD paths
+/// are tested against, and what miri runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scalar;
+
+impl Simd for Scalar {
+    type V = f32;
+    const W: usize = 1;
+
+    #[inline(always)]
+    fn zero(self) -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> f32 {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { *p }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: f32) {
+        // SAFETY: the caller guarantees `p` is writable.
+        unsafe { *p = v }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(self, p: *const f32, n: usize) -> f32 {
+        if n == 0 {
+            0.0
+        } else {
+            // SAFETY: n == 1 here, and the caller guarantees `p .. p + n` is readable.
+            unsafe { *p }
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, v: f32, n: usize) {
+        if n != 0 {
+            // SAFETY: n == 1 here, and the caller guarantees `p .. p + n` is writable.
+            unsafe { *p = v }
+        }
+    }
+    #[inline(always)]
+    fn fma(self, a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+    #[inline(always)]
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn mul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    fn relu(self, v: f32) -> f32 {
+        if v < 0.0 { 0.0 } else { v }
+    }
+    #[inline(always)]
+    fn hsum(self, v: f32) -> f32 {
+        v
+    }
+}

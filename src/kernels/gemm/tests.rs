@@ -1,0 +1,683 @@
+//! Every path available on the host against an f64 reference, and every SIMD
+//! path against the scalar one.
+//!
+//! Tolerance: for each element, `|got - want| <= (k + 4) * f32::EPSILON * bound`
+//! where `bound = |alpha| * sum_p |A[i,p]| |B[p,j]| + |beta * C_old[i,j]| +
+//! |bias[j]|`, i.e. the classic error bound of a length-k dot product in f32
+//! (`k * u` with `u = EPSILON / 2`) with a factor 2 of slack plus the few
+//! roundings of the write-back. Dropping or doubling a single product term
+//! exceeds it for the sizes used here.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::*;
+use crate::kernels::{Isa, supported};
+
+/// Paths to test: all the host supports (scalar only under miri).
+fn isas() -> Vec<Isa> {
+    if cfg!(miri) {
+        vec![Isa::Scalar]
+    } else {
+        supported().iter().copied().collect()
+    }
+}
+
+fn cfg(isa: Isa, threads: usize) -> Config {
+    Config { isa, threads }
+}
+
+/// Deterministic values in [-1, 1) (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+/// Storage orders a test matrix can be laid out in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    RowMajor,
+    ColMajor,
+    /// Both strides non-unit: row-major with every element 2 apart and padded rows.
+    Strided,
+}
+
+/// A logical `rows x cols` matrix laid out in `layout`, starting `off` elements
+/// into its buffer (to test unaligned starts).
+struct Mat {
+    buf: Vec<f32>,
+    off: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl Mat {
+    fn new(vals: &[f32], rows: usize, cols: usize, layout: Layout, off: usize, fill: f32) -> Mat {
+        let (rs, cs) = match layout {
+            Layout::RowMajor => (cols.max(1), 1),
+            Layout::ColMajor => (1, rows.max(1)),
+            Layout::Strided => (2 * cols + 3, 2),
+        };
+        let len = off
+            + if rows * cols == 0 {
+                0
+            } else {
+                (rows - 1) * rs + (cols - 1) * cs + 1
+            };
+        let mut buf = vec![fill; len];
+        for i in 0..rows {
+            for j in 0..cols {
+                buf[off + i * rs + j * cs] = vals[i * cols + j];
+            }
+        }
+        Mat {
+            buf,
+            off,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+    fn r(&self) -> MatRef<'_> {
+        MatRef::new(
+            &self.buf[self.off..],
+            self.rows,
+            self.cols,
+            self.rs,
+            self.cs,
+        )
+    }
+    fn w(&mut self) -> MatMut<'_> {
+        MatMut::new(
+            &mut self.buf[self.off..],
+            self.rows,
+            self.cols,
+            self.rs,
+            self.cs,
+        )
+    }
+    fn get(&self, i: usize, j: usize) -> f32 {
+        self.buf[self.off + i * self.rs + j * self.cs]
+    }
+}
+
+/// `(value, bound)` of the reference result, in f64.
+#[allow(clippy::too_many_arguments)]
+fn reference(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut val = vec![0.0; m * n];
+    let mut bound = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut s, mut sa) = (0.0f64, 0.0f64);
+            for p in 0..k {
+                let x = a[i * k + p] as f64 * b[p * n + j] as f64;
+                s += x;
+                sa += x.abs();
+            }
+            let mut v = alpha as f64 * s;
+            let mut bd = (alpha as f64).abs() * sa;
+            if beta != 0.0 {
+                v += beta as f64 * c[i * n + j] as f64;
+                bd += (beta as f64 * c[i * n + j] as f64).abs();
+            }
+            if let Some(bias) = bias {
+                v += bias[j] as f64;
+                bd += (bias[j] as f64).abs();
+            }
+            if relu && v < 0.0 {
+                v = 0.0;
+            }
+            val[i * n + j] = v;
+            bound[i * n + j] = bd;
+        }
+    }
+    (val, bound)
+}
+
+#[track_caller]
+fn assert_close(got: &Mat, want: &[f64], bound: &[f64], k: usize, what: &str) {
+    let tol = (k + 4) as f64 * f32::EPSILON as f64;
+    for i in 0..got.rows {
+        for j in 0..got.cols {
+            let g = got.get(i, j) as f64;
+            let (w, b) = (want[i * got.cols + j], bound[i * got.cols + j]);
+            assert!(
+                (g - w).abs() <= tol * b + 1e-30,
+                "{what}: C[{i},{j}] = {g}, want {w} (bound {b}, tol {})",
+                tol * b
+            );
+        }
+    }
+}
+
+/// One product on one path, checked against the reference; returns C.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    layouts: (Layout, Layout, Layout),
+    alpha: f32,
+    beta: f32,
+    bias: bool,
+    relu: bool,
+    seed: u64,
+) -> Mat {
+    let mut rng = Rng(seed | 1);
+    let (av, bv, cv) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n));
+    let biasv = rng.vec(n);
+    let a = Mat::new(&av, m, k, layouts.0, (seed % 3) as usize, f32::NAN);
+    let b = Mat::new(&bv, k, n, layouts.1, (seed % 5) as usize, f32::NAN);
+    // With beta == 0 the old C is NaN: it must not leak into the result.
+    let c_init: Vec<f32> = if beta == 0.0 {
+        vec![f32::NAN; m * n]
+    } else {
+        cv.clone()
+    };
+    let mut c = Mat::new(&c_init, m, n, layouts.2, 1, -7.0);
+    let ep = Epilogue {
+        bias: bias.then_some(&biasv[..]),
+        relu,
+    };
+    sgemm_with(
+        cfg(isa, 1),
+        Batch::ONE,
+        alpha,
+        a.r(),
+        b.r(),
+        beta,
+        c.w(),
+        ep,
+    );
+    let (want, bound) = reference(m, n, k, alpha, &av, &bv, beta, &cv, ep.bias, relu);
+    let what = alloc::format!(
+        "{isa} {m}x{n}x{k} {layouts:?} alpha={alpha} beta={beta} bias={bias} relu={relu}"
+    );
+    assert_close(&c, &want, &bound, k, &what);
+    // Elements outside the view are untouched.
+    let fill = Mat::new(&c_init, m, n, layouts.2, 1, -7.0);
+    assert_eq!(c.buf.len(), fill.buf.len());
+    let mut inside = vec![false; c.buf.len()];
+    for i in 0..m {
+        for j in 0..n {
+            inside[c.off + i * c.rs + j * c.cs] = true;
+        }
+    }
+    for (idx, (x, y)) in c.buf.iter().zip(&fill.buf).enumerate() {
+        if !inside[idx] {
+            assert!(
+                x.to_bits() == y.to_bits(),
+                "{what}: wrote outside C at {idx}"
+            );
+        }
+    }
+    c
+}
+
+fn shapes() -> Vec<(usize, usize, usize)> {
+    if cfg!(miri) {
+        return vec![(0, 3, 2), (1, 5, 3), (3, 1, 4), (5, 6, 7), (2, 3, 0)];
+    }
+    let mut v = vec![
+        (0, 0, 0),
+        (0, 5, 3),
+        (5, 0, 3),
+        (5, 3, 0),
+        (1, 1, 1),
+        (1, 17, 9),
+        (17, 1, 9),
+        (1, 1, 1000),
+        (1, 65, 31),
+        (31, 1, 65),
+        (13, 17, 19),
+        (97, 61, 33),
+        (6, 64, 8),
+        (7, 65, 17),
+        (12, 128, 5),
+        (65, 63, 67),
+        (20, 70, 300),
+    ];
+    for l in [7, 8, 15, 16, 17, 31, 63, 64, 65] {
+        v.push((l, l, l));
+        v.push((3, l, 5));
+        v.push((l, 2, 4));
+    }
+    v
+}
+
+#[test]
+fn all_paths_match_the_reference_on_edge_shapes() {
+    use Layout::*;
+    for isa in isas() {
+        for (s, &shape) in shapes().iter().enumerate() {
+            check(
+                isa,
+                shape,
+                (RowMajor, RowMajor, RowMajor),
+                1.0,
+                0.0,
+                false,
+                false,
+                s as u64,
+            );
+        }
+    }
+}
+
+#[test]
+fn all_transpose_combinations_and_c_layouts() {
+    use Layout::*;
+    let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(3, 5, 4)]
+    } else {
+        &[
+            (13, 17, 19),
+            (97, 61, 33),
+            (1, 40, 33),
+            (40, 1, 33),
+            (1, 1, 33),
+            (64, 65, 70),
+        ]
+    };
+    for isa in isas() {
+        for &shape in shapes {
+            for la in [RowMajor, ColMajor, Strided] {
+                for lb in [RowMajor, ColMajor, Strided] {
+                    for lc in [RowMajor, ColMajor, Strided] {
+                        check(isa, shape, (la, lb, lc), 1.0, 0.0, false, false, 7);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn alpha_beta_and_nan_in_c() {
+    use Layout::*;
+    let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(3, 5, 4), (1, 4, 3)]
+    } else {
+        &[(13, 17, 19), (1, 33, 20), (33, 1, 20), (40, 70, 300)]
+    };
+    for isa in isas() {
+        for &shape in shapes {
+            for (alpha, beta) in [
+                (1.0, 0.0),
+                (2.5, 0.0),
+                (1.0, 1.0),
+                (-0.5, 2.0),
+                (0.0, 3.0),
+                (0.0, 0.0),
+            ] {
+                for lc in [RowMajor, ColMajor] {
+                    check(
+                        isa,
+                        shape,
+                        (RowMajor, ColMajor, lc),
+                        alpha,
+                        beta,
+                        false,
+                        false,
+                        3,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_bias_and_relu() {
+    use Layout::*;
+    let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(3, 5, 4), (1, 4, 3), (4, 1, 3), (2, 3, 0)]
+    } else {
+        &[
+            (13, 17, 19),
+            (1, 33, 20),
+            (33, 1, 20),
+            (64, 64, 300),
+            (7, 9, 0),
+            (65, 70, 16),
+        ]
+    };
+    for isa in isas() {
+        for &shape in shapes {
+            for (bias, relu) in [(true, false), (false, true), (true, true)] {
+                for lc in [RowMajor, ColMajor, Strided] {
+                    for beta in [0.0, 0.5] {
+                        check(
+                            isa,
+                            shape,
+                            (RowMajor, ColMajor, lc),
+                            1.5,
+                            beta,
+                            bias,
+                            relu,
+                            11,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_paths_match_scalar() {
+    use Layout::*;
+    let shapes: &[(usize, usize, usize)] = &[
+        (13, 17, 19),
+        (97, 61, 33),
+        (1, 100, 65),
+        (100, 1, 65),
+        (70, 65, 300),
+        (64, 64, 64),
+    ];
+    for isa in isas().into_iter().filter(|&i| i != Isa::Scalar) {
+        for &(m, n, k) in shapes {
+            for (la, lb) in [
+                (RowMajor, RowMajor),
+                (ColMajor, ColMajor),
+                (RowMajor, ColMajor),
+            ] {
+                let s = check(
+                    Isa::Scalar,
+                    (m, n, k),
+                    (la, lb, RowMajor),
+                    1.0,
+                    0.5,
+                    true,
+                    false,
+                    5,
+                );
+                let v = check(isa, (m, n, k), (la, lb, RowMajor), 1.0, 0.5, true, false, 5);
+                let tol = 2.0 * (k + 4) as f32 * f32::EPSILON * (k + 2) as f32;
+                for i in 0..m {
+                    for j in 0..n {
+                        let (x, y) = (s.get(i, j), v.get(i, j));
+                        assert!(
+                            (x - y).abs() <= tol,
+                            "{isa} vs scalar {m}x{n}x{k}: C[{i},{j}] {y} vs {x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Batched products with a broadcast operand, against one call per item.
+#[test]
+fn batched_with_broadcast() {
+    let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(2, 3, 4), (1, 3, 2)]
+    } else {
+        &[(13, 17, 19), (1, 40, 30), (30, 1, 40), (64, 70, 65)]
+    };
+    let count = 3;
+    for isa in isas() {
+        for &(m, n, k) in shapes {
+            for (a_bs, b_bs) in [(m * k, k * n), (0, k * n), (m * k, 0)] {
+                let mut rng = Rng(99);
+                let a = rng.vec(m * k * count);
+                let b = rng.vec(k * n * count);
+                let bias = rng.vec(n);
+                let c0 = rng.vec(m * n * count);
+                let mut c = c0.clone();
+                let batch = Batch {
+                    count,
+                    a_stride: a_bs,
+                    b_stride: b_bs,
+                    c_stride: m * n,
+                };
+                let ep = Epilogue {
+                    bias: Some(&bias),
+                    relu: true,
+                };
+                sgemm_with(
+                    cfg(isa, 2),
+                    batch,
+                    0.75,
+                    MatRef::row_major(&a, m, k),
+                    MatRef::row_major(&b, k, n),
+                    0.5,
+                    MatMut::row_major(&mut c, m, n),
+                    ep,
+                );
+                for t in 0..count {
+                    let (at, bt) = (&a[t * a_bs..][..m * k], &b[t * b_bs..][..k * n]);
+                    let ct = &c0[t * m * n..][..m * n];
+                    let (want, bound) =
+                        reference(m, n, k, 0.75, at, bt, 0.5, ct, Some(&bias), true);
+                    let got = Mat::new(&c[t * m * n..][..m * n], m, n, Layout::RowMajor, 0, 0.0);
+                    assert_close(
+                        &got,
+                        &want,
+                        &bound,
+                        k,
+                        &alloc::format!("{isa} batch item {t} of {m}x{n}x{k}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Splitting over threads never changes a bit, on every path.
+#[cfg(feature = "std")]
+#[test]
+fn thread_count_does_not_change_results() {
+    use Layout::*;
+    if cfg!(miri) {
+        return;
+    }
+    // Large enough that the plan splits them (asserted below).
+    let shapes = [
+        (200, 150, 300),
+        (150, 200, 300),
+        (1, 600, 300),
+        (600, 1, 300),
+    ];
+    for isa in isas() {
+        for (m, n, k) in shapes {
+            for (la, lb, lc) in [
+                (RowMajor, RowMajor, RowMajor),
+                (ColMajor, RowMajor, ColMajor),
+                (RowMajor, ColMajor, RowMajor),
+            ] {
+                let mut rng = Rng(5);
+                let (av, bv, cv) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n));
+                let bias = rng.vec(n);
+                let a = Mat::new(&av, m, k, la, 0, 0.0);
+                let b = Mat::new(&bv, k, n, lb, 0, 0.0);
+                let ep = Epilogue {
+                    bias: Some(&bias),
+                    relu: false,
+                };
+                let mut c1 = Mat::new(&cv, m, n, lc, 0, 0.0);
+                let mut c2 = Mat::new(&cv, m, n, lc, 0, 0.0);
+                // The plan for 2 threads really uses 2.
+                if crate::kernels::threads::num_threads() >= 2 {
+                    let p = problem(Batch::ONE, 1.0, a.r(), b.r(), 0.5, c2.w(), ep);
+                    let (bl, w) = blocking_of(isa);
+                    assert_eq!(
+                        driver::plan(&p, bl, w, 2).threads,
+                        2,
+                        "{isa} {m}x{n}x{k} not split"
+                    );
+                }
+                sgemm_with(cfg(isa, 1), Batch::ONE, 1.0, a.r(), b.r(), 0.5, c1.w(), ep);
+                sgemm_with(cfg(isa, 2), Batch::ONE, 1.0, a.r(), b.r(), 0.5, c2.w(), ep);
+                for (x, y) in c1.buf.iter().zip(&c2.buf) {
+                    assert_eq!(
+                        x.to_bits(),
+                        y.to_bits(),
+                        "{isa} {m}x{n}x{k}: 1 vs 2 threads"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+fn blocking_of(isa: Isa) -> (driver::Blocking, usize) {
+    use driver::Arch;
+    match isa {
+        Isa::Scalar => (simd::Scalar::BLOCKING, 1),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => (avx2::Avx2::BLOCKING, 8),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => (avx512::Avx512::BLOCKING, 16),
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        Isa::Neon => (neon::Neon::BLOCKING, 4),
+        #[allow(unreachable_patterns)]
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn the_default_entry_points_agree_with_the_explicit_one() {
+    let (m, n, k) = (9, 11, 13);
+    let mut rng = Rng(1);
+    let (a, b, bias) = (rng.vec(m * k), rng.vec(k * n), rng.vec(n));
+    let mut c1 = vec![0.0; m * n];
+    let mut c2 = vec![0.0; m * n];
+    let (ar, br) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+    let ep = Epilogue {
+        bias: Some(&bias),
+        relu: true,
+    };
+    sgemm_fused(1.0, ar, br, 0.0, MatMut::row_major(&mut c1, m, n), ep);
+    sgemm_with(
+        Config::current(),
+        Batch::ONE,
+        1.0,
+        ar,
+        br,
+        0.0,
+        MatMut::row_major(&mut c2, m, n),
+        ep,
+    );
+    assert_eq!(c1, c2);
+    sgemm(1.0, ar, br, 0.0, MatMut::row_major(&mut c1, m, n));
+    sgemm_batched(
+        Batch::ONE,
+        1.0,
+        ar,
+        br,
+        0.0,
+        MatMut::row_major(&mut c2, m, n),
+        Epilogue::NONE,
+    );
+    assert_eq!(c1, c2);
+}
+
+#[test]
+#[should_panic(expected = "inner dimensions differ")]
+fn mismatched_inner_dimension_panics() {
+    let (a, b, mut c) = ([0.0; 6], [0.0; 6], [0.0; 4]);
+    sgemm(
+        1.0,
+        MatRef::row_major(&a, 2, 3),
+        MatRef::row_major(&b, 2, 3),
+        0.0,
+        MatMut::row_major(&mut c, 2, 2),
+    );
+}
+
+#[test]
+#[should_panic(expected = "B slice has 5 elements")]
+fn short_slice_panics() {
+    let (a, b, mut c) = ([0.0; 6], [0.0; 5], [0.0; 4]);
+    sgemm(
+        1.0,
+        MatRef::row_major(&a, 2, 3),
+        MatRef::row_major(&b, 3, 2),
+        0.0,
+        MatMut::row_major(&mut c, 2, 2),
+    );
+}
+
+#[test]
+#[should_panic(expected = "share memory")]
+fn overlapping_c_panics() {
+    let (a, b, mut c) = ([0.0; 6], [0.0; 6], [0.0; 4]);
+    let cm = MatMut::new(&mut c, 2, 2, 1, 1);
+    sgemm(
+        1.0,
+        MatRef::row_major(&a, 2, 3),
+        MatRef::row_major(&b, 3, 2),
+        0.0,
+        cm,
+    );
+}
+
+#[test]
+#[should_panic(expected = "share memory")]
+fn overlapping_batches_panic() {
+    let (a, b, mut c) = ([0.0; 6], [0.0; 6], [0.0; 8]);
+    let batch = Batch {
+        count: 2,
+        a_stride: 0,
+        b_stride: 0,
+        c_stride: 2,
+    };
+    let (ar, br) = (MatRef::row_major(&a, 2, 3), MatRef::row_major(&b, 3, 2));
+    sgemm_batched(
+        batch,
+        1.0,
+        ar,
+        br,
+        0.0,
+        MatMut::row_major(&mut c, 2, 2),
+        Epilogue::NONE,
+    );
+}
+
+#[test]
+#[should_panic(expected = "bias has 3 values")]
+fn wrong_bias_length_panics() {
+    let (a, b, mut c) = ([0.0; 6], [0.0; 6], [0.0; 4]);
+    let ep = Epilogue {
+        bias: Some(&[0.0; 3]),
+        relu: false,
+    };
+    let (ar, br) = (MatRef::row_major(&a, 2, 3), MatRef::row_major(&b, 3, 2));
+    sgemm_fused(1.0, ar, br, 0.0, MatMut::row_major(&mut c, 2, 2), ep);
+}
+
+#[test]
+fn distinct_layouts() {
+    assert!(distinct(&mut [(2, 3), (3, 1), (1, 0)]));
+    assert!(!distinct(&mut [(2, 2), (3, 1), (1, 0)]));
+    assert!(distinct(&mut [(2, 1), (3, 2), (1, 0)]));
+    assert!(!distinct(&mut [(2, 0), (3, 1), (1, 0)]));
+    // Interleaved batch: 4 rows of 2 heads x 3 values.
+    assert!(distinct(&mut [(4, 6), (3, 1), (2, 3)]));
+    assert!(distinct(&mut [(1, 0), (1, 0), (1, 0)]));
+}

@@ -1,0 +1,312 @@
+//! The library's worker pool (`std` only; without `std` everything runs on the
+//! calling thread).
+//!
+//! One persistent pool, started lazily on the first parallel call. Its size is
+//! [`num_threads`]: the available cores by default, `TRAIN_STATION_NUM_THREADS`
+//! if set, or whatever [`set_num_threads`] chose. Kernels split work with
+//! [`parallel_for`], which runs on the calling thread plus `num_threads() - 1`
+//! workers.
+//!
+//! Why not rayon: a call here makes no allocator calls (the job lives on the
+//! caller's stack and is handed to each worker through its own slot), which the
+//! training loop needs after warm-up, and a worker that just finished a job spins
+//! briefly before sleeping, so back-to-back kernel calls start without a
+//! wake-up.
+//!
+//! Rules:
+//! - one job at a time: a call made while the pool is busy (from inside a task,
+//!   or from another thread meanwhile) runs its tasks on the calling thread, so
+//!   nesting never deadlocks;
+//! - a panic in a task is re-raised on the calling thread after every worker
+//!   has left the job.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crate::sync::Mutex;
+
+/// Requested number of threads; 0 = not decided yet.
+static REQUESTED: AtomicUsize = AtomicUsize::new(0);
+
+/// The workers; holding this lock is what makes a caller the pool's one job.
+static POOL: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
+
+/// How long an idle worker polls for the next job before sleeping.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Number of threads kernels may use (including the calling thread).
+///
+/// Default: `TRAIN_STATION_NUM_THREADS` if it is set to a positive integer,
+/// otherwise the number of available cores.
+pub fn num_threads() -> usize {
+    let n = REQUESTED.load(Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let d = default_threads();
+    match REQUESTED.compare_exchange(0, d, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => d,
+        Err(v) => v,
+    }
+}
+
+/// Sets the number of threads kernels may use; `0` restores the default (see
+/// [`num_threads`]). Takes effect from the next parallel call; workers are
+/// started when first needed and kept.
+pub fn set_num_threads(n: usize) {
+    REQUESTED.store(
+        if n == 0 { default_threads() } else { n },
+        Ordering::Relaxed,
+    );
+}
+
+fn default_threads() -> usize {
+    if let Some(n) = std::env::var("TRAIN_STATION_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        return n;
+    }
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `f(task)` once for every `task < n_tasks`, spread over up to
+/// [`num_threads`] threads (the calling thread included). Returns when all
+/// tasks are done. Tasks are handed out in increasing order, one at a time, so
+/// a task should be worth at least some microseconds of work; for less, call
+/// with `n_tasks == 1` (it then runs inline).
+///
+/// # Panics
+/// Re-raises the first panic of a task, after all running tasks finished.
+pub fn parallel_for<F: Fn(usize) + Sync>(n_tasks: usize, f: F) {
+    parallel_for_with(num_threads(), n_tasks, f)
+}
+
+/// [`parallel_for`] on at most `max_threads` threads (still bounded by
+/// [`num_threads`]).
+///
+/// # Panics
+/// As [`parallel_for`].
+pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize, f: F) {
+    let threads = max_threads.min(num_threads()).min(n_tasks);
+    if threads <= 1 {
+        (0..n_tasks).for_each(f);
+        return;
+    }
+    let Some(mut pool) = POOL.try_lock() else {
+        // Busy: nested call or another thread's job. Run here.
+        (0..n_tasks).for_each(f);
+        return;
+    };
+    let helpers = spawn_workers(&mut pool, threads - 1);
+    if helpers == 0 {
+        drop(pool);
+        (0..n_tasks).for_each(f);
+        return;
+    }
+    let job = Job {
+        f: &f,
+        n: n_tasks,
+        next: AtomicUsize::new(0),
+        panic: Mutex::new(None),
+    };
+    // The workers see the job through a lifetime-erased pointer; it stays valid
+    // because this function does not return (or unwind) before every helper
+    // has either been withdrawn before taking the job, or cleared its slot
+    // after its last access to the job.
+    let ptr = (&job as *const Job<'_>).cast::<Job<'static>>().cast_mut();
+    for w in &pool[..helpers] {
+        w.slot.job.store(ptr, Ordering::Release);
+        w.thread.unpark();
+    }
+    let mine = catch_unwind(AssertUnwindSafe(|| job.work()));
+    if mine.is_err() {
+        job.stop();
+    }
+    for w in &pool[..helpers] {
+        // A worker that has not taken the job yet (busy machine, still waking
+        // up) is simply withdrawn: the tasks it would have run were claimed
+        // here instead.
+        if w.slot
+            .job
+            .compare_exchange(ptr, null_mut(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            continue;
+        }
+        let start = Instant::now();
+        while !w.slot.job.load(Ordering::Acquire).is_null() {
+            if start.elapsed() < SPIN {
+                core::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+    }
+    drop(pool);
+    if let Err(e) = mine {
+        resume_unwind(e);
+    }
+    if let Some(e) = job.panic.lock().take() {
+        resume_unwind(e);
+    }
+}
+
+/// A running `parallel_for`: tasks are claimed from `next`.
+struct Job<'a> {
+    f: &'a (dyn Fn(usize) + Sync),
+    n: usize,
+    next: AtomicUsize,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl Job<'_> {
+    fn work(&self) {
+        loop {
+            let t = self.next.fetch_add(1, Ordering::Relaxed);
+            if t >= self.n {
+                return;
+            }
+            (self.f)(t);
+        }
+    }
+
+    /// Lets no further task start.
+    fn stop(&self) {
+        self.next.store(self.n, Ordering::Relaxed);
+    }
+}
+
+/// A worker's mailbox: null when idle; the job's address when a job is posted;
+/// the address with its low bit set once the worker has taken it (from then on
+/// only the worker clears it, when it is done with the job).
+struct Slot {
+    job: AtomicPtr<Job<'static>>,
+}
+
+struct Worker {
+    thread: Thread,
+    slot: Arc<Slot>,
+}
+
+/// Starts workers until there are `want`; returns how many exist (fewer if the
+/// OS refuses to start more).
+fn spawn_workers(pool: &mut Vec<Worker>, want: usize) -> usize {
+    while pool.len() < want {
+        let slot = Arc::new(Slot {
+            job: AtomicPtr::new(core::ptr::null_mut()),
+        });
+        let mine = slot.clone();
+        let spawned = thread::Builder::new()
+            .name(alloc::format!("train-station-{}", pool.len() + 1))
+            .spawn(move || worker_main(&mine));
+        match spawned {
+            Ok(handle) => pool.push(Worker {
+                thread: handle.thread().clone(),
+                slot,
+            }),
+            Err(_) => break,
+        }
+    }
+    pool.len().min(want)
+}
+
+fn worker_main(slot: &Slot) -> ! {
+    loop {
+        let start = Instant::now();
+        let job = loop {
+            let p = slot.job.load(Ordering::Acquire);
+            if !p.is_null()
+                && slot
+                    .job
+                    .compare_exchange(
+                        p,
+                        p.map_addr(|a| a | 1),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                break p;
+            }
+            if start.elapsed() < SPIN {
+                core::hint::spin_loop();
+            } else {
+                // `unpark` before `park` makes `park` return at once, so a job
+                // posted between the check and here is not missed.
+                thread::park();
+            }
+        };
+        // SAFETY: the caller of `parallel_for_with` keeps the job alive until
+        // this slot is cleared below, after the last use of `job`.
+        let job = unsafe { &*job };
+        if let Err(e) = catch_unwind(AssertUnwindSafe(|| job.work())) {
+            job.stop();
+            let mut first = job.panic.lock();
+            if first.is_none() {
+                *first = Some(e);
+            }
+        }
+        slot.job.store(null_mut(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicU64;
+
+    #[test]
+    fn every_task_runs_once() {
+        for threads in [1, 2, 3, 8] {
+            for n in [0, 1, 2, 5, 100] {
+                let hits: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+                parallel_for_with(threads, n, |t| {
+                    hits[t].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
+        }
+    }
+
+    #[test]
+    fn nested_calls_complete() {
+        let total = AtomicU64::new(0);
+        parallel_for_with(2, 4, |_| {
+            parallel_for_with(2, 4, |_| {
+                total.fetch_add(1, Ordering::Relaxed);
+            });
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 16);
+    }
+
+    #[test]
+    fn panics_reach_the_caller_and_the_pool_survives() {
+        let r = catch_unwind(|| {
+            parallel_for_with(2, 64, |t| {
+                if t == 33 {
+                    panic!("task 33");
+                }
+            })
+        });
+        assert!(r.is_err());
+        let total = AtomicU64::new(0);
+        parallel_for_with(2, 64, |_| {
+            total.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 64);
+    }
+
+    #[test]
+    fn thread_count_is_positive() {
+        assert!(num_threads() >= 1);
+    }
+}
