@@ -29,168 +29,17 @@ use alloc::vec;
 use super::grad_if;
 use crate::autograd::needs_grad;
 use crate::error::{Error, Result, unwrap};
+use crate::kernels::gemm::{MatMut, MatRef};
 use crate::tensor::layout::{Layout, Walker};
 use crate::tensor::{Shape, Tensor};
 
-/// A read-only strided matrix: element `(i, j)` is
-/// `data[i * row_stride + j * col_stride]`.
-#[derive(Clone, Copy)]
-struct MatRef<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl MatRef<'_> {
-    fn t(self) -> Self {
-        MatRef {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-        }
-    }
-}
-
-/// A writable strided matrix: element `(i, j)` is
-/// `data[i * row_stride + j * col_stride]`; distinct elements are distinct
-/// memory.
-struct MatMut<'a> {
-    data: &'a mut [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl MatMut<'_> {
-    fn t(self) -> Self {
-        MatMut {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-        }
-    }
-}
-
-/// One past the highest element a `rows x cols` strided matrix reaches.
-fn reach(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * row_stride + (cols - 1) * col_stride + 1
-    }
-}
-
-/// Columns of C accumulated at a time in the `i-k-j` loop (a stack buffer).
-const NC: usize = 128;
-
-/// C = alpha * A B + beta * C. beta == 0 means C's prior contents are ignored (even NaN).
-///
-/// A is `m x k`, B is `k x n`, C is `m x n`, any strides. Each element is
-/// `alpha * s + beta * c` where `s` sums `a[i][p] * b[p][j]` for `p = 0, 1, ..,
-/// k - 1` in that order, whichever loop runs, so the result does not depend on
-/// the operands' strides (`k = 0` gives `s = 0`). Portable scalar loops; the
-/// packed SIMD GEMM in `kernels::gemm` has this signature and replaces the body.
-///
-/// # Panics
-/// If the shapes do not fit together or a slice is too short for its shape and
-/// strides.
+/// C = alpha * A B + beta * C through the packed SIMD GEMM
+/// ([`crate::kernels::gemm::sgemm`]); beta == 0 ignores C's prior contents.
+/// Every product of this module goes through here.
 fn sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
-    let (m, n, k) = (c.rows, c.cols, a.cols);
-    assert!(
-        a.rows == m && b.rows == k && b.cols == n,
-        "sgemm: A is {}x{}, B is {}x{}, C is {m}x{n}",
-        a.rows,
-        a.cols,
-        b.rows,
-        b.cols
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    for (name, len, need) in [
-        ("A", a.data.len(), reach(m, k, a.row_stride, a.col_stride)),
-        ("B", b.data.len(), reach(k, n, b.row_stride, b.col_stride)),
-    ] {
-        assert!(
-            len >= need,
-            "sgemm: {name} holds {len} elements, needs {need}"
-        );
-    }
-    let need = reach(m, n, c.row_stride, c.col_stride);
-    assert!(
-        c.data.len() >= need,
-        "sgemm: C holds {} elements, needs {need}",
-        c.data.len()
-    );
     #[cfg(all(test, feature = "std"))]
     trace::record(&a, &b);
-
-    // A column-major C is computed as its transpose C^T = B^T A^T, which is
-    // row-major (the loops below run along C's rows).
-    let (a, b, c, m, n) = if c.row_stride == 1 && c.col_stride != 1 && n > 1 {
-        (b.t(), a.t(), c.t(), n, m)
-    } else {
-        (a, b, c, m, n)
-    };
-    let out = |s: f32, c: &mut f32| {
-        *c = if beta == 0.0 {
-            alpha * s
-        } else {
-            alpha * s + beta * *c
-        };
-    };
-    let (ars, acs, brs, bcs) = (a.row_stride, a.col_stride, b.row_stride, b.col_stride);
-    let (crs, ccs) = (c.row_stride, c.col_stride);
-    if acs == 1 && brs == 1 && k > 1 {
-        // Rows of A and columns of B are contiguous (e.g. `x @ w.t()`): dot
-        // products read both in memory order.
-        for i in 0..m {
-            let ar = &a.data[i * ars..i * ars + k];
-            for j in 0..n {
-                let bc = &b.data[j * bcs..j * bcs + k];
-                let mut s = 0.0f32;
-                for (x, y) in ar.iter().zip(bc) {
-                    s += x * y;
-                }
-                out(s, &mut c.data[i * crs + j * ccs]);
-            }
-        }
-        return;
-    }
-    // i-k-j: a block of C's row i accumulates a[i][p] * (row p of B).
-    let mut acc = [0.0f32; NC];
-    for i in 0..m {
-        let mut j0 = 0;
-        while j0 < n {
-            let nb = NC.min(n - j0);
-            let acc = &mut acc[..nb];
-            acc.fill(0.0);
-            for p in 0..k {
-                let x = a.data[i * ars + p * acs];
-                let row = p * brs + j0 * bcs;
-                if bcs == 1 {
-                    for (s, &y) in acc.iter_mut().zip(&b.data[row..row + nb]) {
-                        *s += x * y;
-                    }
-                } else {
-                    for (jj, s) in acc.iter_mut().enumerate() {
-                        *s += x * b.data[row + jj * bcs];
-                    }
-                }
-            }
-            for (jj, &s) in acc.iter().enumerate() {
-                out(s, &mut c.data[i * crs + (j0 + jj) * ccs]);
-            }
-            j0 += nb;
-        }
-    }
+    crate::kernels::gemm::sgemm(alpha, a, b, beta, c)
 }
 
 /// Test-only record of the operands `sgemm` was called with, to check that
