@@ -258,6 +258,7 @@ mod check;
 mod generic;
 mod lanes;
 pub mod optim;
+pub mod parallel;
 pub mod scalar;
 mod table;
 

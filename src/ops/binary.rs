@@ -149,7 +149,7 @@ impl Tensor {
     fn scalar_op(
         &self,
         name: &'static str,
-        f: impl Fn(&[f32], &mut [f32]),
+        f: impl Fn(&[f32], &mut [f32]) + Sync,
         d: f32,
     ) -> Result<Tensor> {
         let out = map_unary(self, f)?;

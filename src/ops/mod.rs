@@ -154,9 +154,9 @@ impl Operand<'_> {
 }
 
 /// Writes `k(x)` for any view `x` into `out` (contiguous, `x.numel()` long).
-pub(crate) fn unary_into(x: &Tensor, out: &mut [f32], k: &impl Fn(&[f32], &mut [f32])) {
+pub(crate) fn unary_into(x: &Tensor, out: &mut [f32], k: &(impl Fn(&[f32], &mut [f32]) + Sync)) {
     if let Some(src) = x.as_slice() {
-        k(src, out);
+        crate::kernels::parallel::map(src, out, k);
         return;
     }
     let src = x.storage.as_slice();
@@ -185,7 +185,7 @@ pub(crate) fn unary_into(x: &Tensor, out: &mut [f32], k: &impl Fn(&[f32], &mut [
 
 /// A new contiguous tensor `k(x)` of `x`'s shape.
 #[inline]
-pub(crate) fn map_unary(x: &Tensor, k: impl Fn(&[f32], &mut [f32])) -> Result<Tensor> {
+pub(crate) fn map_unary(x: &Tensor, k: impl Fn(&[f32], &mut [f32]) + Sync) -> Result<Tensor> {
     Tensor::try_from_fill(x.shape().clone(), |out| unary_into(x, out, &k))
 }
 
@@ -196,12 +196,24 @@ pub(crate) fn map_binary(
     op: &'static str,
     a: &Tensor,
     b: &Tensor,
-    k: impl Fn(&[f32], &[f32], &mut [f32]),
+    k: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
 ) -> Result<Tensor> {
     if a.dims() == b.dims()
         && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
     {
-        return Tensor::try_from_fill(a.shape().clone(), |out| k(x, y, out));
+        return Tensor::try_from_fill(a.shape().clone(), |out| {
+            crate::kernels::parallel::zip(x, y, out, &k)
+        });
+    }
+    // One operand a single element: a broadcast scalar over a contiguous other.
+    if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
+        && (x.len() == 1 || y.len() == 1)
+        && broadcast_shapes(op, a.shape(), b.shape()).is_ok_and(|s| {
+            s.numel() == x.len().max(y.len()) && (s.dims() == a.dims() || s.dims() == b.dims())
+        })
+    {
+        let shape = broadcast_shapes(op, a.shape(), b.shape())?;
+        return Tensor::try_from_fill(shape, |out| crate::kernels::parallel::zip(x, y, out, &k));
     }
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
     let la = a.layout.broadcast_to(op, &shape)?;
@@ -265,11 +277,19 @@ pub(crate) fn binary_inplace(
     op: &'static str,
     acc: &mut Tensor,
     b: &Tensor,
-    k: impl Fn(&mut [f32], &[f32]),
+    k: impl Fn(&mut [f32], &[f32]) + Sync,
 ) -> Result<()> {
     let lb = b.layout.broadcast_to(op, acc.shape())?;
     // `b` holds a handle, so if it shares `acc`'s storage the write copies first.
     acc.try_make_writable(true)?;
+    if let Some(r) = acc.layout.contiguous_range()
+        && let Some(rhs) = b.as_slice()
+        && (rhs.len() == r.len() && b.dims() == acc.dims() || rhs.len() == 1)
+    {
+        let dst = &mut acc.storage.get_mut().expect("made writable above")[r];
+        crate::kernels::parallel::zip_inplace(dst, rhs, &k);
+        return Ok(());
+    }
     let la = acc.layout.clone();
     let sb = b.storage.as_slice();
     let dst = acc.storage.get_mut().expect("made writable above");

@@ -25,7 +25,7 @@ use super::{kern, map_binary, map_unary};
 use crate::kernels::table as k;
 
 /// A slice kernel from a scalar function.
-fn each(f: impl Fn(f32) -> f32) -> impl Fn(&[f32], &mut [f32]) {
+fn each(f: impl Fn(f32) -> f32 + Sync) -> impl Fn(&[f32], &mut [f32]) + Sync {
     move |x, o| kern::map(x, o, &f)
 }
 
@@ -135,7 +135,7 @@ impl Tensor {
     fn unary_op<B>(
         &self,
         name: &'static str,
-        fwd: impl Fn(&[f32], &mut [f32]),
+        fwd: impl Fn(&[f32], &mut [f32]) + Sync,
         saved: Saved,
         bwd: B,
     ) -> Result<Tensor>

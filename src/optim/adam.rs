@@ -238,7 +238,7 @@ pub(crate) fn adam_update(
         eps: s.eps,
         maximize: s.maximize,
     };
-    (crate::kernels::table().adam)(p, g, m, v, vmax, &step)
+    crate::kernels::parallel::adam(p, g, m, v, vmax, &step)
 }
 
 /// Adam (`torch.optim.Adam`): adaptive moment estimation with optional L2

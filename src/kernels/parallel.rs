@@ -1,0 +1,191 @@
+//! Large element-wise work split over the worker pool.
+//!
+//! Work is cut into fixed-size chunks ([`CHUNK`] elements), whatever the
+//! number of threads, and each chunk is processed by the same kernel a single
+//! thread would use; element-wise kernels do not depend on their position in
+//! the slice, so results are bit-identical for every thread count. Work
+//! smaller than two chunks stays on the calling thread. Without `std` it all
+//! runs on the calling thread.
+
+use core::marker::PhantomData;
+use core::ops::Range;
+
+use super::optim::AdamStep;
+
+/// Elements per task: large enough that a task outweighs the hand-off
+/// (a few microseconds), small enough to balance two or more threads.
+pub const CHUNK: usize = 1 << 16;
+
+/// A mutable slice whose disjoint ranges may be handed to different tasks.
+struct Disjoint<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _life: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `Disjoint` only hands out `&mut` to ranges through `range`, whose
+// caller guarantees that concurrently live ranges do not overlap; f32 is Send.
+unsafe impl Sync for Disjoint<'_> {}
+
+impl<'a> Disjoint<'a> {
+    fn new(s: &'a mut [f32]) -> Disjoint<'a> {
+        Disjoint {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _life: PhantomData,
+        }
+    }
+
+    /// # Safety
+    /// `r` lies within the slice, and no other live reference obtained from
+    /// this `Disjoint` overlaps it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn range(&self, r: Range<usize>) -> &'a mut [f32] {
+        assert!(
+            r.start <= r.end && r.end <= self.len,
+            "Disjoint::range out of bounds"
+        );
+        // SAFETY: in bounds (checked above) of a slice borrowed mutably for
+        // 'a; exclusivity of the range is the caller's promise.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(r.start), r.len()) }
+    }
+}
+
+/// Number of chunks of `len` elements.
+#[inline]
+fn chunks(len: usize) -> usize {
+    len.div_ceil(CHUNK)
+}
+
+/// Runs `f(range)` over the chunks of `0..len`, in parallel when there are at
+/// least two.
+#[inline]
+fn for_chunks(len: usize, f: impl Fn(Range<usize>) + Sync) {
+    let n = chunks(len);
+    let run = |t: usize| f(t * CHUNK..((t + 1) * CHUNK).min(len));
+    #[cfg(feature = "std")]
+    if n >= 2 {
+        super::threads::parallel_for(n, run);
+        return;
+    }
+    (0..n).for_each(run);
+}
+
+/// `k(x, out)` over matching chunks (`x.len() == out.len()`).
+pub fn map(x: &[f32], out: &mut [f32], k: impl Fn(&[f32], &mut [f32]) + Sync) {
+    assert_eq!(x.len(), out.len(), "parallel::map: lengths differ");
+    if x.len() < 2 * CHUNK {
+        return k(x, out);
+    }
+    let o = Disjoint::new(out);
+    for_chunks(x.len(), |r| {
+        // SAFETY: chunks are disjoint ranges within `out`.
+        let dst = unsafe { o.range(r.clone()) };
+        k(&x[r], dst)
+    });
+}
+
+/// `k(a, b, out)` over matching chunks; `a` or `b` may have length 1 (a
+/// broadcast scalar, passed whole to every chunk).
+pub fn zip(a: &[f32], b: &[f32], out: &mut [f32], k: impl Fn(&[f32], &[f32], &mut [f32]) + Sync) {
+    let n = out.len();
+    if n < 2 * CHUNK {
+        return k(a, b, out);
+    }
+    assert!(
+        (a.len() == n || a.len() == 1) && (b.len() == n || b.len() == 1),
+        "parallel::zip: operand lengths {} and {} do not fit {n}",
+        a.len(),
+        b.len()
+    );
+    let o = Disjoint::new(out);
+    for_chunks(n, |r| {
+        // SAFETY: chunks are disjoint ranges within `out`.
+        let dst = unsafe { o.range(r.clone()) };
+        k(part(a, r.clone()), part(b, r), dst)
+    });
+}
+
+/// The chunk `r` of an operand, or the operand itself if it is a broadcast
+/// scalar.
+#[inline]
+fn part(s: &[f32], r: Range<usize>) -> &[f32] {
+    if s.len() == 1 { s } else { &s[r] }
+}
+
+/// `k(acc, b)` in place over matching chunks; `b` may have length 1.
+pub fn zip_inplace(acc: &mut [f32], b: &[f32], k: impl Fn(&mut [f32], &[f32]) + Sync) {
+    let n = acc.len();
+    if n < 2 * CHUNK {
+        return k(acc, b);
+    }
+    assert!(
+        b.len() == n || b.len() == 1,
+        "parallel::zip_inplace: lengths differ"
+    );
+    let o = Disjoint::new(acc);
+    for_chunks(n, |r| {
+        // SAFETY: chunks are disjoint ranges within `acc`.
+        let dst = unsafe { o.range(r.clone()) };
+        k(dst, if b.len() == 1 { b } else { &b[r] })
+    });
+}
+
+/// The table's fused Adam update over matching chunks of every slice.
+pub fn adam(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    vmax: Option<&mut [f32]>,
+    s: &AdamStep,
+) {
+    let k = super::table().adam;
+    let n = p.len();
+    if n < 2 * CHUNK {
+        return k(p, g, m, v, vmax, s);
+    }
+    assert!(
+        g.len() == n && m.len() == n && v.len() == n && vmax.as_ref().is_none_or(|x| x.len() == n),
+        "parallel::adam: slice lengths differ"
+    );
+    let (pp, mm, vv) = (Disjoint::new(p), Disjoint::new(m), Disjoint::new(v));
+    let xx = vmax.map(Disjoint::new);
+    for_chunks(n, |r| {
+        // SAFETY: chunks are disjoint ranges within each slice, and each
+        // slice is distinct memory (separate `&mut` borrows).
+        let (pc, mc, vc) = unsafe {
+            (
+                pp.range(r.clone()),
+                mm.range(r.clone()),
+                vv.range(r.clone()),
+            )
+        };
+        // SAFETY: as above.
+        let xc = xx.as_ref().map(|x| unsafe { x.range(r.clone()) });
+        k(pc, &g[r], mc, vc, xc, s)
+    });
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    /// Element-wise results are bit-identical for one thread and two, and
+    /// equal the unsplit kernel.
+    #[test]
+    fn split_work_equals_one_pass() {
+        let n = 5 * CHUNK + 123;
+        let x: Vec<f32> = (0..n).map(|i| (i % 997) as f32 * 0.01 - 3.0).collect();
+        let exp = super::super::table().exp.map;
+        let mut whole = alloc::vec![0.0; n];
+        exp(&x, &mut whole);
+        let mut split = alloc::vec![0.0; n];
+        map(&x, &mut split, exp);
+        assert_eq!(whole, split);
+        let mut prod = alloc::vec![0.0; n];
+        zip(&x, &[2.0], &mut prod, super::super::table().mul.map);
+        assert!(prod.iter().zip(&x).all(|(p, x)| *p == x * 2.0));
+    }
+}
