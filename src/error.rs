@@ -206,6 +206,7 @@ pub enum Error {
         /// Keys whose shapes differ.
         mismatched: usize,
         /// The offending keys (`mis-shaped: a; missing: b, c; ...`).
+        #[cfg_attr(feature = "defmt", defmt(Display2Format))]
         keys: alloc::string::String,
     },
     /// The memory pool's byte budget (or the system allocator) refused an
