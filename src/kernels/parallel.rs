@@ -131,6 +131,59 @@ pub fn zip_inplace(acc: &mut [f32], b: &[f32], k: impl Fn(&mut [f32], &[f32]) + 
     });
 }
 
+/// The table's `sum` of `x`. Long slices (at least two chunks) are summed as
+/// up to 64 equal blocks, in parallel, whose sums are then summed: the blocks
+/// depend only on the length, so the result is the same for every thread
+/// count.
+pub fn sum(x: &[f32]) -> f32 {
+    let k = super::table().sum;
+    if x.len() < 2 * CHUNK {
+        return k(x);
+    }
+    const MAX_BLOCKS: usize = 64;
+    let block = x.len().div_ceil(MAX_BLOCKS).max(CHUNK).next_multiple_of(64);
+    let n = x.len().div_ceil(block);
+    let mut partial = [0.0f32; MAX_BLOCKS];
+    let o = Disjoint::new(&mut partial[..n]);
+    let run = |t: usize| {
+        // SAFETY: each task writes only its own element.
+        let slot = unsafe { o.range(t..t + 1) };
+        slot[0] = k(&x[t * block..((t + 1) * block).min(x.len())]);
+    };
+    #[cfg(feature = "std")]
+    super::threads::parallel_for(n, run);
+    #[cfg(not(feature = "std"))]
+    (0..n).for_each(run);
+    k(&partial[..n])
+}
+
+/// `f(row, out_row)` for every row of `out` (`row_len` elements each),
+/// groups of rows spread over the pool when there are enough elements. Rows
+/// are independent, so results do not depend on the thread count.
+pub fn rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if row_len == 0 {
+        return;
+    }
+    let n_rows = out.len() / row_len;
+    let per_task = CHUNK.div_ceil(row_len).max(1);
+    let tasks = n_rows.div_ceil(per_task);
+    let run_rows = |o: &Disjoint, t: usize| {
+        let (r0, r1) = (t * per_task, ((t + 1) * per_task).min(n_rows));
+        // SAFETY: tasks cover disjoint row ranges of `out`.
+        let block = unsafe { o.range(r0 * row_len..r1 * row_len) };
+        for (i, row) in block.chunks_exact_mut(row_len).enumerate() {
+            f(r0 + i, row);
+        }
+    };
+    let o = Disjoint::new(out);
+    #[cfg(feature = "std")]
+    if tasks >= 2 {
+        super::threads::parallel_for(tasks, |t| run_rows(&o, t));
+        return;
+    }
+    (0..tasks).for_each(|t| run_rows(&o, t));
+}
+
 /// The table's fused Adam update over matching chunks of every slice.
 pub fn adam(
     p: &mut [f32],
@@ -171,6 +224,40 @@ pub fn adam(
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    /// Sums and row maps are bit-identical for one thread and two.
+    #[test]
+    fn sums_and_rows_do_not_depend_on_the_thread_count() {
+        let n = 3 * CHUNK + 777;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1013) as f32 * 1e-3 - 0.5)
+            .collect();
+        let rowf = |r: usize, o: &mut [f32]| {
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = x[r * 100 + j].exp();
+            }
+        };
+        let prev = super::super::threads::num_threads();
+        let mut out = [
+            alloc::vec![0.0f32; (n / 100) * 100],
+            alloc::vec![0.0f32; (n / 100) * 100],
+        ];
+        let mut sums = [0.0f32; 2];
+        for (t, threads) in [1usize, 2].into_iter().enumerate() {
+            super::super::threads::set_num_threads(threads);
+            sums[t] = sum(&x);
+            rows(&mut out[t], 100, rowf);
+        }
+        super::super::threads::set_num_threads(prev);
+        assert_eq!(sums[0].to_bits(), sums[1].to_bits());
+        assert_eq!(out[0], out[1]);
+        let exact: f64 = x.iter().map(|&v| v as f64).sum();
+        assert!(
+            (sums[0] as f64 - exact).abs() < 1e-3,
+            "{} vs {exact}",
+            sums[0]
+        );
+    }
 
     /// Element-wise results are bit-identical for one thread and two, and
     /// equal the unsplit kernel.

@@ -47,7 +47,7 @@ pub(crate) fn log_softmax_backward_row(y: &[f32], g: &[f32], out: &mut [f32]) {
 fn map_rows<const K: usize>(
     inputs: [&Tensor; K],
     dim: Option<usize>,
-    f: impl Fn([&[f32]; K], &mut [f32]),
+    f: impl Fn([&[f32]; K], &mut [f32]) + Sync,
 ) -> Result<Tensor> {
     let x = inputs[0];
     let rank = x.rank();
@@ -80,12 +80,12 @@ fn map_rows<const K: usize>(
     let rows = rows.map(|r| r.expect("checked above"));
     let slices: [&[f32]; K] = core::array::from_fn(|i| rows[i].as_slice().expect("contiguous"));
     let out = Tensor::try_from_fill(rows[0].shape().clone(), |out| {
-        for (r, o) in out.chunks_exact_mut(len).enumerate() {
+        crate::kernels::parallel::rows(out, len, |r, o| {
             f(
                 core::array::from_fn(|i| &slices[i][r * len..(r + 1) * len]),
                 o,
-            );
-        }
+            )
+        });
     })?;
     if dim == last {
         Ok(out)

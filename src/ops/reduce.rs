@@ -100,7 +100,7 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
         let (ox, sx) = (run.offsets[1], run.strides[1]);
         if so == 0 {
             let s = if sx == 1 {
-                (k.sum)(&src[ox..ox + run.len])
+                crate::kernels::parallel::sum(&src[ox..ox + run.len])
             } else {
                 let buf: &mut [f32] = if run.len <= super::CHUNK {
                     &mut stack[..run.len]
@@ -112,7 +112,7 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
                     t.storage.get_mut().expect("fresh buffer")
                 };
                 (k.copy_strided)(&src[ox..], sx, buf);
-                (k.sum)(buf)
+                crate::kernels::parallel::sum(buf)
             };
             add(acc, c, oj, s);
         } else {
