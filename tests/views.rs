@@ -354,7 +354,7 @@ fn random_step(g: &mut Generator, t: &Tensor, m: &Model) -> (Tensor, Model, Stri
                 shape.insert(d, 1);
                 return (t.unsqueeze(d), m.reshape(shape), format!("unsqueeze({d})"));
             }
-            4 if r >= 1 && r < 8 => {
+            4 if (1..8).contains(&r) => {
                 // Merge two neighbours or split one dim: exercises view and copy.
                 let mut shape = m.shape.clone();
                 if r >= 2 && pick(g, 2) == 0 {
