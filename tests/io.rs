@@ -240,3 +240,35 @@ proptest! {
         let _ = from_safetensors(&bytes);
     }
 }
+
+/// A model's state dict saved by PyTorch (`safetensors.torch.save_file(
+/// model.state_dict(), ...)`) loads into the same architecture built here and
+/// gives PyTorch's output.
+#[cfg(feature = "std")]
+#[test]
+fn loads_a_model_saved_by_pytorch() {
+    use train_station::nn::{Linear, Module, Relu, Sequential};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/fixtures/");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}torch_mlp.json")).unwrap()).unwrap();
+    let floats = |k: &str| -> Vec<f32> {
+        expected[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+    };
+    let mut model = Sequential::new()
+        .with(Linear::new(4, 8))
+        .with(Relu)
+        .with(Linear::new(8, 3));
+    train_station::io::load_module(format!("{dir}torch_mlp.safetensors"), &mut model).unwrap();
+    let keys: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
+    let want_keys: Vec<String> = expected["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, want_keys);
+    let x = Tensor::from_slice(&floats("input"), [5, 4]).unwrap();
+    let y = model.forward(&x);
+    let want = Tensor::from_slice(&floats("output"), [5, 3]).unwrap();
+    assert!(y.allclose(&want, 1e-5, 1e-6), "{y}\nvs\n{want}");
+}

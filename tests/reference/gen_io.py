@@ -3,7 +3,10 @@
 1. Writes fixtures/torch_saved.safetensors with safetensors.torch.save_file
    (several dtypes) and fixtures/torch_saved.json with the expected f32 values;
    tests/io.rs loads the file and compares.
-2. If target/interop/rust_saved.safetensors exists (written by
+2. Writes fixtures/torch_mlp.safetensors, the state dict of a small
+   nn.Sequential MLP saved by PyTorch, and torch_mlp.json with its output on a
+   fixed input; tests/io.rs loads it into the same model built here.
+3. If target/interop/rust_saved.safetensors exists (written by
    `cargo test --test io`), loads it with safetensors.torch.load_file and checks
    its values, so a file written here is proven readable by PyTorch.
 
@@ -42,6 +45,24 @@ expected = {
 with open(os.path.join(HERE, "fixtures", "torch_saved.json"), "w") as f:
     json.dump(expected, f)
 print("wrote", os.path.relpath(path))
+
+# 2. A model's state dict saved by PyTorch, and its output on a fixed input.
+torch.manual_seed(3)
+mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+save_file(mlp.state_dict(), os.path.join(HERE, "fixtures", "torch_mlp.safetensors"))
+x = torch.randn(5, 4, generator=torch.Generator().manual_seed(4))
+with torch.no_grad():
+    y = mlp(x)
+with open(os.path.join(HERE, "fixtures", "torch_mlp.json"), "w") as f:
+    json.dump(
+        {
+            "input": [float(v) for v in x.reshape(-1).tolist()],
+            "output": [float(v) for v in y.reshape(-1).tolist()],
+            "keys": list(mlp.state_dict().keys()),
+        },
+        f,
+    )
+print("wrote", os.path.relpath(os.path.join(HERE, "fixtures", "torch_mlp.safetensors")))
 
 rust = os.path.join(ROOT, "target", "interop", "rust_saved.safetensors")
 if os.path.exists(rust):
