@@ -250,9 +250,15 @@ fn loads_a_model_saved_by_pytorch() {
     use train_station::nn::{Linear, Module, Relu, Sequential};
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/fixtures/");
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{dir}torch_mlp.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}torch_mlp.json")).unwrap())
+            .unwrap();
     let floats = |k: &str| -> Vec<f32> {
-        expected[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+        expected[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect()
     };
     let mut model = Sequential::new()
         .with(Linear::new(4, 8))

@@ -90,11 +90,7 @@ impl Module for Linear {
                 detail: "the input's last dimension must equal in_features (weight is [out, in])",
             });
         }
-        let y = x.try_matmul(&self.weight.try_t()?)?;
-        match &self.bias {
-            Some(b) => y.try_add_tensor(b),
-            None => Ok(y),
-        }
+        x.try_linear(&self.weight, self.bias.as_ref())
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {

@@ -25,6 +25,7 @@
 //! contiguous.
 
 use alloc::vec;
+use alloc::vec::Vec;
 
 use super::grad_if;
 use crate::autograd::needs_grad;
@@ -614,5 +615,124 @@ mod tests {
         assert_eq!(fold(&t, 1, 2), Some(4));
         let one = Layout::contiguous(Shape::new(&[1, 1, 4]).unwrap());
         assert_eq!(fold(&one, 1, 1), Some(0));
+    }
+}
+
+// ------------------------------------------------------------------ linear
+
+impl Tensor {
+    /// `self @ weight.t() + bias` (PyTorch's `F.linear`): input `[..., in]`,
+    /// weight `[out, in]`, bias `[out]`, output `[..., out]`. The bias is added
+    /// inside the matrix product's write-back, and the transposed weight is
+    /// read in place (no copy).
+    ///
+    /// # Panics
+    /// On mismatched shapes; see [`try_linear`](Self::try_linear).
+    #[track_caller]
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        unwrap(self.try_linear(weight, bias))
+    }
+
+    /// [`linear`](Self::linear), or `ShapeMismatch` (op `linear`) naming the
+    /// input and weight (or weight and bias) shapes.
+    pub fn try_linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        const OP: &str = "linear";
+        let mismatch = |l: &Tensor, r: &Tensor, detail| Error::ShapeMismatch {
+            op: OP,
+            lhs: l.shape().into(),
+            rhs: r.shape().into(),
+            detail,
+        };
+        if weight.rank() != 2
+            || self.rank() == 0
+            || self.dims()[self.rank() - 1] != weight.dims()[1]
+        {
+            return Err(mismatch(
+                self,
+                weight,
+                "the input's last dimension must equal the weight's [out, in] in",
+            ));
+        }
+        let (out_f, in_f) = (weight.dims()[0], weight.dims()[1]);
+        if let Some(b) = bias
+            && b.dims() != [out_f]
+        {
+            return Err(mismatch(weight, b, "the bias must be [out]"));
+        }
+        let rows: usize = self.dims()[..self.rank() - 1].iter().product();
+        let x2 = self.detach().try_reshape([rows, in_f])?;
+        let x2 = if x2.strides()[1] == 1 || in_f <= 1 {
+            x2
+        } else {
+            x2.try_contiguous()?
+        };
+        let bias_c = match bias {
+            Some(b) => Some(b.detach().try_contiguous()?),
+            None => None,
+        };
+        let mut shape: Vec<usize> = self.dims()[..self.rank() - 1].to_vec();
+        shape.push(out_f);
+        let out = Tensor::try_from_fill(Shape::new(&[rows, out_f])?, |c| {
+            if rows == 0 || out_f == 0 {
+                return;
+            }
+            if in_f == 0 {
+                match &bias_c {
+                    Some(b) => {
+                        for row in c.chunks_exact_mut(out_f) {
+                            row.copy_from_slice(b.as_slice().expect("contiguous"));
+                        }
+                    }
+                    None => c.fill(0.0),
+                }
+                return;
+            }
+            let a = MatRef {
+                data: &x2.storage.as_slice()[x2.offset()..],
+                rows,
+                cols: in_f,
+                row_stride: x2.strides()[0],
+                col_stride: 1,
+            };
+            let w = MatRef {
+                data: &weight.storage.as_slice()[weight.offset()..],
+                rows: in_f,
+                cols: out_f,
+                row_stride: weight.strides()[1],
+                col_stride: weight.strides()[0],
+            };
+            let cm = MatMut {
+                data: c,
+                rows,
+                cols: out_f,
+                row_stride: out_f,
+                col_stride: 1,
+            };
+            let epilogue = crate::kernels::gemm::Epilogue {
+                bias: bias_c.as_ref().map(|b| b.as_slice().expect("contiguous")),
+                relu: false,
+            };
+            crate::kernels::gemm::sgemm_fused(1.0, a, w, 0.0, cm, epilogue);
+        })?
+        .try_reshape(&shape[..])?;
+        let mut inputs: Vec<&Tensor> = vec![self, weight];
+        if let Some(b) = bias {
+            inputs.push(b);
+        }
+        if !needs_grad(&inputs) {
+            return Ok(out);
+        }
+        let (x_shape, w_saved) = (self.shape().clone(), weight.detach());
+        Ok(out.record("LinearBackward0", &inputs, move |g, need| {
+            let g2 = g.try_reshape([rows, out_f])?;
+            let mut grads = vec![
+                grad_if(need[0], || g2.try_matmul(&w_saved)?.try_reshape(&x_shape))?,
+                grad_if(need[1], || g2.try_t()?.try_matmul(&x2))?,
+            ];
+            if need.len() == 3 {
+                grads.push(grad_if(need[2], || g2.try_sum_dims([0], false))?);
+            }
+            Ok(grads)
+        }))
     }
 }
