@@ -33,7 +33,6 @@ fn every_differentiable_op() {
     let b = randn(&[3, 4], 2);
     let row = randn(&[4], 3);
     let pos = uniform(&[3, 4], 4, 0.5, 2.0);
-    let pos2 = uniform(&[3, 4], 5, 0.5, 2.0);
     let away = uniform(&[3, 4], 6, 0.2, 1.5); // away from 0 (relu, abs kinks)
     let signed_away =
         &away * &Tensor::from_fn([3, 4], |i| if (i[0] + i[1]) % 2 == 0 { 1.0 } else { -1.0 });
