@@ -24,8 +24,9 @@ pub struct AdamStep {
     pub decay: Option<f32>,
     /// `-lr / (1 - beta1^step)`.
     pub neg_step_size: f32,
-    /// `sqrt(1 - beta2^step)`.
-    pub bias_correction2_sqrt: f32,
+    /// `1 / sqrt(1 - beta2^step)` (a product instead of a quotient: the
+    /// divider is the update's bottleneck, and one division remains).
+    pub inv_bias_correction2_sqrt: f32,
     /// `eps`.
     pub eps: f32,
     /// Ascend instead of descend.
@@ -67,7 +68,7 @@ fn adam_one(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, vmax: Option<&mut f32
         }
         None => *v,
     };
-    let denom = libm::sqrtf(second) / s.bias_correction2_sqrt + s.eps;
+    let denom = libm::sqrtf(second) * s.inv_bias_correction2_sqrt + s.eps;
     *p += (s.neg_step_size * *m) / denom;
 }
 
@@ -130,9 +131,9 @@ pub(crate) fn adam<L: Lanes>(
     let w = s.one_minus_beta1;
     let (wv, one_minus_w) = (l.splat(w), l.splat(1.0 - w));
     let (beta2, omb2) = (l.splat(s.beta2), l.splat(s.one_minus_beta2));
-    let (wd, bc2, eps, step) = (
+    let (wd, inv_bc2, eps, step) = (
         l.splat(s.weight_decay),
-        l.splat(s.bias_correction2_sqrt),
+        l.splat(s.inv_bias_correction2_sqrt),
         l.splat(s.eps),
         l.splat(s.neg_step_size),
     );
@@ -171,7 +172,7 @@ pub(crate) fn adam<L: Lanes>(
             }
             None => vv,
         };
-        let denom = l.add(l.div(l.sqrt(second), bc2), eps);
+        let denom = l.add(l.mul(l.sqrt(second), inv_bc2), eps);
         pv = l.add(pv, l.div(l.mul(step, mv), denom));
         l.store(pv, &mut p[r.clone()]);
         l.store(mv, &mut m[r.clone()]);
@@ -215,7 +216,7 @@ mod tests {
                 weight_decay: 0.01,
                 decay: None,
                 neg_step_size: -1e-3 / 0.1,
-                bias_correction2_sqrt: 0.0316,
+                inv_bias_correction2_sqrt: 31.6,
                 eps: 1e-8,
                 maximize: false,
             },
@@ -226,7 +227,7 @@ mod tests {
                 weight_decay: 0.0,
                 decay: Some(0.99),
                 neg_step_size: -0.01,
-                bias_correction2_sqrt: 0.5,
+                inv_bias_correction2_sqrt: 2.0,
                 eps: 1e-6,
                 maximize: true,
             },

@@ -185,8 +185,8 @@ pub(crate) struct AdamScalars {
     pub(crate) decay: Option<f32>,
     /// `-lr / (1 - beta1^step)`.
     pub(crate) neg_step_size: f32,
-    /// `sqrt(1 - beta2^step)`.
-    pub(crate) bias_correction2_sqrt: f32,
+    /// `1 / sqrt(1 - beta2^step)`.
+    pub(crate) inv_bias_correction2_sqrt: f32,
     pub(crate) eps: f32,
     pub(crate) maximize: bool,
 }
@@ -234,7 +234,7 @@ pub(crate) fn adam_update(
         weight_decay: s.weight_decay,
         decay: s.decay,
         neg_step_size: s.neg_step_size,
-        bias_correction2_sqrt: s.bias_correction2_sqrt,
+        inv_bias_correction2_sqrt: s.inv_bias_correction2_sqrt,
         eps: s.eps,
         maximize: s.maximize,
     };
@@ -344,7 +344,7 @@ impl Optimizer for Adam {
                 weight_decay: if self.decoupled { 0.0 } else { h.weight_decay },
                 decay: (self.decoupled && h.weight_decay != 0.0).then_some((1.0 - lr * wd) as f32),
                 neg_step_size: (-(lr / bias_correction1)) as f32,
-                bias_correction2_sqrt: libm::sqrt(bias_correction2) as f32,
+                inv_bias_correction2_sqrt: (1.0 / libm::sqrt(bias_correction2)) as f32,
                 eps: eps as f32,
                 maximize: h.maximize,
             };
