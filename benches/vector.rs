@@ -45,12 +45,13 @@ fn config<'a>(
     g
 }
 
-/// exp, sigmoid, tanh (the LibTorch comparison) and the other activations on
-/// 1e6 elements, out of place.
+/// exp, sigmoid, tanh (the LibTorch comparison) and the other activations,
+/// out of place, on 1e6 elements (8 MB in and out: bounded by memory on one
+/// core) and on 1e5 (in L2: bounded by arithmetic).
 fn unary(c: &mut Criterion) {
-    const N: usize = 1_000_000;
-    let x = data(N, -10.0, 10.0, 1);
-    let mut out = vec![0.0f32; N];
+    const SIZES: [usize; 2] = [100_000, 1_000_000];
+    let x = data(SIZES[1], -10.0, 10.0, 1);
+    let mut out = vec![0.0f32; SIZES[1]];
     type Get = fn(&Kernels) -> train_station::kernels::Unary;
     let ops: [(&str, Get); 8] = [
         ("exp", |k| k.exp),
@@ -64,12 +65,15 @@ fn unary(c: &mut Criterion) {
     ];
     for (name, get) in ops {
         let mut g = config(c, name);
-        g.throughput(Throughput::Elements(N as u64));
-        for k in tables() {
-            let f = get(k).map;
-            g.bench_function(BenchmarkId::new(k.isa.name(), N), |b| {
-                b.iter(|| f(black_box(&x), black_box(&mut out)))
-            });
+        for n in SIZES {
+            g.throughput(Throughput::Elements(n as u64));
+            for k in tables() {
+                let f = get(k).map;
+                let (x, out) = (&x[..n], &mut out[..n]);
+                g.bench_function(BenchmarkId::new(k.isa.name(), n), |b| {
+                    b.iter(|| f(black_box(x), black_box(&mut *out)))
+                });
+            }
         }
         g.finish();
     }
