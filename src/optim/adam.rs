@@ -4,7 +4,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, dec, flag, grad_of, named, non_negative, read_flag,
+    Core, Hyper, Optimizer, OptimizerState, dec, grad_of, hyper_fields, named, non_negative,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -102,44 +102,14 @@ impl From<AdamConfig> for AdamWConfig {
 }
 
 impl Hyper for AdamConfig {
-    fn pairs(&self) -> Vec<(&'static str, f32)> {
-        vec![
-            ("lr", self.lr),
-            ("beta1", self.betas.0),
-            ("beta2", self.betas.1),
-            ("eps", self.eps),
-            ("weight_decay", self.weight_decay),
-            ("amsgrad", flag(self.amsgrad)),
-            ("maximize", flag(self.maximize)),
-        ]
-    }
-
-    fn set(&mut self, name: &str, v: f32) -> bool {
-        match name {
-            "lr" => self.lr = v,
-            "beta1" => self.betas.0 = v,
-            "beta2" => self.betas.1 = v,
-            "eps" => self.eps = v,
-            "weight_decay" => self.weight_decay = v,
-            "amsgrad" => match read_flag(v) {
-                Some(b) => self.amsgrad = b,
-                None => return false,
-            },
-            "maximize" => match read_flag(v) {
-                Some(b) => self.maximize = b,
-                None => return false,
-            },
-            _ => return false,
-        }
-        true
-    }
-
-    fn lr(&self) -> f32 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f32) {
-        self.lr = lr;
+    hyper_fields! {
+        "lr" => lr: value,
+        "beta1" => betas.0: value,
+        "beta2" => betas.1: value,
+        "eps" => eps: value,
+        "weight_decay" => weight_decay: value,
+        "amsgrad" => amsgrad: flag,
+        "maximize" => maximize: flag,
     }
 
     fn validate(&self, op: &'static str) -> Result<()> {

@@ -223,6 +223,50 @@ pub(crate) fn read_flag(v: f32) -> Option<bool> {
     }
 }
 
+/// The name-to-field part of a [`Hyper`] impl (`pairs`, `set`, `lr`,
+/// `set_lr`) from one list of `"name" => field: kind`, where `kind` is
+/// `value` (an `f32` field) or `flag` (a `bool` field exported as 0/1). The
+/// list's order is the export order; the struct must have an `lr` field.
+macro_rules! hyper_fields {
+    ($($name:literal => $($field:tt).+ : $kind:ident),+ $(,)?) => {
+        fn pairs(&self) -> Vec<(&'static str, f32)> {
+            vec![$(($name, hyper_fields!(@get $kind, self.$($field).+))),+]
+        }
+
+        fn set(&mut self, name: &str, v: f32) -> bool {
+            match name {
+                $($name => hyper_fields!(@set $kind, self.$($field).+, v),)+
+                _ => return false,
+            }
+            true
+        }
+
+        fn lr(&self) -> f32 {
+            self.lr
+        }
+
+        fn set_lr(&mut self, lr: f32) {
+            self.lr = lr;
+        }
+    };
+    (@get value, $e:expr) => {
+        $e
+    };
+    (@get flag, $e:expr) => {
+        $crate::optim::flag($e)
+    };
+    (@set value, $place:expr, $v:ident) => {
+        $place = $v
+    };
+    (@set flag, $place:expr, $v:ident) => {
+        match $crate::optim::read_flag($v) {
+            Some(b) => $place = b,
+            None => return false,
+        }
+    };
+}
+pub(crate) use hyper_fields;
+
 /// The hyper-parameters of one group of one optimizer kind.
 pub(crate) trait Hyper: Copy + Send {
     /// `(name, value)` in export order.
@@ -572,6 +616,31 @@ pub(crate) fn grad_of(p: &Tensor) -> Result<Option<Tensor>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every exported name reads back what it wrote (so `pairs` and `set`
+    /// name the same fields), flags accept only 0 and 1, unknown names fail.
+    fn hyper_round_trip<H: Hyper>(mut h: H, flags: &[&str]) {
+        let names: Vec<&str> = h.pairs().iter().map(|p| p.0).collect();
+        assert_eq!(names[0], "lr");
+        for (i, &name) in names.iter().enumerate() {
+            let flag = flags.contains(&name);
+            let v = if flag { 1.0 } else { 0.25 + i as f32 };
+            assert!(h.set(name, v), "{name}");
+            let got: Vec<f32> = h.pairs().iter().map(|p| p.1).collect();
+            assert_eq!(got[i], v, "{name}");
+            assert_eq!(h.set(name, 0.5), !flag, "{name}: 0.5 as a flag");
+        }
+        h.set_lr(7.0);
+        assert_eq!((h.lr(), h.pairs()[0].1), (7.0, 7.0));
+        assert!(!h.set("no_such_name", 1.0));
+    }
+
+    #[test]
+    fn hyper_fields_map_names_to_fields() {
+        hyper_round_trip(SgdConfig::default(), &["nesterov", "maximize"]);
+        hyper_round_trip(AdamConfig::default(), &["amsgrad", "maximize"]);
+        hyper_round_trip(RmsPropConfig::default(), &["centered", "maximize"]);
+    }
 
     #[test]
     fn dec_reads_the_shortest_decimal() {

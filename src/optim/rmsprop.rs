@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use super::adam::lerp;
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, dec, flag, grad_of, named, non_negative, read_flag,
+    Core, Hyper, Optimizer, OptimizerState, dec, grad_of, hyper_fields, named, non_negative,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -48,44 +48,14 @@ impl Default for RmsPropConfig {
 }
 
 impl Hyper for RmsPropConfig {
-    fn pairs(&self) -> Vec<(&'static str, f32)> {
-        vec![
-            ("lr", self.lr),
-            ("alpha", self.alpha),
-            ("eps", self.eps),
-            ("weight_decay", self.weight_decay),
-            ("momentum", self.momentum),
-            ("centered", flag(self.centered)),
-            ("maximize", flag(self.maximize)),
-        ]
-    }
-
-    fn set(&mut self, name: &str, v: f32) -> bool {
-        match name {
-            "lr" => self.lr = v,
-            "alpha" => self.alpha = v,
-            "eps" => self.eps = v,
-            "weight_decay" => self.weight_decay = v,
-            "momentum" => self.momentum = v,
-            "centered" => match read_flag(v) {
-                Some(b) => self.centered = b,
-                None => return false,
-            },
-            "maximize" => match read_flag(v) {
-                Some(b) => self.maximize = b,
-                None => return false,
-            },
-            _ => return false,
-        }
-        true
-    }
-
-    fn lr(&self) -> f32 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f32) {
-        self.lr = lr;
+    hyper_fields! {
+        "lr" => lr: value,
+        "alpha" => alpha: value,
+        "eps" => eps: value,
+        "weight_decay" => weight_decay: value,
+        "momentum" => momentum: value,
+        "centered" => centered: flag,
+        "maximize" => maximize: flag,
     }
 
     fn validate(&self, op: &'static str) -> Result<()> {

@@ -5,7 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, dec, flag, grad_of, named, non_negative, read_flag,
+    Core, Hyper, Optimizer, OptimizerState, dec, grad_of, hyper_fields, named, non_negative,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -42,42 +42,13 @@ impl Default for SgdConfig {
 }
 
 impl Hyper for SgdConfig {
-    fn pairs(&self) -> Vec<(&'static str, f32)> {
-        vec![
-            ("lr", self.lr),
-            ("momentum", self.momentum),
-            ("dampening", self.dampening),
-            ("weight_decay", self.weight_decay),
-            ("nesterov", flag(self.nesterov)),
-            ("maximize", flag(self.maximize)),
-        ]
-    }
-
-    fn set(&mut self, name: &str, v: f32) -> bool {
-        match name {
-            "lr" => self.lr = v,
-            "momentum" => self.momentum = v,
-            "dampening" => self.dampening = v,
-            "weight_decay" => self.weight_decay = v,
-            "nesterov" => match read_flag(v) {
-                Some(b) => self.nesterov = b,
-                None => return false,
-            },
-            "maximize" => match read_flag(v) {
-                Some(b) => self.maximize = b,
-                None => return false,
-            },
-            _ => return false,
-        }
-        true
-    }
-
-    fn lr(&self) -> f32 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f32) {
-        self.lr = lr;
+    hyper_fields! {
+        "lr" => lr: value,
+        "momentum" => momentum: value,
+        "dampening" => dampening: value,
+        "weight_decay" => weight_decay: value,
+        "nesterov" => nesterov: flag,
+        "maximize" => maximize: flag,
     }
 
     fn validate(&self, op: &'static str) -> Result<()> {
