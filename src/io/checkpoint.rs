@@ -14,7 +14,7 @@
 //!
 //! Plain weights that PyTorch loads directly (`model.load_state_dict(
 //! safetensors.torch.load_file(path))`) are written by [`module_to_bytes`] /
-//! [`save_module`](super::save_module), without the prefix.
+//! [`save_module`](crate::io::save_module), without the prefix.
 
 use alloc::collections::BTreeMap;
 use alloc::format;

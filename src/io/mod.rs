@@ -236,7 +236,7 @@ fn decode(dtype: Dtype, shape: &[usize], data: &[u8]) -> Result<Tensor> {
     })
 }
 
-mod checkpoint;
+pub mod checkpoint;
 pub use checkpoint::{
     CheckpointInfo, checkpoint_from_bytes, checkpoint_to_bytes, module_from_bytes, module_to_bytes,
 };

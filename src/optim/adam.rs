@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use super::{
     Core, Hyper, Optimizer, OptimizerState, dec, grad_of, hyper_fields, named, non_negative,
+    param_group_methods,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -243,25 +244,7 @@ impl Adam {
         })
     }
 
-    /// Adds a parameter group with its own hyper-parameters (start from
-    /// [`config`](Self::config)`(0)` to override only some). Errors, changing
-    /// nothing, on an invalid configuration or a parameter already registered.
-    pub fn add_param_group(&mut self, params: &[Tensor], config: AdamConfig) -> Result<()> {
-        self.core.add_group(params, config)
-    }
-
-    /// The hyper-parameters of group `g`.
-    ///
-    /// # Panics
-    /// If `g` is not a group index.
-    pub fn config(&self, g: usize) -> AdamConfig {
-        self.core.groups[g]
-    }
-
-    /// Number of parameter groups.
-    pub fn num_groups(&self) -> usize {
-        self.core.groups.len()
-    }
+    param_group_methods!(AdamConfig);
 
     fn kind(&self) -> &'static str {
         if self.decoupled { "AdamW" } else { "Adam" }

@@ -267,6 +267,34 @@ macro_rules! hyper_fields {
 }
 pub(crate) use hyper_fields;
 
+/// The parameter-group methods of an optimizer whose groups live in
+/// `self.core` (a [`Core`]) with hyper-parameters of type `$config`:
+/// `add_param_group`, `config`, `num_groups`.
+macro_rules! param_group_methods {
+    ($config:ty) => {
+        /// Adds a parameter group with its own hyper-parameters (start from
+        /// [`config`](Self::config)`(0)` to override only some). Errors, changing
+        /// nothing, on an invalid configuration or a parameter already registered.
+        pub fn add_param_group(&mut self, params: &[Tensor], config: $config) -> Result<()> {
+            self.core.add_group(params, config)
+        }
+
+        /// The hyper-parameters of group `g`.
+        ///
+        /// # Panics
+        /// If `g` is not a group index.
+        pub fn config(&self, g: usize) -> $config {
+            self.core.groups[g]
+        }
+
+        /// Number of parameter groups.
+        pub fn num_groups(&self) -> usize {
+            self.core.groups.len()
+        }
+    };
+}
+pub(crate) use param_group_methods;
+
 /// The hyper-parameters of one group of one optimizer kind.
 pub(crate) trait Hyper: Copy + Send {
     /// `(name, value)` in export order.
