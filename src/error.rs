@@ -209,6 +209,18 @@ pub enum Error {
         #[cfg_attr(feature = "defmt", defmt(Display2Format))]
         keys: alloc::string::String,
     },
+    /// A module named in a request (a LoRA target, a module in an adapter
+    /// file) does not exist in the model or is not of the kind the request
+    /// needs.
+    UnknownModule {
+        /// The operation.
+        op: &'static str,
+        /// The name as given (a target pattern or a dotted module path).
+        #[cfg_attr(feature = "defmt", defmt(Display2Format))]
+        name: alloc::string::String,
+        /// What was needed, e.g. "no Linear layer has this name".
+        detail: &'static str,
+    },
     /// The memory pool's byte budget (or the system allocator) refused an
     /// allocation.
     OutOfMemory {
@@ -291,6 +303,7 @@ impl fmt::Display for Error {
                 "load_state_dict: {missing} missing, {unexpected} unexpected and {mismatched} mis-shaped keys ({keys})"
             ),
             Error::Format { op, detail } => write!(f, "{op}: invalid data: {detail}"),
+            Error::UnknownModule { op, name, detail } => write!(f, "{op}: `{name}`: {detail}"),
             Error::Io { op, kind, code } => {
                 write!(f, "{op}: I/O error: {kind}")?;
                 if *code != 0 {

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::vec::Vec;
 
 use super::{
-    CheckpointInfo, TensorFile, checkpoint_from_bytes, checkpoint_to_bytes, from_safetensors,
+    ADAPTER_CONFIG, ADAPTER_WEIGHTS, CheckpointInfo, TensorFile, adapter_from_bytes,
+    adapter_to_bytes, checkpoint_from_bytes, checkpoint_to_bytes, from_safetensors,
     module_from_bytes, module_to_bytes, to_safetensors,
 };
+use crate::nn::LoraConfig;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::optim::{LrScheduler, Optimizer};
@@ -151,4 +153,30 @@ pub fn load_checkpoint(
         optimizer,
         scheduler,
     )
+}
+
+/// Saves `model`'s LoRA adapters as a PEFT adapter directory (`dir`, created
+/// if missing): `adapter_model.safetensors` and `adapter_config.json` (see
+/// [`adapter_to_bytes`]), which `PeftModel.from_pretrained(model, dir)`
+/// loads. Each file is written atomically ([`write_atomic`]), the weights
+/// first; the pair is not replaced as one unit.
+pub fn save_adapter(dir: impl AsRef<Path>, model: &dyn Module) -> Result<()> {
+    let dir = dir.as_ref();
+    let files = adapter_to_bytes(model)?;
+    fs::create_dir_all(dir).map_err(|e| io_err("save_adapter", &e))?;
+    write_atomic(dir.join(ADAPTER_WEIGHTS), |f| f.write_all(&files.weights))?;
+    write_atomic(dir.join(ADAPTER_CONFIG), |f| {
+        f.write_all(files.config.as_bytes())
+    })
+}
+
+/// Loads a PEFT adapter directory (saved by [`save_adapter`] or by PEFT's
+/// `save_pretrained`) into `model`; see [`adapter_from_bytes`] for what it
+/// does and when it fails (the model is unchanged on error).
+pub fn load_adapter(dir: impl AsRef<Path>, model: &mut dyn Module) -> Result<LoraConfig> {
+    const OP: &str = "load_adapter";
+    let dir = dir.as_ref();
+    let weights = read(OP, &dir.join(ADAPTER_WEIGHTS))?;
+    let config = read(OP, &dir.join(ADAPTER_CONFIG))?;
+    adapter_from_bytes(model, &weights, &config)
 }

@@ -236,6 +236,12 @@ fn decode(dtype: Dtype, shape: &[usize], data: &[u8]) -> Result<Tensor> {
     })
 }
 
+mod adapter;
+pub use adapter::{
+    ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterFiles, adapter_from_bytes, adapter_to_bytes,
+    parse_adapter_config,
+};
+
 pub mod checkpoint;
 pub use checkpoint::{
     CheckpointInfo, checkpoint_from_bytes, checkpoint_to_bytes, module_from_bytes, module_to_bytes,
@@ -245,8 +251,8 @@ pub use checkpoint::{
 mod files;
 #[cfg(feature = "std")]
 pub use files::{
-    load_checkpoint, load_module, load_safetensors, save_checkpoint, save_module, save_safetensors,
-    write_atomic,
+    load_adapter, load_checkpoint, load_module, load_safetensors, save_adapter, save_checkpoint,
+    save_module, save_safetensors, write_atomic,
 };
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! `Linear`: `y = x Wᵀ + b`.
 
-use super::{Module, init, module::join};
+use alloc::boxed::Box;
+
+use super::{Lora, Module, init, module::join};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -10,12 +12,20 @@ use crate::tensor::Tensor;
 /// `weight` `[out_features, in_features]` and, optionally, `bias`
 /// `[out_features]`, both initialised as PyTorch does
 /// (`U(-1/sqrt(in), 1/sqrt(in))`).
+///
+/// A layer may carry a LoRA adapter ([`Lora`], attached by
+/// [`Module::add_lora`] or [`set_lora`](Self::set_lora)); it then adds the
+/// adapter's low-rank update to its output and names its parameters as
+/// PEFT's `lora.Linear` does: `base_layer.weight`, `base_layer.bias`,
+/// `lora_A.default.weight`, `lora_B.default.weight`.
 #[derive(Clone, Debug)]
 pub struct Linear {
     /// `[out_features, in_features]`.
     pub weight: Tensor,
     /// `[out_features]`, if the layer has a bias.
     pub bias: Option<Tensor>,
+    /// The LoRA adapter, if any.
+    pub(crate) lora: Option<Box<Lora>>,
 }
 
 impl Linear {
@@ -48,6 +58,7 @@ impl Linear {
         Ok(Linear {
             weight: weight.with_requires_grad(),
             bias,
+            lora: None,
         })
     }
 
@@ -66,7 +77,11 @@ impl Linear {
                 detail: "expects weight [out, in] and bias [out]",
             });
         }
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight,
+            bias,
+            lora: None,
+        })
     }
 
     /// `in_features`.
@@ -78,6 +93,55 @@ impl Linear {
     pub fn out_features(&self) -> usize {
         self.weight.dims()[0]
     }
+
+    /// The LoRA adapter, if the layer has one.
+    pub fn lora(&self) -> Option<&Lora> {
+        self.lora.as_deref()
+    }
+
+    /// The LoRA adapter, mutably (e.g. to set `a` and `b`).
+    pub fn lora_mut(&mut self) -> Option<&mut Lora> {
+        self.lora.as_deref_mut()
+    }
+
+    /// Attaches `lora` (replacing any adapter), leaving `requires_grad` of
+    /// every parameter as it is. Returns `ShapeMismatch` if `lora` does not
+    /// fit (`a` `[r, in_features]`, `b` `[out_features, r]`), or
+    /// `InvalidArgument` if `lora` is merged or the current adapter is merged
+    /// (unmerge first, or the weight would keep the old update).
+    pub fn set_lora(&mut self, lora: Lora) -> Result<()> {
+        lora.check_fits(&self.weight)?;
+        if lora.is_merged() || self.lora.as_ref().is_some_and(|l| l.is_merged()) {
+            return Err(Error::InvalidArgument {
+                op: "Linear::set_lora",
+                detail: "a merged adapter cannot be attached or replaced; unmerge it first",
+            });
+        }
+        self.lora = Some(Box::new(lora));
+        Ok(())
+    }
+
+    /// Removes the adapter and returns it. A merged adapter's update stays in
+    /// the weight (PEFT's `merge_and_unload`); an unmerged one is dropped
+    /// from the output.
+    pub fn take_lora(&mut self) -> Option<Lora> {
+        self.lora.take().map(|l| *l)
+    }
+
+    /// The `(weight, bias)` names: PEFT's under `base_layer.` when an adapter
+    /// is attached.
+    fn base_names(&self) -> (&'static str, &'static str) {
+        if self.lora.is_some() {
+            ("base_layer.weight", "base_layer.bias")
+        } else {
+            ("weight", "bias")
+        }
+    }
+}
+
+/// `prefix` without its trailing dot: the module's own name.
+fn own_name(prefix: &str) -> &str {
+    prefix.strip_suffix('.').unwrap_or(prefix)
 }
 
 impl Module for Linear {
@@ -90,20 +154,71 @@ impl Module for Linear {
                 detail: "the input's last dimension must equal in_features (weight is [out, in])",
             });
         }
-        x.try_linear(&self.weight, self.bias.as_ref())
+        let y = x.try_linear(&self.weight, self.bias.as_ref())?;
+        match &self.lora {
+            Some(lora) if !lora.is_merged() => y.try_add_tensor(&lora.delta(x)?),
+            _ => Ok(y),
+        }
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f(&join(prefix, "weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), b);
+        let (w, b) = self.base_names();
+        f(&join(prefix, w), &self.weight);
+        if let Some(bias) = &self.bias {
+            f(&join(prefix, b), bias);
+        }
+        if let Some(lora) = &self.lora {
+            f(&join(prefix, "lora_A.default.weight"), &lora.a);
+            f(&join(prefix, "lora_B.default.weight"), &lora.b);
         }
     }
 
     fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor)) {
-        f(&join(prefix, "weight"), &mut self.weight);
-        if let Some(b) = &mut self.bias {
-            f(&join(prefix, "bias"), b);
+        let (w, b) = self.base_names();
+        f(&join(prefix, w), &mut self.weight);
+        if let Some(bias) = &mut self.bias {
+            f(&join(prefix, b), bias);
         }
+        if let Some(lora) = &mut self.lora {
+            f(&join(prefix, "lora_A.default.weight"), &mut lora.a);
+            f(&join(prefix, "lora_B.default.weight"), &mut lora.b);
+        }
+    }
+
+    fn visit_rng_states(&self, prefix: &str, f: &mut dyn FnMut(&str, [u64; 4])) {
+        if let Some(d) = self.lora.as_ref().and_then(|l| l.dropout_module()) {
+            d.visit_rng_states(&join(prefix, "lora_dropout.default."), f);
+        }
+    }
+
+    fn set_rng_state(&mut self, name: &str, state: [u64; 4]) -> bool {
+        match (
+            name.strip_prefix("lora_dropout.default."),
+            self.lora.as_mut().and_then(|l| l.dropout_module_mut()),
+        ) {
+            (Some(rest), Some(d)) => Module::set_rng_state(d, rest, state),
+            _ => false,
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        if let Some(lora) = &mut self.lora {
+            lora.set_training(training);
+        }
+    }
+
+    fn is_training(&self) -> bool {
+        self.lora
+            .as_ref()
+            .and_then(|l| l.is_training())
+            .unwrap_or(true)
+    }
+
+    fn visit_linears(&self, prefix: &str, f: &mut dyn FnMut(&str, &Linear)) {
+        f(own_name(prefix), self);
+    }
+
+    fn visit_linears_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Linear)) {
+        f(own_name(prefix), self);
     }
 }

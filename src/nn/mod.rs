@@ -9,6 +9,7 @@ mod dropout;
 mod embedding;
 pub mod init;
 mod linear;
+mod lora;
 pub mod loss;
 pub(crate) mod module;
 mod norm;
@@ -25,6 +26,8 @@ pub use conv::{Conv1d, Conv2d, ConvOptions, Spatial};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
+pub(crate) use lora::attach_frozen;
+pub use lora::{Lora, LoraConfig};
 pub use loss::Reduction;
 pub use module::{Module, StateDictReport};
 pub use norm::{

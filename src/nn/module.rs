@@ -3,6 +3,7 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use super::{Linear, LoraConfig, lora};
 use crate::error::{Error, Result, unwrap};
 use crate::tensor::Tensor;
 
@@ -91,6 +92,20 @@ pub trait Module: Send + Sync {
         true
     }
 
+    /// Calls `f(name, layer)` for every [`Linear`] layer in this module,
+    /// itself included, with its dotted path (`"0"`, `"encoder.q_proj"`; a
+    /// `Linear` visited on its own is called `""`). None by default:
+    /// containers and modules holding `Linear` layers pass it on, which is
+    /// what lets [`add_lora`](Module::add_lora) find its targets.
+    fn visit_linears(&self, prefix: &str, f: &mut dyn FnMut(&str, &Linear)) {
+        let _ = (prefix, f);
+    }
+
+    /// [`visit_linears`](Module::visit_linears) with mutable access.
+    fn visit_linears_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Linear)) {
+        let _ = (prefix, f);
+    }
+
     // ------------------------------------------------------------ provided
 
     /// Training mode (PyTorch's `model.train()`).
@@ -152,6 +167,72 @@ pub trait Module: Send + Sync {
                 p.set_requires_grad(on);
             }
         });
+    }
+
+    /// Handles to the parameters that require grad: what an optimizer should
+    /// get after [`freeze_all_but_last`](Module::freeze_all_but_last),
+    /// [`train_bias_only`](Module::train_bias_only) or
+    /// [`add_lora`](Module::add_lora).
+    fn trainable_parameters(&self) -> Vec<Tensor> {
+        let mut out = Vec::new();
+        self.visit_params("", &mut |_, p| {
+            if p.requires_grad() {
+                out.push(p.clone())
+            }
+        });
+        out
+    }
+
+    /// Freezes every parameter except those of the last `k` layers, and
+    /// unfreezes those; returns the names of the layers left trainable.
+    ///
+    /// A layer is a module that owns parameters directly: the parameters
+    /// are grouped by their name without its last component (`"2.weight"`
+    /// and `"2.bias"` form layer `"2"`; a LoRA layer's `base_layer` and
+    /// adapter weights count as one layer), in parameter order. Modules
+    /// without parameters (activations, pooling) are not layers. `k = 0`
+    /// freezes everything; `k` at least the number of layers trains
+    /// everything.
+    fn freeze_all_but_last(&mut self, k: usize) -> Vec<String> {
+        lora::freeze_all_but_last(self, k)
+    }
+
+    /// BitFit: only bias terms train. Every parameter whose name's last
+    /// component is `bias` or ends with `_bias` (attention's
+    /// `in_proj_bias`) requires grad, every other one is frozen. Returns
+    /// the number of bias tensors left trainable.
+    fn train_bias_only(&mut self) -> usize {
+        lora::train_bias_only(self)
+    }
+
+    /// LoRA (PEFT's `get_peft_model`): attaches a fresh adapter ([`Lora`](
+    /// super::Lora)) to every `Linear` layer matched by
+    /// `config.target_modules`, freezes every other parameter (base weights
+    /// and biases included) and leaves the adapters' A and B trainable.
+    /// Returns the names of the adapted layers, in model order.
+    ///
+    /// Errors (nothing changed): [`Error::UnknownModule`] naming a target
+    /// that matches no `Linear` layer, or a matched layer that already has
+    /// an adapter; `InvalidArgument` for `r = 0`, a non-finite alpha or
+    /// dropout outside `[0, 1)`; `OutOfMemory`.
+    fn add_lora(&mut self, config: &LoraConfig) -> Result<Vec<String>> {
+        lora::add_lora(self, config)
+    }
+
+    /// Folds every LoRA adapter into its layer's weight (`W += (alpha / r)
+    /// B·A`) for inference; the forward pass of a merged layer then runs the
+    /// base path only. Already merged adapters are skipped. On
+    /// `OutOfMemory`, the layers before the failing one are merged and the
+    /// rest are not (each adapter knows its state; call again to finish).
+    fn merge_lora(&mut self) -> Result<()> {
+        lora::set_merged(self, true)
+    }
+
+    /// Undoes [`merge_lora`](Module::merge_lora) (`W -= (alpha / r) B·A`),
+    /// giving the original weight up to float rounding. Unmerged adapters
+    /// are skipped; errors as `merge_lora`.
+    fn unmerge_lora(&mut self) -> Result<()> {
+        lora::set_merged(self, false)
     }
 
     /// Parameters and buffers by dotted name (detached handles), in
@@ -296,6 +377,12 @@ impl<M: Module + ?Sized> Module for alloc::boxed::Box<M> {
     }
     fn is_training(&self) -> bool {
         (**self).is_training()
+    }
+    fn visit_linears(&self, prefix: &str, f: &mut dyn FnMut(&str, &Linear)) {
+        (**self).visit_linears(prefix, f)
+    }
+    fn visit_linears_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Linear)) {
+        (**self).visit_linears_mut(prefix, f)
     }
 }
 

@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
-use super::Module;
+use super::{Linear, Module};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -144,5 +144,17 @@ impl Module for Sequential {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn visit_linears(&self, prefix: &str, f: &mut dyn FnMut(&str, &Linear)) {
+        for (i, m) in self.layers.iter().enumerate() {
+            m.visit_linears(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn visit_linears_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Linear)) {
+        for (i, m) in self.layers.iter_mut().enumerate() {
+            m.visit_linears_mut(&format!("{prefix}{i}."), f);
+        }
     }
 }
