@@ -66,7 +66,7 @@ fn key(module: &str, which: &str) -> String {
 /// written `0.1`, not `0.10000000149011612`); integral values as integers,
 /// as PEFT writes `lora_alpha`.
 fn number(v: f32) -> Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+    if libm::truncf(v) == v && libm::fabsf(v) < 9.0e15 {
         return Value::from(v as i64);
     }
     let shortest: f64 = format!("{v}").parse().unwrap_or(v as f64);
@@ -167,8 +167,8 @@ fn bad(detail: &'static str) -> Error {
 /// `fan_in_fan_out`, `bias` other than `"none"`, a non-empty `rank_pattern`,
 /// `alpha_pattern` or `modules_to_save`).
 pub fn parse_adapter_config(json: &[u8]) -> Result<LoraConfig> {
-    let value: Value = serde_json::from_slice(json)
-        .map_err(|_| bad("adapter_config.json is not valid JSON"))?;
+    let value: Value =
+        serde_json::from_slice(json).map_err(|_| bad("adapter_config.json is not valid JSON"))?;
     let Value::Object(c) = value else {
         return Err(bad("adapter_config.json is not a JSON object"));
     };
@@ -215,13 +215,17 @@ pub fn parse_adapter_config(json: &[u8]) -> Result<LoraConfig> {
         return Err(bad("use_rslora (scaling alpha/sqrt(r)) is not supported"));
     }
     if truthy("fan_in_fan_out") {
-        return Err(bad("fan_in_fan_out (Conv1D-style weights) is not supported"));
+        return Err(bad(
+            "fan_in_fan_out (Conv1D-style weights) is not supported",
+        ));
     }
     if field("bias").is_some_and(|v| *v != "none") {
         return Err(bad("bias other than \"none\" is not supported"));
     }
     if non_empty("rank_pattern") || non_empty("alpha_pattern") {
-        return Err(bad("per-layer rank_pattern / alpha_pattern is not supported"));
+        return Err(bad(
+            "per-layer rank_pattern / alpha_pattern is not supported",
+        ));
     }
     if non_empty("modules_to_save") {
         return Err(bad("modules_to_save is not supported"));

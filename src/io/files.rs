@@ -12,8 +12,8 @@ use super::{
     adapter_to_bytes, checkpoint_from_bytes, checkpoint_to_bytes, from_safetensors,
     module_from_bytes, module_to_bytes, to_safetensors,
 };
-use crate::nn::LoraConfig;
 use crate::error::{Error, Result};
+use crate::nn::LoraConfig;
 use crate::nn::Module;
 use crate::optim::{LrScheduler, Optimizer};
 use crate::tensor::Tensor;

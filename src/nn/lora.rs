@@ -276,7 +276,10 @@ pub(crate) fn is_bias(param: &str) -> bool {
 
 /// [`Module::add_lora`]: builds every adapter first (so an error changes
 /// nothing), then freezes the model and attaches them.
-pub(crate) fn add_lora<M: Module + ?Sized>(model: &mut M, config: &LoraConfig) -> Result<Vec<String>> {
+pub(crate) fn add_lora<M: Module + ?Sized>(
+    model: &mut M,
+    config: &LoraConfig,
+) -> Result<Vec<String>> {
     const OP: &str = "add_lora";
     config.check(OP)?;
     let mut layers: Vec<(String, usize, usize, bool)> = Vec::new();
@@ -299,7 +302,11 @@ pub(crate) fn add_lora<M: Module + ?Sized>(model: &mut M, config: &LoraConfig) -
     }
     let mut built: Vec<(String, Lora)> = Vec::new();
     for (name, fan_in, fan_out, has) in &layers {
-        if !config.target_modules.iter().any(|t| target_matches(name, t)) {
+        if !config
+            .target_modules
+            .iter()
+            .any(|t| target_matches(name, t))
+        {
             continue;
         }
         if *has {
