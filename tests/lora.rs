@@ -5,9 +5,10 @@
 mod common;
 
 use common::{Tol, assert_close, gradcheck_with, randn};
+#[cfg(feature = "std")]
+use train_station::io::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter, save_adapter};
 use train_station::io::{
-    ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_from_bytes, adapter_to_bytes, load_adapter,
-    load_module, parse_adapter_config, save_adapter,
+    adapter_from_bytes, adapter_to_bytes, module_from_bytes, parse_adapter_config,
 };
 use train_station::nn::{Conv2d, LayerNorm, Linear, Lora, LoraConfig, Module, Relu, Sequential};
 use train_station::{Error, Tensor, manual_seed, no_grad};
@@ -65,11 +66,18 @@ impl Fixture {
     }
 }
 
-/// The fixture's base model with PEFT's adapter loaded.
+/// The fixture's base model with PEFT's adapter loaded (through the byte
+/// functions, so this runs without the library's `std` feature too).
 fn peft_model() -> Sequential {
+    let read = |f: &str| std::fs::read(format!("{FIX}{f}")).unwrap();
     let mut model = mlp();
-    load_module(format!("{FIX}lora_base.safetensors"), &mut model).unwrap();
-    let config = load_adapter(format!("{FIX}lora_adapter"), &mut model).unwrap();
+    module_from_bytes(&mut model, &read("lora_base.safetensors")).unwrap();
+    let config = adapter_from_bytes(
+        &mut model,
+        &read("lora_adapter/adapter_model.safetensors"),
+        &read("lora_adapter/adapter_config.json"),
+    )
+    .unwrap();
     assert_eq!((config.r, config.alpha, config.dropout), (2, 6.0, 0.0));
     assert_eq!(config.target_modules, ["0", "2"]);
     model
@@ -486,17 +494,23 @@ fn adapter_round_trips_through_bytes_and_directories() {
     adapter_from_bytes(&mut fresh, &f2.weights, f2.config.as_bytes()).unwrap();
     assert_ne!(bits(&fresh.forward(&x)), bits(&model.forward(&x)));
 
-    // Directory form, saved atomically, no temporary files left behind.
+    #[cfg(feature = "std")]
+    directory_round_trip(&model, &mut base, &x);
+}
+
+/// The directory form, saved atomically (no temporary files left behind).
+#[cfg(feature = "std")]
+fn directory_round_trip(model: &Sequential, base: &mut Sequential, x: &Tensor) {
     let dir = std::env::temp_dir().join(format!("ts-lora-{}", std::process::id()));
-    save_adapter(&dir, &model).unwrap();
+    save_adapter(&dir, model).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
     assert_eq!(names, [ADAPTER_CONFIG, ADAPTER_WEIGHTS]);
-    load_adapter(&dir, &mut base).unwrap();
-    assert_eq!(bits(&base.forward(&x)), bits(&model.forward(&x)));
+    load_adapter(&dir, base).unwrap();
+    assert_eq!(bits(&base.forward(x)), bits(&model.forward(x)));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -504,6 +518,7 @@ fn adapter_round_trips_through_bytes_and_directories() {
 /// this library's output) for `python tests/reference/gen_lora.py verify`,
 /// which loads it with `PeftModel.from_pretrained` on the fixture's base
 /// model.
+#[cfg(feature = "std")]
 #[test]
 fn writes_an_adapter_for_peft() {
     let mut model = peft_model();
@@ -604,6 +619,7 @@ fn bad_adapters_are_refused_with_the_key_and_change_nothing() {
             "fan_in_fan_out",
         ),
         ("\"bias\": \"none\"", "\"bias\": \"all\"", "bias"),
+        ("\"use_dora\": false", "\"lora_bias\": true", "lora_bias"),
         (
             "\"rank_pattern\": {}",
             "\"rank_pattern\": {\"0\": 4}",

@@ -20,7 +20,7 @@
 //! (128) keeps hostile input from exhausting the stack.
 //!
 //! Loading never panics: bad JSON, fields this library cannot honour
-//! (`use_dora`, `use_rslora`, `fan_in_fan_out`, a `bias` other than
+//! (`use_dora`, `use_rslora`, `fan_in_fan_out`, `lora_bias`, a `bias` other than
 //! `"none"`, `rank_pattern`, `alpha_pattern`, `modules_to_save`), keys that
 //! are not LoRA weights, a layer the model lacks, and wrong shapes give an
 //! `Err` that names the field or key. Unknown fields are ignored.
@@ -164,7 +164,7 @@ fn bad(detail: &'static str) -> Error {
 /// not `"LORA"`, `r` is not a positive integer, `lora_alpha` is missing or
 /// not a number, `lora_dropout` is outside `[0, 1)`, or the config asks for
 /// something this library does not implement (`use_dora`, `use_rslora`,
-/// `fan_in_fan_out`, `bias` other than `"none"`, a non-empty `rank_pattern`,
+/// `fan_in_fan_out`, `lora_bias`, `bias` other than `"none"`, a non-empty `rank_pattern`,
 /// `alpha_pattern` or `modules_to_save`).
 pub fn parse_adapter_config(json: &[u8]) -> Result<LoraConfig> {
     let value: Value =
@@ -218,6 +218,9 @@ pub fn parse_adapter_config(json: &[u8]) -> Result<LoraConfig> {
         return Err(bad(
             "fan_in_fan_out (Conv1D-style weights) is not supported",
         ));
+    }
+    if truthy("lora_bias") {
+        return Err(bad("lora_bias (a bias on lora_B) is not supported"));
     }
     if field("bias").is_some_and(|v| *v != "none") {
         return Err(bad("bias other than \"none\" is not supported"));

@@ -20,6 +20,8 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+#[cfg(doc)]
+use super::Linear;
 use super::{Dropout, Module, init};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
