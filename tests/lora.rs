@@ -55,14 +55,7 @@ impl Fixture {
         Tensor::from_slice(&Self::floats(&self.json[key]), shape).unwrap()
     }
     fn grad(&self, key: &str) -> Tensor {
-        let g = &self.json["grads"][key];
-        let shape: Vec<usize> = g["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect();
-        Tensor::from_slice(&Self::floats(&g["data"]), shape).unwrap()
+        common::tensor(&self.json["grads"][key])
     }
 }
 

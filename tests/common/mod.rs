@@ -46,7 +46,8 @@ fn number(v: &serde_json::Value) -> f32 {
     }
 }
 
-fn tensor(v: &serde_json::Value) -> Tensor {
+/// A tensor from a fixture's `{"shape": [...], "data": [...]}`.
+pub fn tensor(v: &serde_json::Value) -> Tensor {
     let shape: Vec<usize> = v["shape"]
         .as_array()
         .unwrap()
