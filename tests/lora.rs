@@ -282,22 +282,26 @@ fn merge_and_unmerge_are_exact_to_rounding() {
         Tol::new(1e-5, 1e-5),
         "unmerged output",
     );
-    assert!(model.visit_linears_count_unmerged() == 2);
+    assert_eq!(unmerged_count(&model), 2);
+    // merge_and_unload: plain layers with plain names and the merged output.
+    model.merge_and_unload_lora().unwrap();
+    let names: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+    assert_close(
+        &model.forward(&x),
+        &merged,
+        Tol::new(1e-5, 1e-5),
+        "unloaded output",
+    );
 }
 
-/// Counts layers whose adapter is not merged.
-trait CountUnmerged {
-    fn visit_linears_count_unmerged(&self) -> usize;
-}
-
-impl CountUnmerged for Sequential {
-    fn visit_linears_count_unmerged(&self) -> usize {
-        let mut n = 0;
-        self.visit_linears("", &mut |_, l| {
-            n += l.lora().is_some_and(|a| !a.is_merged()) as usize
-        });
-        n
-    }
+/// Number of layers whose adapter is not merged.
+fn unmerged_count(m: &Sequential) -> usize {
+    let mut n = 0;
+    m.visit_linears("", &mut |_, l| {
+        n += l.lora().is_some_and(|a| !a.is_merged()) as usize
+    });
+    n
 }
 
 #[test]

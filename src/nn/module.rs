@@ -235,6 +235,19 @@ pub trait Module: Send + Sync {
         lora::set_merged(self, false)
     }
 
+    /// PEFT's `merge_and_unload`: merges every LoRA adapter (see
+    /// [`merge_lora`](Module::merge_lora)), then removes the adapters, so
+    /// the layers are plain `Linear`s again, named `weight` / `bias` (their
+    /// `requires_grad` flags stay as they were). Errors as `merge_lora`,
+    /// before any adapter is removed.
+    fn merge_and_unload_lora(&mut self) -> Result<()> {
+        lora::set_merged(self, true)?;
+        self.visit_linears_mut("", &mut |_, l| {
+            l.take_lora();
+        });
+        Ok(())
+    }
+
     /// Parameters and buffers by dotted name (detached handles), in
     /// PyTorch's `state_dict` order (see [`visit_state`](Module::visit_state)).
     fn state_dict(&self) -> Vec<(String, Tensor)> {
