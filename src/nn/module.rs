@@ -211,6 +211,12 @@ pub trait Module: Send + Sync {
     /// and biases included) and leaves the adapters' A and B trainable.
     /// Returns the names of the adapted layers, in model order.
     ///
+    /// Load the base weights first: an adapted layer's parameters are then
+    /// named `base_layer.weight`, `base_layer.bias`, `lora_A.default.weight`
+    /// and `lora_B.default.weight` (PEFT's names), so a plain checkpoint no
+    /// longer matches its state dict. Only `Linear` layers reachable through
+    /// [`visit_linears`](Module::visit_linears) can be targets.
+    ///
     /// Errors (nothing changed): [`Error::UnknownModule`] naming a target
     /// that matches no `Linear` layer, or a matched layer that already has
     /// an adapter; `InvalidArgument` for `r = 0`, a non-finite alpha or
