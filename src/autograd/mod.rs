@@ -190,6 +190,14 @@ impl Tensor {
         Ok(())
     }
 
+    /// Puts a gradient taken with [`take_grad`](Self::take_grad) (or read
+    /// with [`grad`](Self::grad)) back, unchecked: cannot fail.
+    pub(crate) fn put_grad(&self, grad: Option<Tensor>) {
+        if let Some(n) = &self.node {
+            *n.grad.lock() = grad;
+        }
+    }
+
     /// Keeps this non-leaf tensor's gradient after backward (leaves always
     /// keep theirs). No effect on tensors that do not require grad.
     pub fn retain_grad(&self) {
@@ -320,17 +328,21 @@ fn run_backward(root: &Arc<Node>, seed: Tensor, retain_graph: bool) -> Result<()
     let n = order.len();
     let mut pending: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
     pending[n - 1] = Some(seed);
+    // Gradients for leaves (and retained non-leaves), committed to their slots
+    // only once the whole walk has succeeded.
+    let mut finished: Vec<(&Arc<Node>, Tensor)> = Vec::new();
 
     for i in (0..n).rev() {
         let node = order[i];
         let Some(grad) = pending[i].take() else {
             continue; // no gradient reached this node
         };
-        if node.is_leaf() || node.retain.load(Ordering::Relaxed) {
-            accumulate(node, &grad)?;
-        }
         if node.is_leaf() {
+            finished.push((node, grad));
             continue;
+        }
+        if node.retain.load(Ordering::Relaxed) {
+            finished.push((node, grad.clone()));
         }
         let needs: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
         let grads = {
@@ -371,15 +383,29 @@ fn run_backward(root: &Arc<Node>, seed: Tensor, retain_graph: bool) -> Result<()
             });
         }
     }
-    Ok(())
+    commit(finished)
 }
 
-/// Adds `grad` into a node's gradient slot (its shard of the gradient store).
-fn accumulate(node: &Node, grad: &Tensor) -> Result<()> {
-    let mut slot = node.grad.lock();
-    match slot.as_mut() {
-        None => *slot = Some(grad.try_contiguous()?),
-        Some(acc) => acc.try_add_assign_raw(grad)?,
+/// Adds each gradient into its node's slot (its shard of the gradient
+/// store), all or none: every sum is computed into a new buffer first, with
+/// all slots locked (in address order, so concurrent commits cannot
+/// deadlock), then the slots are replaced, which cannot fail. On an error
+/// every slot keeps its previous gradient.
+fn commit(mut finished: Vec<(&Arc<Node>, Tensor)>) -> Result<()> {
+    finished.sort_unstable_by_key(|(node, _)| Arc::as_ptr(node));
+    let mut slots: Vec<_> = finished.iter().map(|(node, _)| node.grad.lock()).collect();
+    let mut sums = Vec::with_capacity(finished.len());
+    for ((_, grad), slot) in finished.iter().zip(&slots) {
+        let mut sum = grad.try_contiguous()?;
+        if let Some(acc) = slot.as_ref() {
+            // `grad + acc` in `sum`'s buffer (copied first if shared): the
+            // same bits as `acc + grad`, while `acc` stays untouched.
+            sum.try_add_assign_raw(acc)?;
+        }
+        sums.push(sum);
+    }
+    for (slot, sum) in slots.iter_mut().zip(sums) {
+        **slot = Some(sum);
     }
     Ok(())
 }

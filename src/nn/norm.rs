@@ -213,10 +213,13 @@ impl BatchNorm {
                 new.try_mul_scalar(f)?
                     .try_add_tensor(&old.try_mul_scalar(1.0 - f)?)
             };
+            // Everything is allocated before anything is replaced, so an
+            // error leaves the three statistics as they were.
             let (m, v) = (blend(&r.mean, &mean)?, blend(&r.var, &var)?);
+            let count = Tensor::try_full([0usize; 0], n)?;
             r.mean = m;
             r.var = v;
-            r.num_batches_tracked = Tensor::try_full([0usize; 0], n)?;
+            r.num_batches_tracked = count;
             Ok(())
         })
     }
