@@ -63,6 +63,7 @@ mod clip;
 mod rmsprop;
 mod scheduler;
 mod sgd;
+mod train_step;
 
 pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, clip_grad_value, clip_grads_with_norm, total_grad_norm};
@@ -72,6 +73,7 @@ pub use scheduler::{
     OneCycleConfig, OneCycleLr, SequentialLr, StepLr,
 };
 pub use sgd::{Sgd, SgdConfig};
+pub use train_step::{StepSnapshot, try_train_step};
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
