@@ -15,7 +15,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use train_station::nn::loss::{CrossEntropyOptions, try_cross_entropy};
 use train_station::nn::{
-    BatchNorm2d, Conv2d, ConvOptions, Dropout, Flatten, Linear, MaxPool2d, Module, Relu, Sequential,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvOptions, Dropout, Flatten, Gelu,
+    GroupNorm, LayerNorm, LeakyRelu, Linear, MaxPool2d, Module, Relu, Sequential, Sigmoid, Silu,
+    Softplus, Tanh, Upsample,
 };
 use train_station::optim::{
     Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig,
@@ -73,6 +75,34 @@ fn cnn() -> Model {
             .with(MaxPool2d::new(2))
             .with(Flatten::default())
             .with(Linear::new(3 * 3 * 3, 3)),
+    )
+}
+
+/// Many layer kinds in one model, to find any that panics on a failed
+/// allocation instead of returning the error.
+fn zoo() -> Model {
+    manual_seed(13);
+    let conv = ConvOptions {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    Box::new(
+        Sequential::new()
+            .with(Conv2d::with_options(1, 4, 3, conv))
+            .with(GroupNorm::new(2, 4))
+            .with(Gelu::default())
+            .with(Upsample::with_size(8, 8))
+            .with(AvgPool2d::new(2))
+            .with(AdaptiveAvgPool2d::new(2, 2))
+            .with(Flatten::default())
+            .with(LayerNorm::new(&[16]))
+            .with(Linear::new(16, 8))
+            .with(Tanh)
+            .with(Silu)
+            .with(Softplus::default())
+            .with(LeakyRelu::default())
+            .with(Sigmoid)
+            .with(Linear::new(8, 3)),
     )
 }
 
@@ -197,12 +227,13 @@ fn warmed(case: &Case, warm: usize, n: usize) -> (Model, Opt, Tensor, Tensor) {
     (m, opt, x, t)
 }
 
-fn sweep(case: &Case) {
+/// Sweeps the step after `warm` steps, for each `warm` in `warms`: 0 is
+/// the first step (optimizer state created lazily), 1 a later one (state,
+/// gradients and running statistics from before).
+fn sweep(case: &Case, warms: &[usize]) {
     let _turn = Turn::take();
     let n = 4;
-    // The first step (state created lazily) and a later one (state, grads
-    // and running statistics from before).
-    for warm in [0, 1] {
+    for &warm in warms {
         let expect = reference(case, warm, n);
 
         let (mut m, mut opt, x, t) = warmed(case, warm, n);
@@ -225,9 +256,12 @@ fn sweep(case: &Case) {
             assert_eq!(state(&m, &opt), before, "{ctx}: changed by the failed step");
             (case.step)(&mut m, &mut opt, &x, &t).unwrap();
             assert_eq!(state(&m, &opt), expect[0], "{ctx}: retried step");
-            let (x, t) = batch(case.image, n, warm + 1);
-            (case.step)(&mut m, &mut opt, &x, &t).unwrap();
-            assert_eq!(state(&m, &opt), expect[1], "{ctx}: step after");
+            // And the one after (every few N: time under emulation).
+            if fail_at % 8 == 0 || fail_at + 1 == count {
+                let (x, t) = batch(case.image, n, warm + 1);
+                (case.step)(&mut m, &mut opt, &x, &t).unwrap();
+                assert_eq!(state(&m, &opt), expect[1], "{ctx}: step after");
+            }
         }
     }
 }
@@ -274,40 +308,91 @@ fn rmsprop_cnn() -> (Model, Opt) {
     (m, Box::new(opt))
 }
 
+fn adam_zoo() -> (Model, Opt) {
+    let m = zoo();
+    let opt = Adam::new(&m.parameters(), AdamConfig::default());
+    (m, Box::new(opt))
+}
+
+/// The many-layer model, cheaper: all failures in a row on one model (each
+/// leaves it unchanged, so each starts where the first did), then one step
+/// with memory back.
+#[test]
+fn many_layers_adam_every_allocation() {
+    let _turn = Turn::take();
+    let case = Case {
+        build: adam_zoo,
+        image: true,
+        step: plain_step,
+    };
+    let expect = reference(&case, 1, 4);
+    let (mut m, mut opt, x, t) = warmed(&case, 1, 4);
+    let before = state(&m, &opt);
+    let count = count_allocations(|| {
+        plain_step(&mut m, &mut opt, &x, &t).unwrap();
+    });
+    assert_eq!(state(&m, &opt), expect[0], "counting run");
+    let (mut m, mut opt, x, t) = warmed(&case, 1, 4);
+    for fail_at in 0..count {
+        pool::fail_allocations_after(Some(fail_at));
+        let r = plain_step(&mut m, &mut opt, &x, &t);
+        pool::fail_allocations_after(None);
+        let ctx = format!("allocation {fail_at} of {count}");
+        assert!(matches!(r, Err(Error::OutOfMemory { .. })), "{ctx}: {r:?}");
+        assert_eq!(state(&m, &opt), before, "{ctx}: changed by the failed step");
+    }
+    plain_step(&mut m, &mut opt, &x, &t).unwrap();
+    assert_eq!(state(&m, &opt), expect[0], "step after {count} failures");
+}
+
 #[test]
 fn mlp_adam_amsgrad_every_allocation() {
-    sweep(&Case {
-        build: adam_mlp,
-        image: false,
-        step: plain_step,
-    });
+    sweep(
+        &Case {
+            build: adam_mlp,
+            image: false,
+            step: plain_step,
+        },
+        &[0, 1],
+    );
 }
 
 #[test]
 fn mlp_adamw_clipped_every_allocation() {
-    sweep(&Case {
-        build: adamw_mlp,
-        image: false,
-        step: clipped_step,
-    });
+    sweep(
+        &Case {
+            build: adamw_mlp,
+            image: false,
+            step: clipped_step,
+        },
+        &[0, 1],
+    );
 }
 
 #[test]
 fn cnn_batchnorm_sgd_momentum_every_allocation() {
-    sweep(&Case {
-        build: sgd_cnn,
-        image: true,
-        step: plain_step,
-    });
+    sweep(
+        &Case {
+            build: sgd_cnn,
+            image: true,
+            step: plain_step,
+        },
+        &[0, 1],
+    );
 }
 
+/// The first step only (momentum and centered buffers created lazily); the
+/// SGD case covers later steps.
 #[test]
 fn cnn_batchnorm_rmsprop_every_allocation() {
-    sweep(&Case {
-        build: rmsprop_cnn,
-        image: true,
-        step: plain_step,
-    });
+    sweep(
+        &Case {
+            build: rmsprop_cnn,
+            image: true,
+            step: plain_step,
+        },
+        &[0],
+    );
 }
 
 // ------------------------------------------------------------ the budget

@@ -209,6 +209,15 @@ impl Tensor {
     /// Back-propagates from this one-element tensor (seeded with 1), then
     /// releases the graph's saved tensors.
     ///
+    /// Gradients are added into the leaves' [`grad`](Self::grad) all or
+    /// nothing: the pass computes every leaf's gradient first and commits
+    /// them together at the end, so an error (e.g. [`Error::OutOfMemory`])
+    /// leaves every accumulated gradient exactly as before. Adding into
+    /// existing gradients holds the old and the new sum at once for a moment;
+    /// into cleared ones ([`zero_grad`](Self::zero_grad)) it costs nothing
+    /// extra. A failed pass has still used up (part of) the graph: run the
+    /// forward pass again before retrying.
+    ///
     /// # Panics
     /// If the tensor does not hold exactly one element, does not require grad,
     /// or its graph was already released; see [`try_backward`](Self::try_backward).
@@ -225,6 +234,7 @@ impl Tensor {
     /// Back-propagates with an explicit gradient of this tensor (`None` means
     /// ones, allowed only for one-element tensors, as in PyTorch). With
     /// `retain_graph` the saved tensors are kept so backward can run again.
+    /// All or nothing, as [`backward`](Self::backward).
     pub fn backward_with(&self, grad: Option<&Tensor>, retain_graph: bool) -> Result<()> {
         let Some(root) = &self.node else {
             return Err(Error::InvalidArgument {

@@ -7,6 +7,7 @@
 //! | [`Adam`], [`AdamW`] | `torch.optim.Adam` / `AdamW` (L2 or decoupled weight decay, AMSGrad, maximize) |
 //! | [`RmsProp`] | `torch.optim.RMSprop` (momentum, centered, weight decay, maximize) |
 //! | [`clip_grad_norm`], [`clip_grad_value`] | `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_` |
+//! | [`try_train_step`], [`StepSnapshot`] | one training step that on any error (e.g. out of memory) changes nothing |
 //! | [`StepLr`], [`MultiStepLr`], [`ExponentialLr`], [`CosineAnnealingLr`], [`LinearLr`], [`ConstantLr`], [`OneCycleLr`], [`SequentialLr`] | `torch.optim.lr_scheduler.*` |
 //!
 //! ```
@@ -45,6 +46,16 @@
 //! `model.parameters()` vector held across the step) shares the buffer, and
 //! the step then copies once (copy-on-write; the held handle keeps the old
 //! values).
+//!
+//! # Out of memory
+//!
+//! [`Optimizer::step`], [`clip_grad_norm`], [`clip_grad_value`] and
+//! [`clip_grads_with_norm`] are all or nothing: they allocate whatever they
+//! need first (state created on a parameter's first step, copies of shared
+//! buffers) and then update with operations that cannot fail, so an
+//! [`Error::OutOfMemory`] leaves parameters, gradients and state as they
+//! were. [`try_train_step`] extends this to a whole step (forward, backward,
+//! update), undoing what the pieces before a failure did.
 //!
 //! # Numerics
 //!
