@@ -4,8 +4,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, committed, dec, hyper_fields, named, non_negative,
-    param_group_methods, stage_buffer, stage_params,
+    Core, Hyper, Optimizer, OptimizerState, commit_state, committed, dec, hyper_fields, named,
+    non_negative, param_group_methods, stage_buffer, stage_params,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -300,12 +300,7 @@ impl Optimizer for Adam {
             let slot = &mut self.core.slots[st.slot];
             let h = &self.core.groups[slot.group];
             let [lr, beta1, beta2, wd, eps] = groups[slot.group];
-            if let Some(fresh) = fresh {
-                slot.state = Some(fresh);
-            }
-            let Some(state) = slot.state.as_mut() else {
-                unreachable!("staged above")
-            };
+            let state = commit_state(&mut slot.state, fresh);
             if new_vmax.is_some() {
                 state.max_exp_avg_sq = new_vmax;
             }

@@ -715,6 +715,17 @@ pub(crate) fn stage_buffer(
     }
 }
 
+/// Commit phase: puts the `fresh` state staged for a parameter's first step
+/// in place, and returns the parameter's state.
+pub(crate) fn commit_state<S>(slot: &mut Option<S>, fresh: Option<S>) -> &mut S {
+    match fresh {
+        Some(f) => slot.insert(f),
+        None => slot
+            .as_mut()
+            .expect("staging creates the state when there is none"),
+    }
+}
+
 /// Commit phase: the elements of `t`, which staging made writable (unique,
 /// contiguous; recording is off during a step), so no copy is made and no
 /// error can occur here.

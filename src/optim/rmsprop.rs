@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 
 use super::adam::lerp;
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, committed, dec, hyper_fields, named, non_negative,
-    param_group_methods, stage_buffer, stage_params,
+    Core, Hyper, Optimizer, OptimizerState, commit_state, committed, dec, hyper_fields, named,
+    non_negative, param_group_methods, stage_buffer, stage_params,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -248,12 +248,7 @@ impl Optimizer for RmsProp {
         for (st, (fresh, new_ga, new_buf)) in staged.iter().zip(new_state) {
             let slot = &mut self.core.slots[st.slot];
             let h = &self.core.groups[slot.group];
-            if let Some(fresh) = fresh {
-                slot.state = Some(fresh);
-            }
-            let Some(state) = slot.state.as_mut() else {
-                unreachable!("staged above")
-            };
+            let state = commit_state(&mut slot.state, fresh);
             if new_ga.is_some() {
                 state.grad_avg = new_ga;
             }
