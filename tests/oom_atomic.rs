@@ -563,3 +563,28 @@ fn layer_forward_commits_state_with_its_output() {
         }
     }
 }
+
+/// The hook: `n` allocations succeed, then every one fails with the error a
+/// budget overrun gives, until it is disarmed.
+#[test]
+fn hook_fails_from_the_nth_allocation_on() {
+    let _turn = Turn::take();
+    assert_eq!(pool::allocations_left(), None);
+    pool::fail_allocations_after(Some(2));
+    let a = Tensor::try_zeros([3]);
+    assert_eq!(pool::allocations_left(), Some(1));
+    let b = Tensor::try_ones([5]);
+    assert_eq!(pool::allocations_left(), Some(0));
+    let c = Tensor::try_zeros([7]);
+    let d = Tensor::try_zeros([1]);
+    pool::fail_allocations_after(None);
+    assert!(a.is_ok() && b.is_ok());
+    for r in [c, d] {
+        match r {
+            Err(Error::OutOfMemory { requested, .. }) => assert!(requested > 0),
+            other => panic!("expected OutOfMemory, got {other:?}"),
+        }
+    }
+    assert_eq!(pool::allocations_left(), None);
+    assert!(Tensor::try_zeros([7]).is_ok());
+}
