@@ -15,9 +15,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use train_station::nn::loss::{CrossEntropyOptions, try_cross_entropy};
 use train_station::nn::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvOptions, Dropout, Flatten, Gelu,
-    GroupNorm, LayerNorm, LeakyRelu, Linear, MaxPool2d, Module, Relu, Sequential, Sigmoid, Silu,
-    Softplus, Tanh, Upsample,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvOptions, Dropout, Embedding, Flatten,
+    Gelu, GroupNorm, LayerNorm, LeakyRelu, Linear, MaxPool2d, Module, MultiheadAttention,
+    MultiheadAttentionOptions, Relu, Sequential, Sigmoid, Silu, Softplus, Tanh, Upsample,
 };
 use train_station::optim::{
     Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig,
@@ -314,35 +314,68 @@ fn adam_zoo() -> (Model, Opt) {
     (m, Box::new(opt))
 }
 
-/// The many-layer model, cheaper: all failures in a row on one model (each
-/// leaves it unchanged, so each starts where the first did), then one step
-/// with memory back.
-#[test]
-fn many_layers_adam_every_allocation() {
-    let _turn = Turn::take();
-    let case = Case {
-        build: adam_zoo,
-        image: true,
-        step: plain_step,
+/// Fails every allocation of a step in a row on one model (each failure
+/// leaves it unchanged, so each starts where the first did; cheaper than a
+/// fresh model per failure), then checks one step with memory back. The
+/// model has taken one step on `(x, t)` before.
+fn chained_sweep(build: fn() -> (Model, Opt), x: &Tensor, t: &Tensor) {
+    let warmed = || {
+        let (mut m, mut opt) = build();
+        plain_step(&mut m, &mut opt, x, t).unwrap();
+        (m, opt)
     };
-    let expect = reference(&case, 1, 4);
-    let (mut m, mut opt, x, t) = warmed(&case, 1, 4);
+    let (mut m, mut opt) = warmed();
     let before = state(&m, &opt);
     let count = count_allocations(|| {
-        plain_step(&mut m, &mut opt, &x, &t).unwrap();
+        plain_step(&mut m, &mut opt, x, t).unwrap();
     });
-    assert_eq!(state(&m, &opt), expect[0], "counting run");
-    let (mut m, mut opt, x, t) = warmed(&case, 1, 4);
+    let expect = state(&m, &opt);
+    let (mut m, mut opt) = warmed();
     for fail_at in 0..count {
         pool::fail_allocations_after(Some(fail_at));
-        let r = plain_step(&mut m, &mut opt, &x, &t);
+        let r = plain_step(&mut m, &mut opt, x, t);
         pool::fail_allocations_after(None);
         let ctx = format!("allocation {fail_at} of {count}");
         assert!(matches!(r, Err(Error::OutOfMemory { .. })), "{ctx}: {r:?}");
         assert_eq!(state(&m, &opt), before, "{ctx}: changed by the failed step");
     }
-    plain_step(&mut m, &mut opt, &x, &t).unwrap();
-    assert_eq!(state(&m, &opt), expect[0], "step after {count} failures");
+    plain_step(&mut m, &mut opt, x, t).unwrap();
+    assert_eq!(state(&m, &opt), expect, "step after {count} failures");
+}
+
+#[test]
+fn many_layers_adam_every_allocation() {
+    let _turn = Turn::take();
+    let (x, t) = batch(true, 4, 0);
+    chained_sweep(adam_zoo, &x, &t);
+}
+
+/// Embedding, multi-head self-attention (with dropout) and a linear head,
+/// over `[L = 5, N = 4]` token indices; each of the 5 positions is a sample.
+#[test]
+fn attention_adamw_every_allocation() {
+    let _turn = Turn::take();
+    fn build() -> (Model, Opt) {
+        manual_seed(17);
+        let attn = MultiheadAttentionOptions {
+            dropout: 0.2,
+            seed: Some(4),
+            ..Default::default()
+        };
+        let m: Model = Box::new(
+            Sequential::new()
+                .with(Embedding::new(10, 8))
+                .with(MultiheadAttention::with_options(8, 2, attn))
+                .with(Flatten::default())
+                .with(Linear::new(4 * 8, 3)),
+        );
+        let opt = AdamW::new(&m.parameters(), AdamWConfig::default());
+        (m, Box::new(opt))
+    }
+    let idx: Vec<f32> = (0..20).map(|i| ((i * 7) % 10) as f32).collect();
+    let x = Tensor::from_slice(&idx, [5, 4]).unwrap();
+    let t = Tensor::from_slice(&[0.0, 1.0, 2.0, 1.0, 0.0], [5]).unwrap();
+    chained_sweep(build, &x, &t);
 }
 
 #[test]
