@@ -190,6 +190,14 @@ impl Tensor {
         Ok(())
     }
 
+    /// Puts a gradient taken with [`take_grad`](Self::take_grad) (or read
+    /// with [`grad`](Self::grad)) back, unchecked: cannot fail.
+    pub(crate) fn put_grad(&self, grad: Option<Tensor>) {
+        if let Some(n) = &self.node {
+            *n.grad.lock() = grad;
+        }
+    }
+
     /// Keeps this non-leaf tensor's gradient after backward (leaves always
     /// keep theirs). No effect on tensors that do not require grad.
     pub fn retain_grad(&self) {
@@ -200,6 +208,15 @@ impl Tensor {
 
     /// Back-propagates from this one-element tensor (seeded with 1), then
     /// releases the graph's saved tensors.
+    ///
+    /// Gradients are added into the leaves' [`grad`](Self::grad) all or
+    /// nothing: the pass computes every leaf's gradient first and commits
+    /// them together at the end, so an error (e.g. [`Error::OutOfMemory`])
+    /// leaves every accumulated gradient exactly as before. Adding into
+    /// existing gradients holds the old and the new sum at once for a moment;
+    /// into cleared ones ([`zero_grad`](Self::zero_grad)) it costs nothing
+    /// extra. A failed pass has still used up (part of) the graph: run the
+    /// forward pass again before retrying.
     ///
     /// # Panics
     /// If the tensor does not hold exactly one element, does not require grad,
@@ -217,6 +234,7 @@ impl Tensor {
     /// Back-propagates with an explicit gradient of this tensor (`None` means
     /// ones, allowed only for one-element tensors, as in PyTorch). With
     /// `retain_graph` the saved tensors are kept so backward can run again.
+    /// All or nothing, as [`backward`](Self::backward).
     pub fn backward_with(&self, grad: Option<&Tensor>, retain_graph: bool) -> Result<()> {
         let Some(root) = &self.node else {
             return Err(Error::InvalidArgument {
@@ -320,17 +338,21 @@ fn run_backward(root: &Arc<Node>, seed: Tensor, retain_graph: bool) -> Result<()
     let n = order.len();
     let mut pending: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
     pending[n - 1] = Some(seed);
+    // Gradients for leaves (and retained non-leaves), committed to their slots
+    // only once the whole walk has succeeded.
+    let mut finished: Vec<(&Arc<Node>, Tensor)> = Vec::new();
 
     for i in (0..n).rev() {
         let node = order[i];
         let Some(grad) = pending[i].take() else {
             continue; // no gradient reached this node
         };
-        if node.is_leaf() || node.retain.load(Ordering::Relaxed) {
-            accumulate(node, &grad)?;
-        }
         if node.is_leaf() {
+            finished.push((node, grad));
             continue;
+        }
+        if node.retain.load(Ordering::Relaxed) {
+            finished.push((node, grad.clone()));
         }
         let needs: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
         let grads = {
@@ -371,15 +393,29 @@ fn run_backward(root: &Arc<Node>, seed: Tensor, retain_graph: bool) -> Result<()
             });
         }
     }
-    Ok(())
+    commit(finished)
 }
 
-/// Adds `grad` into a node's gradient slot (its shard of the gradient store).
-fn accumulate(node: &Node, grad: &Tensor) -> Result<()> {
-    let mut slot = node.grad.lock();
-    match slot.as_mut() {
-        None => *slot = Some(grad.try_contiguous()?),
-        Some(acc) => acc.try_add_assign_raw(grad)?,
+/// Adds each gradient into its node's slot (its shard of the gradient
+/// store), all or none: every sum is computed into a new buffer first, with
+/// all slots locked (in address order, so concurrent commits cannot
+/// deadlock), then the slots are replaced, which cannot fail. On an error
+/// every slot keeps its previous gradient.
+fn commit(mut finished: Vec<(&Arc<Node>, Tensor)>) -> Result<()> {
+    finished.sort_unstable_by_key(|(node, _)| Arc::as_ptr(node));
+    let mut slots: Vec<_> = finished.iter().map(|(node, _)| node.grad.lock()).collect();
+    let mut sums = Vec::with_capacity(finished.len());
+    for ((_, grad), slot) in finished.iter().zip(&slots) {
+        let mut sum = grad.try_contiguous()?;
+        if let Some(acc) = slot.as_ref() {
+            // `grad + acc` in `sum`'s buffer (copied first if shared): the
+            // same bits as `acc + grad`, while `acc` stays untouched.
+            sum.try_add_assign_raw(acc)?;
+        }
+        sums.push(sum);
+    }
+    for (slot, sum) in slots.iter_mut().zip(sums) {
+        **slot = Some(sum);
     }
     Ok(())
 }

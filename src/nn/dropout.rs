@@ -119,7 +119,13 @@ impl Module for Dropout {
         if !self.training {
             return Ok(x.clone());
         }
-        dropout(x, self.p, &mut self.rng.lock())
+        // The generator advances only when the output exists, so a failed
+        // forward draws the same mask when it is tried again.
+        let mut rng = self.rng.lock();
+        let mut next = rng.clone();
+        let y = dropout(x, self.p, &mut next)?;
+        *rng = next;
+        Ok(y)
     }
     fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
     fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}

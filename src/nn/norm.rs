@@ -185,20 +185,29 @@ impl BatchNorm {
                 }
                 let mean = x.try_mean_dims(&dims, true)?;
                 let var = x.try_var_dims(&dims, 0, true)?;
-                if let Some(r) = running
-                    && self.training
-                {
-                    self.update(r, &mean, &var, count)?;
+                // Locked until the new statistics are committed, which is
+                // only once the output exists: a failed forward leaves them
+                // as they were.
+                let mut stats = running.as_ref().filter(|_| self.training).map(|r| r.lock());
+                let new = match &stats {
+                    Some(r) => Some(self.update(r, &mean, &var, count)?),
+                    None => None,
+                };
+                let y = normalize(x, &mean, &var, self.opts.eps)?;
+                let y = affine(y, self.weight.as_ref(), self.bias.as_ref(), &shape)?;
+                if let (Some(r), Some(new)) = (stats.as_mut(), new) {
+                    **r = new;
                 }
-                normalize(x, &mean, &var, self.opts.eps)?
+                return Ok(y);
             }
         };
         affine(y, self.weight.as_ref(), self.bias.as_ref(), &shape)
     }
 
-    /// `running = (1 - f) running + f batch` with the unbiased batch
-    /// variance, `f` the momentum or `1 / num_batches_tracked`.
-    fn update(&self, r: &Mutex<Running>, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
+    /// The running statistics after this batch: `running = (1 - f) running
+    /// + f batch` with the unbiased batch variance, `f` the momentum or
+    /// `1 / num_batches_tracked`.
+    fn update(&self, r: &Running, mean: &Tensor, var: &Tensor, count: usize) -> Result<Running> {
         no_grad(|| {
             let c = [self.num_features];
             let mean = mean.detach().try_reshape(c)?;
@@ -206,18 +215,17 @@ impl BatchNorm {
                 .detach()
                 .try_reshape(c)?
                 .try_mul_scalar(count as f32 / (count - 1) as f32)?;
-            let mut r = r.lock();
             let n = r.num_batches_tracked.try_item()? + 1.0;
             let f = self.opts.momentum.unwrap_or(1.0 / n);
             let blend = |old: &Tensor, new: &Tensor| {
                 new.try_mul_scalar(f)?
                     .try_add_tensor(&old.try_mul_scalar(1.0 - f)?)
             };
-            let (m, v) = (blend(&r.mean, &mean)?, blend(&r.var, &var)?);
-            r.mean = m;
-            r.var = v;
-            r.num_batches_tracked = Tensor::try_full([0usize; 0], n)?;
-            Ok(())
+            Ok(Running {
+                mean: blend(&r.mean, &mean)?,
+                var: blend(&r.var, &var)?,
+                num_batches_tracked: Tensor::try_full([0usize; 0], n)?,
+            })
         })
     }
 

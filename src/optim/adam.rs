@@ -4,8 +4,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, dec, grad_of, hyper_fields, named, non_negative,
-    param_group_methods,
+    Core, Hyper, Optimizer, OptimizerState, commit_state, committed, dec, hyper_fields, named,
+    non_negative, param_group_methods, stage_buffer, stage_params,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -270,22 +270,40 @@ impl Optimizer for Adam {
                 ]
             })
             .collect();
-        for (p, s) in params.iter_mut().zip(slots) {
-            let Some(grad) = grad_of(p)? else {
-                continue;
-            };
-            let slot = &mut self.core.slots[s];
+        // Stage (see `optim::stage_params`): all that can fail.
+        let staged = stage_params(params, &slots)?;
+        let mut new_state = Vec::with_capacity(staged.len());
+        for st in &staged {
+            let slot = &mut self.core.slots[st.slot];
+            let amsgrad = self.core.groups[slot.group].amsgrad;
+            let shape = &slot.shape;
+            new_state.push(match &mut slot.state {
+                Some(state) => {
+                    stage_buffer(Some(&mut state.exp_avg), true, shape)?;
+                    stage_buffer(Some(&mut state.exp_avg_sq), true, shape)?;
+                    let vmax = stage_buffer(state.max_exp_avg_sq.as_mut(), amsgrad, shape)?;
+                    (None, vmax)
+                }
+                None => {
+                    let fresh = AdamState {
+                        step: 0.0,
+                        exp_avg: super::zeros(shape)?,
+                        exp_avg_sq: super::zeros(shape)?,
+                        max_exp_avg_sq: None,
+                    };
+                    (Some(fresh), stage_buffer(None, amsgrad, shape)?)
+                }
+            });
+        }
+        // Commit: no allocation, no error.
+        for (st, (fresh, new_vmax)) in staged.iter().zip(new_state) {
+            let slot = &mut self.core.slots[st.slot];
             let h = &self.core.groups[slot.group];
             let [lr, beta1, beta2, wd, eps] = groups[slot.group];
-            let state = match &mut slot.state {
-                Some(st) => st,
-                empty => empty.insert(AdamState {
-                    step: 0.0,
-                    exp_avg: super::zeros(&slot.shape)?,
-                    exp_avg_sq: super::zeros(&slot.shape)?,
-                    max_exp_avg_sq: None,
-                }),
-            };
+            let state = commit_state(&mut slot.state, fresh);
+            if new_vmax.is_some() {
+                state.max_exp_avg_sq = new_vmax;
+            }
             state.step += 1.0;
             let t = state.step as f64;
             let bias_correction1 = 1.0 - libm::pow(beta1, t);
@@ -301,19 +319,18 @@ impl Optimizer for Adam {
                 eps: eps as f32,
                 maximize: h.maximize,
             };
-            let g = grad.try_data()?;
-            let m = state.exp_avg.try_data_mut()?;
-            let v = state.exp_avg_sq.try_data_mut()?;
-            let vmax = if h.amsgrad {
-                let t = match &mut state.max_exp_avg_sq {
-                    Some(t) => t,
-                    empty => empty.insert(super::zeros(&slot.shape)?),
-                };
-                Some(t.try_data_mut()?)
-            } else {
-                None
+            let vmax = match &mut state.max_exp_avg_sq {
+                Some(t) if h.amsgrad => Some(committed(t)?),
+                _ => None,
             };
-            adam_update(p.try_data_mut()?, g, m, v, vmax, &sc);
+            adam_update(
+                committed(params[st.param])?,
+                st.grad.try_data()?,
+                committed(&mut state.exp_avg)?,
+                committed(&mut state.exp_avg_sq)?,
+                vmax,
+                &sc,
+            );
         }
         Ok(())
     }

@@ -6,6 +6,8 @@
 
 use super::non_negative;
 use crate::error::{Error, Result};
+use alloc::vec::Vec;
+
 use crate::tensor::Tensor;
 
 /// The norm of `values` of order `p` (`f32::INFINITY`: largest magnitude),
@@ -75,19 +77,46 @@ pub fn total_grad_norm(params: &[Tensor], norm_type: f32) -> Result<f32> {
 /// Scales the gradients of `params` by `min(max_norm / (total_norm + 1e-6),
 /// 1)` (computed in f32 as PyTorch: `(1 / (total_norm + 1e-6)) * max_norm`);
 /// a NaN coefficient makes the gradients NaN, as in PyTorch.
+///
+/// All or nothing: if memory runs out (copying a gradient whose buffer is
+/// shared), returns [`Error::OutOfMemory`] with every gradient unchanged.
 pub fn clip_grads_with_norm(params: &[Tensor], max_norm: f32, total_norm: f32) -> Result<()> {
     let coef = (1.0f32 / (total_norm + 1e-6f32)) * max_norm;
     let coef = if coef > 1.0 { 1.0 } else { coef };
     if coef == 1.0 {
         return Ok(()); // g * 1 == g for every f32
     }
+    update_grads(params, |g| {
+        for x in g {
+            *x *= coef;
+        }
+    })
+}
+
+/// Applies `f` to every gradient of `params`, all or none: first takes each
+/// gradient out and makes it writable in place (copying a shared one), and on
+/// an error puts them all back unchanged; then runs `f`, which cannot fail.
+fn update_grads(params: &[Tensor], mut f: impl FnMut(&mut [f32])) -> Result<()> {
     let _no_grad = crate::autograd::NoGradGuard::new();
+    let mut taken: Vec<(&Tensor, Tensor)> = Vec::new();
     for p in params {
         if let Some(mut g) = p.take_grad() {
-            let r = g.try_mul_assign_scalar(coef);
-            p.set_grad(Some(g))?;
-            r?;
+            let staged = g.try_data_mut().map(|_| ());
+            taken.push((p, g));
+            if let Err(e) = staged {
+                for (p, g) in taken {
+                    p.put_grad(Some(g));
+                }
+                return Err(e);
+            }
         }
+    }
+    for (p, mut g) in taken {
+        // Writable since staged above: no copy, no error.
+        if let Ok(d) = g.try_data_mut() {
+            f(d);
+        }
+        p.put_grad(Some(g));
     }
     Ok(())
 }
@@ -100,7 +129,9 @@ pub fn clip_grads_with_norm(params: &[Tensor], max_norm: f32, total_norm: f32) -
 /// scales the gradients to NaN) rather than reported as an error; check the
 /// result, or call the two steps separately, to stop on it.
 ///
-/// Errors on a `norm_type` that is not > 0 (`f32::INFINITY` is allowed).
+/// Errors on a `norm_type` that is not > 0 (`f32::INFINITY` is allowed),
+/// and on running out of memory, in both cases with every gradient
+/// unchanged.
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f32, norm_type: f32) -> Result<f32> {
     let total = total_grad_norm(params, norm_type)?;
     clip_grads_with_norm(params, max_norm, total)?;
@@ -109,7 +140,8 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f32, norm_type: f32) -> Resul
 
 /// Clamps every gradient element of `params` into `[-clip_value,
 /// clip_value]` in place (`torch.nn.utils.clip_grad_value_`; NaN stays NaN).
-/// Errors if `clip_value` is negative or NaN.
+/// Errors if `clip_value` is negative or NaN, and on running out of memory
+/// (copying a shared gradient), in both cases with every gradient unchanged.
 pub fn clip_grad_value(params: &[Tensor], clip_value: f32) -> Result<()> {
     if !non_negative(clip_value) {
         return Err(Error::InvalidArgument {
@@ -117,21 +149,13 @@ pub fn clip_grad_value(params: &[Tensor], clip_value: f32) -> Result<()> {
             detail: "clip_value must be >= 0",
         });
     }
-    let _no_grad = crate::autograd::NoGradGuard::new();
-    for p in params {
-        if let Some(mut g) = p.take_grad() {
-            let r = g.try_data_mut().map(|d| {
-                for x in d {
-                    if *x < -clip_value {
-                        *x = -clip_value;
-                    } else if *x > clip_value {
-                        *x = clip_value;
-                    }
-                }
-            });
-            p.set_grad(Some(g))?;
-            r?;
+    update_grads(params, |d| {
+        for x in d {
+            if *x < -clip_value {
+                *x = -clip_value;
+            } else if *x > clip_value {
+                *x = clip_value;
+            }
         }
-    }
-    Ok(())
+    })
 }

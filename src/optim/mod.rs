@@ -7,6 +7,7 @@
 //! | [`Adam`], [`AdamW`] | `torch.optim.Adam` / `AdamW` (L2 or decoupled weight decay, AMSGrad, maximize) |
 //! | [`RmsProp`] | `torch.optim.RMSprop` (momentum, centered, weight decay, maximize) |
 //! | [`clip_grad_norm`], [`clip_grad_value`] | `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_` |
+//! | [`try_train_step`], [`StepSnapshot`] | one training step that on any error (e.g. out of memory) changes nothing |
 //! | [`StepLr`], [`MultiStepLr`], [`ExponentialLr`], [`CosineAnnealingLr`], [`LinearLr`], [`ConstantLr`], [`OneCycleLr`], [`SequentialLr`] | `torch.optim.lr_scheduler.*` |
 //!
 //! ```
@@ -46,6 +47,16 @@
 //! the step then copies once (copy-on-write; the held handle keeps the old
 //! values).
 //!
+//! # Out of memory
+//!
+//! [`Optimizer::step`], [`clip_grad_norm`], [`clip_grad_value`] and
+//! [`clip_grads_with_norm`] are all or nothing: they allocate whatever they
+//! need first (state created on a parameter's first step, copies of shared
+//! buffers) and then update with operations that cannot fail, so an
+//! [`Error::OutOfMemory`] leaves parameters, gradients and state as they
+//! were. [`try_train_step`] extends this to a whole step (forward, backward,
+//! update), undoing what the pieces before a failure did.
+//!
 //! # Numerics
 //!
 //! Each update is one fused pass over the parameter, its gradient and the
@@ -63,6 +74,7 @@ mod clip;
 mod rmsprop;
 mod scheduler;
 mod sgd;
+mod train_step;
 
 pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, clip_grad_value, clip_grads_with_norm, total_grad_norm};
@@ -72,6 +84,7 @@ pub use scheduler::{
     OneCycleConfig, OneCycleLr, SequentialLr, StepLr,
 };
 pub use sgd::{Sgd, SgdConfig};
+pub use train_step::{StepSnapshot, try_train_step};
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -89,10 +102,15 @@ pub trait Optimizer: Send {
     /// [`no_grad`](crate::no_grad). Parameters without a gradient are
     /// skipped, as in PyTorch.
     ///
-    /// Errors, before anything is changed, if a parameter is not registered
-    /// with this optimizer, appears twice, or no longer has its registered
-    /// shape. A copy that runs out of memory fails mid-way (parameters before
-    /// it are updated).
+    /// All or nothing: errors, leaving every parameter and all optimizer
+    /// state exactly as before (same values, same state entries), if a
+    /// parameter is not registered with this optimizer, appears twice or no
+    /// longer has its registered shape, or if memory runs out
+    /// ([`Error::OutOfMemory`]). The step first allocates everything it
+    /// needs (state buffers created on a parameter's first step, copies of
+    /// buffers that are shared), then updates with operations that cannot
+    /// fail. A failed step may still have given a shared parameter or state
+    /// buffer its own copy of the same values.
     fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()>;
 
     /// [`step`](Optimizer::step) on every parameter of `m`
@@ -639,6 +657,80 @@ pub(crate) fn grad_of(p: &Tensor) -> Result<Option<Tensor>> {
         Some(g) => Ok(Some(g.try_contiguous()?)),
         None => Ok(None),
     }
+}
+
+// ------------------------------------------------------------ atomic steps
+//
+// Every `step` runs in two phases. *Stage* does everything that can fail:
+// it reads the gradients, makes each parameter and each existing state
+// buffer writable in place (a copy-on-write copy changes no value), and
+// allocates the state that is still missing, without inserting it. *Commit*
+// then inserts the new state and runs the fused updates; it neither
+// allocates nor fails. An error in staging leaves every parameter and every
+// state exactly as it was.
+
+/// A parameter that takes part in a step.
+pub(crate) struct Staged {
+    /// Index into the `params` slice given to `step`.
+    pub(crate) param: usize,
+    /// The parameter's slot in the optimizer.
+    pub(crate) slot: usize,
+    /// Its gradient, contiguous.
+    pub(crate) grad: Tensor,
+}
+
+/// Stage phase, parameter part: every parameter of `params` (with its slot
+/// from [`Core::resolve`]) that has a gradient, made writable in place.
+pub(crate) fn stage_params(params: &mut [&mut Tensor], slots: &[usize]) -> Result<Vec<Staged>> {
+    let mut out = Vec::with_capacity(params.len());
+    for (i, (p, &slot)) in params.iter_mut().zip(slots).enumerate() {
+        let Some(grad) = grad_of(p)? else {
+            continue;
+        };
+        p.try_data_mut()?;
+        out.push(Staged {
+            param: i,
+            slot,
+            grad,
+        });
+    }
+    Ok(out)
+}
+
+/// Stage phase, state part: when a buffer is `wanted`, makes the `existing`
+/// one writable in place, or returns zeros shaped `shape` for the commit to
+/// insert when there is none.
+pub(crate) fn stage_buffer(
+    existing: Option<&mut Tensor>,
+    wanted: bool,
+    shape: &Shape,
+) -> Result<Option<Tensor>> {
+    match existing {
+        _ if !wanted => Ok(None),
+        Some(b) => {
+            b.try_data_mut()?;
+            Ok(None)
+        }
+        None => Ok(Some(zeros(shape)?)),
+    }
+}
+
+/// Commit phase: puts the `fresh` state staged for a parameter's first step
+/// in place, and returns the parameter's state.
+pub(crate) fn commit_state<S>(slot: &mut Option<S>, fresh: Option<S>) -> &mut S {
+    match fresh {
+        Some(f) => slot.insert(f),
+        None => slot
+            .as_mut()
+            .expect("staging creates the state when there is none"),
+    }
+}
+
+/// Commit phase: the elements of `t`, which staging made writable (unique,
+/// contiguous; recording is off during a step), so no copy is made and no
+/// error can occur here.
+pub(crate) fn committed(t: &mut Tensor) -> Result<&mut [f32]> {
+    t.try_data_mut()
 }
 
 #[cfg(test)]

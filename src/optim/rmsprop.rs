@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 
 use super::adam::lerp;
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, dec, grad_of, hyper_fields, named, non_negative,
-    param_group_methods,
+    Core, Hyper, Optimizer, OptimizerState, commit_state, committed, dec, hyper_fields, named,
+    non_negative, param_group_methods, stage_buffer, stage_params,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -216,43 +216,62 @@ impl Optimizer for RmsProp {
                 maximize: h.maximize,
             })
             .collect();
-        for (p, s) in params.iter_mut().zip(slots) {
-            let Some(grad) = grad_of(p)? else {
-                continue;
-            };
-            let slot = &mut self.core.slots[s];
+        // Stage (see `optim::stage_params`): all that can fail.
+        let staged = stage_params(params, &slots)?;
+        let mut new_state = Vec::with_capacity(staged.len());
+        for st in &staged {
+            let slot = &mut self.core.slots[st.slot];
             let h = &self.core.groups[slot.group];
-            let state = match &mut slot.state {
-                Some(st) => st,
-                empty => empty.insert(RmsPropState {
-                    step: 0.0,
-                    square_avg: super::zeros(&slot.shape)?,
-                    momentum_buffer: None,
-                    grad_avg: None,
-                }),
-            };
+            let shape = &slot.shape;
+            let (wants_ga, wants_buf) = (h.centered, h.momentum > 0.0);
+            new_state.push(match &mut slot.state {
+                Some(state) => {
+                    stage_buffer(Some(&mut state.square_avg), true, shape)?;
+                    let ga = stage_buffer(state.grad_avg.as_mut(), wants_ga, shape)?;
+                    let buf = stage_buffer(state.momentum_buffer.as_mut(), wants_buf, shape)?;
+                    (None, ga, buf)
+                }
+                None => {
+                    let fresh = RmsPropState {
+                        step: 0.0,
+                        square_avg: super::zeros(shape)?,
+                        momentum_buffer: None,
+                        grad_avg: None,
+                    };
+                    let ga = stage_buffer(None, wants_ga, shape)?;
+                    let buf = stage_buffer(None, wants_buf, shape)?;
+                    (Some(fresh), ga, buf)
+                }
+            });
+        }
+        // Commit: no allocation, no error.
+        for (st, (fresh, new_ga, new_buf)) in staged.iter().zip(new_state) {
+            let slot = &mut self.core.slots[st.slot];
+            let h = &self.core.groups[slot.group];
+            let state = commit_state(&mut slot.state, fresh);
+            if new_ga.is_some() {
+                state.grad_avg = new_ga;
+            }
+            if new_buf.is_some() {
+                state.momentum_buffer = new_buf;
+            }
             state.step += 1.0;
-            let g = grad.try_data()?;
-            let sq = state.square_avg.try_data_mut()?;
-            let ga = if h.centered {
-                let t = match &mut state.grad_avg {
-                    Some(t) => t,
-                    empty => empty.insert(super::zeros(&slot.shape)?),
-                };
-                Some(t.try_data_mut()?)
-            } else {
-                None
+            let ga = match &mut state.grad_avg {
+                Some(t) if h.centered => Some(committed(t)?),
+                _ => None,
             };
-            let buf = if h.momentum > 0.0 {
-                let t = match &mut state.momentum_buffer {
-                    Some(t) => t,
-                    empty => empty.insert(super::zeros(&slot.shape)?),
-                };
-                Some(t.try_data_mut()?)
-            } else {
-                None
+            let buf = match &mut state.momentum_buffer {
+                Some(t) if h.momentum > 0.0 => Some(committed(t)?),
+                _ => None,
             };
-            rmsprop_update(p.try_data_mut()?, g, sq, ga, buf, &scalars[slot.group]);
+            rmsprop_update(
+                committed(params[st.param])?,
+                st.grad.try_data()?,
+                committed(&mut state.square_avg)?,
+                ga,
+                buf,
+                &scalars[slot.group],
+            );
         }
         Ok(())
     }

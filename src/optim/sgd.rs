@@ -5,8 +5,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, dec, grad_of, hyper_fields, named, non_negative,
-    param_group_methods,
+    Core, Hyper, Optimizer, OptimizerState, committed, dec, hyper_fields, named, non_negative,
+    param_group_methods, stage_buffer, stage_params,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -198,26 +198,31 @@ impl Optimizer for Sgd {
         let slots = self.core.resolve(params)?;
         let _no_grad = NoGradGuard::new();
         let scalars: Vec<SgdScalars> = self.core.groups.iter().map(SgdScalars::new).collect();
-        for (p, s) in params.iter_mut().zip(slots) {
-            let Some(grad) = grad_of(p)? else {
-                continue;
-            };
-            let slot = &mut self.core.slots[s];
+        // Stage (see `optim::stage_params`): all that can fail.
+        let staged = stage_params(params, &slots)?;
+        let mut new_bufs = Vec::with_capacity(staged.len());
+        for st in &staged {
+            let slot = &mut self.core.slots[st.slot];
+            let existing = slot.state.as_mut().and_then(|s| s.momentum_buffer.as_mut());
+            let wanted = scalars[slot.group].momentum != 0.0;
+            new_bufs.push(stage_buffer(existing, wanted, &slot.shape)?);
+        }
+        // Commit: no allocation, no error.
+        for (st, new_buf) in staged.iter().zip(new_bufs) {
+            let slot = &mut self.core.slots[st.slot];
             let sc = &scalars[slot.group];
             let state = slot.state.get_or_insert(SgdState {
                 momentum_buffer: None,
             });
-            let g = grad.try_data()?;
-            if sc.momentum != 0.0 {
-                let first = state.momentum_buffer.is_none();
-                let buf = match &mut state.momentum_buffer {
-                    Some(b) => b,
-                    empty => empty.insert(super::zeros(&slot.shape)?),
-                };
-                let b = buf.try_data_mut()?;
-                sgd_update(p.try_data_mut()?, g, Some(b), first, sc);
-            } else {
-                sgd_update(p.try_data_mut()?, g, None, false, sc);
+            let first = new_buf.is_some();
+            if new_buf.is_some() {
+                state.momentum_buffer = new_buf;
+            }
+            let g = st.grad.try_data()?;
+            let p = committed(params[st.param])?;
+            match &mut state.momentum_buffer {
+                Some(b) if sc.momentum != 0.0 => sgd_update(p, g, Some(committed(b)?), first, sc),
+                _ => sgd_update(p, g, None, false, sc),
             }
         }
         Ok(())

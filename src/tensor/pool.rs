@@ -54,6 +54,10 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use crate::error::{Error, Result};
 use crate::sync::Mutex;
 
+mod fault;
+#[doc(hidden)]
+pub use fault::{allocations_left, fail_allocations_after};
+
 /// Bytes before the data in every block; also the alignment of blocks and data.
 pub(crate) const HEADER_BYTES: usize = 64;
 const ALIGN: usize = 64;
@@ -389,6 +393,9 @@ pub(crate) fn alloc(len: usize) -> Result<NonNull<Header>> {
         reserved: RESERVED.load(Relaxed),
         budget: BUDGET.load(Relaxed),
     })?;
+    if fault::should_fail() {
+        return Err(injected_oom(bytes));
+    }
     let class = if is_pool_enabled() {
         class_of(bytes)
     } else {
@@ -436,6 +443,16 @@ fn alloc_pooled(class: usize) -> Result<NonNull<Header>> {
     let h = system_alloc(bytes, class as u32)?;
     count_miss(bytes);
     Ok(h)
+}
+
+/// The error of an injected failure: the one a budget overrun gives.
+#[cold]
+fn injected_oom(bytes: usize) -> Error {
+    Error::OutOfMemory {
+        requested: bytes,
+        reserved: RESERVED.load(Relaxed),
+        budget: BUDGET.load(Relaxed),
+    }
 }
 
 fn count_miss(bytes: usize) {

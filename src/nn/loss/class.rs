@@ -254,8 +254,8 @@ fn class_output(
 ) -> Result<Tensor> {
     match reduction {
         Reduction::None => Tensor::from_vec(losses, sample),
-        Reduction::Sum => Ok(Tensor::scalar(kern::sum(&losses))),
-        Reduction::Mean => Ok(Tensor::scalar(kern::sum(&losses) / denom)),
+        Reduction::Sum => Tensor::try_full([], kern::sum(&losses)),
+        Reduction::Mean => Tensor::try_full([], kern::sum(&losses) / denom),
     }
 }
 
