@@ -1,5 +1,6 @@
 //! `Linear`: `y = x Wᵀ + b`.
 
+use super::plan::{PlanTensor, Planner};
 use super::{Module, init, module::join};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -91,6 +92,18 @@ impl Module for Linear {
             });
         }
         x.try_linear(&self.weight, self.bias.as_ref())
+    }
+
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        let w = p.param(&self.weight)?;
+        let b = match &self.bias {
+            Some(b) => Some(p.param(b)?),
+            None => None,
+        };
+        let y = p.linear(x, &w, b.as_ref());
+        p.release(w);
+        p.release_opt(b);
+        y
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {

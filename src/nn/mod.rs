@@ -12,6 +12,7 @@ mod linear;
 pub mod loss;
 pub(crate) mod module;
 mod norm;
+pub mod plan;
 mod pool;
 mod sequential;
 mod upsample;
