@@ -41,7 +41,11 @@ enum Mode {
 }
 
 fn freeze(model: &mut Sequential, mode: Mode) {
-    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let last = names.last().unwrap().split('.').next().unwrap().to_string();
     for (name, p) in model.named_parameters_mut() {
         let train = match mode {
@@ -110,7 +114,13 @@ fn inputs(batch: usize, features: usize, out: &[usize], loss: PlanLoss) -> (Tens
 }
 
 /// Plans and measures one step of an MLP; returns (plan, measured peak).
-fn check_mlp(sizes: &[usize], batch: usize, mode: Mode, adam: bool, loss: PlanLoss) -> (MemoryPlan, usize) {
+fn check_mlp(
+    sizes: &[usize],
+    batch: usize,
+    mode: Mode,
+    adam: bool,
+    loss: PlanLoss,
+) -> (MemoryPlan, usize) {
     let mut model = mlp(sizes);
     freeze(&mut model, mode);
     let mut opt: Box<dyn Optimizer> = if adam {
@@ -157,8 +167,14 @@ fn digits_mlp_plans_match_the_measured_peak() {
     }
     // Freezing saves: the last layer alone and bias-only need less than the
     // full fine-tune, in the plan and in the pool.
-    assert!(peaks[1].0 < peaks[0].0 && peaks[1].1 < peaks[0].1, "{peaks:?}");
-    assert!(peaks[2].0 < peaks[0].0 && peaks[2].1 < peaks[0].1, "{peaks:?}");
+    assert!(
+        peaks[1].0 < peaks[0].0 && peaks[1].1 < peaks[0].1,
+        "{peaks:?}"
+    );
+    assert!(
+        peaks[2].0 < peaks[0].0 && peaks[2].1 < peaks[0].1,
+        "{peaks:?}"
+    );
 }
 
 #[test]
@@ -170,15 +186,27 @@ fn large_mlp_plans_match_the_measured_peak() {
         let (plan, peak) = check_mlp(&sizes, 64, mode, true, PlanLoss::CrossEntropy);
         peaks.push((plan.peak_bytes(), peak));
     }
-    assert!(peaks[1].0 < peaks[0].0 && peaks[1].1 < peaks[0].1, "{peaks:?}");
-    assert!(peaks[2].0 < peaks[0].0 && peaks[2].1 < peaks[0].1, "{peaks:?}");
+    assert!(
+        peaks[1].0 < peaks[0].0 && peaks[1].1 < peaks[0].1,
+        "{peaks:?}"
+    );
+    assert!(
+        peaks[2].0 < peaks[0].0 && peaks[2].1 < peaks[0].1,
+        "{peaks:?}"
+    );
 }
 
 #[test]
 fn mse_and_sgd_plans_match_the_measured_peak() {
     let _g = lock();
     check_mlp(&[20, 300, 7], 50, Mode::Full, false, PlanLoss::Mse);
-    check_mlp(&[20, 300, 300, 7], 200, Mode::LastLayer, false, PlanLoss::Mse);
+    check_mlp(
+        &[20, 300, 300, 7],
+        200,
+        Mode::LastLayer,
+        false,
+        PlanLoss::Mse,
+    );
 }
 
 /// Bytes in use after `f` builds a graph (the graph and its result alive),
@@ -230,7 +258,10 @@ fn ops_save_only_what_wanted_gradients_read() {
     assert_eq!(held, act, "nothing requires grad: only the product");
     let frozen = x.relu();
     let held = held_by(|| x.relu().with_requires_grad().mul_tensor(&frozen));
-    assert_eq!(held, act, "the trained factor's temporary is not kept, only the product");
+    assert_eq!(
+        held, act,
+        "the trained factor's temporary is not kept, only the product"
+    );
     let held = held_by(|| frozen.mul_tensor(&x.relu().with_requires_grad()));
     assert_eq!(held, act, "the same with the operands swapped");
 }
@@ -270,7 +301,15 @@ fn a_plan_that_does_not_fit_the_budget_is_refused() {
     );
     // The table names every category and module.
     let table = plan.to_string();
-    for needle in ["parameters", "optimizer state", "activations", "work buffers", "| 0 |", "| 2 |", "loss"] {
+    for needle in [
+        "parameters",
+        "optimizer state",
+        "activations",
+        "work buffers",
+        "| 0 |",
+        "| 2 |",
+        "loss",
+    ] {
         assert!(table.contains(needle), "{needle} missing from\n{table}");
     }
 }
