@@ -10,13 +10,14 @@
 //! before any task starts.
 
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
 use crate::tensor::pool::WorkBuf;
 
-/// Most tasks that share one call's scratch at once (bits of the claim mask).
-pub(super) const MAX_SLOTS: usize = 64;
+/// Most tasks that share one call's scratch at once (bits of the claim mask;
+/// `AtomicUsize` because 32-bit boards have no 64-bit atomics).
+pub(super) const MAX_SLOTS: usize = usize::BITS as usize;
 
 /// Floats of one task's region: `len` rounded up to whole 64-byte lines, so
 /// every region starts 64-byte aligned.
@@ -38,7 +39,7 @@ pub(super) struct Slots<'a> {
     ptr: *mut f32,
     region: usize,
     slots: usize,
-    busy: AtomicU64,
+    busy: AtomicUsize,
     _life: PhantomData<&'a mut [f32]>,
 }
 
@@ -54,10 +55,10 @@ impl Slots<'_> {
     /// If more than `slots` tasks run at once (the caller bounds the threads
     /// by `slots`).
     pub(super) fn with<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
-        let full = if self.slots >= 64 {
-            u64::MAX
+        let full = if self.slots >= MAX_SLOTS {
+            usize::MAX
         } else {
-            (1u64 << self.slots) - 1
+            (1usize << self.slots) - 1
         };
         let mut cur = self.busy.load(Ordering::Relaxed);
         let i = loop {
@@ -74,7 +75,7 @@ impl Slots<'_> {
                 Err(now) => cur = now,
             }
         };
-        struct Release<'b>(&'b AtomicU64, u64);
+        struct Release<'b>(&'b AtomicUsize, usize);
         impl Drop for Release<'_> {
             fn drop(&mut self) {
                 self.0.fetch_and(!self.1, Ordering::Release);
@@ -106,7 +107,7 @@ pub(super) fn with_slots<R>(
         ptr: data.as_mut_ptr(),
         region,
         slots,
-        busy: AtomicU64::new(0),
+        busy: AtomicUsize::new(0),
         _life: PhantomData,
     };
     Ok(f(&s))
