@@ -156,17 +156,14 @@ fn check_mlp(
     (plan, peak)
 }
 
-#[test]
-fn digits_mlp_plans_match_the_measured_peak() {
-    let _g = lock();
-    let sizes = [64, 128, 64, 10];
+/// Full fine-tune, last layer only and bias-only of one MLP: each plan
+/// matches its measured peak, and freezing saves memory in both.
+fn check_freezing(sizes: &[usize], batch: usize) {
     let mut peaks = Vec::new();
     for mode in [Mode::Full, Mode::LastLayer, Mode::BiasOnly] {
-        let (plan, peak) = check_mlp(&sizes, 32, mode, true, PlanLoss::CrossEntropy);
+        let (plan, peak) = check_mlp(sizes, batch, mode, true, PlanLoss::CrossEntropy);
         peaks.push((plan.peak_bytes(), peak));
     }
-    // Freezing saves: the last layer alone and bias-only need less than the
-    // full fine-tune, in the plan and in the pool.
     assert!(
         peaks[1].0 < peaks[0].0 && peaks[1].1 < peaks[0].1,
         "{peaks:?}"
@@ -178,22 +175,15 @@ fn digits_mlp_plans_match_the_measured_peak() {
 }
 
 #[test]
+fn digits_mlp_plans_match_the_measured_peak() {
+    let _g = lock();
+    check_freezing(&[64, 128, 64, 10], 32);
+}
+
+#[test]
 fn large_mlp_plans_match_the_measured_peak() {
     let _g = lock();
-    let sizes = [784, 1024, 1024, 10];
-    let mut peaks = Vec::new();
-    for mode in [Mode::Full, Mode::LastLayer, Mode::BiasOnly] {
-        let (plan, peak) = check_mlp(&sizes, 64, mode, true, PlanLoss::CrossEntropy);
-        peaks.push((plan.peak_bytes(), peak));
-    }
-    assert!(
-        peaks[1].0 < peaks[0].0 && peaks[1].1 < peaks[0].1,
-        "{peaks:?}"
-    );
-    assert!(
-        peaks[2].0 < peaks[0].0 && peaks[2].1 < peaks[0].1,
-        "{peaks:?}"
-    );
+    check_freezing(&[784, 1024, 1024, 10], 64);
 }
 
 #[test]
@@ -312,4 +302,20 @@ fn a_plan_that_does_not_fit_the_budget_is_refused() {
     ] {
         assert!(table.contains(needle), "{needle} missing from\n{table}");
     }
+}
+
+// TODO(lora): LoRA has not landed on this branch. Once `Linear` layers can
+// carry adapters (h-lora), give the adapter layer a `Module::plan` (base
+// `Planner::linear` with the frozen weight, then `linear` through A and B,
+// the scaling as `unary(.., Saves::Nothing)` and `add_same`), and enable a
+// test like this one: adapters of rank 8 on every Linear of the digits MLP,
+// everything else frozen, planned vs measured within 10 %.
+#[cfg(any())]
+#[test]
+fn lora_plan_matches_the_measured_peak() {
+    let _g = lock();
+    let mut model = mlp(&[64, 128, 64, 10]);
+    model.set_requires_grad(false);
+    // add_lora(&mut model, LoraConfig { r: 8, alpha: 16.0, .. }) — API of h-lora
+    // then plan_step(..) vs measure(..) as in `check_mlp`.
 }
