@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use train_station::Tensor;
 use train_station::nn::loss::{CrossEntropyOptions, cross_entropy, mse_loss};
 use train_station::nn::plan::{Category, MemoryPlan, PlanLoss, plan_step};
-use train_station::nn::{Linear, Module, Reduction, Relu, Sequential};
+use train_station::nn::{Flatten, Linear, MaxPool2d, Module, Reduction, Relu, Sequential};
 use train_station::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use train_station::tensor::pool;
 
@@ -302,6 +302,33 @@ fn a_plan_that_does_not_fit_the_budget_is_refused() {
     ] {
         assert!(table.contains(needle), "{needle} missing from\n{table}");
     }
+}
+
+#[test]
+fn pooled_model_plan_matches_the_measured_peak() {
+    let _g = lock();
+    // Max pooling ahead of an MLP: [N, 4, 16, 16] -> [N, 4, 8, 8] -> 256.
+    let mut model = Sequential::new()
+        .with(MaxPool2d::new(2))
+        .with(Flatten::default())
+        .with(Linear::new(256, 96))
+        .with(Relu)
+        .with(Linear::new(96, 10));
+    let mut opt = Adam::new(&model.parameters(), AdamConfig::default());
+    let x = Tensor::randn([24, 4, 16, 16], Some(8));
+    let y = Tensor::from_vec((0..24).map(|i| (i % 10) as f32).collect(), [24]).unwrap();
+    let plan = plan_step(&model, &[24, 4, 16, 16], PlanLoss::CrossEntropy, &opt).unwrap();
+    let (peak, _) = measure(&mut model, &mut opt, &x, &y, PlanLoss::CrossEntropy);
+    let err = plan.peak_bytes().abs_diff(peak) as f64 / peak as f64;
+    assert!(
+        err <= 0.10,
+        "planned {}, measured {peak}\n{plan}",
+        plan.peak_bytes()
+    );
+    // A model with a layer that has no plan is refused, not planned wrong.
+    let conv = Sequential::new().with(train_station::nn::Conv2d::new(4, 8, 3));
+    let e = plan_step(&conv, &[2, 4, 8, 8], PlanLoss::Mse, &opt).unwrap_err();
+    assert!(e.to_string().contains("plan"), "{e}");
 }
 
 // TODO(lora): LoRA has not landed on this branch. Once `Linear` layers can

@@ -118,6 +118,19 @@ impl Planner {
         }))
     }
 
+    /// A window operation (max pooling) from a contiguous `x` to a new
+    /// buffer of `out_dims`, saving nothing in the pool; its gradient is one
+    /// buffer of `x`'s shape.
+    pub fn windowed(&mut self, x: &PlanTensor, out_dims: &[usize]) -> Result<PlanTensor> {
+        let out = self.alloc(out_dims)?;
+        let dims: Vec<usize> = x.dims().to_vec();
+        Ok(
+            self.record(out, &[x], Vec::new(), move |p, _g, _need, _saved| {
+                Ok(vec![Some(p.alloc(&dims)?)])
+            }),
+        )
+    }
+
     /// `x.reshape(dims)` of a contiguous tensor: a view, recorded so the
     /// gradient is reshaped back (also a view).
     pub fn reshape(&mut self, x: &PlanTensor, dims: &[usize]) -> Result<PlanTensor> {
