@@ -289,6 +289,8 @@ fn a_plan_that_does_not_fit_the_budget_is_refused() {
             && msg.contains(&(plan.peak_reserved_bytes() - 1).to_string()),
         "{msg}"
     );
+    let names: Vec<&str> = plan.modules().iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["0", "1", "2", "loss"], "model order, the loss last");
     // The table names every category and module.
     let table = plan.to_string();
     for needle in [

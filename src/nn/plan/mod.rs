@@ -561,6 +561,30 @@ impl Planner {
     fn finish(self) -> MemoryPlan {
         let mut modules = self.modules;
         modules.retain(|m| !m.is_empty());
+        // Model order: dotted paths compared part by part, numbers as
+        // numbers; the loss last.
+        modules.sort_by(|a, b| {
+            let key = |n: &str| n == "loss";
+            key(&a.name).cmp(&key(&b.name)).then_with(|| {
+                let (mut x, mut y) = (a.name.split('.'), b.name.split('.'));
+                loop {
+                    match (x.next(), y.next()) {
+                        (None, None) => return core::cmp::Ordering::Equal,
+                        (None, Some(_)) => return core::cmp::Ordering::Less,
+                        (Some(_), None) => return core::cmp::Ordering::Greater,
+                        (Some(p), Some(q)) => {
+                            let o = match (p.parse::<usize>(), q.parse::<usize>()) {
+                                (Ok(i), Ok(j)) => i.cmp(&j),
+                                _ => p.cmp(q),
+                            };
+                            if o.is_ne() {
+                                return o;
+                            }
+                        }
+                    }
+                }
+            })
+        });
         MemoryPlan {
             peak: self.peak,
             peak_reserved: self.peak_reserved,

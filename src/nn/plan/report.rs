@@ -126,7 +126,8 @@ impl MemoryPlan {
         self.max[cat as usize]
     }
 
-    /// Per-module rows, in the order modules were first seen.
+    /// Per-module rows in model order (dotted paths part by part, numbers
+    /// as numbers), the loss last.
     pub fn modules(&self) -> &[ModuleRow] {
         &self.modules
     }
