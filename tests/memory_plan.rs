@@ -183,7 +183,9 @@ fn digits_mlp_plans_match_the_measured_peak() {
 #[test]
 fn large_mlp_plans_match_the_measured_peak() {
     let _g = lock();
-    check_freezing(&[784, 1024, 1024, 10], 64);
+    // Batch 16 keeps the debug-build step cheap on the scalar path and
+    // under qemu; the README's table (examples/memory_plan) uses batch 64.
+    check_freezing(&[784, 1024, 1024, 10], 16);
 }
 
 #[test]
