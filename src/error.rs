@@ -231,6 +231,14 @@ pub enum Error {
         /// The budget in force (`usize::MAX` when none).
         budget: usize,
     },
+    /// A memory plan does not fit the pool's budget: the training run
+    /// should not start (see `nn::plan::MemoryPlan::check_budget`).
+    PlanExceedsBudget {
+        /// Bytes the plan needs the pool to reserve at its peak.
+        planned: usize,
+        /// The budget in force.
+        budget: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -325,6 +333,11 @@ impl fmt::Display for Error {
                 }
                 f.write_str(")")
             }
+            Error::PlanExceedsBudget { planned, budget } => write!(
+                f,
+                "memory plan exceeds the budget: one training step needs {planned} bytes \
+                 (pool reserve at its peak), the budget is {budget} bytes"
+            ),
         }
     }
 }

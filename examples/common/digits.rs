@@ -12,6 +12,7 @@ use std::time::Instant;
 use train_station::data::{DataLoader, TensorDataset, train_test_split};
 use train_station::io::load_safetensors;
 use train_station::nn::loss::{CrossEntropyOptions, cross_entropy};
+use train_station::nn::plan::{PlanLoss, plan_step};
 use train_station::nn::{Linear, Module, Relu, Sequential};
 use train_station::optim::{Adam, AdamConfig, CosineAnnealingLr, LrScheduler, Optimizer};
 use train_station::{Result, Tensor, no_grad};
@@ -150,6 +151,22 @@ pub fn train(
         data.train.len(),
         data.test_y.numel()
     );
+    // The memory one step needs, before the first one; a run whose plan does
+    // not fit the pool's budget does not start. (Models with layers that
+    // have no plan yet, such as convolutions, are trained unplanned.)
+    let mut batch_shape = vec![32];
+    batch_shape.extend_from_slice(image_shape);
+    match plan_step(&*model, &batch_shape, PlanLoss::CrossEntropy, &opt) {
+        Ok(plan) => {
+            plan.check_budget()?;
+            println!(
+                "{name}: planned peak of one training step {} bytes (pool reserve {} bytes)",
+                plan.peak_bytes(),
+                plan.peak_reserved_bytes()
+            );
+        }
+        Err(e) => println!("{name}: no memory plan ({e})"),
+    }
     let start = Instant::now();
     let mut test_acc = 0.0;
     for epoch in 1..=epochs {

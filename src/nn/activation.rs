@@ -4,9 +4,10 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 use super::Module;
+use super::plan::{PlanTensor, Planner, Saves};
 
 macro_rules! stateless {
-    ($(#[$doc:meta])* $name:ident, |$self_:ident, $x:ident| $body:expr) => {
+    ($(#[$doc:meta])* $name:ident, $saves:expr, |$self_:ident, $x:ident| $body:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
@@ -17,6 +18,12 @@ macro_rules! stateless {
                 let _ = $self_;
                 $body
             }
+            fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+                match $saves {
+                    Some(s) => p.unary(x, s),
+                    None => Ok(p.retain(x)),
+                }
+            }
             fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
             fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}
         }
@@ -25,23 +32,23 @@ macro_rules! stateless {
 
 stateless!(
     /// `max(x, 0)` (`torch.nn.ReLU`).
-    Relu, |s, x| x.try_relu()
+    Relu, Some(Saves::Output), |s, x| x.try_relu()
 );
 stateless!(
     /// Logistic sigmoid (`torch.nn.Sigmoid`).
-    Sigmoid, |s, x| x.try_sigmoid()
+    Sigmoid, Some(Saves::Output), |s, x| x.try_sigmoid()
 );
 stateless!(
     /// Hyperbolic tangent (`torch.nn.Tanh`).
-    Tanh, |s, x| x.try_tanh()
+    Tanh, Some(Saves::Output), |s, x| x.try_tanh()
 );
 stateless!(
     /// `x * sigmoid(x)` (`torch.nn.SiLU`).
-    Silu, |s, x| x.try_silu()
+    Silu, Some(Saves::Input), |s, x| x.try_silu()
 );
 stateless!(
     /// Returns its input (`torch.nn.Identity`).
-    Identity, |s, x| Ok(x.clone())
+    Identity, None, |s, x| Ok(x.clone())
 );
 
 /// GELU (`torch.nn.GELU`): exact (erf) by default, or the tanh approximation.
@@ -52,6 +59,9 @@ pub struct Gelu {
 }
 
 impl Module for Gelu {
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        p.unary(x, Saves::Input)
+    }
     fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.tanh_approximation {
             x.try_gelu_tanh()
@@ -79,6 +89,9 @@ impl Default for LeakyRelu {
 }
 
 impl Module for LeakyRelu {
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        p.unary(x, Saves::Input)
+    }
     fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         x.try_leaky_relu(self.negative_slope)
     }
@@ -105,6 +118,9 @@ impl Default for Softplus {
 }
 
 impl Module for Softplus {
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        p.unary(x, Saves::Input)
+    }
     fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         x.try_softplus_with(self.beta, self.threshold)
     }
@@ -132,6 +148,23 @@ impl Default for Flatten {
 }
 
 impl Module for Flatten {
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        let t = crate::tensor::Shape::new(x.dims())?;
+        let r = t.rank();
+        let res = |d: isize| if d < 0 { d + r as isize } else { d };
+        let (s, e) = (res(self.start_dim), res(self.end_dim));
+        if r == 0 || s < 0 || e < s || e as usize >= r {
+            return Err(crate::error::Error::InvalidArgument {
+                op: "plan",
+                detail: "Flatten: dimensions out of range",
+            });
+        }
+        let (s, e) = (s as usize, e as usize);
+        let mut dims: alloc::vec::Vec<usize> = x.dims()[..s].to_vec();
+        dims.push(x.dims()[s..=e].iter().product());
+        dims.extend_from_slice(&x.dims()[e + 1..]);
+        p.reshape(x, &dims)
+    }
     fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         x.try_flatten(self.start_dim, self.end_dim)
     }

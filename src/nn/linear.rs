@@ -2,6 +2,7 @@
 
 use alloc::boxed::Box;
 
+use super::plan::{PlanTensor, Planner, Saves};
 use super::{Lora, Module, init, module::join};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -159,6 +160,42 @@ impl Module for Linear {
             Some(lora) if !lora.is_merged() => y.try_add_tensor(&lora.delta(x)?),
             _ => Ok(y),
         }
+    }
+
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        let w = p.param(&self.weight)?;
+        let b = match &self.bias {
+            Some(b) => Some(p.param(b)?),
+            None => None,
+        };
+        let y = p.linear(x, &w, b.as_ref())?;
+        p.release(w);
+        p.release_opt(b);
+        let lora = match &self.lora {
+            Some(lora) if !lora.is_merged() => lora,
+            _ => return Ok(y),
+        };
+        // The adapter path as `Lora::delta` runs it: dropout (when on and
+        // training), x Aᵀ, then Bᵀ, times the scaling, added to `y`.
+        let h = if lora.dropout() > 0.0 && self.is_training() {
+            p.unary(x, Saves::Output)?
+        } else {
+            p.retain(x)
+        };
+        let a = p.param(&lora.a)?;
+        let ha = p.linear(&h, &a, None)?;
+        p.release(h);
+        p.release(a);
+        let b = p.param(&lora.b)?;
+        let hab = p.linear(&ha, &b, None)?;
+        p.release(ha);
+        p.release(b);
+        let d = p.unary(&hab, Saves::Nothing)?;
+        p.release(hab);
+        let out = p.add_same(&y, &d)?;
+        p.release(y);
+        p.release(d);
+        Ok(out)
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {

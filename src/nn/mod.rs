@@ -13,6 +13,7 @@ mod lora;
 pub mod loss;
 pub(crate) mod module;
 mod norm;
+pub mod plan;
 mod pool;
 mod sequential;
 mod upsample;

@@ -106,6 +106,26 @@ pub trait Module: Send + Sync {
         let _ = (prefix, f);
     }
 
+    /// Describes the forward pass to a memory [`Planner`](crate::nn::plan::Planner)
+    /// from shapes alone: the same buffers the real forward allocates, saves
+    /// for backward and releases, in the same order (see
+    /// [`crate::nn::plan`]). Sub-modules are planned inside
+    /// [`Planner::scope`](crate::nn::plan::Planner::scope) with their names.
+    ///
+    /// The default returns `InvalidArgument` (op `plan`): a module without a
+    /// plan cannot be planned, rather than be planned wrong.
+    fn plan(
+        &self,
+        p: &mut crate::nn::plan::Planner,
+        x: &crate::nn::plan::PlanTensor,
+    ) -> Result<crate::nn::plan::PlanTensor> {
+        let _ = (p, x);
+        Err(Error::InvalidArgument {
+            op: "plan",
+            detail: "a module does not implement Module::plan, so its memory cannot be planned",
+        })
+    }
+
     // ------------------------------------------------------------ provided
 
     /// Training mode (PyTorch's `model.train()`).
@@ -402,6 +422,13 @@ impl<M: Module + ?Sized> Module for alloc::boxed::Box<M> {
     }
     fn visit_linears_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Linear)) {
         (**self).visit_linears_mut(prefix, f)
+    }
+    fn plan(
+        &self,
+        p: &mut crate::nn::plan::Planner,
+        x: &crate::nn::plan::PlanTensor,
+    ) -> Result<crate::nn::plan::PlanTensor> {
+        (**self).plan(p, x)
     }
 }
 

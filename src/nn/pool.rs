@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 
 use super::Module;
 use super::conv::Spatial;
+use super::plan::{PlanTensor, Planner};
 use crate::autograd::needs_grad;
 use crate::error::{Error, Result, unwrap};
 use crate::tensor::{Shape, Tensor};
@@ -387,6 +388,28 @@ impl Module for MaxPool2d {
         } else {
             y.try_squeeze_dim(0)
         }
+    }
+    /// Batched `[N, C, H, W]` inputs only: the result is one new buffer, the
+    /// argmax positions are kept outside the pool, and the gradient is one
+    /// buffer of the input's shape.
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        let &[n, c, h, w] = x.dims() else {
+            return Err(Error::InvalidArgument {
+                op: "plan",
+                detail: "MaxPool2d plans take a batched input [N, C, H, W]",
+            });
+        };
+        let sizes = (
+            self.axes[0].out_size(h, self.ceil_mode),
+            self.axes[1].out_size(w, self.ceil_mode),
+        );
+        let (Some(oh), Some(ow)) = sizes else {
+            return Err(Error::InvalidArgument {
+                op: "plan",
+                detail: "MaxPool2d: the input is too small for the window",
+            });
+        };
+        p.windowed(x, &[n, c, oh, ow])
     }
     fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
     fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}

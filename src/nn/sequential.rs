@@ -4,6 +4,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
+use super::plan::{PlanTensor, Planner};
 use super::{Linear, Module};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -73,6 +74,16 @@ impl Module for Sequential {
         let mut h = x.clone();
         for m in &self.layers {
             h = m.try_forward(&h)?;
+        }
+        Ok(h)
+    }
+
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        let mut h = p.retain(x);
+        for (i, m) in self.layers.iter().enumerate() {
+            let next = p.scope(&format!("{i}"), |p| m.plan(p, &h));
+            p.release(h);
+            h = next?;
         }
         Ok(h)
     }

@@ -9,6 +9,7 @@
 
 use alloc::vec;
 
+use super::matmul::saved;
 use super::{binary_inplace, grad_if, kern, map_binary, map_unary, sum_to_shape};
 use crate::autograd::needs_grad;
 use crate::error::{Result, unwrap};
@@ -113,11 +114,19 @@ impl Tensor {
         if !needs_grad(&[self, other]) {
             return Ok(out);
         }
-        let (a, b) = (self.detach(), other.detach());
+        // d/da reads b and d/db reads a: save each only if the other's
+        // gradient is wanted.
+        let (sa, sb) = (self.shape().clone(), other.shape().clone());
+        let a = other.requires_grad().then(|| self.detach());
+        let b = self.requires_grad().then(|| other.detach());
         Ok(out.record("MulBackward0", &[self, other], move |g, need| {
             Ok(vec![
-                grad_if(need[0], || sum_to_shape(&g.try_mul_tensor(&b)?, a.shape()))?,
-                grad_if(need[1], || sum_to_shape(&g.try_mul_tensor(&a)?, b.shape()))?,
+                grad_if(need[0], || {
+                    sum_to_shape(&g.try_mul_tensor(saved(&b)?)?, &sa)
+                })?,
+                grad_if(need[1], || {
+                    sum_to_shape(&g.try_mul_tensor(saved(&a)?)?, &sb)
+                })?,
             ])
         }))
     }
@@ -129,14 +138,19 @@ impl Tensor {
         if !needs_grad(&[self, other]) {
             return Ok(out);
         }
-        let (a, b, q) = (self.detach(), other.detach(), out.detach());
+        // Both gradients read b; only d/db reads the quotient, and neither a.
+        let sa = self.shape().clone();
+        let b = other.detach();
+        let q = other.requires_grad().then(|| out.detach());
         Ok(out.record("DivBackward0", &[self, other], move |g, need| {
             Ok(vec![
-                grad_if(need[0], || sum_to_shape(&g.try_div_tensor(&b)?, a.shape()))?,
+                grad_if(need[0], || sum_to_shape(&g.try_div_tensor(&b)?, &sa))?,
                 // d(a/b)/db = -(a/b)/b
                 grad_if(need[1], || {
                     sum_to_shape(
-                        &g.try_mul_tensor(&q)?.try_div_tensor(&b)?.try_neg()?,
+                        &g.try_mul_tensor(saved(&q)?)?
+                            .try_div_tensor(&b)?
+                            .try_neg()?,
                         b.shape(),
                     )
                 })?,

@@ -32,15 +32,16 @@ use crate::autograd::needs_grad;
 use crate::error::{Error, Result, unwrap};
 use crate::kernels::gemm::{MatMut, MatRef};
 use crate::tensor::layout::{Layout, Walker};
+use crate::tensor::storage::Storage;
 use crate::tensor::{Shape, Tensor};
 
 /// C = alpha * A B + beta * C through the packed SIMD GEMM
 /// ([`crate::kernels::gemm::sgemm`]); beta == 0 ignores C's prior contents.
 /// Every product of this module goes through here.
-fn sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+fn sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) -> Result<()> {
     #[cfg(all(test, feature = "std"))]
     trace::record(&a, &b);
-    crate::kernels::gemm::sgemm(alpha, a, b, beta, c)
+    crate::kernels::gemm::try_sgemm_fused(alpha, a, b, beta, c, Default::default())
 }
 
 /// Test-only record of the operands `sgemm` was called with, to check that
@@ -180,7 +181,7 @@ fn fold(l: &Layout, nb: usize, d: usize) -> Option<usize> {
 /// `batch + [k, n]`, and `lc` (`batch + [m, n]`) lays C out in `c`, a fresh
 /// buffer holding exactly C's elements. Where `lc` has stride 0 along a batch
 /// dimension, C is the sum of the products over it.
-fn batched(a: &Operand, b: &Operand, c: &mut [f32], lc: &Layout) {
+fn batched(a: &Operand, b: &Operand, c: &mut [f32], lc: &Layout) -> Result<()> {
     let r = lc.rank();
     let nb = r - 2;
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
@@ -188,11 +189,11 @@ fn batched(a: &Operand, b: &Operand, c: &mut [f32], lc: &Layout) {
     let count: usize = batch.iter().product();
     let sc = lc.strides();
     if m == 0 || n == 0 {
-        return;
+        return Ok(());
     }
     if count == 0 {
         c.fill(0.0); // a sum over an empty batch
-        return;
+        return Ok(());
     }
     let ccs = sc[r - 1];
     let reduced = (0..nb).any(|i| batch[i] != 1 && sc[i] == 0);
@@ -209,8 +210,8 @@ fn batched(a: &Operand, b: &Operand, c: &mut [f32], lc: &Layout) {
                 bm,
                 0.0,
                 mat_mut(c, lc.offset(), count * m, n, crs, ccs),
-            );
-            return;
+            )?;
+            return Ok(());
         }
     }
     if count > 1 && batch_repeats(lc, nb) {
@@ -228,8 +229,8 @@ fn batched(a: &Operand, b: &Operand, c: &mut [f32], lc: &Layout) {
                 bm,
                 0.0,
                 mat_mut(c, lc.offset(), m, n, sc[r - 2], ccs),
-            );
-            return;
+            )?;
+            return Ok(());
         }
     }
     let beta = if reduced {
@@ -252,9 +253,10 @@ fn batched(a: &Operand, b: &Operand, c: &mut [f32], lc: &Layout) {
                 b.mat(at(1)),
                 beta,
                 mat_mut(c, at(2), m, n, sc[r - 2], ccs),
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 /// Whether a matrix layout (last two dimensions) is column-major, so a
@@ -286,8 +288,9 @@ fn product(a: &Operand, b: &Operand, c_shape: &Shape, col_major: bool) -> Result
     };
     let lc = own.broadcast_to("matmul", &full)?;
     // A fresh buffer of C's size, written through `lc` (and so laid out as `own`).
-    let buf = Tensor::try_from_fill(own.shape().clone(), |c| batched(a, b, c, &lc))?;
-    Ok(Tensor::from_parts(buf.storage, own))
+    let mut buf = Storage::try_for_overwrite(own.shape().numel())?;
+    batched(a, b, buf.unique_mut(), &lc)?;
+    Ok(Tensor::from_parts(buf, own))
 }
 
 // ------------------------------------------------------------------ plans
@@ -405,15 +408,17 @@ fn plan(op: &'static str, a: &Tensor, b: &Tensor) -> Result<Plan> {
 
 /// A gradient computed for an operand's promoted matrix, in the operand's own
 /// shape.
-fn undo_promotion(g: Tensor, operand: &Tensor) -> Result<Tensor> {
-    if g.dims() == operand.dims() {
+fn undo_promotion(g: Tensor, shape: &Shape) -> Result<Tensor> {
+    if g.dims() == shape.dims() {
         Ok(g)
     } else {
-        g.try_reshape(operand.shape())
+        g.try_reshape(shape)
     }
 }
 
-/// Runs a planned product and records its gradient as `name`.
+/// Runs a planned product and records its gradient as `name`. Each operand
+/// is saved only if the other one's gradient is wanted (dA reads B, dB reads
+/// A).
 fn run(name: &'static str, p: Plan, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let c = product(
         &Operand::new(a, p.la.clone()),
@@ -425,7 +430,9 @@ fn run(name: &'static str, p: Plan, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !needs_grad(&[a, b]) {
         return Ok(out);
     }
-    let (sa, sb) = (a.detach(), b.detach());
+    let (la_own, lb_own) = (a.layout.clone(), b.layout.clone());
+    let sa = b.requires_grad().then(|| a.detach());
+    let sb = a.requires_grad().then(|| b.detach());
     Ok(out.record(name, &[a, b], move |g, need| {
         let nb = p.full.rank() - 2;
         // The gradient as `batch + [m, n]`, the promoted dimensions put back.
@@ -440,15 +447,15 @@ fn run(name: &'static str, p: Plan, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         Ok(vec![
             // dA = g B^T, summed over A's broadcast batch dimensions.
             grad_if(need[0], || {
-                let bt = Operand::new(&sb, p.lb.transpose(nb, nb + 1));
-                let col = !p.drop_m && column_major(&sa.layout);
-                undo_promotion(product(&go, &bt, &p.a_mat, col)?, &sa)
+                let bt = Operand::new(saved(&sb)?, p.lb.transpose(nb, nb + 1));
+                let col = !p.drop_m && column_major(&la_own);
+                undo_promotion(product(&go, &bt, &p.a_mat, col)?, la_own.shape())
             })?,
             // dB = A^T g, summed over B's broadcast batch dimensions.
             grad_if(need[1], || {
-                let at = Operand::new(&sa, p.la.transpose(nb, nb + 1));
-                let col = !p.drop_n && column_major(&sb.layout);
-                undo_promotion(product(&at, &go, &p.b_mat, col)?, &sb)
+                let at = Operand::new(saved(&sa)?, p.la.transpose(nb, nb + 1));
+                let col = !p.drop_n && column_major(&lb_own);
+                undo_promotion(product(&at, &go, &p.b_mat, col)?, lb_own.shape())
             })?,
         ])
     }))
@@ -672,49 +679,16 @@ impl Tensor {
         };
         let mut shape: Vec<usize> = self.dims()[..self.rank() - 1].to_vec();
         shape.push(out_f);
-        let out = Tensor::try_from_fill(Shape::new(&[rows, out_f])?, |c| {
-            if rows == 0 || out_f == 0 {
-                return;
-            }
-            if in_f == 0 {
-                match &bias_c {
-                    Some(b) => {
-                        for row in c.chunks_exact_mut(out_f) {
-                            row.copy_from_slice(b.as_slice().expect("contiguous"));
-                        }
-                    }
-                    None => c.fill(0.0),
-                }
-                return;
-            }
-            let a = MatRef {
-                data: &x2.storage.as_slice()[x2.offset()..],
-                rows,
-                cols: in_f,
-                row_stride: x2.strides()[0],
-                col_stride: 1,
-            };
-            let w = MatRef {
-                data: &weight.storage.as_slice()[weight.offset()..],
-                rows: in_f,
-                cols: out_f,
-                row_stride: weight.strides()[1],
-                col_stride: weight.strides()[0],
-            };
-            let cm = MatMut {
-                data: c,
-                rows,
-                cols: out_f,
-                row_stride: out_f,
-                col_stride: 1,
-            };
-            let epilogue = crate::kernels::gemm::Epilogue {
-                bias: bias_c.as_ref().map(|b| b.as_slice().expect("contiguous")),
-                relu: false,
-            };
-            crate::kernels::gemm::sgemm_fused(1.0, a, w, 0.0, cm, epilogue);
-        })?
-        .try_reshape(&shape[..])?;
+        let mut c = Storage::try_for_overwrite(rows.saturating_mul(out_f))?;
+        linear_into(
+            &x2,
+            weight,
+            bias_c.as_ref(),
+            c.unique_mut(),
+            (rows, in_f, out_f),
+        )?;
+        let out = Tensor::from_parts(c, Layout::contiguous(Shape::new(&[rows, out_f])?))
+            .try_reshape(&shape[..])?;
         let mut inputs: Vec<&Tensor> = vec![self, weight];
         if let Some(b) = bias {
             inputs.push(b);
@@ -722,12 +696,19 @@ impl Tensor {
         if !needs_grad(&inputs) {
             return Ok(out);
         }
-        let (x_shape, w_saved) = (self.shape().clone(), weight.detach());
+        // Save only what the wanted gradients read: dx = g W needs the
+        // weight, dW = g^T x the input, db = sum(g) neither (a frozen weight
+        // with a trained bias keeps no activation alive).
+        let x_shape = self.shape().clone();
+        let w_saved = self.requires_grad().then(|| weight.detach());
+        let x_saved = weight.requires_grad().then_some(x2);
         Ok(out.record("LinearBackward0", &inputs, move |g, need| {
             let g2 = g.try_reshape([rows, out_f])?;
             let mut grads = vec![
-                grad_if(need[0], || g2.try_matmul(&w_saved)?.try_reshape(&x_shape))?,
-                grad_if(need[1], || g2.try_t()?.try_matmul(&x2))?,
+                grad_if(need[0], || {
+                    g2.try_matmul(saved(&w_saved)?)?.try_reshape(&x_shape)
+                })?,
+                grad_if(need[1], || g2.try_t()?.try_matmul(saved(&x_saved)?))?,
             ];
             if need.len() == 3 {
                 grads.push(grad_if(need[2], || g2.try_sum_dims([0], false))?);
@@ -735,4 +716,64 @@ impl Tensor {
             Ok(grads)
         }))
     }
+}
+
+/// A tensor an op saved for a gradient it was told would be wanted; an
+/// internal error if the backward pass asks for another one.
+pub(crate) fn saved(t: &Option<Tensor>) -> Result<&Tensor> {
+    t.as_ref().ok_or(Error::InvalidArgument {
+        op: "backward",
+        detail: "internal error: a gradient was asked for that the op did not save inputs for",
+    })
+}
+
+/// `c = x2 W^T + bias` for `x2` `[rows, in]` (unit column stride), `W`
+/// `[out, in]`, `c` `[rows, out]` contiguous.
+fn linear_into(
+    x2: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    c: &mut [f32],
+    (rows, in_f, out_f): (usize, usize, usize),
+) -> Result<()> {
+    if rows == 0 || out_f == 0 {
+        return Ok(());
+    }
+    if in_f == 0 {
+        match bias {
+            Some(b) => {
+                for row in c.chunks_exact_mut(out_f) {
+                    row.copy_from_slice(b.as_slice().expect("contiguous"));
+                }
+            }
+            None => c.fill(0.0),
+        }
+        return Ok(());
+    }
+    let a = MatRef {
+        data: &x2.storage.as_slice()[x2.offset()..],
+        rows,
+        cols: in_f,
+        row_stride: x2.strides()[0],
+        col_stride: 1,
+    };
+    let w = MatRef {
+        data: &weight.storage.as_slice()[weight.offset()..],
+        rows: in_f,
+        cols: out_f,
+        row_stride: weight.strides()[1],
+        col_stride: weight.strides()[0],
+    };
+    let cm = MatMut {
+        data: c,
+        rows,
+        cols: out_f,
+        row_stride: out_f,
+        col_stride: 1,
+    };
+    let epilogue = crate::kernels::gemm::Epilogue {
+        bias: bias.map(|b| b.as_slice().expect("contiguous")),
+        relu: false,
+    };
+    crate::kernels::gemm::try_sgemm_fused(1.0, a, w, 0.0, cm, epilogue)
 }

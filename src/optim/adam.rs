@@ -252,6 +252,10 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
+    fn state_tensors_per_param(&self) -> usize {
+        2 + usize::from(self.core.groups.iter().any(|h| h.amsgrad))
+    }
+
     fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()> {
         let slots = self.core.resolve(params)?;
         let _no_grad = NoGradGuard::new();
@@ -432,6 +436,10 @@ impl AdamW {
 }
 
 impl Optimizer for AdamW {
+    fn state_tensors_per_param(&self) -> usize {
+        self.0.state_tensors_per_param()
+    }
+
     fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()> {
         self.0.step(params)
     }

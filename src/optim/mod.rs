@@ -119,6 +119,12 @@ pub trait Optimizer: Send {
         self.step(&mut m.parameters_mut())
     }
 
+    /// State tensors the optimizer keeps per trained parameter, each of the
+    /// parameter's shape (the most any group needs): 0 for plain SGD, 1 with
+    /// momentum, 2 for Adam (3 with AMSGrad), 1 to 3 for RMSprop. Memory plans
+    /// ([`crate::nn::plan`]) count them.
+    fn state_tensors_per_param(&self) -> usize;
+
     /// Learning rate of each group, in group order.
     fn lrs(&self) -> Vec<f32>;
 

@@ -199,6 +199,12 @@ impl RmsProp {
 }
 
 impl Optimizer for RmsProp {
+    fn state_tensors_per_param(&self) -> usize {
+        let g = &self.core.groups;
+        1 + usize::from(g.iter().any(|h| h.momentum > 0.0))
+            + usize::from(g.iter().any(|h| h.centered))
+    }
+
     fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()> {
         let slots = self.core.resolve(params)?;
         let _no_grad = NoGradGuard::new();

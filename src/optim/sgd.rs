@@ -194,6 +194,10 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
+    fn state_tensors_per_param(&self) -> usize {
+        usize::from(self.core.groups.iter().any(|g| g.momentum != 0.0))
+    }
+
     fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()> {
         let slots = self.core.resolve(params)?;
         let _no_grad = NoGradGuard::new();

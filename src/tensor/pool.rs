@@ -43,9 +43,11 @@
 //! [`stats`] reports bytes in use, peak, cached and reserved, and hits/misses.
 //! Under `std` the per-thread counters are kept without atomic read-modify-writes;
 //! the in-use total is exact whenever no allocation is in flight, and the peak is
-//! sampled when a thread's unreported in-use change exceeds 256 KiB (or on every
-//! system allocation), so it may read up to 256 KiB per thread low. Without `std`
-//! every figure is exact.
+//! raised on every allocation from the global total plus the allocating thread's
+//! unreported change: exact when one thread allocates and frees at a time, and
+//! otherwise off by at most the other threads' unreported changes (under 256 KiB
+//! each).
+//! Without `std` every figure is exact.
 
 use core::alloc::Layout as AllocLayout;
 use core::ptr::{self, NonNull};
@@ -147,6 +149,20 @@ static MISSES: AtomicUsize = AtomicUsize::new(0);
 fn note_in_use_add(bytes: usize) {
     let now = IN_USE.fetch_add(bytes, Relaxed).wrapping_add(bytes);
     PEAK.fetch_max(now, Relaxed);
+}
+
+/// Raises the peak to the global in-use total plus this thread's unreported
+/// change `pending`, if that is higher (two relaxed loads per allocation; the
+/// read-modify-write only when the peak rises). Makes the peak exact when one
+/// thread allocates, as in a training step whose kernels take their scratch on
+/// the calling thread.
+#[cfg(feature = "std")]
+#[inline]
+fn note_peak_with_pending(pending: isize) {
+    let now = (IN_USE.load(Relaxed) as isize).wrapping_add(pending) as usize;
+    if now > PEAK.load(Relaxed) && now <= isize::MAX as usize {
+        PEAK.fetch_max(now, Relaxed);
+    }
 }
 
 /// Current pool counters.
@@ -570,6 +586,9 @@ mod local {
                 }
             } else {
                 self.stats.pending.store(p, Relaxed);
+                if delta > 0 {
+                    note_peak_with_pending(p);
+                }
             }
         }
 
@@ -850,6 +869,60 @@ mod trimmer {
                 true
             }
         });
+    }
+}
+
+// ------------------------------------------------------ work buffers
+
+/// A work buffer from the pool: GEMM packing, reduction scratch and other
+/// memory an operation needs only while it runs. It is accounted like a
+/// tensor (in use, peak, budget) and returned to the pool when dropped, so
+/// the pool's peak covers every buffer of a training step.
+///
+/// This module depends only on `error` and `sync`, so the kernels (which
+/// sit below tensors) may take their scratch from here.
+pub(crate) struct WorkBuf {
+    hdr: NonNull<Header>,
+}
+
+// SAFETY: a `WorkBuf` owns its block exclusively (it is never shared or
+// cloned); blocks are plain heap memory with no thread affinity.
+unsafe impl Send for WorkBuf {}
+// SAFETY: `&WorkBuf` only permits reads of the owned block.
+unsafe impl Sync for WorkBuf {}
+
+impl WorkBuf {
+    /// A 64-byte aligned buffer of `len` floats with unspecified (but
+    /// initialised) contents, or `OutOfMemory`.
+    pub(crate) fn try_new(len: usize) -> Result<WorkBuf> {
+        Ok(WorkBuf { hdr: alloc(len)? })
+    }
+
+    /// The elements.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: the block holds `len` initialised f32 (the pool never hands
+        // out uninitialised memory), and `&mut self` is the only access to it.
+        unsafe { core::slice::from_raw_parts_mut(data_ptr(self.hdr), (*self.hdr.as_ptr()).len) }
+    }
+}
+
+impl Drop for WorkBuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the block exclusively (refcount 1, never shared) and
+        // do not touch it again.
+        unsafe { free(self.hdr) }
+    }
+}
+
+/// Bytes the pool accounts for a buffer of `len` floats (tensor or work
+/// buffer) allocated with pooling on: its size class, or the exact size past
+/// [`MAX_POOLED_BYTES`]. This is what [`stats`] adds to `bytes_in_use` for it,
+/// so a memory plan built from it predicts the pool's figures.
+pub fn block_bytes(len: usize) -> usize {
+    let bytes = len.saturating_mul(4);
+    match class_of(bytes) {
+        Some(c) => class_bytes(c),
+        None => bytes.max(4),
     }
 }
 

@@ -28,9 +28,11 @@
 //! number of threads. Different ISA paths may differ in the last bits (fused
 //! vs unfused multiply-add, order of partial sums).
 //!
-//! Scratch memory for packing comes from one function (`scratch.rs`) and is
-//! kept per thread: once each thread has run the largest product of a
-//! workload, later calls make no allocator calls.
+//! Scratch memory for packing is one block of the crate's memory pool per
+//! call (`scratch.rs`), taken on the calling thread and split between the
+//! tasks that run at once, so the pool's statistics and budget cover it
+//! ([`scratch_bytes`] predicts its size). The pool caches freed blocks, so a
+//! warm workload makes no allocator calls.
 
 mod driver;
 mod gemv;
@@ -52,11 +54,10 @@ mod tests;
 
 use core::marker::PhantomData;
 
+use crate::error::Result;
 use crate::kernels::Isa;
 use driver::{Arch, Problem};
 use kernel::Bias;
-
-pub(crate) use scratch::with_scratch;
 
 /// A read-only matrix view: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]` for `i < rows`, `j < cols`.
@@ -323,8 +324,10 @@ pub fn sgemm_batched(
 /// benchmarks that compare paths without changing the global choice.
 ///
 /// # Panics
-/// As [`sgemm_batched`], and if this CPU cannot run `cfg.isa`.
+/// As [`sgemm_batched`], if this CPU cannot run `cfg.isa`, and if the memory
+/// pool cannot provide the packing scratch (see [`try_sgemm_with`]).
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub fn sgemm_with(
     cfg: Config,
     batch: Batch,
@@ -335,6 +338,28 @@ pub fn sgemm_with(
     c: MatMut<'_>,
     epilogue: Epilogue<'_>,
 ) {
+    crate::error::unwrap(try_sgemm_with(cfg, batch, alpha, a, b, beta, c, epilogue))
+}
+
+/// [`sgemm_with`], returning `OutOfMemory` (with C untouched) when the memory
+/// pool cannot provide the packing scratch ([`scratch_bytes`] tells how much
+/// a call takes).
+///
+/// # Panics
+/// On shapes, slices or strides that do not fit (as [`sgemm_batched`]), and
+/// if this CPU cannot run `cfg.isa`.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn try_sgemm_with(
+    cfg: Config,
+    batch: Batch,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    epilogue: Epilogue<'_>,
+) -> Result<()> {
     let p = problem(batch, alpha, a, b, beta, c, epilogue);
     let threads = cfg.threads.max(1);
     match cfg.isa {
@@ -360,6 +385,30 @@ pub fn sgemm_with(
         #[allow(unreachable_patterns)]
         other => unsupported(other),
     }
+}
+
+/// [`sgemm_fused`] on the path in force, returning `OutOfMemory` instead of
+/// panicking when the pool cannot provide the scratch (the tensor operations
+/// call this).
+#[track_caller]
+pub(crate) fn try_sgemm_fused(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    epilogue: Epilogue<'_>,
+) -> Result<()> {
+    try_sgemm_with(
+        Config::current(),
+        Batch::ONE,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        epilogue,
+    )
 }
 
 #[cold]
@@ -488,7 +537,7 @@ fn problem<'a>(
         }
         None => Bias::None,
     };
-    let mut p = Problem {
+    let p = Problem {
         m,
         n,
         k,
@@ -511,6 +560,13 @@ fn problem<'a>(
         relu: epilogue.relu,
         _life: PhantomData,
     };
+    normalize(p)
+}
+
+/// Makes C's contiguous dimension the vector dimension (transposing the
+/// product if C is column-major or a column) so a matrix-vector product
+/// becomes `m == 1`.
+fn normalize(mut p: Problem<'_>) -> Problem<'_> {
     let c_col_major = p.c_rs == 1 && p.c_cs != 1;
     if p.m != 1 && (p.n == 1 || c_col_major) {
         // C^T = B^T A^T: same elements, roles swapped.
@@ -548,14 +604,82 @@ fn for_each_task(threads: usize, n: usize, f: impl Fn(usize) + Sync) {
     }
 }
 
-/// Plans and runs `p` on path `s`.
-fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) {
+/// Plans and runs `p` on path `s`, its scratch from the pool (one block on
+/// the calling thread, one region per concurrent task).
+fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
     let plan = driver::plan(p, S::BLOCKING, S::W, threads);
     if plan.tasks == 0 {
-        return;
+        return Ok(());
     }
-    let len = plan.scratch_len;
-    for_each_task(plan.threads, plan.tasks, |t| {
-        with_scratch(len, |buf| s.run(p, &plan, t, buf))
+    let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
+    scratch::with_slots(plan.scratch_len, slots, |sl| {
+        for_each_task(slots, plan.tasks, |t| {
+            sl.with(|buf| s.run(p, &plan, t, buf))
+        })
+    })
+}
+
+/// Pool bytes of the packing scratch one product takes while it runs (0 if
+/// it needs none), on path `cfg.isa` with up to `cfg.threads` threads: what
+/// [`try_sgemm_with`] on operands of these shapes and strides allocates. The
+/// shapes and strides are given as `(rows, cols, row_stride, col_stride)`;
+/// only they matter, not the data. Memory plans use this, since the size
+/// differs per path (tile shape and cache blocking).
+pub fn scratch_bytes(
+    cfg: Config,
+    batch: usize,
+    a: (usize, usize, usize, usize),
+    b: (usize, usize, usize, usize),
+    c: (usize, usize, usize, usize),
+) -> usize {
+    let (blocking, w) = match cfg.isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => (
+            <avx2::Avx2 as Arch>::BLOCKING,
+            <avx2::Avx2 as simd::Simd>::W,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => (
+            <avx512::Avx512 as Arch>::BLOCKING,
+            <avx512::Avx512 as simd::Simd>::W,
+        ),
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        Isa::Neon => (
+            <neon::Neon as Arch>::BLOCKING,
+            <neon::Neon as simd::Simd>::W,
+        ),
+        _ => (
+            <simd::Scalar as Arch>::BLOCKING,
+            <simd::Scalar as simd::Simd>::W,
+        ),
+    };
+    let p = normalize(Problem {
+        m: a.0,
+        n: b.1,
+        k: a.1,
+        a: core::ptr::null(),
+        a_rs: a.2,
+        a_cs: a.3,
+        a_bs: 0,
+        b: core::ptr::null(),
+        b_rs: b.2,
+        b_cs: b.3,
+        b_bs: 0,
+        c: core::ptr::null_mut(),
+        c_rs: c.2,
+        c_cs: c.3,
+        c_bs: 0,
+        batch,
+        alpha: 1.0,
+        beta: 0.0,
+        bias: Bias::None,
+        relu: false,
+        _life: PhantomData,
     });
+    let plan = driver::plan(&p, blocking, w, cfg.threads.max(1));
+    if plan.tasks == 0 {
+        return 0;
+    }
+    let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
+    crate::tensor::pool::block_bytes(scratch::block_len(plan.scratch_len, slots))
 }

@@ -1,73 +1,116 @@
-//! Scratch memory for packing, reused across calls so the steady state makes no
-//! allocator calls.
+//! Scratch memory for packing, taken from the crate's memory pool
+//! ([`crate::tensor::pool`]) so it is accounted (in use, peak, budget) like
+//! every other buffer of a training step.
 //!
-//! Everything the GEMM code needs goes through [`with_scratch`]; its body is the
-//! one place to change to take the memory from the crate's pool instead. Today:
-//! a per-thread `Vec` under `std`, one global `Vec` behind
-//! [`crate::sync::Mutex`] without it. The buffer is taken out of its slot while
-//! in use (the lock is not held meanwhile), so a nested or concurrent call never
-//! blocks: it finds the slot empty and allocates its own buffer, which is then
-//! kept if it is the larger one.
+//! A call takes one pool block on the calling thread for all the tasks that
+//! may run at once, split into one region per concurrent task, and returns it
+//! when the call ends. The pool keeps freed blocks per size class and thread,
+//! so a warm training loop makes no system-allocator calls for it. Running
+//! out of budget is an [`Error::OutOfMemory`](crate::Error::OutOfMemory)
+//! before any task starts.
 
-use alloc::vec::Vec;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Runs `f` on a 64-byte-aligned slice of exactly `len` floats.
-///
-/// The contents are unspecified (left over from earlier calls) but initialised.
-/// The buffer grows on demand and is kept for the next call on this thread.
-pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    let mut buf = take();
-    // 15 spare floats let the slice start on a 64-byte boundary.
-    let need = len + 15;
-    if buf.len() < need {
-        // Grow geometrically so a sequence of growing calls allocates rarely.
-        let new_len = need.max(buf.len() + buf.len() / 2);
-        buf.clear();
-        buf.resize(new_len, 0.0);
-    }
-    let off = buf.as_ptr().align_offset(64).min(15);
-    let r = f(&mut buf[off..off + len]);
-    give_back(buf);
-    r
+use crate::error::Result;
+use crate::tensor::pool::WorkBuf;
+
+/// Most tasks that share one call's scratch at once (bits of the claim mask;
+/// `AtomicUsize` because 32-bit boards have no 64-bit atomics).
+pub(super) const MAX_SLOTS: usize = usize::BITS as usize;
+
+/// Floats of one task's region: `len` rounded up to whole 64-byte lines, so
+/// every region starts 64-byte aligned.
+#[inline]
+pub(super) fn region_len(len: usize) -> usize {
+    len.div_ceil(16) * 16
 }
 
-#[cfg(feature = "std")]
-std::thread_local! {
-    static SLOT: core::cell::Cell<Vec<f32>> = const { core::cell::Cell::new(Vec::new()) };
+/// Floats of the pool block a call with `slots` concurrent tasks of `len`
+/// scratch floats each takes (see [`with_slots`]).
+#[inline]
+pub(super) fn block_len(len: usize, slots: usize) -> usize {
+    region_len(len) * slots.clamp(1, MAX_SLOTS)
 }
 
-#[cfg(feature = "std")]
-fn take() -> Vec<f32> {
-    // During thread teardown the slot may be gone: fall back to a fresh buffer.
-    SLOT.try_with(|s| s.take()).unwrap_or_default()
+/// `slots` regions of `len` floats each, handed to concurrently running
+/// tasks: a task claims a free region, runs, and releases it.
+pub(super) struct Slots<'a> {
+    ptr: *mut f32,
+    region: usize,
+    slots: usize,
+    busy: AtomicUsize,
+    _life: PhantomData<&'a mut [f32]>,
 }
 
-#[cfg(feature = "std")]
-fn give_back(buf: Vec<f32>) {
-    let _ = SLOT.try_with(|s| {
-        let old = s.take();
-        s.set(if old.capacity() > buf.capacity() {
-            old
+// SAFETY: regions are handed out exclusively through the `busy` mask (a
+// claimed region is used by one task until it releases it), so sharing the
+// `Slots` between the threads running the tasks is sound.
+unsafe impl Sync for Slots<'_> {}
+
+impl Slots<'_> {
+    /// Runs `f` on a region no other running task holds.
+    ///
+    /// # Panics
+    /// If more than `slots` tasks run at once (the caller bounds the threads
+    /// by `slots`).
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        let full = if self.slots >= MAX_SLOTS {
+            usize::MAX
         } else {
-            buf
-        });
-    });
-}
-
-#[cfg(not(feature = "std"))]
-static SLOT: crate::sync::Mutex<Vec<f32>> = crate::sync::Mutex::new(Vec::new());
-
-#[cfg(not(feature = "std"))]
-fn take() -> Vec<f32> {
-    core::mem::take(&mut *SLOT.lock())
-}
-
-#[cfg(not(feature = "std"))]
-fn give_back(buf: Vec<f32>) {
-    let mut slot = SLOT.lock();
-    if slot.capacity() < buf.capacity() {
-        *slot = buf;
+            (1usize << self.slots) - 1
+        };
+        let mut cur = self.busy.load(Ordering::Relaxed);
+        let i = loop {
+            let free = !cur & full;
+            assert!(free != 0, "gemm scratch: more concurrent tasks than slots");
+            let i = free.trailing_zeros();
+            match self.busy.compare_exchange_weak(
+                cur,
+                cur | (1 << i),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break i as usize,
+                Err(now) => cur = now,
+            }
+        };
+        struct Release<'b>(&'b AtomicUsize, usize);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_and(!self.1, Ordering::Release);
+            }
+        }
+        let _release = Release(&self.busy, 1 << i);
+        // SAFETY: region `i` lies inside the block (i < slots, each region
+        // `region` floats), and the claim bit makes this task its only user
+        // until `_release` drops.
+        let buf =
+            unsafe { core::slice::from_raw_parts_mut(self.ptr.add(i * self.region), self.region) };
+        f(buf)
     }
+}
+
+/// Runs `f` with `slots` (at most [`MAX_SLOTS`]) regions of at least `len`
+/// floats each, 64-byte aligned, from one pool block; `OutOfMemory` if the
+/// pool cannot provide it. Contents are unspecified but initialised.
+pub(super) fn with_slots<R>(
+    len: usize,
+    slots: usize,
+    f: impl FnOnce(&Slots<'_>) -> R,
+) -> Result<R> {
+    let slots = slots.clamp(1, MAX_SLOTS);
+    let region = region_len(len);
+    let mut buf = WorkBuf::try_new(region * slots)?;
+    let data = buf.as_mut_slice();
+    let s = Slots {
+        ptr: data.as_mut_ptr(),
+        region,
+        slots,
+        busy: AtomicUsize::new(0),
+        _life: PhantomData,
+    };
+    Ok(f(&s))
 }
 
 #[cfg(test)]
@@ -75,34 +118,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn aligned_exact_and_reused() {
-        let p1 = with_scratch(100, |b| {
-            assert_eq!(b.len(), 100);
-            assert_eq!(b.as_ptr() as usize % 64, 0);
-            b.fill(1.0);
-            b.as_ptr() as usize
-        });
-        let p2 = with_scratch(50, |b| {
-            assert_eq!(b.len(), 50);
-            assert_eq!(b.as_ptr() as usize % 64, 0);
-            b.as_ptr() as usize
-        });
-        // Single-threaded test: the second call reuses the first buffer
-        // (under no_std the global slot could be shared with another test).
-        if cfg!(feature = "std") {
-            assert_eq!(p1, p2);
-        }
-    }
-
-    #[test]
-    fn nested_calls_get_distinct_buffers() {
-        with_scratch(64, |outer| {
-            outer.fill(3.0);
-            with_scratch(64, |inner| {
-                inner.fill(4.0);
-                assert_ne!(outer.as_ptr(), inner.as_ptr());
+    fn regions_are_aligned_and_distinct() {
+        with_slots(100, 3, |s| {
+            s.with(|b| {
+                assert_eq!(b.len(), 112);
+                assert_eq!(b.as_ptr() as usize % 64, 0);
+                b.fill(1.0);
+                // A nested claim gets another region.
+                s.with(|inner| {
+                    assert_ne!(inner.as_ptr(), b.as_ptr());
+                    assert_eq!(inner.as_ptr() as usize % 64, 0);
+                });
             });
-            assert!(outer.iter().all(|&x| x == 3.0));
-        });
+        })
+        .unwrap();
     }
 }
