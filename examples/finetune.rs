@@ -32,6 +32,7 @@ use std::time::Instant;
 use train_station::data::{DataLoader, TensorDataset};
 use train_station::io::{load_checkpoint, save_adapter};
 use train_station::nn::loss::{CrossEntropyOptions, cross_entropy};
+use train_station::nn::plan::{Category, PlanLoss, plan_step};
 use train_station::nn::{LoraConfig, Module, Sequential};
 use train_station::optim::{Adam, AdamConfig, CosineAnnealingLr, LrScheduler, Optimizer};
 use train_station::tensor::pool;
@@ -293,18 +294,28 @@ fn finetune(
     let mut schedule = CosineAnnealingLr::new(&mut opt, epochs, 0.0);
     let mut loader = DataLoader::new(rot_train, 32).shuffle(3);
     let ce = CrossEntropyOptions::default();
-    // The memory plan of one step goes here (h-plan's API), to be compared
-    // with the measured peak printed after training.
+    // The memory one step needs, planned from shapes before the first step
+    // (and checked against the pool's budget), then compared with the pool's
+    // measured peak below. Parameters, optimizer state and the batch are in
+    // use before a step starts; the step adds the rest.
+    let plan = plan_step(&model, &[32, 64], PlanLoss::CrossEntropy, &opt)?;
+    plan.check_budget()?;
+    println!("{plan}");
+    let planned_step = plan.peak_bytes()
+        - plan.at_peak(Category::Parameters)
+        - plan.at_peak(Category::OptimizerState)
+        - plan.at_peak(Category::Inputs);
     let start = Instant::now();
     let mut rot_after = rot_before;
     let mut step_peak = 0usize;
+    let mut steps = 0usize;
     for epoch in 1..=epochs {
         let (mut total, mut batches) = (0.0f32, 0usize);
         for batch in loader.epoch() {
+            model.zero_grad();
             pool::reset_peak();
             let before_step = pool::stats().bytes_in_use;
             let loss = cross_entropy(&model.try_forward(&batch[0])?, &batch[1], &ce);
-            model.zero_grad();
             loss.try_backward()?;
             let mut params: Vec<&mut Tensor> = model
                 .parameters_mut()
@@ -312,7 +323,11 @@ fn finetune(
                 .filter(|p| p.requires_grad())
                 .collect();
             opt.step(&mut params)?;
-            step_peak = step_peak.max(pool::stats().peak_bytes_in_use - before_step);
+            // The first step also allocates the optimizer's state.
+            if steps > 0 {
+                step_peak = step_peak.max(pool::stats().peak_bytes_in_use - before_step);
+            }
+            steps += 1;
             total += loss.item();
             batches += 1;
         }
@@ -327,10 +342,14 @@ fn finetune(
             );
         }
     }
+    let off = 100.0 * (step_peak as f64 / planned_step as f64 - 1.0);
     println!(
-        "measured pool peak of one training step (batch 32), above what was in use before it: \
-         {:.1} KiB (pool::stats; with std the peak is sampled and may read up to 256 KiB low)",
-        step_peak as f32 / 1024.0
+        "one training step (batch 32) above parameters, optimizer state and batch: planned {planned_step} B, \
+         measured {step_peak} B ({off:+.1} %)"
+    );
+    assert!(
+        off.abs() <= 10.0,
+        "the measured step peak is {off:+.1} % off the plan"
     );
     let orig_after = accuracy(&model, &data.test_x, &data.test_y)?;
 
