@@ -127,6 +127,19 @@ pub fn train(
     epochs: usize,
     lr: f32,
 ) -> Result<(f32, Adam, CosineAnnealingLr)> {
+    train_with(name, model, data, image_shape, epochs, lr, true)
+}
+
+/// [`train`], printing nothing unless `verbose`.
+pub fn train_with(
+    name: &str,
+    model: &mut Sequential,
+    data: &Split,
+    image_shape: &[usize],
+    epochs: usize,
+    lr: f32,
+    verbose: bool,
+) -> Result<(f32, Adam, CosineAnnealingLr)> {
     let as_input = |x: &Tensor| {
         let mut shape = vec![x.dims()[0]];
         shape.extend_from_slice(image_shape);
@@ -144,12 +157,14 @@ pub fn train(
     let mut schedule = CosineAnnealingLr::new(&mut opt, epochs, 0.0);
     let mut loader = DataLoader::new(&data.train, 32).shuffle(7);
     let ce = CrossEntropyOptions::default();
-    println!(
-        "{name}: {} parameters, {} training / {} test samples",
-        model.num_parameters(),
-        data.train.len(),
-        data.test_y.numel()
-    );
+    if verbose {
+        println!(
+            "{name}: {} parameters, {} training / {} test samples",
+            model.num_parameters(),
+            data.train.len(),
+            data.test_y.numel()
+        );
+    }
     let start = Instant::now();
     let mut test_acc = 0.0;
     for epoch in 1..=epochs {
@@ -165,6 +180,9 @@ pub fn train(
         }
         schedule.step(&mut opt);
         test_acc = accuracy(model, &test_x, &data.test_y)?;
+        if !verbose {
+            continue;
+        }
         println!(
             "{name} epoch {epoch:2}/{epochs}: loss {:.4}  test accuracy {:.2}%  ({:.2} s)",
             total / batches as f32,
