@@ -212,11 +212,12 @@ impl Distributed {
     /// Prints `reason` with this rank to stderr and ends the whole job
     /// (`MPI_Abort` on the world communicator, exit code 1 from `mpirun`).
     pub fn abort(&self, reason: &dyn fmt::Display) -> ! {
-        std::eprintln!(
-            "rank {} of {}: {reason}: aborting the MPI job",
-            self.rank,
-            self.world_size
+        // One write, so that the ranks' messages do not interleave.
+        let line = format!(
+            "rank {} of {}: {reason}: aborting the MPI job\n",
+            self.rank, self.world_size
         );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         SimpleCommunicator::world().abort(1)
     }
 
