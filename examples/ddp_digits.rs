@@ -32,13 +32,13 @@ use std::time::Instant;
 
 use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::Communicator;
-use train_station::data::DistributedSampler;
+use train_station::data::{Batches, DistributedSampler};
 use train_station::distributed::{DistError, Distributed, DistributedDataParallel, SyncStats};
 use train_station::io::{load_checkpoint, save_checkpoint};
 use train_station::nn::loss::{CrossEntropyOptions, try_cross_entropy};
 use train_station::nn::{Module, Sequential};
 use train_station::optim::{Adam, AdamConfig, CosineAnnealingLr, LrScheduler, Optimizer};
-use train_station::{manual_seed, set_num_threads};
+use train_station::{Generator, manual_seed, set_num_threads};
 
 use digits::{Split, accuracy, crate_path, mlp, split_digits, train_with};
 
@@ -139,6 +139,12 @@ fn run(dist: &Distributed, resume: bool, stop_after: usize) -> Result<(), DistEr
     let mut ddp = DistributedDataParallel::new(dist, &mut model)?;
     let (mut opt, mut schedule) = adam(&model);
     let path = crate_path("target/digits/ddp.safetensors");
+    if root {
+        std::fs::create_dir_all(path.parent().expect("a directory")).map_err(|e| DistError {
+            op: "ddp_digits",
+            message: format!("cannot create {}: {e}", path.display()),
+        })?;
+    }
     let mut first_epoch = 1;
     if resume {
         // Every rank reads the file (on a cluster: a shared file system).
@@ -154,8 +160,16 @@ fn run(dist: &Distributed, resume: bool, stop_after: usize) -> Result<(), DistEr
             );
         }
     }
-    let mut sampler =
-        DistributedSampler::new(data.train.len(), dist.world_size(), dist.rank())?.seed(7);
+    // The global batches of the main job: its `DataLoader::shuffle(7)` draws
+    // epoch e's order as the e-th permutation of one generator; the sampler
+    // pads it and gives this rank every world_size-th sample, so the ranks'
+    // t-th batches together are the main job's t-th batch. (A new job would
+    // use the sampler's own shuffle, `set_epoch(e)` each epoch.)
+    let sampler = DistributedSampler::new(data.train.len(), dist.world_size(), dist.rank())?;
+    let mut shuffle = Generator::new(7);
+    for _ in 1..first_epoch {
+        shuffle.permutation(data.train.len());
+    }
     if root {
         println!(
             "ddp mlp: {} ranks x batch {local_batch} = global batch {GLOBAL_BATCH}, {} parameters, \
@@ -170,9 +184,9 @@ fn run(dist: &Distributed, resume: bool, stop_after: usize) -> Result<(), DistEr
     let start = Instant::now();
     let mut test_acc = accuracy(&model, &data.test_x, &data.test_y)?;
     for epoch in first_epoch..=stop_after.min(EPOCHS) {
-        sampler.set_epoch(epoch as u64);
+        let order = sampler.shard(shuffle.permutation(data.train.len()));
         let (mut total, mut steps, mut reduced) = (0.0f64, 0usize, 0usize);
-        for batch in sampler.batches(&data.train, local_batch) {
+        for batch in Batches::over(&data.train, order, local_batch) {
             let (loss, stats) = step(&mut ddp, &mut model, &mut opt, &batch)?;
             total += f64::from(loss);
             steps += 1;
@@ -210,8 +224,15 @@ fn run(dist: &Distributed, resume: bool, stop_after: usize) -> Result<(), DistEr
     }
     // The main job's MLP, one process on whole batches (every rank computes it
     // at the same time rather than waiting for rank 0).
-    let reference = single_process_accuracy()?;
+    let (reference, weights) = single_process()?;
     if root {
+        let max_diff = model
+            .parameters()
+            .iter()
+            .flat_map(|p| p.to_vec())
+            .zip(weights)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        println!("weights after {EPOCHS} epochs: max |ddp - single process| = {max_diff:.1e}");
         let diff = 100.0 * (test_acc - reference).abs();
         println!(
             "final test accuracy: ddp ({} ranks) {:.2}%, single process (train_digits' mlp) \
@@ -230,13 +251,15 @@ fn run(dist: &Distributed, resume: bool, stop_after: usize) -> Result<(), DistEr
     Ok(())
 }
 
-/// The test accuracy of `train_digits`' MLP, trained here the same way.
-fn single_process_accuracy() -> Result<f32, DistError> {
+/// `train_digits`' MLP trained the same way in this process: its test
+/// accuracy and final weights.
+fn single_process() -> Result<(f32, Vec<f32>), DistError> {
     manual_seed(0);
     let data: Split = split_digits()?;
     let mut model = mlp();
     let (acc, _, _) = train_with("mlp", &mut model, &data, &[64], EPOCHS, LR, false)?;
-    Ok(acc)
+    let weights = model.parameters().iter().flat_map(|p| p.to_vec()).collect();
+    Ok((acc, weights))
 }
 
 /// Times training steps on this many ranks (see the module docs).

@@ -204,6 +204,26 @@ pub struct Batches<'a> {
     drop_last: bool,
 }
 
+impl<'a> Batches<'a> {
+    /// The samples of `dataset` at `order`, in batches of `batch_size` (the
+    /// last one smaller if need be), e.g. a [`DistributedSampler::shard`].
+    /// An index out of range panics when its batch is gathered.
+    ///
+    /// # Panics
+    /// If `batch_size` is 0.
+    #[track_caller]
+    pub fn over(dataset: &'a TensorDataset, order: Vec<usize>, batch_size: usize) -> Batches<'a> {
+        assert!(batch_size > 0, "Batches::over: batch_size must be positive");
+        Batches {
+            dataset,
+            order,
+            batch_size,
+            next: 0,
+            drop_last: false,
+        }
+    }
+}
+
 impl Iterator for Batches<'_> {
     type Item = Vec<Tensor>;
 
@@ -334,18 +354,26 @@ impl DistributedSampler {
 
     /// This rank's sample indices for the current epoch, in order.
     pub fn indices(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = if self.shuffle {
+        let order: Vec<usize> = if self.shuffle {
             Generator::new(self.seed.wrapping_add(self.epoch)).permutation(self.len)
         } else {
             (0..self.len).collect()
         };
+        self.shard(order)
+    }
+
+    /// This rank's share of an epoch order the caller chose instead of the
+    /// sampler's permutation (e.g. to replay a [`DataLoader`]'s shuffle):
+    /// padded or cut to [`total_size`](Self::total_size) and strided as in
+    /// [`indices`](Self::indices). `order` normally holds `len` indices.
+    pub fn shard(&self, mut order: Vec<usize>) -> Vec<usize> {
         let total = self.total_size();
         if order.len() > total {
             order.truncate(total);
         }
         // Pad by wrapping around (repeatedly if the padding exceeds `len`).
         let mut i = 0;
-        while order.len() < total {
+        while order.len() < total && !order.is_empty() {
             order.push(order[i]);
             i += 1;
         }
@@ -373,12 +401,6 @@ impl DistributedSampler {
             dataset.len() >= self.len,
             "DistributedSampler::batches: the dataset has fewer samples than the sampler"
         );
-        Batches {
-            dataset,
-            order: self.indices(),
-            batch_size,
-            next: 0,
-            drop_last: false,
-        }
+        Batches::over(dataset, self.indices(), batch_size)
     }
 }
