@@ -39,7 +39,7 @@ use train_station::io::{load_checkpoint, save_checkpoint};
 use train_station::nn::loss::{CrossEntropyOptions, try_cross_entropy};
 use train_station::nn::{Module, Sequential};
 use train_station::optim::{Adam, AdamConfig, CosineAnnealingLr, LrScheduler, Optimizer};
-use train_station::{Generator, manual_seed, set_num_threads};
+use train_station::{Generator, Tensor, manual_seed, set_num_threads};
 
 use digits::{Split, accuracy, crate_path, mlp, split_digits, train_with};
 
@@ -112,23 +112,31 @@ fn adam(model: &Sequential) -> (Adam, CosineAnnealingLr) {
     (opt, schedule)
 }
 
-/// One training step on this rank's batch: forward, backward, gradient
-/// average, Adam. Returns the local loss and what the average did.
-fn step(
-    ddp: &mut DistributedDataParallel<'_>,
-    model: &mut Sequential,
-    opt: &mut Adam,
-    batch: &[train_station::Tensor],
-) -> Result<(f32, SyncStats), DistError> {
+/// Forward and backward on this rank's batch (gradients cleared first, not
+/// averaged yet); returns the local loss.
+fn forward_backward(model: &Sequential, batch: &[Tensor]) -> Result<f32, DistError> {
     let loss = try_cross_entropy(
         &model.try_forward(&batch[0])?,
         &batch[1],
         &CrossEntropyOptions::default(),
     )?;
     model.zero_grad();
-    let stats = ddp.backward(&loss, model)?;
+    loss.try_backward()?;
+    Ok(loss.item())
+}
+
+/// One training step on this rank's batch: forward, backward, gradient
+/// average, Adam. Returns the local loss and what the average did.
+fn step(
+    ddp: &mut DistributedDataParallel<'_>,
+    model: &mut Sequential,
+    opt: &mut Adam,
+    batch: &[Tensor],
+) -> Result<(f32, SyncStats), DistError> {
+    let loss = forward_backward(model, batch)?;
+    let stats = ddp.try_sync_grads(model)?;
     opt.step_module(model)?;
-    Ok((loss.item(), stats))
+    Ok((loss, stats))
 }
 
 fn run(dist: &Distributed, resume: bool, stop_after: usize) -> Result<(), DistError> {
@@ -295,13 +303,7 @@ fn bench(dist: &Distributed) -> Result<(), DistError> {
                     start = Instant::now();
                     (sync_s, wait_s) = (0.0, 0.0);
                 }
-                let loss = try_cross_entropy(
-                    &model.try_forward(&batch[0])?,
-                    &batch[1],
-                    &CrossEntropyOptions::default(),
-                )?;
-                model.zero_grad();
-                loss.try_backward()?;
+                forward_backward(&model, &batch)?;
                 // Wait for the slowest rank first, so that the all-reduce time
                 // is the reduction's own.
                 let t0 = Instant::now();
