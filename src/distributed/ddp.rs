@@ -103,7 +103,10 @@ impl<'d> DistributedDataParallel<'d> {
     ///
     /// Errors, identically on every rank and before any data moves, if the
     /// ranks disagree on the number or shapes of the trainable parameters or
-    /// on how many times they have synchronised.
+    /// on how many times they have synchronised; the ranks can then go on
+    /// together. Any other error (memory running out while unpacking) is this
+    /// rank's alone: end the job with [`Distributed::abort`], as
+    /// [`sync_grads`](Self::sync_grads) does.
     pub fn try_sync_grads(&mut self, model: &dyn Module) -> Result<SyncStats, DistError> {
         let start = std::time::Instant::now();
         let dist = self.dist;
