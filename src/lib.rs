@@ -21,6 +21,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | thread-local memory pools with a background trimmer, per-thread no-grad state, runtime CPU detection, multi-threaded kernels, file I/O |
+//! | `mpi` | no | `distributed`: data-parallel training over MPI (`DistributedDataParallel`), through the `mpi` crate; needs an MPI library and libclang to build |
 //! | `defmt` | no | `defmt::Format` for [`Error`], [`Shape`], [`Tensor`] and the pool statistics, for embedded logging |
 //!
 //! Without `std` the crate needs only `alloc` and a global allocator; locks are
@@ -52,6 +53,8 @@ extern crate std;
 
 pub mod autograd;
 pub mod data;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod error;
 pub mod io;
 pub mod kernels;

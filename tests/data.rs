@@ -81,3 +81,112 @@ fn splits_partition_the_samples() {
     assert!(dataset(5).select(&[5]).is_err());
     assert!(dataset(5).split(1.5, 0).is_err());
 }
+
+mod distributed_sampler {
+    use train_station::Tensor;
+    use train_station::data::{DistributedSampler, TensorDataset};
+
+    fn shards(len: usize, world: usize, epoch: u64, drop_last: bool) -> Vec<Vec<usize>> {
+        (0..world)
+            .map(|r| {
+                let mut s = DistributedSampler::new(len, world, r)
+                    .unwrap()
+                    .seed(11)
+                    .drop_last(drop_last);
+                s.set_epoch(epoch);
+                s.indices()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_sample_once_per_epoch_when_the_count_divides() {
+        for world in [1, 2, 3, 4, 6] {
+            for epoch in 0..3 {
+                let parts = shards(12, world, epoch, false);
+                let mut all: Vec<usize> = parts.concat();
+                assert!(parts.iter().all(|p| p.len() == 12 / world));
+                all.sort_unstable();
+                assert_eq!(all, (0..12).collect::<Vec<_>>(), "world {world}");
+            }
+        }
+    }
+
+    #[test]
+    fn epochs_reshuffle_and_are_the_same_on_every_run() {
+        let a = shards(50, 2, 0, false);
+        assert_eq!(a, shards(50, 2, 0, false));
+        assert_ne!(a, shards(50, 2, 1, false));
+        let unshuffled = DistributedSampler::new(5, 2, 1).unwrap().shuffle(false);
+        assert_eq!(unshuffled.indices(), vec![1, 3, 0]);
+    }
+
+    #[test]
+    fn uneven_counts_pad_by_wrapping_or_drop() {
+        // 10 samples on 4 ranks: 3 each, the first 2 of the permutation twice.
+        let parts = shards(10, 4, 2, false);
+        assert!(parts.iter().all(|p| p.len() == 3));
+        let mut perm = DistributedSampler::new(10, 1, 0).unwrap().seed(11);
+        perm.set_epoch(2);
+        let perm = perm.indices();
+        let mut all = parts.concat();
+        all.sort_unstable();
+        let mut want: Vec<usize> = (0..10).chain(perm[..2].iter().copied()).collect();
+        want.sort_unstable();
+        assert_eq!(all, want);
+        // Rank 0 takes positions 0, 4, 8 of the padded order.
+        assert_eq!(parts[0], vec![perm[0], perm[4], perm[8]]);
+        assert_eq!(parts[2], vec![perm[2], perm[6], perm[0]]);
+
+        // Padding longer than the data repeats it: 2 samples on 5 ranks.
+        let tiny: Vec<usize> = shards(2, 5, 0, false).concat();
+        assert_eq!(tiny.len(), 5);
+        assert!(tiny.iter().all(|&i| i < 2));
+
+        // drop_last: 2 each, 8 distinct samples, 2 skipped.
+        let parts = shards(10, 4, 2, true);
+        assert!(parts.iter().all(|p| p.len() == 2));
+        let mut all = parts.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 8);
+    }
+
+    #[test]
+    fn global_batches_do_not_depend_on_the_rank_count() {
+        // 48 samples, global batch 12: the set of samples of step t is the
+        // same on 1, 2, 3, 4 and 6 ranks (local batch 12 / world).
+        let step_sets = |world: usize| -> Vec<Vec<usize>> {
+            let parts = shards(48, world, 5, false);
+            let b = 12 / world;
+            (0..4)
+                .map(|t| {
+                    let mut s: Vec<usize> = parts
+                        .iter()
+                        .flat_map(|p| p[t * b..(t + 1) * b].to_vec())
+                        .collect();
+                    s.sort_unstable();
+                    s
+                })
+                .collect()
+        };
+        let one = step_sets(1);
+        for world in [2, 3, 4, 6] {
+            assert_eq!(step_sets(world), one, "re-sharded for {world} ranks");
+        }
+    }
+
+    #[test]
+    fn batches_follow_the_shard_and_bad_arguments_are_errors() {
+        let x = Tensor::from_fn([7], |i| i[0] as f32);
+        let ds = TensorDataset::new(vec![x]).unwrap();
+        let s = DistributedSampler::new(7, 2, 1).unwrap().seed(3);
+        let got: Vec<f32> = s.batches(&ds, 3).flat_map(|b| b[0].to_vec()).collect();
+        let want: Vec<f32> = s.indices().iter().map(|&i| i as f32).collect();
+        assert_eq!(got, want);
+        assert_eq!(s.num_samples(), 4);
+        assert_eq!(s.total_size(), 8);
+        assert!(DistributedSampler::new(7, 0, 0).is_err());
+        assert!(DistributedSampler::new(7, 2, 2).is_err());
+    }
+}

@@ -128,6 +128,19 @@ pub fn train(
     epochs: usize,
     lr: f32,
 ) -> Result<(f32, Adam, CosineAnnealingLr)> {
+    train_with(name, model, data, image_shape, epochs, lr, true)
+}
+
+/// [`train`], printing nothing unless `verbose`.
+pub fn train_with(
+    name: &str,
+    model: &mut Sequential,
+    data: &Split,
+    image_shape: &[usize],
+    epochs: usize,
+    lr: f32,
+    verbose: bool,
+) -> Result<(f32, Adam, CosineAnnealingLr)> {
     let as_input = |x: &Tensor| {
         let mut shape = vec![x.dims()[0]];
         shape.extend_from_slice(image_shape);
@@ -145,12 +158,14 @@ pub fn train(
     let mut schedule = CosineAnnealingLr::new(&mut opt, epochs, 0.0);
     let mut loader = DataLoader::new(&data.train, 32).shuffle(7);
     let ce = CrossEntropyOptions::default();
-    println!(
-        "{name}: {} parameters, {} training / {} test samples",
-        model.num_parameters(),
-        data.train.len(),
-        data.test_y.numel()
-    );
+    if verbose {
+        println!(
+            "{name}: {} parameters, {} training / {} test samples",
+            model.num_parameters(),
+            data.train.len(),
+            data.test_y.numel()
+        );
+    }
     // The memory one step needs, before the first one; a run whose plan does
     // not fit the pool's budget does not start. (Models with layers that
     // have no plan yet, such as convolutions, are trained unplanned.)
@@ -159,13 +174,16 @@ pub fn train(
     match plan_step(&*model, &batch_shape, PlanLoss::CrossEntropy, &opt) {
         Ok(plan) => {
             plan.check_budget()?;
-            println!(
-                "{name}: planned peak of one training step {} bytes (pool reserve {} bytes)",
-                plan.peak_bytes(),
-                plan.peak_reserved_bytes()
-            );
+            if verbose {
+                println!(
+                    "{name}: planned peak of one training step {} bytes (pool reserve {} bytes)",
+                    plan.peak_bytes(),
+                    plan.peak_reserved_bytes()
+                );
+            }
         }
-        Err(e) => println!("{name}: no memory plan ({e})"),
+        Err(e) if verbose => println!("{name}: no memory plan ({e})"),
+        Err(_) => {}
     }
     let start = Instant::now();
     let mut test_acc = 0.0;
@@ -182,6 +200,9 @@ pub fn train(
         }
         schedule.step(&mut opt);
         test_acc = accuracy(model, &test_x, &data.test_y)?;
+        if !verbose {
+            continue;
+        }
         println!(
             "{name} epoch {epoch:2}/{epochs}: loss {:.4}  test accuracy {:.2}%  ({:.2} s)",
             total / batches as f32,
