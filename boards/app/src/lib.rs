@@ -180,6 +180,9 @@ pub fn accuracy(
             .filter(|(p, y)| **p == *y)
             .count();
     }
+    // Give the evaluation's cached blocks back: a small heap needs them for
+    // the checkpoint buffers.
+    pool::trim();
     Ok(correct as f32 / n as f32)
 }
 
@@ -215,14 +218,21 @@ pub fn plan_bytes(model: &mut Sequential, batch: usize) -> Result<usize> {
     Ok(probe + state)
 }
 
-/// Bit patterns of every parameter (to compare models exactly).
-fn param_bits(model: &Sequential) -> Vec<u32> {
-    model
-        .parameters()
-        .iter()
-        .flat_map(|p| p.to_vec())
-        .map(f32::to_bits)
-        .collect()
+/// FNV-1a hash of the bit patterns of the parameters of layers `layers`
+/// (to compare models exactly without a copy of their weights, which a small
+/// heap cannot spare).
+fn params_hash(model: &Sequential, layers: core::ops::Range<usize>) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for i in layers {
+        for p in model.get(i).map_or(Vec::new(), |m| m.parameters()) {
+            for v in p.to_vec() {
+                for b in v.to_bits().to_le_bytes() {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+        }
+    }
+    h
 }
 
 /// Runs the job (see the [crate docs](crate)), printing progress to `out`,
@@ -353,10 +363,7 @@ fn job<F: NorFlash>(
         model.num_parameters(),
         head_params.iter().map(Tensor::numel).sum(),
     );
-    let frozen: Vec<u32> = {
-        let all = param_bits(&model);
-        all[..all.len() - report.params.1].to_vec()
-    };
+    let frozen = params_hash(&model, 0..h);
     report.peak.0 = plan_bytes(&mut model, cfg.batch)?;
     let _ = writeln!(
         out,
@@ -427,8 +434,8 @@ fn job<F: NorFlash>(
     *stage = "evaluate fine-tuned";
     report.upright.1 = accuracy(&model, test, &norm, None, cfg.batch)?;
     report.rotated.1 = accuracy(&model, test, &norm, Some(&test_angles), cfg.batch)?;
-    let tuned = param_bits(&model);
-    if tuned[..frozen.len()] != frozen[..] {
+    let tuned = params_hash(&model, 0..h + 1);
+    if params_hash(&model, 0..h) != frozen {
         *stage = "frozen layers changed";
         return Err(Error::InvalidArgument {
             op: "fine-tune",
@@ -436,6 +443,7 @@ fn job<F: NorFlash>(
         });
     }
 
+    pool::trim();
     *stage = "save checkpoint";
     let bytes =
         train_station::io::checkpoint_to_bytes(&model, Some(&opt), None, report.steps as u64, &[])?;
@@ -454,7 +462,7 @@ fn job<F: NorFlash>(
             op: "reload",
             detail: "no checkpoint in flash",
         })?;
-    if info.step != report.steps as u64 || param_bits(&reloaded) != tuned {
+    if info.step != report.steps as u64 || params_hash(&reloaded, 0..h + 1) != tuned {
         *stage = "reloaded weights differ";
         return Err(Error::Format {
             op: "reload",
