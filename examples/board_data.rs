@@ -11,7 +11,9 @@
 //! - `test.u8`, `train.u8`: all 359 test samples and the first 256 training samples of the
 //!   same 80/20 split, 65 bytes each (64 raw pixels 0..=16, then the label).
 //!
-//! `cargo run --release --example board_data` (about a minute). The weights
+//! `cargo run --release --example board_data` (about a minute). With
+//! `TRAIN_STATION_CI=1` it trains 2 epochs and writes to `target/board-data/`
+//! instead (a smoke run that leaves the committed files alone). The weights
 //! depend on the kernel path (FMA or not), the data files do not;
 //! `boards/app/tests/data.rs` checks the committed files against this split
 //! and against `target/digits/mlp.safetensors` when `train_digits` wrote one.
@@ -25,7 +27,7 @@ use train_station::io::{module_to_bytes, to_safetensors};
 use train_station::nn::{Linear, Relu, Sequential};
 use train_station::{Result, Tensor, manual_seed};
 
-use digits::{crate_path, mlp, split_digits, train};
+use digits::{ci, crate_path, mlp, split_digits, train};
 
 /// Raw images `[n, 64]` in [0, 1] and labels `[n]` as 65-byte records.
 fn records(x: &Tensor, y: &Tensor, n: usize) -> Vec<u8> {
@@ -43,7 +45,7 @@ fn records(x: &Tensor, y: &Tensor, n: usize) -> Vec<u8> {
 }
 
 fn main() -> Result<()> {
-    let epochs = 30;
+    let epochs = if ci() { 2 } else { 30 };
     // As train_digits: seed, split, model, train (its CNN comes after).
     manual_seed(0);
     let data = split_digits()?;
@@ -56,11 +58,16 @@ fn main() -> Result<()> {
         .with(Linear::new(32, 10));
     let (small_acc, _, _) = train("mlp_small", &mut small, &data, &[64], epochs, 3e-3)?;
 
-    let dir = crate_path("boards/app/data");
-    fs::create_dir_all(&dir).expect("create boards/app/data");
+    let dir = crate_path(if ci() {
+        "target/board-data"
+    } else {
+        "boards/app/data"
+    });
+    fs::create_dir_all(&dir).expect("create the board data directory");
     let write = |name: &str, bytes: &[u8]| {
-        fs::write(dir.join(name), bytes).expect("write board data");
-        println!("wrote boards/app/data/{name} ({} bytes)", bytes.len());
+        let path = dir.join(name);
+        fs::write(&path, bytes).expect("write board data");
+        println!("wrote {} ({} bytes)", path.display(), bytes.len());
     };
     write("mlp.safetensors", &module_to_bytes(&big)?);
     write("mlp_small.safetensors", &module_to_bytes(&small)?);
