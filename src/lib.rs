@@ -21,7 +21,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | thread-local memory pools with a background trimmer, per-thread no-grad state, runtime CPU detection, multi-threaded kernels, file I/O |
-//! | `flash` | no | power-loss-safe A/B checkpoints on NOR flash through `embedded-storage` ([`io::flash`]) |
+//! | `flash` | no | power-loss-safe A/B checkpoints on NOR flash through `embedded-storage` (`io::flash`) |
 //! | `defmt` | no | `defmt::Format` for [`Error`], [`Shape`], [`Tensor`] and the pool statistics, for embedded logging |
 //!
 //! Without `std` the crate needs only `alloc` and a global allocator; locks are

@@ -228,8 +228,8 @@ impl<F: NorFlash> AbFlash<F> {
         self.base + i as u32 * self.slot_size
     }
 
-    /// Reads `buf.len()` bytes (rounded up to the read size inside `scratch`)
-    /// at `at`, which is aligned.
+    /// Reads `len` bytes at `at` (aligned to the read size), reading whole
+    /// read units and dropping the excess.
     fn read(&mut self, at: u32, len: usize) -> Result<Vec<u8>> {
         let r = F::READ_SIZE;
         let mut buf = vec![0u8; len.div_ceil(r) * r];
