@@ -180,9 +180,6 @@ pub fn accuracy(
             .filter(|(p, y)| **p == *y)
             .count();
     }
-    // Give the evaluation's cached blocks back: a small heap needs them for
-    // the checkpoint buffers.
-    pool::trim();
     Ok(correct as f32 / n as f32)
 }
 
@@ -443,6 +440,8 @@ fn job<F: NorFlash>(
         });
     }
 
+    // Give the pool's cached blocks back: a small heap needs them for the
+    // checkpoint buffers.
     pool::trim();
     *stage = "save checkpoint";
     let bytes =
