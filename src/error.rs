@@ -187,7 +187,7 @@ pub enum Error {
         /// What is wrong.
         detail: &'static str,
     },
-    /// An operating-system I/O operation failed (`std` only).
+    /// An I/O operation failed: a file (`std`) or a flash device (`flash`).
     Io {
         /// The operation.
         op: &'static str,

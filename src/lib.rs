@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | `std` | yes | thread-local memory pools with a background trimmer, per-thread no-grad state, runtime CPU detection, multi-threaded kernels, file I/O |
 //! | `mpi` | no | `distributed`: data-parallel training over MPI (`DistributedDataParallel`), through the `mpi` crate; needs an MPI library and libclang to build |
+//! | `flash` | no | power-loss-safe A/B checkpoints on NOR flash through `embedded-storage` (`io::flash`) |
 //! | `defmt` | no | `defmt::Format` for [`Error`], [`Shape`], [`Tensor`] and the pool statistics, for embedded logging |
 //!
 //! Without `std` the crate needs only `alloc` and a global allocator; locks are

@@ -22,9 +22,16 @@ pub fn ci() -> bool {
     std::env::var("TRAIN_STATION_CI").is_ok_and(|v| v == "1")
 }
 
-/// `path` relative to the crate root.
+/// `path` relative to the repository root: the nearest directory at or above
+/// the including crate's (train-station, or a board crate's tests) that holds
+/// `examples/data`.
 pub fn crate_path(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = dir
+        .ancestors()
+        .find(|d| d.join("examples/data").is_dir())
+        .unwrap_or(&dir);
+    root.join(path)
 }
 
 /// Images `[1797, 64]` scaled to [0, 1] and labels `[1797]`.
@@ -75,6 +82,11 @@ impl Standardise {
                 .try_std_dims([0], 1, true)?
                 .try_add_scalar(0.1)?,
         })
+    }
+
+    /// The per-pixel mean and the divisor (`std + 0.1`), each `[1, 64]`.
+    pub fn parts(&self) -> (&Tensor, &Tensor) {
+        (&self.mean, &self.std)
     }
 
     /// `images` `[n, 64]` (raw, in [0, 1]) standardised.

@@ -247,6 +247,9 @@ pub use checkpoint::{
     CheckpointInfo, checkpoint_from_bytes, checkpoint_to_bytes, module_from_bytes, module_to_bytes,
 };
 
+#[cfg(feature = "flash")]
+pub mod flash;
+
 #[cfg(feature = "std")]
 mod files;
 #[cfg(feature = "std")]

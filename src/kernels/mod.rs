@@ -255,7 +255,17 @@ mod tests {
 //   capability tokens plus the `#[target_feature]` wrappers (one macro call).
 
 mod check;
+// The vector algorithms exist only for targets with a SIMD path (x86_64;
+// aarch64 with NEON); elsewhere (e.g. thumbv7em) every kernel is scalar.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 mod generic;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 mod lanes;
 pub mod optim;
 pub mod parallel;

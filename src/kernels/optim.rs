@@ -6,6 +6,10 @@
 //! updates parameters bit-identically to [`adam_scalar`].
 
 use crate::kernels::check;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 use crate::kernels::lanes::Lanes;
 
 /// Per-step constants of one Adam/AdamW update (see
@@ -116,6 +120,10 @@ fn check_lengths(n: usize, g: &[f32], m: &[f32], v: &[f32], vmax: Option<&[f32]>
 
 /// The Adam/AdamW update on whole vectors of `L`, the remainder through the
 /// scalar reference.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 #[inline(always)]
 pub(crate) fn adam<L: Lanes>(
     l: L,

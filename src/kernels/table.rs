@@ -401,6 +401,10 @@ pub(crate) static SCALAR: Kernels = Kernels {
 };
 
 /// A SIMD [`Unary`] from an op type of `generic::ops`.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 macro_rules! simd_unary {
     ($wrap:ident, $L:ty, $name:literal, $op:ident) => {
         $crate::kernels::table::Unary {
@@ -421,6 +425,10 @@ macro_rules! simd_unary {
 }
 
 /// A SIMD [`Binary`] from an op type of `generic::ops`.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 macro_rules! simd_binary {
     ($wrap:ident, $L:ty, $name:literal, $op:ident) => {
         $crate::kernels::table::Binary {
@@ -441,6 +449,10 @@ macro_rules! simd_binary {
 }
 
 /// A SIMD backward kernel (a zip `(x or y, g)`) from an op type.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 macro_rules! simd_backward {
     ($wrap:ident, $L:ty, $name:literal, $op:ident) => {
         $wrap!(
@@ -459,6 +471,10 @@ macro_rules! simd_backward {
 /// `$wrap!(L, (arg: Type, ...) -> Ret, body, [leading args])`: it must expand
 /// to a safe `fn` pointer whose body calls `body(token, leading..., args...)`
 /// with the ISA's target features enabled.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 macro_rules! simd_table {
     ($L:ty, $isa:expr, $wrap:ident) => {{
         use $crate::kernels::generic::{ops, reduce};
@@ -578,4 +594,8 @@ macro_rules! simd_table {
     }};
 }
 
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 pub(crate) use {simd_backward, simd_binary, simd_table, simd_unary};

@@ -1,10 +1,11 @@
-//! train-station on bare metal: QEMU `virt`, Cortex-A72, no OS, fixed heap.
+//! train-station on bare metal: QEMU `virt`, Cortex-A72, no OS, 1 MiB heap.
 //!
-//! Boots (see `rt.rs`), runs [`run_checks`] against the library built without
-//! `std`, prints one summary line through semihosting and exits: 0 if every
-//! check passed, non-zero otherwise (codes in `rt.rs`), so CI fails on a wrong
-//! result. A successful run prints e.g.
-//! `qemu-aarch64: isa=neon select=[9.0, 10.0] ... pool: ... ok (stack 3536 of 262144 B, heap 1024 KiB)`.
+//! Boots (start-up, heap and exit codes in `aarch64-rt-boards`), runs the
+//! library checks of [`run_checks`] (kernel selection, heap, views, pool
+//! budget), then the board job of `board_app::run` (the digits MLP
+//! fine-tuned on rotated digits, checkpointed to a RAM-backed A/B flash and
+//! reloaded), prints through semihosting and exits with the verdict: 0 if
+//! everything passed, non-zero otherwise, so CI fails on a wrong result.
 //! Run from the repository root:
 //!
 //! ```text
@@ -18,14 +19,22 @@
 
 extern crate alloc;
 
-mod rt;
+use aarch64_rt_boards as rt;
 
 use alloc::vec::Vec;
 
-use semihosting::{print, println};
+use board_app::{Config, data};
+use rt::{print, println};
+use train_station::io::flash::{AbFlash, RamFlash};
 use train_station::kernels::{self, Isa};
 use train_station::tensor::pool;
 use train_station::{Error, Tensor};
+
+/// Pool budget of the fine-tune (half the heap; the rest holds the flash
+/// model and checkpoint buffers).
+const BUDGET: usize = 512 * 1024;
+/// Bytes of each A/B flash slot (the checkpoint is ~76 KB).
+const SLOT: u32 = 96 * 1024;
 
 /// `r`'s value, or its error printed with `what` and returned as `what`.
 fn ok<T>(r: train_station::Result<T>, what: &'static str) -> Result<T, &'static str> {
@@ -38,7 +47,25 @@ fn ok<T>(r: train_station::Result<T>, what: &'static str) -> Result<T, &'static 
 /// Called by the start-up code once FP/SIMD, the stack and `.bss` are ready.
 #[unsafe(no_mangle)]
 extern "C" fn rust_main() -> ! {
-    let result = run_checks();
+    let checks = run_checks();
+    if let Err(what) = checks {
+        println!("qemu-aarch64: FAIL: {what}");
+        rt::exit(rt::EXIT_FAILURE)
+    }
+    println!();
+    pool::reset_peak();
+    let mut flash = match AbFlash::new(RamFlash::<16, 4096>::new(2 * SLOT as usize), 0, SLOT) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("qemu-aarch64: flash model: {e}");
+            rt::exit(rt::EXIT_FAILURE)
+        }
+    };
+    let report = board_app::run(
+        &Config::new("qemu-aarch64", data::MLP, BUDGET),
+        &mut flash,
+        &mut rt::Out,
+    );
     let (stack, overflow) = rt::stack_used();
     if overflow {
         println!(
@@ -47,20 +74,12 @@ extern "C" fn rust_main() -> ! {
         );
         rt::exit(rt::EXIT_STACK_OVERFLOW);
     }
-    match result {
-        Ok(()) => {
-            println!(
-                "ok (stack {stack} of {} B, heap {} KiB)",
-                rt::STACK_SIZE,
-                rt::HEAP_SIZE / 1024
-            );
-            rt::exit(0)
-        }
-        Err(what) => {
-            println!("qemu-aarch64: FAIL: {what}");
-            rt::exit(rt::EXIT_FAILURE)
-        }
-    }
+    println!(
+        "qemu-aarch64: stack {stack} of {} B, heap {} KiB",
+        rt::STACK_SIZE,
+        rt::HEAP_SIZE / 1024
+    );
+    rt::exit(report.exit_code())
 }
 
 /// The checks. A failure is returned as what went wrong; on success the

@@ -1,0 +1,106 @@
+//! Host checks of the board job: the embedded data is the main job's split and
+//! model, and the whole job passes on the host with a RAM flash.
+//!
+//! `cargo test -p board-app`
+
+#[path = "../../../examples/common/digits.rs"]
+#[allow(unused_imports)]
+mod digits;
+
+use board_app::data::{self, RECORD};
+use board_app::{Config, build_mlp, run};
+use train_station::io::flash::{AbFlash, RamFlash};
+use train_station::io::load_checkpoint;
+use train_station::nn::Module;
+
+/// The pool's statistics are process-wide: tests that allocate run one at a
+/// time so the job's planned and measured peaks see only its own tensors.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The stored samples are the first rows of `split_digits()`'s test and
+/// training sets, pixels 0..=16 and labels exact (regenerate with
+/// `cargo run --release --example board_data`).
+#[test]
+fn stored_samples_are_the_main_jobs_split() {
+    let _one = serial();
+    let split = digits::split_digits().unwrap();
+    let check = |bytes: &[u8], x: &train_station::Tensor, y: &train_station::Tensor| {
+        let (x, y) = (x.to_vec(), y.to_vec());
+        assert_eq!(bytes.len() % RECORD, 0);
+        for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
+            for p in 0..64 {
+                assert_eq!(
+                    f32::from(rec[p]) / 16.0,
+                    x[i * 64 + p],
+                    "sample {i} pixel {p}"
+                );
+            }
+            assert_eq!(f32::from(rec[64]), y[i], "sample {i} label");
+        }
+    };
+    check(data::TEST, &split.raw_test_x, &split.test_y);
+    check(data::TRAIN, &split.raw_train_x, &split.train.tensors()[1]);
+    assert_eq!(data::TEST.len() / RECORD, split.test_y.numel());
+    assert_eq!(data::TRAIN.len() / RECORD, 256);
+
+    // The standardisation is the split's.
+    let norm = train_station::io::from_safetensors(data::NORM).unwrap();
+    let (mean, std) = split.standardise.parts();
+    assert_eq!(norm.get("mean").unwrap().to_vec(), mean.to_vec());
+    assert_eq!(norm.get("std").unwrap().to_vec(), std.to_vec());
+}
+
+/// `data/mlp.safetensors` holds the weights `train_digits` saves (checked
+/// when its checkpoint exists: it is written by `cargo run --release
+/// --example train_digits`, on a machine with the same kernel path as the
+/// one that wrote the committed file).
+#[test]
+fn embedded_mlp_is_train_digits_model() {
+    let _one = serial();
+    let path = digits::crate_path("target/digits/mlp.safetensors");
+    let embedded = build_mlp(data::MLP).unwrap();
+    assert_eq!(
+        embedded.num_parameters(),
+        64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
+    );
+    if !path.exists() {
+        eprintln!("{} missing: run train_digits to compare", path.display());
+        return;
+    }
+    let mut main = digits::mlp();
+    load_checkpoint(&path, &mut main, None, None).unwrap();
+    let split = digits::split_digits().unwrap();
+    let a = digits::accuracy(&main, &split.test_x, &split.test_y).unwrap();
+    let b = digits::accuracy(&embedded, &split.test_x, &split.test_y).unwrap();
+    let same = main
+        .state_dict()
+        .iter()
+        .zip(embedded.state_dict().iter())
+        .all(|(p, q)| p.0 == q.0 && p.1.to_vec() == q.1.to_vec());
+    if !same {
+        // Another kernel path (e.g. no AVX-512) trains slightly different
+        // weights; their accuracy agrees closely.
+        assert!((a - b).abs() < 0.02, "train_digits {a}, embedded {b}");
+    }
+}
+
+/// The whole job on the host, both models, budgets as on the boards.
+#[test]
+fn job_passes_on_the_host() {
+    let _one = serial();
+    for (name, weights, budget) in [
+        ("host-mlp", data::MLP, 512 * 1024),
+        ("host-mlp-small", data::MLP_SMALL, 64 * 1024),
+    ] {
+        let mut flash = AbFlash::new(RamFlash::<8, 4096>::new(192 * 1024), 0, 96 * 1024).unwrap();
+        let mut out = String::new();
+        let report = run(&Config::new(name, weights, budget), &mut flash, &mut out);
+        print!("{out}");
+        assert_eq!(report.verdict, Ok(()), "{out}");
+        assert_eq!(report.checkpoint.1, 2, "base then fine-tuned checkpoint");
+    }
+}
