@@ -9,12 +9,14 @@
 //! 1. builds the MLP from [`Config::weights`] (a safetensors state dict of
 //!    `Linear`/`ReLU` layers, e.g. [`data::MLP`]) and evaluates it on the 359
 //!    stored test digits, upright and rotated 20-30 degrees;
-//! 2. freezes every layer but the last (`Module::set_requires_grad(false)`),
-//!    plans the fine-tune's peak pool bytes ([`plan_bytes`]) and refuses to
-//!    start if the plan exceeds [`Config::budget`]; the pool's budget is then
-//!    set to it, so the fine-tune cannot take more;
-//! 3. fine-tunes the last layer with Adam on 256 stored training digits,
-//!    rotated on the device, for [`Config::epochs`] epochs;
+//! 2. freezes every layer but the last ([`Mode::LastLayer`]) or adds LoRA
+//!    adapters to every `Linear` and freezes the rest ([`Mode::Lora`]), plans
+//!    the fine-tune's peak pool bytes from shapes alone ([`plan_bytes`], the
+//!    library's `nn::plan`) and refuses to start if the plan exceeds
+//!    [`Config::budget`]; the pool's budget is then set to it, so the
+//!    fine-tune cannot take more;
+//! 3. fine-tunes the trainable parameters with Adam on 256 stored training
+//!    digits, rotated on the device, for [`Config::epochs`] epochs;
 //! 4. saves the base and then the fine-tuned model (with the optimizer) to the
 //!    A/B flash store, reloads the newest into a fresh model, and checks its
 //!    weights and rotated accuracy equal the fine-tuned ones;
@@ -36,7 +38,8 @@ use embedded_storage::nor_flash::NorFlash;
 use train_station::io::flash::AbFlash;
 use train_station::io::from_safetensors;
 use train_station::nn::loss::{CrossEntropyOptions, try_cross_entropy};
-use train_station::nn::{Linear, Module, Relu, Sequential};
+use train_station::nn::plan::{PlanLoss, plan_step};
+use train_station::nn::{Linear, LoraConfig, Module, Relu, Sequential};
 use train_station::optim::{Adam, AdamConfig, Optimizer};
 use train_station::tensor::pool;
 use train_station::{Error, Result, Tensor, no_grad};
@@ -52,9 +55,8 @@ const ANGLES: (f32, f32) = (20.0, 30.0);
 pub enum Mode {
     /// Every layer frozen but the last `Linear`.
     LastLayer,
-    /// Low-rank adapters on the frozen layers.
-    // TODO(h-lora): build the LoRA-wrapped model with the library's LoRA API
-    // in `finetune_lora` and call it from `run`; not used by any board yet.
+    /// LoRA adapters of rank `rank` (alpha = 2 · rank) on every `Linear`,
+    /// everything else frozen.
     Lora {
         /// Adapter rank.
         rank: usize,
@@ -188,48 +190,62 @@ fn head(model: &Sequential) -> usize {
     model.len() - 1
 }
 
-/// The fine-tune's peak pool bytes, predicted before the first step: the
-/// pool's peak over one forward and backward pass on a batch of the step's
-/// shape (weights, activations, gradients: everything the pool holds), plus
-/// Adam's two state buffers per trainable parameter, which the first step
-/// allocates. Leaves no gradient behind.
-// TODO(h-plan): replace the probe pass with the library's memory plan (a
-// shape-only trace that allocates nothing), keeping this signature; the
-// report's "planned" column then comes from the plan.
-pub fn plan_bytes(model: &mut Sequential, batch: usize) -> Result<usize> {
+/// The fine-tune's peak pool bytes, predicted before the first step from
+/// shapes alone (the library's memory plan, `nn::plan::plan_step`: nothing is
+/// allocated for tensor data): parameters, gradients of the trainable ones,
+/// `opt`'s state, the batch, saved activations, their gradients and GEMM
+/// packing, on the kernel path in force. Errors if a layer has no plan, or
+/// with [`Error::PlanExceedsBudget`] if the plan does not fit `budget`.
+pub fn plan_bytes(
+    model: &Sequential,
+    opt: &dyn Optimizer,
+    batch: usize,
+    budget: usize,
+) -> Result<usize> {
     let features = model.parameters()[0].dims()[1];
-    pool::reset_peak();
-    let x = Tensor::try_zeros([batch, features])?;
-    let y = Tensor::try_zeros([batch])?;
-    let loss = try_cross_entropy(&model.try_forward(&x)?, &y, &CrossEntropyOptions::default())?;
-    loss.try_backward()?;
-    drop(loss);
-    let probe = pool::stats().peak_bytes_in_use;
-    model.zero_grad();
-    let state: usize = model
-        .parameters()
-        .iter()
-        .filter(|p| p.requires_grad())
-        .map(|p| 2 * (p.numel() * 4).next_multiple_of(64))
-        .sum();
-    Ok(probe + state)
+    let plan = plan_step(model, &[batch, features], PlanLoss::CrossEntropy, opt)?;
+    plan.check_against(Some(budget))?;
+    Ok(plan.peak_bytes())
 }
 
-/// FNV-1a hash of the bit patterns of the parameters of layers `layers`
-/// (to compare models exactly without a copy of their weights, which a small
+/// FNV-1a hash of the bit patterns of the parameters `keep` selects (to
+/// compare models exactly without a copy of their weights, which a small
 /// heap cannot spare).
-fn params_hash(model: &Sequential, layers: core::ops::Range<usize>) -> u64 {
+fn params_hash(model: &Sequential, keep: impl Fn(&Tensor) -> bool) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for i in layers {
-        for p in model.get(i).map_or(Vec::new(), |m| m.parameters()) {
-            for v in p.to_vec() {
-                for b in v.to_bits().to_le_bytes() {
-                    h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-                }
+    for p in model.parameters().iter().filter(|p| keep(p)) {
+        for v in p.to_vec() {
+            for b in v.to_bits().to_le_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
             }
         }
     }
     h
+}
+
+/// Makes `model` ready for `mode`: freezes all but the head, or adds LoRA
+/// adapters to every `Linear` (which freezes everything else).
+fn prepare(model: &mut Sequential, mode: Mode) -> Result<()> {
+    match mode {
+        Mode::LastLayer => {
+            let h = head(model);
+            for i in 0..h {
+                if let Some(layer) = model.get_mut(i) {
+                    layer.set_requires_grad(false);
+                }
+            }
+        }
+        Mode::Lora { rank } => {
+            let targets: Vec<String> = (0..model.len())
+                .step_by(2)
+                .map(|i| alloc::format!("{i}"))
+                .collect();
+            let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+            model.add_lora(&LoraConfig::new(rank, 2.0 * rank as f32, &targets))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the job (see the [crate docs](crate)), printing progress to `out`,
@@ -287,10 +303,11 @@ pub fn summary(cfg: &Config, r: &Report) -> String {
     let pct = |v: f32| 100.0 * v;
     let _ = write!(
         s,
-        "{}: params {} (trainable {}); upright {:.2}% -> {:.2}%; rotated {:.2}% -> {:.2}% \
+        "{} {}: params {} (trainable {}); upright {:.2}% -> {:.2}%; rotated {:.2}% -> {:.2}% \
          (reloaded {:.2}%); peak planned {} B, measured {} B, budget {} B; steps {}; \
          checkpoint {} B seq {}; verdict {}",
         cfg.board,
+        mode_name(cfg.mode),
         r.params.0,
         r.params.1,
         pct(r.upright.0),
@@ -319,10 +336,6 @@ fn job<F: NorFlash>(
     report: &mut Report,
     stage: &mut &'static str,
 ) -> Result<()> {
-    if let Mode::Lora { .. } = cfg.mode {
-        *stage = "LoRA (not in the library yet)";
-        return finetune_lora();
-    }
     *stage = "load";
     let norm = Norm::from_bytes(data::NORM)?;
     let mut model = build_mlp(cfg.weights)?;
@@ -349,46 +362,50 @@ fn job<F: NorFlash>(
     flash.save_checkpoint(&model, None, None, 0, &[("board", cfg.board)])?;
 
     *stage = "plan";
-    let h = head(&model);
-    for i in 0..h {
-        if let Some(layer) = model.get_mut(i) {
-            layer.set_requires_grad(false);
-        }
-    }
-    let head_params = model.get(h).map_or(Vec::new(), |m| m.parameters());
+    prepare(&mut model, cfg.mode)?;
+    let trainable = model.trainable_parameters();
     report.params = (
         model.num_parameters(),
-        head_params.iter().map(Tensor::numel).sum(),
+        trainable.iter().map(Tensor::numel).sum(),
     );
-    let frozen = params_hash(&model, 0..h);
-    report.peak.0 = plan_bytes(&mut model, cfg.batch)?;
-    let _ = writeln!(
-        out,
-        "{}: plan {} B of budget {} B ({} of {} parameters trainable)",
-        cfg.board, report.peak.0, cfg.budget, report.params.1, report.params.0
-    );
-    if report.peak.0 > cfg.budget {
-        *stage = "plan exceeds the budget";
-        return Err(Error::OutOfMemory {
-            requested: report.peak.0,
-            reserved: pool::stats().bytes_reserved,
-            budget: cfg.budget,
-        });
-    }
-
-    *stage = "fine-tune";
-    let mut opt = Adam::try_new(
-        &head_params,
+    let frozen = params_hash(&model, |p| !p.requires_grad());
+    let opt = Adam::try_new(
+        &trainable,
         AdamConfig {
             lr: cfg.lr,
             ..AdamConfig::default()
         },
-    )?;
-    // The optimizer holds the head's parameters; another handle would make
-    // each in-place update copy the storage (copy-on-write).
-    drop(head_params);
+    );
+    // The optimizer holds the trainable parameters; another handle would
+    // make each in-place update copy the storage (copy-on-write).
+    drop(trainable);
+    let mut opt = opt?;
+    report.peak.0 = match plan_bytes(&model, &opt, cfg.batch, cfg.budget) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            if let Error::PlanExceedsBudget { planned, .. } = e {
+                report.peak.0 = planned;
+            }
+            *stage = "plan (exceeds the budget, or a layer has no plan)";
+            return Err(e);
+        }
+    };
+    let _ = writeln!(
+        out,
+        "{}: {} fine-tune: plan {} B of budget {} B ({} of {} parameters trainable)",
+        cfg.board,
+        mode_name(cfg.mode),
+        report.peak.0,
+        cfg.budget,
+        report.params.1,
+        report.params.0
+    );
+
+    *stage = "fine-tune";
     let ce = CrossEntropyOptions::default();
     let budget_before = pool::budget();
+    // Cached free blocks count against the budget: give them back first.
+    pool::trim();
     pool::set_budget(Some(cfg.budget));
     pool::reset_peak();
     let trained = (|| -> Result<f32> {
@@ -403,9 +420,12 @@ fn job<F: NorFlash>(
                 let (x, y) = data::batch(chunk, &norm, |i| train_angles[b * cfg.batch + i])?;
                 let loss = try_cross_entropy(&model.try_forward(&x)?, &y, &ce)?;
                 loss.try_backward()?;
-                if let Some(layer) = model.get_mut(h) {
-                    opt.step_module(layer)?;
-                }
+                let mut params: Vec<&mut Tensor> = model
+                    .parameters_mut()
+                    .into_iter()
+                    .filter(|p| p.requires_grad())
+                    .collect();
+                opt.step(&mut params)?;
                 total += loss.item();
                 batches += 1;
                 report.steps += 1;
@@ -431,8 +451,8 @@ fn job<F: NorFlash>(
     *stage = "evaluate fine-tuned";
     report.upright.1 = accuracy(&model, test, &norm, None, cfg.batch)?;
     report.rotated.1 = accuracy(&model, test, &norm, Some(&test_angles), cfg.batch)?;
-    let tuned = params_hash(&model, 0..h + 1);
-    if params_hash(&model, 0..h) != frozen {
+    let tuned = params_hash(&model, |_| true);
+    if params_hash(&model, |p| !p.requires_grad()) != frozen {
         *stage = "frozen layers changed";
         return Err(Error::InvalidArgument {
             op: "fine-tune",
@@ -451,17 +471,15 @@ fn job<F: NorFlash>(
 
     *stage = "reload checkpoint";
     let mut reloaded = build_mlp(cfg.weights)?;
-    let mut opt2 = Adam::try_new(
-        &reloaded.get(h).map_or(Vec::new(), |m| m.parameters()),
-        AdamConfig::default(),
-    )?;
+    prepare(&mut reloaded, cfg.mode)?;
+    let mut opt2 = Adam::try_new(&reloaded.trainable_parameters(), AdamConfig::default())?;
     let info = flash
         .load_checkpoint(&mut reloaded, Some(&mut opt2), None)?
         .ok_or(Error::Format {
             op: "reload",
             detail: "no checkpoint in flash",
         })?;
-    if info.step != report.steps as u64 || params_hash(&reloaded, 0..h + 1) != tuned {
+    if info.step != report.steps as u64 || params_hash(&reloaded, |_| true) != tuned {
         *stage = "reloaded weights differ";
         return Err(Error::Format {
             op: "reload",
@@ -472,12 +490,10 @@ fn job<F: NorFlash>(
     Ok(())
 }
 
-/// LoRA fine-tuning: waits for the library's LoRA API.
-// TODO(h-lora): wrap the frozen `Linear` layers with adapters of the given
-// rank, train only the adapters, checkpoint and reload as in `job`.
-fn finetune_lora() -> Result<()> {
-    Err(Error::InvalidArgument {
-        op: "board_app::run",
-        detail: "LoRA fine-tuning is not in the library yet",
-    })
+/// The mode's name in the report.
+pub fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::LastLayer => "last-layer",
+        Mode::Lora { .. } => "LoRA",
+    }
 }
