@@ -26,6 +26,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use loss::Reduction;
+pub(crate) use module::check_state_dict;
 pub use module::{Module, StateDictReport};
 pub use norm::{
     BatchNorm1d, BatchNorm2d, BatchNormOptions, GroupNorm, LayerNorm, LayerNormOptions,
