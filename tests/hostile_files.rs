@@ -97,7 +97,8 @@ fn shape_products_that_overflow_are_rejected() {
         "[3074457345618258603,3,2]",
     ] {
         for dtype in ["F32", "F16", "BOOL", "F64"] {
-            let h = format!(r#"{{"a":{{"dtype":"{dtype}","shape":{shape},"data_offsets":[0,8]}}}}"#);
+            let h =
+                format!(r#"{{"a":{{"dtype":"{dtype}","shape":{shape},"data_offsets":[0,8]}}}}"#);
             rejected(&file(&h, &[0; 8]));
         }
     }

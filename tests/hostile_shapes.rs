@@ -192,3 +192,15 @@ fn arange_and_linspace_with_absurd_counts_are_errors() {
     assert!(Tensor::try_linspace(0.0, 1.0, usize::MAX).is_err());
     assert!(Tensor::try_linspace(0.0, 1.0, MAX_NUMEL).is_err());
 }
+
+#[test]
+fn expanded_index_tensors_claiming_huge_counts_are_errors() {
+    let idx = Tensor::zeros([1]).expand([1usize << 60]);
+    let e = Tensor::ones([2]).try_index_select(0, &idx).unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+    let emb = train_station::nn::Embedding::new(3, 2);
+    assert!(emb.try_forward(&idx).is_err());
+    let logits = Tensor::zeros([1, 3]).expand([1usize << 60, 3]);
+    let opts = train_station::nn::loss::CrossEntropyOptions::default();
+    assert!(train_station::nn::loss::try_cross_entropy(&logits, &idx, &opts).is_err());
+}
