@@ -160,6 +160,18 @@ fn pooling_with_huge_parameters_is_an_error_or_correct() {
     let big_stride = MaxPool2d::try_new([2, 2], MaxPool2dOptions::default().stride(usize::MAX));
     let y = big_stride.unwrap().try_forward(&x).unwrap();
     assert_eq!(y.dims(), &[1, 1, 1, 1]);
+    for out in [1usize << 40, usize::MAX] {
+        let p = train_station::nn::AdaptiveAvgPool2d::new(out, out);
+        assert!(p.try_forward(&x).is_err());
+    }
+    let mp = MaxPool2d::try_new([2, 2], MaxPool2dOptions::default().ceil_mode(true)).unwrap();
+    let y = mp.try_forward(&Tensor::ones([1, 1]).expand([3, 1 << 20]).reshape([
+        1,
+        3,
+        1 << 10,
+        1 << 10,
+    ]));
+    assert_eq!(y.unwrap().dims(), &[1, 3, 512, 512]);
     for dilation in [1usize << 62, usize::MAX] {
         let p = MaxPool2d::try_new([2, 2], MaxPool2dOptions::default().dilation(dilation));
         if let Ok(p) = p {

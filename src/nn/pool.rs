@@ -226,8 +226,10 @@ fn max_pool2d(
     let xc = x.try_contiguous()?;
     let src = xc.as_slice().expect("contiguous");
     let planes = n * c;
-    let mut idx = vec![usize::MAX; planes * oh * ow];
+    // The output shape first: it checks that `planes * oh * ow` fits.
     let shape = Shape::new(&[n, c, oh, ow])?;
+    let mut idx = crate::error::try_vec(shape.numel())?;
+    idx.resize(shape.numel(), usize::MAX);
     let [ah, aw] = *axes;
     // First tap inside the input (stepping by the dilation) and the end.
     let window = |o: usize, a: Axis, size: usize| {
@@ -597,15 +599,18 @@ impl AdaptiveAvgPool2d {
 }
 
 /// `[out, n]`: row `i` averages `floor(i n / out) .. ceil((i + 1) n / out)`.
+/// The shape check comes first, so `out * n` (and every `(i + 1) * n`) fits.
 fn averaging_matrix(out: usize, n: usize) -> Result<Tensor> {
-    let mut m = vec![0.0f32; out * n];
-    for i in 0..out {
-        let start = i * n / out;
-        let end = ((i + 1) * n).div_ceil(out);
-        let v = 1.0 / (end - start) as f32;
-        m[i * n + start..i * n + end].fill(v);
-    }
-    Tensor::from_vec(m, [out, n])
+    let shape = Shape::try_for("AdaptiveAvgPool2d", &[out, n])?;
+    Tensor::try_from_fill(shape, |m| {
+        m.fill(0.0);
+        for i in 0..out {
+            let start = i * n / out;
+            let end = ((i + 1) * n).div_ceil(out);
+            let v = 1.0 / (end - start) as f32;
+            m[i * n + start..i * n + end].fill(v);
+        }
+    })
 }
 
 impl Module for AdaptiveAvgPool2d {
