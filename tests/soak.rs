@@ -8,7 +8,6 @@
 //! step: `cargo test --release --test soak -- --ignored --nocapture`.
 //! `SOAK_STEPS` overrides the step count.
 
-#[allow(dead_code)]
 #[path = "../examples/common/digits.rs"]
 mod digits;
 

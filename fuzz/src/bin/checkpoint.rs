@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use train_station::io::checkpoint_from_bytes;
+use train_station::nn::Module;
 use ts_fuzz::{checkpoint_fixture, snapshot};
 
 fuzz_target!(|data: &[u8]| {
