@@ -10,10 +10,10 @@ use train_station::nn::{Dropout, Linear, Module, Relu, Sequential};
 use train_station::optim::{Adam, AdamConfig, LrScheduler, Optimizer, OptimizerState, StepLr};
 use train_station::{Tensor, manual_seed};
 
-/// Caps the memory pool at 256 MiB, so a valid but huge tensor is an
+/// Caps the memory pool at 16 MiB, so a valid but huge tensor is an
 /// `OutOfMemory` error rather than a slow or killed run.
 pub fn cap_memory() {
-    train_station::tensor::pool::set_budget(Some(256 << 20));
+    train_station::tensor::pool::set_budget(Some(16 << 20));
 }
 
 /// Reads fuzzer bytes as small numbers; past the end it yields zeros, so every

@@ -96,11 +96,12 @@ fn step(b: &mut Bytes, t: &Tensor, r: &RefView) -> Option<(Tensor, RefView)> {
             let res = t.try_narrow(d, start, len);
             let fits = start.checked_add(len).is_some_and(|e| e <= r.shape[d]);
             assert_eq!(res.is_ok(), fits);
+            let v = res.ok()?;
             if len > 0 {
                 out.offset += start * r.strides[d];
             }
             out.shape[d] = len;
-            res.ok()?
+            v
         }
         4 if rank >= 1 => {
             let d = dim(b);
