@@ -3,7 +3,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use train_station::io::{from_safetensors, to_safetensors};
+use train_station::Tensor;
+use train_station::io::{TensorFile, from_safetensors, to_safetensors};
+
+/// The tensors sorted by name (decode order is data order, encode order is
+/// name order).
+fn by_name(f: &TensorFile) -> Vec<&(String, Tensor)> {
+    let mut v: Vec<_> = f.tensors.iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(file) = from_safetensors(data) else {
@@ -26,12 +35,6 @@ fuzz_target!(|data: &[u8]| {
     let again = from_safetensors(&bytes).expect("an encoded file decodes");
     assert_eq!(again.metadata, file.metadata);
     assert_eq!(again.tensors.len(), file.tensors.len());
-    // Decoded in data order, encoded in name order: compare by name.
-    let by_name = |f: &train_station::io::TensorFile| {
-        let mut v: Vec<_> = f.tensors.iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    };
     for ((n, t), (m, u)) in by_name(&again).into_iter().zip(by_name(&file)) {
         assert_eq!(n, m);
         assert_eq!(t.dims(), u.dims());
