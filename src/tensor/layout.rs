@@ -433,7 +433,8 @@ impl<const N: usize> Walker<N> {
             }
             if n > 0 {
                 let i = n - 1;
-                let mergeable = (0..N).all(|k| layouts[k].strides[d] == strides[k][i] * sizes[i]);
+                let mergeable = (0..N)
+                    .all(|k| strides[k][i].checked_mul(sizes[i]) == Some(layouts[k].strides[d]));
                 if mergeable {
                     sizes[i] *= size;
                     continue;
