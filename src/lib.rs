@@ -76,5 +76,5 @@ pub use kernels::gemm::{Batch, Epilogue, MatMut, MatRef, sgemm, sgemm_batched, s
 #[cfg(feature = "std")]
 pub use kernels::threads::{num_threads, set_num_threads};
 pub use tensor::{
-    CollectTensor, Dim, Generator, MAX_RANK, ReshapeDims, Shape, Tensor, manual_seed,
+    CollectTensor, Dim, Generator, MAX_NUMEL, MAX_RANK, ReshapeDims, Shape, Tensor, manual_seed,
 };

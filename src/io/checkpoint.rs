@@ -16,7 +16,7 @@
 //! safetensors.torch.load_file(path))`) are written by [`module_to_bytes`] /
 //! [`save_module`](crate::io::save_module), without the prefix.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -137,149 +137,256 @@ fn parse_f32(s: &str) -> Result<f32> {
         .map_err(|_| bad("a number in the metadata does not parse"))
 }
 
+fn parse_rng(s: &str) -> Result<[u64; 4]> {
+    let mut words = [0u64; 4];
+    let mut parts = s.split(',');
+    for w in &mut words {
+        *w = parts
+            .next()
+            .and_then(|p| u64::from_str_radix(p, 16).ok())
+            .ok_or(bad("a random generator state is malformed"))?;
+    }
+    match parts.next() {
+        None => Ok(words),
+        Some(_) => Err(bad("a random generator state is malformed")),
+    }
+}
+
+/// A key of the checkpoint that does not fit the objects it is loaded into,
+/// named in the error (`unexpected: optim.fc9.weight.exp_avg`).
+fn unexpected(key: &str) -> Error {
+    Error::StateDict {
+        missing: 0,
+        unexpected: 1,
+        mismatched: 0,
+        keys: format!("unexpected: {key}"),
+    }
+}
+
+/// Everything a checkpoint holds, decoded and checked against the objects it
+/// will be loaded into, before any of them changes.
+struct Decoded {
+    step: u64,
+    rng: [u64; 4],
+    module_rngs: Vec<(String, [u64; 4])>,
+    model: Vec<(String, Tensor)>,
+    optim: Option<OptimizerState>,
+    sched: Vec<(String, f64)>,
+    extra: Vec<(String, String)>,
+}
+
+/// One optimizer group as read from the metadata.
+#[derive(Default)]
+struct RawGroup {
+    params: Option<String>,
+    hyper: Vec<(String, f32)>,
+}
+
+/// Decodes `bytes` in one pass over the metadata and one over the tensors
+/// (linear in the file size), checking names against `model` and, when
+/// `with_optim`, the optimizer section's structure. The optimizer's own
+/// checks (kind, hyper-parameters, state names and shapes) run in its
+/// `import_state`, which changes nothing on error.
+fn decode(bytes: &[u8], model: &dyn Module, with_optim: bool) -> Result<Decoded> {
+    let file = from_safetensors(bytes)?;
+    let mut format = None;
+    let mut step = None;
+    let mut rng = None;
+    let mut module_rngs = Vec::new();
+    let mut kind = None;
+    let mut n_groups = None;
+    let mut groups: BTreeMap<usize, RawGroup> = BTreeMap::new();
+    let mut sched = Vec::new();
+    let mut extra = Vec::new();
+    let mut rng_names = BTreeSet::new();
+    model.visit_rng_states("", &mut |name, _| {
+        rng_names.insert(name.to_string());
+    });
+    for (k, v) in &file.metadata {
+        if let Some(name) = k.strip_prefix("rng.") {
+            if !rng_names.contains(name) {
+                return Err(unexpected(k));
+            }
+            module_rngs.push((name.to_string(), parse_rng(v)?));
+        } else if let Some(key) = k.strip_prefix("sched.") {
+            let x = v
+                .parse::<f64>()
+                .map_err(|_| bad("a scheduler value does not parse"))?;
+            sched.push((key.to_string(), x));
+        } else if let Some(key) = k.strip_prefix("extra.") {
+            extra.push((key.to_string(), v.clone()));
+        } else if let Some(rest) = k.strip_prefix("optim.group.") {
+            if !with_optim {
+                continue;
+            }
+            let (g, name) = rest
+                .split_once('.')
+                .and_then(|(g, name)| Some((g.parse::<usize>().ok()?, name)))
+                .ok_or_else(|| unexpected(k))?;
+            let group = groups.entry(g).or_default();
+            if name == "params" {
+                group.params = Some(v.clone());
+            } else {
+                group.hyper.push((name.to_string(), parse_f32(v)?));
+            }
+        } else {
+            match k.as_str() {
+                "format" => format = Some(v.as_str()),
+                "step" => step = Some(v.as_str()),
+                "rng" => rng = Some(v.as_str()),
+                "optim.kind" => kind = Some(v.as_str()),
+                "optim.groups" => n_groups = Some(v.as_str()),
+                // Other metadata (e.g. from other tools) is not ours.
+                _ => {}
+            }
+        }
+    }
+    if format != Some(FORMAT) {
+        return Err(bad(
+            "not a train-station checkpoint (format key missing or unknown)",
+        ));
+    }
+    let step: u64 = step
+        .and_then(|s| s.parse().ok())
+        .ok_or(bad("the step is missing or malformed"))?;
+    let rng = parse_rng(rng.ok_or(bad("the random generator state is missing"))?)?;
+
+    let names: BTreeMap<String, u64> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, p)| (n, p.id()))
+        .collect();
+    let mut state = Vec::new();
+    let mut per_param: BTreeMap<u64, Vec<(String, Tensor)>> = BTreeMap::new();
+    for (n, t) in &file.tensors {
+        if let Some(name) = n.strip_prefix("model.") {
+            state.push((name.to_string(), t.clone()));
+        } else if let Some(rest) = n.strip_prefix("optim.") {
+            if !with_optim {
+                continue;
+            }
+            let id = rest
+                .rsplit_once('.')
+                .and_then(|(pname, _)| names.get(pname))
+                .ok_or_else(|| unexpected(n))?;
+            let buf = rest.rsplit_once('.').map_or("", |(_, b)| b);
+            per_param
+                .entry(*id)
+                .or_default()
+                .push((buf.to_string(), t.clone()));
+        } else {
+            return Err(unexpected(n));
+        }
+    }
+    crate::nn::check_state_dict(model, &state, true)?;
+
+    let optim = if with_optim {
+        let kind = kind.ok_or(bad("the checkpoint has no optimizer state"))?;
+        let n_groups: usize = n_groups
+            .and_then(|s| s.parse().ok())
+            .ok_or(bad("the optimizer group count is missing"))?;
+        // Groups must be exactly 0..n_groups (no loop over a claimed count).
+        if groups.len() != n_groups || groups.keys().next_back().is_some_and(|&g| g >= n_groups) {
+            return Err(bad(
+                "the optimizer groups do not match the declared group count",
+            ));
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for (g, raw) in groups {
+            let list = raw
+                .params
+                .ok_or(bad("an optimizer group has no parameter list"))?;
+            let params = list
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|name| {
+                    names
+                        .get(name)
+                        .copied()
+                        .ok_or_else(|| unexpected(&format!("optim.group.{g}.params: {name}")))
+                })
+                .collect::<Result<Vec<u64>>>()?;
+            out.push(GroupState {
+                params,
+                hyper: raw.hyper,
+            });
+        }
+        Some(OptimizerState {
+            kind: kind.to_string(),
+            groups: out,
+            params: per_param.into_iter().collect(),
+        })
+    } else {
+        None
+    };
+    Ok(Decoded {
+        step,
+        rng,
+        module_rngs,
+        model: state,
+        optim,
+        sched,
+        extra,
+    })
+}
+
 /// Restores a checkpoint into `model` and, if given, `optimizer` and
-/// `scheduler`, and restores the global random generator. Everything is
-/// decoded and checked before the model is changed; the model is loaded
-/// strictly (see [`Module::load_state_dict`]).
+/// `scheduler`, and restores the global random generator. The model is
+/// loaded strictly (see [`Module::load_state_dict`]).
+///
+/// Atomic: everything is decoded and checked first (format, step, random
+/// streams, every key's name, the model's names and shapes; the optimizer's
+/// kind, groups, hyper-parameters and state names and shapes in its
+/// [`import_state`](Optimizer::import_state), which changes nothing on error;
+/// the scheduler's names in its `import_state`, likewise). If a later part
+/// fails, the parts already imported are restored from snapshots taken
+/// before, so an `Err` leaves the model, optimizer, scheduler and random
+/// generators as they were (short of running out of memory while copying the
+/// model's tensors). A key that does not fit is named in the error
+/// ([`Error::StateDict`]). Decoding is linear in the file's size.
 pub fn checkpoint_from_bytes(
     bytes: &[u8],
     model: &mut dyn Module,
     optimizer: Option<&mut dyn Optimizer>,
     scheduler: Option<&mut dyn LrScheduler>,
 ) -> Result<CheckpointInfo> {
-    let file = from_safetensors(bytes)?;
-    if file.meta("format") != Some(FORMAT) {
-        return Err(bad(
-            "not a train-station checkpoint (format key missing or unknown)",
-        ));
-    }
-    let step: u64 = file
-        .meta("step")
-        .and_then(|s| s.parse().ok())
-        .ok_or(bad("the step is missing or malformed"))?;
-    let parse_rng = |s: &str| -> Result<[u64; 4]> {
-        let words: Vec<u64> = s
-            .split(',')
-            .map(|w| u64::from_str_radix(w, 16))
-            .collect::<core::result::Result<_, _>>()
-            .map_err(|_| bad("a random generator state is malformed"))?;
-        words
-            .try_into()
-            .map_err(|_| bad("a random generator state is malformed"))
-    };
-    let rng = parse_rng(
-        file.meta("rng")
-            .ok_or(bad("the random generator state is missing"))?,
-    )?;
-    let module_rngs: Vec<(String, [u64; 4])> = file
-        .metadata
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("rng.").map(|k| (k, v)))
-        .map(|(k, v)| Ok((k.to_string(), parse_rng(v)?)))
-        .collect::<Result<_>>()?;
-
-    let state: Vec<(String, Tensor)> = file
-        .tensors
-        .iter()
-        .filter_map(|(n, t)| n.strip_prefix("model.").map(|n| (n.to_string(), t.clone())))
-        .collect();
-
-    // Optimizer state by parameter name, decoded before anything changes.
-    let names: BTreeMap<String, u64> = model
-        .named_parameters()
-        .into_iter()
-        .map(|(n, p)| (n, p.id()))
-        .collect();
-    let opt_state = match &optimizer {
-        None => None,
-        Some(_) => {
-            let kind = file
-                .meta("optim.kind")
-                .ok_or(bad("the checkpoint has no optimizer state"))?;
-            let n_groups: usize = file
-                .meta("optim.groups")
-                .and_then(|s| s.parse().ok())
-                .ok_or(bad("the optimizer group count is missing"))?;
-            let id_of = |name: &str| {
-                names
-                    .get(name)
-                    .copied()
-                    .ok_or(bad("an optimizer parameter is not in the model"))
-            };
-            let mut groups = Vec::new();
-            for g in 0..n_groups {
-                let list = file
-                    .meta(&format!("optim.group.{g}.params"))
-                    .ok_or(bad("an optimizer group has no parameter list"))?;
-                let params: Result<Vec<u64>> = list
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(id_of)
-                    .collect();
-                let prefix = format!("optim.group.{g}.");
-                let mut hyper = Vec::new();
-                for (k, v) in &file.metadata {
-                    if let Some(h) = k.strip_prefix(&prefix)
-                        && h != "params"
-                    {
-                        hyper.push((h.to_string(), parse_f32(v)?));
-                    }
-                }
-                groups.push(GroupState {
-                    params: params?,
-                    hyper,
-                });
-            }
-            let mut per_param: BTreeMap<u64, Vec<(String, Tensor)>> = BTreeMap::new();
-            for (n, t) in &file.tensors {
-                let Some(rest) = n.strip_prefix("optim.") else {
-                    continue;
-                };
-                let (pname, buf) = rest
-                    .rsplit_once('.')
-                    .ok_or(bad("an optimizer tensor name is malformed"))?;
-                per_param
-                    .entry(id_of(pname)?)
-                    .or_default()
-                    .push((buf.to_string(), t.clone()));
-            }
-            Some(OptimizerState {
-                kind: kind.to_string(),
-                groups,
-                params: per_param.into_iter().collect(),
-            })
-        }
-    };
-    let sched_state: Vec<(String, f64)> = file
-        .metadata
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("sched.").map(|k| (k.to_string(), v)))
-        .map(|(k, v)| {
-            Ok((
-                k,
-                v.parse::<f64>()
-                    .map_err(|_| bad("a scheduler value does not parse"))?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let extra = file
-        .metadata
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("extra.").map(|k| (k.to_string(), v.clone())))
-        .collect();
-
-    model.load_state_dict(&state)?;
-    if let (Some(opt), Some(s)) = (optimizer, &opt_state) {
+    let d = decode(bytes, model, optimizer.is_some())?;
+    // Commit: optimizer, then scheduler, then model; each import checks
+    // before it changes anything, and a failure undoes the ones before.
+    let mut optimizer = optimizer;
+    let opt_before = optimizer.as_ref().map(|o| o.export_state());
+    if let (Some(opt), Some(s)) = (optimizer.as_deref_mut(), &d.optim) {
         opt.import_state(s)?;
     }
-    if let Some(s) = scheduler {
-        s.import_state(&sched_state)?;
-    }
-    for (name, state) in module_rngs {
-        if !model.set_rng_state(&name, state) {
-            return Err(bad("a saved random stream has no matching module"));
+    let undo_opt = |opt: Option<&mut dyn Optimizer>| {
+        if let (Some(opt), Some(s)) = (opt, &opt_before) {
+            // Its own state: always accepted.
+            let _ = opt.import_state(s);
         }
+    };
+    let mut scheduler = scheduler;
+    let sched_before = scheduler.as_ref().map(|s| s.export_state());
+    if let Some(s) = scheduler.as_deref_mut()
+        && let Err(e) = s.import_state(&d.sched)
+    {
+        undo_opt(optimizer);
+        return Err(e);
     }
-    set_global_rng_state(rng);
-    Ok(CheckpointInfo { step, extra })
+    if let Err(e) = model.load_state_dict(&d.model) {
+        undo_opt(optimizer);
+        if let (Some(s), Some(before)) = (scheduler, &sched_before) {
+            let _ = s.import_state(before);
+        }
+        return Err(e);
+    }
+    for (name, state) in d.module_rngs {
+        // Every name was checked against the model's streams.
+        let restored = model.set_rng_state(&name, state);
+        debug_assert!(restored);
+    }
+    set_global_rng_state(d.rng);
+    Ok(CheckpointInfo {
+        step: d.step,
+        extra: d.extra,
+    })
 }

@@ -231,14 +231,27 @@ fn conv_nd(
     // Output sizes; the dilated kernel must fit the padded input.
     let mut out = [0usize; 2];
     for i in 0..d {
-        let padded = x.dims()[2 + i] + 2 * padding[i];
-        let span = dilation[i] * (kernel[i] - 1) + 1;
-        if span > padded {
+        if kernel[i] == 0 {
+            return Err(mismatch("the kernel has a zero-sized dimension"));
+        }
+        // Checked: a huge padding or dilation must not wrap into a small size.
+        let padded = padding[i]
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(x.dims()[2 + i]))
+            .filter(|&p| p <= isize::MAX as usize)
+            .ok_or(Error::InvalidArgument {
+                op,
+                detail: "the padded input size overflows",
+            })?;
+        let span = dilation[i]
+            .checked_mul(kernel[i] - 1)
+            .and_then(|s| s.checked_add(1));
+        if span.is_none_or(|s| s > padded) {
             return Err(mismatch(
                 "the (dilated) kernel is larger than the padded input",
             ));
         }
-        out[i] = (padded - span) / stride[i] + 1;
+        out[i] = (padded - span.unwrap_or(padded)) / stride[i] + 1;
     }
     let out = &out[..d];
     let xp = if padding.iter().any(|&p| p > 0) {
@@ -257,13 +270,16 @@ fn conv_nd(
     let mut strides: Vec<usize> = Vec::with_capacity(2 + 2 * d);
     size.extend_from_slice(&[n, c]);
     strides.extend_from_slice(&[xs[0], xs[1]]);
+    // A step is only used when its dimension has two or more entries; then
+    // it stays inside the padded input, so the products cannot overflow.
+    let step = |n: usize, by: usize, base: usize| if n > 1 { by * base } else { 0 };
     for i in 0..d {
         size.push(kernel[i]);
-        strides.push(dilation[i] * xs[2 + i]);
+        strides.push(step(kernel[i], dilation[i], xs[2 + i]));
     }
     for i in 0..d {
         size.push(out[i]);
-        strides.push(stride[i] * xs[2 + i]);
+        strides.push(step(out[i], stride[i], xs[2 + i]));
     }
     let windows = xp.try_as_strided(&size, &strides, xp.offset())?;
     let taps = c / groups * kernel.iter().product::<usize>();

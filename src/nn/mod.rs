@@ -30,6 +30,7 @@ pub use linear::Linear;
 pub(crate) use lora::attach_frozen;
 pub use lora::{Lora, LoraConfig};
 pub use loss::Reduction;
+pub(crate) use module::check_state_dict;
 pub use module::{Module, StateDictReport};
 pub use norm::{
     BatchNorm1d, BatchNorm2d, BatchNormOptions, GroupNorm, LayerNorm, LayerNormOptions,

@@ -301,37 +301,8 @@ pub trait Module: Send + Sync {
         state: &[(String, Tensor)],
         strict: bool,
     ) -> Result<StateDictReport> {
+        let report = check_state_dict(self, state, strict)?;
         let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, t)| t);
-        let mut report = StateDictReport::default();
-        let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
-        self.visit_params("", &mut |n, p| {
-            expected.push((n.to_string(), p.dims().to_vec()))
-        });
-        self.visit_buffers("", &mut |n, b| {
-            expected.push((n.to_string(), b.dims().to_vec()))
-        });
-        for (name, dims) in &expected {
-            match find(name) {
-                None => report.missing.push(name.clone()),
-                Some(t) if t.dims() != &dims[..] => report.mismatched.push(name.clone()),
-                Some(_) => {}
-            }
-        }
-        for (name, _) in state {
-            if !expected.iter().any(|(n, _)| n == name) {
-                report.unexpected.push(name.clone());
-            }
-        }
-        if !report.mismatched.is_empty()
-            || (strict && (!report.missing.is_empty() || !report.unexpected.is_empty()))
-        {
-            return Err(Error::StateDict {
-                missing: report.missing.len(),
-                unexpected: report.unexpected.len(),
-                mismatched: report.mismatched.len(),
-                keys: report.summary(strict),
-            });
-        }
         let mut result = Ok(());
         crate::autograd::no_grad(|| {
             self.visit_params_mut("", &mut |n, p| {
@@ -355,6 +326,49 @@ pub trait Module: Send + Sync {
         }
         Ok(report)
     }
+}
+
+/// The checking half of [`Module::load_state_dict_with`]: which of `model`'s
+/// keys `state` misses, which it has in excess and which have another shape;
+/// [`Error::StateDict`] when loading would be refused. Changes nothing.
+pub(crate) fn check_state_dict<M: Module + ?Sized>(
+    model: &M,
+    state: &[(String, Tensor)],
+    strict: bool,
+) -> Result<StateDictReport> {
+    let mut report = StateDictReport::default();
+    // By name, so the check is O(n log n) however many keys there are.
+    let given: alloc::collections::BTreeMap<&str, &Tensor> =
+        state.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut expected: alloc::collections::BTreeSet<String> = Default::default();
+    let mut visit = |n: &str, t: &Tensor| {
+        match given.get(n) {
+            None => report.missing.push(n.to_string()),
+            Some(s) if s.dims() != t.dims() => report.mismatched.push(n.to_string()),
+            Some(_) => {}
+        }
+        expected.insert(n.to_string());
+    };
+    model.visit_params("", &mut visit);
+    model.visit_buffers("", &mut visit);
+    let mut seen = alloc::collections::BTreeSet::new();
+    for (name, _) in state {
+        // A repeated key is unexpected too: which copy would load?
+        if !expected.contains(name) || !seen.insert(name.as_str()) {
+            report.unexpected.push(name.clone());
+        }
+    }
+    if !report.mismatched.is_empty()
+        || (strict && (!report.missing.is_empty() || !report.unexpected.is_empty()))
+    {
+        return Err(Error::StateDict {
+            missing: report.missing.len(),
+            unexpected: report.unexpected.len(),
+            mismatched: report.mismatched.len(),
+            keys: report.summary(strict),
+        });
+    }
+    Ok(report)
 }
 
 /// What [`Module::load_state_dict_with`] found.

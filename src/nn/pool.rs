@@ -145,19 +145,20 @@ struct Axis {
 impl Axis {
     /// PyTorch's `pooling_output_shape`, or `None` if it is below 1.
     fn out_size(&self, input: usize, ceil: bool) -> Option<usize> {
+        // i128: no size, padding, dilation or stride can overflow it.
         let (i, k, s, p, d) = (
-            input as i64,
-            self.kernel as i64,
-            self.stride as i64,
-            self.pad as i64,
-            self.dilation as i64,
+            input as i128,
+            self.kernel as i128,
+            self.stride as i128,
+            self.pad as i128,
+            self.dilation as i128,
         );
         let numer = i + 2 * p - d * (k - 1) - 1 + if ceil { s - 1 } else { 0 };
         let mut out = numer.div_euclid(s) + 1;
         if ceil && (out - 1) * s >= i + p {
             out -= 1;
         }
-        (out >= 1).then_some(out as usize)
+        usize::try_from(out).ok().filter(|&o| o >= 1)
     }
 }
 
@@ -226,18 +227,24 @@ fn max_pool2d(
     let xc = x.try_contiguous()?;
     let src = xc.as_slice().expect("contiguous");
     let planes = n * c;
-    let mut idx = vec![usize::MAX; planes * oh * ow];
+    // The output shape first: it checks that `planes * oh * ow` fits.
     let shape = Shape::new(&[n, c, oh, ow])?;
+    let mut idx = crate::error::try_vec(shape.numel())?;
+    idx.resize(shape.numel(), usize::MAX);
     let [ah, aw] = *axes;
     // First tap inside the input (stepping by the dilation) and the end.
     let window = |o: usize, a: Axis, size: usize| {
-        let start = (o * a.stride) as i64 - a.pad as i64;
-        let end = (start + ((a.kernel - 1) * a.dilation) as i64 + 1).min(size as i64);
+        // i128: a huge kernel, dilation or stride cannot overflow it.
+        let start = (o as i128) * (a.stride as i128) - a.pad as i128;
+        let end = (start + (a.kernel as i128 - 1) * a.dilation as i128 + 1).min(size as i128);
         let mut first = start;
-        while first < 0 {
-            first += a.dilation as i64;
+        if first < 0 {
+            // The first tap at or after 0 (one division, not a loop).
+            let d = a.dilation as i128;
+            first += (-first + d - 1) / d * d;
         }
-        (first as usize, end.max(0) as usize)
+        let end = end.max(0);
+        (first.min(end) as usize, end as usize)
     };
     let y = Tensor::try_from_fill(shape, |buf| {
         for p in 0..planes {
@@ -482,10 +489,11 @@ impl AvgPool2d {
     fn divisors(&self, size: [usize; 2], out: [usize; 2]) -> Result<Tensor> {
         // Per axis: (window length within input + padding, within input).
         let extent = |a: Axis, o: usize, n: usize| {
-            let start = (o * a.stride) as i64 - a.pad as i64;
-            let end = (start + a.kernel as i64).min((n + a.pad) as i64);
+            // i128: a huge kernel or stride cannot overflow it.
+            let start = (o as i128) * (a.stride as i128) - a.pad as i128;
+            let end = (start + a.kernel as i128).min(n as i128 + a.pad as i128);
             let padded = end - start;
-            let inside = end.min(n as i64) - start.max(0);
+            let inside = end.min(n as i128) - start.max(0);
             (padded, inside.max(0))
         };
         let mut d = Vec::with_capacity(out[0] * out[1]);
@@ -494,7 +502,7 @@ impl AvgPool2d {
             for j in 0..out[1] {
                 let (pw, iw) = extent(self.axes[1], j, size[1]);
                 let v = match self.divisor_override {
-                    Some(v) => v as i64,
+                    Some(v) => v as i128,
                     None if self.count_include_pad => ph * pw,
                     None => ih * iw,
                 };
@@ -514,8 +522,8 @@ impl Module for AvgPool2d {
         let (n, c, h, w) = (xb.dims()[0], xb.dims()[1], xb.dims()[2], xb.dims()[3]);
         // Pad by `pad` and, in ceil mode, enough zeros for the last window.
         let after = |a: Axis, o: usize, size: usize| {
-            let need = (o - 1) * a.stride + a.kernel;
-            need.saturating_sub(size + a.pad)
+            let need = (o - 1).saturating_mul(a.stride).saturating_add(a.kernel);
+            need.saturating_sub(size.saturating_add(a.pad))
         };
         let (bh, bw) = (
             after(self.axes[0], out[0], h),
@@ -543,8 +551,18 @@ impl Module for AvgPool2d {
             [
                 s[0],
                 s[1],
-                self.axes[0].stride * s[2],
-                self.axes[1].stride * s[3],
+                // Used only when the output has two or more positions, and
+                // then inside the padded input: no overflow.
+                if out[0] > 1 {
+                    self.axes[0].stride * s[2]
+                } else {
+                    0
+                },
+                if out[1] > 1 {
+                    self.axes[1].stride * s[3]
+                } else {
+                    0
+                },
                 s[2],
                 s[3],
             ],
@@ -604,15 +622,18 @@ impl AdaptiveAvgPool2d {
 }
 
 /// `[out, n]`: row `i` averages `floor(i n / out) .. ceil((i + 1) n / out)`.
+/// The shape check comes first, so `out * n` (and every `(i + 1) * n`) fits.
 fn averaging_matrix(out: usize, n: usize) -> Result<Tensor> {
-    let mut m = vec![0.0f32; out * n];
-    for i in 0..out {
-        let start = i * n / out;
-        let end = ((i + 1) * n).div_ceil(out);
-        let v = 1.0 / (end - start) as f32;
-        m[i * n + start..i * n + end].fill(v);
-    }
-    Tensor::from_vec(m, [out, n])
+    let shape = Shape::try_for("AdaptiveAvgPool2d", &[out, n])?;
+    Tensor::try_from_fill(shape, |m| {
+        m.fill(0.0);
+        for i in 0..out {
+            let start = i * n / out;
+            let end = ((i + 1) * n).div_ceil(out);
+            let v = 1.0 / (end - start) as f32;
+            m[i * n + start..i * n + end].fill(v);
+        }
+    })
 }
 
 impl Module for AdaptiveAvgPool2d {

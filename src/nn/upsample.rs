@@ -3,8 +3,8 @@
 use alloc::vec::Vec;
 
 use super::Module;
-use crate::error::{Error, Result, unwrap};
-use crate::tensor::Tensor;
+use crate::error::{Error, Result, try_vec, unwrap};
+use crate::tensor::{Shape, Tensor};
 
 /// How [`Upsample`] chooses the output size.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,23 +79,24 @@ impl Upsample {
 }
 
 /// The source position of every output position (PyTorch's `nearest_idx`).
-fn sources(input: usize, output: usize, scale: Option<f64>) -> Vec<f32> {
-    (0..output)
-        .map(|i| {
-            let src = if output == input {
-                i
-            } else if output == 2 * input {
-                i >> 1
-            } else {
-                let s = match scale {
-                    Some(f) => (1.0 / f) as f32,
-                    None => input as f32 / output as f32,
-                };
-                (libm::floorf(i as f32 * s) as usize).min(input - 1)
+/// `OutOfMemory` if the list cannot be allocated.
+fn sources(input: usize, output: usize, scale: Option<f64>) -> Result<Vec<f32>> {
+    let mut v = try_vec(output)?;
+    v.extend((0..output).map(|i| {
+        let src = if output == input {
+            i
+        } else if output == 2 * input {
+            i >> 1
+        } else {
+            let s = match scale {
+                Some(f) => (1.0 / f) as f32,
+                None => input as f32 / output as f32,
             };
-            src as f32
-        })
-        .collect()
+            (libm::floorf(i as f32 * s) as usize).min(input - 1)
+        };
+        src as f32
+    }));
+    Ok(v)
 }
 
 impl Module for Upsample {
@@ -113,15 +114,24 @@ impl Module for Upsample {
                 });
             }
         };
-        let mut y = x.clone();
+        // Every output size first (a float-to-int cast saturates), and the
+        // whole output shape checked before anything is allocated.
+        let mut sizes = [(0usize, None); 2];
+        let mut out_dims = [0usize; 4];
+        out_dims[..x.rank()].copy_from_slice(x.dims());
         for i in 0..spatial {
-            let d = 2 + i;
-            let j = 2 - spatial + i; // which entry of the 2-entry target
-            let input = x.dims()[d];
-            let (output, scale) = match self.target {
+            let (input, j) = (x.dims()[2 + i], 2 - spatial + i);
+            sizes[i] = match self.target {
                 Target::Size(s) => (s[j], None),
                 Target::Scale(f) => (libm::floor(input as f64 * f[j]) as usize, Some(f[j])),
             };
+            out_dims[2 + i] = sizes[i].0;
+        }
+        Shape::try_for(op, &out_dims[..x.rank()])?;
+        let mut y = x.clone();
+        for (i, &(output, scale)) in sizes[..spatial].iter().enumerate() {
+            let d = 2 + i;
+            let input = x.dims()[d];
             if output == 0 || input == 0 {
                 return Err(Error::ShapeMismatch {
                     op,
@@ -133,7 +143,7 @@ impl Module for Upsample {
             if output == input {
                 continue; // PyTorch's nearest_idx: the identity
             }
-            let idx = Tensor::from_vec(sources(input, output, scale), [output])?;
+            let idx = Tensor::from_vec(sources(input, output, scale)?, [output])?;
             y = y.try_index_select(d, &idx)?;
         }
         Ok(y)

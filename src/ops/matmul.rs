@@ -277,11 +277,11 @@ fn column_major(l: &Layout) -> bool {
 fn product(a: &Operand, b: &Operand, c_shape: &Shape, col_major: bool) -> Result<Tensor> {
     let r = a.layout.rank();
     let mut full = a.layout.shape().clone();
-    full.dims_mut()[r - 1] = b.cols();
+    full.set_dim("matmul", r - 1, b.cols())?;
     let cr = c_shape.rank();
     let own = if col_major {
         let mut s = c_shape.clone();
-        s.dims_mut().swap(cr - 2, cr - 1);
+        s.swap(cr - 2, cr - 1);
         Layout::contiguous(s).transpose(cr - 2, cr - 1)
     } else {
         Layout::contiguous(c_shape.clone())

@@ -62,7 +62,8 @@ const INDEX_LIMIT: f32 = 16_777_216.0;
 
 /// The values of `index` in logical order, each a whole number in `0..size`.
 fn indices(op: &'static str, index: &Tensor, size: usize) -> Result<Vec<usize>> {
-    let mut out = Vec::with_capacity(index.numel());
+    // An expanded index can claim more entries than memory holds.
+    let mut out = crate::error::try_vec(index.numel())?;
     for v in index.values() {
         if !v.is_finite() || libm::truncf(v) != v {
             return Err(Error::InvalidArgument {
@@ -219,7 +220,12 @@ impl Tensor {
                     "sizes must match except in the concatenation dimension",
                 ));
             }
-            total += t.dims()[d];
+            total = total
+                .checked_add(t.dims()[d])
+                .ok_or(Error::InvalidArgument {
+                    op,
+                    detail: "numel: integer multiplication overflow (the joined size does not fit in usize)",
+                })?;
         }
         // Where each input lands along `d` (`None`: a skipped empty tensor).
         // If every tensor is `[0]`, none is skipped (the result is `[0]`).
@@ -234,7 +240,7 @@ impl Tensor {
             }));
         }
         let mut shape = first.shape().clone();
-        shape.dims_mut()[d] = total;
+        shape.set_dim(op, d, total)?;
         let lo = Layout::contiguous(shape.clone());
         let out = Tensor::try_from_fill(shape, |buf| {
             for (t, span) in ts.iter().zip(&spans) {
@@ -357,7 +363,7 @@ impl Tensor {
             });
         }
         let mut shape = lx.shape().clone();
-        shape.dims_mut()[d] = idx.len();
+        shape.set_dim(op, d, idx.len())?;
         let lo = Layout::contiguous(shape.clone());
         let src = self.storage.as_slice();
         let out = Tensor::try_from_fill(shape, |buf| {
@@ -749,7 +755,8 @@ impl Tensor {
                 detail: "the padding lists more dimensions than the tensor has",
             });
         }
-        let mut shape = self.shape().clone();
+        let mut dims = [0usize; MAX_RANK];
+        dims[..r].copy_from_slice(self.dims());
         // The kept part of the input, and where it lands in the output.
         let mut kept = self.layout.clone();
         let mut region = [(0usize, 0usize); MAX_RANK]; // (start, len) per dimension
@@ -768,15 +775,15 @@ impl Tensor {
                     detail: "negative padding removes more elements than the dimension has",
                 });
             }
-            shape.dims_mut()[d] =
-                usize::try_from(size + b + a).map_err(|_| Error::InvalidArgument {
-                    op,
-                    detail: "the padded size is too large",
-                })?;
+            dims[d] = usize::try_from(size + b + a).map_err(|_| Error::InvalidArgument {
+                op,
+                detail: "the padded size is too large",
+            })?;
             let (cut_b, len) = (cut_b as usize, len as usize);
             kept = kept.slice(d, cut_b, cut_b + len, 1);
             region[d] = (b.max(0) as usize, len);
         }
+        let shape = Shape::try_for(op, &dims[..r])?;
         let lo = Layout::contiguous(shape.clone());
         let mut target = lo.clone();
         for (d, &(start, len)) in region[..r].iter().enumerate() {

@@ -161,10 +161,9 @@ impl Layout {
     // ---- view transforms (dimensions already resolved by the caller) ----
 
     pub(crate) fn permute(&self, perm: &[usize]) -> Layout {
-        let mut shape = self.shape.clone();
+        let shape = self.shape.permuted(perm);
         let mut strides = [0; MAX_RANK];
         for (i, &p) in perm.iter().enumerate() {
-            shape.dims_mut()[i] = self.shape[p];
             strides[i] = self.strides[p];
         }
         Layout {
@@ -176,7 +175,7 @@ impl Layout {
 
     pub(crate) fn transpose(&self, d0: usize, d1: usize) -> Layout {
         let mut out = self.clone();
-        out.shape.dims_mut().swap(d0, d1);
+        out.shape.swap(d0, d1);
         out.strides.swap(d0, d1);
         out
     }
@@ -193,8 +192,15 @@ impl Layout {
         if len > 0 {
             out.offset += start * self.strides[dim];
         }
-        out.shape.dims_mut()[dim] = len;
-        out.strides[dim] = self.strides[dim] * step;
+        // No larger than the input's dimension: the element count only shrinks.
+        let shrunk = out.shape.set_dim("slice", dim, len);
+        debug_assert!(shrunk.is_ok());
+        // With one element or none the stride is never used, and `step` may be
+        // anything (`stride * step` could overflow); otherwise
+        // `stride * step <= stride * (size - 1)`, inside the input's span.
+        if len > 1 {
+            out.strides[dim] = self.strides[dim] * step;
+        }
         out
     }
 
@@ -254,8 +260,12 @@ impl Layout {
             return Err(Error::RankTooHigh { op, rank: r + 1 });
         }
         let mut out = self.clone();
-        out.shape.dims_mut()[dim] = (self.shape[dim] - size) / step + 1;
-        out.strides[dim] = self.strides[dim] * step;
+        let windows = (self.shape[dim] - size) / step + 1;
+        out.shape.set_dim(op, dim, windows)?;
+        // One window: the stride is unused and `stride * step` may overflow.
+        if windows > 1 {
+            out.strides[dim] = self.strides[dim] * step;
+        }
         out.shape.push(size)?;
         out.strides[r] = self.strides[dim];
         Ok(out)
@@ -423,7 +433,8 @@ impl<const N: usize> Walker<N> {
             }
             if n > 0 {
                 let i = n - 1;
-                let mergeable = (0..N).all(|k| layouts[k].strides[d] == strides[k][i] * sizes[i]);
+                let mergeable = (0..N)
+                    .all(|k| strides[k][i].checked_mul(sizes[i]) == Some(layouts[k].strides[d]));
                 if mergeable {
                     sizes[i] *= size;
                     continue;

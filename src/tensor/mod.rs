@@ -23,7 +23,7 @@ pub use init::{
     DEFAULT_SEED, Generator, global_rng_state, manual_seed, set_global_rng_state, with_global_rng,
 };
 pub use iter::{Chunks, CollectTensor, DimIter, Values, Windows};
-pub use shape::{Dim, MAX_RANK, ReshapeDims, Shape};
+pub use shape::{Dim, MAX_NUMEL, MAX_RANK, ReshapeDims, Shape};
 
 use layout::{Layout, Walker};
 use storage::Storage;

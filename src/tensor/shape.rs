@@ -10,7 +10,33 @@ use crate::error::{Error, Result};
 /// so this bounds the metadata size; asking for more is [`Error::RankTooHigh`].
 pub const MAX_RANK: usize = 8;
 
+/// Most elements a shape may hold: `isize::MAX`, as PyTorch bounds `numel`
+/// by `int64` (zero dimensions count as 1 here; see [`Shape`]). Element
+/// counts and contiguous strides of any [`Shape`] therefore never overflow
+/// `usize` (byte sizes are checked where memory is allocated).
+pub const MAX_NUMEL: usize = isize::MAX as usize;
+
+/// The element count of `dims`, or `InvalidArgument` naming `op` when the
+/// product of the dimensions, zeros counted as 1, exceeds [`MAX_NUMEL`]
+/// (PyTorch: "numel: integer multiplication overflow"). Counting zeros as 1
+/// (stricter than PyTorch for empty tensors) makes the product of *any*
+/// subset of a shape's dimensions fit too, so code computing inner and outer
+/// extents never overflows.
+pub(crate) fn checked_numel(op: &'static str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
+        .filter(|&n| n <= MAX_NUMEL)
+        .map(|n| if dims.contains(&0) { 0 } else { n })
+        .ok_or(Error::InvalidArgument {
+            op,
+            detail: "numel: integer multiplication overflow (the shape holds more than isize::MAX elements)",
+        })
+}
+
 /// The dimensions of a tensor, outermost first. Held inline (no allocation).
+/// The product of its dimensions, zeros counted as 1, never exceeds
+/// [`MAX_NUMEL`]: every constructor checks (PyTorch's "numel: integer
+/// multiplication overflow").
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Shape(heapless::Vec<usize, MAX_RANK>);
 
@@ -25,13 +51,18 @@ impl Shape {
         Self::try_for("shape", dims)
     }
 
+    /// A shape for `op`: [`Error::RankTooHigh`] past [`MAX_RANK`], and
+    /// [`Error::InvalidArgument`] ("numel: integer multiplication overflow")
+    /// when the element count exceeds [`MAX_NUMEL`].
     pub(crate) fn try_for(op: &'static str, dims: &[usize]) -> Result<Shape> {
-        heapless::Vec::from_slice(dims)
+        let s = heapless::Vec::from_slice(dims)
             .map(Shape)
             .map_err(|_| Error::RankTooHigh {
                 op,
                 rank: dims.len(),
-            })
+            })?;
+        checked_numel(op, dims)?;
+        Ok(s)
     }
 
     /// Dimensions, outermost first.
@@ -46,30 +77,55 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (1 for a scalar, 0 if any dimension is 0).
+    /// Number of elements (1 for a scalar, 0 if any dimension is 0). Never
+    /// overflows: every `Shape` holds at most [`MAX_NUMEL`] elements.
     #[inline]
     pub fn numel(&self) -> usize {
         self.0.iter().product()
     }
 
-    #[inline]
-    pub(crate) fn dims_mut(&mut self) -> &mut [usize] {
-        &mut self.0
+    /// Sets dimension `i` to `d`, checking the new element count.
+    pub(crate) fn set_dim(&mut self, op: &'static str, i: usize, d: usize) -> Result<()> {
+        let old = core::mem::replace(&mut self.0[i], d);
+        checked_numel(op, &self.0).inspect_err(|_| self.0[i] = old)?;
+        Ok(())
     }
 
-    /// Appends a dimension; the caller has checked the rank.
+    /// Swaps two dimensions (the element count is unchanged).
+    pub(crate) fn swap(&mut self, a: usize, b: usize) {
+        self.0.swap(a, b);
+    }
+
+    /// The dimensions reordered: result dimension `i` is `self[perm[i]]`
+    /// (`perm` a permutation of `0..rank`, so the element count is unchanged).
+    pub(crate) fn permuted(&self, perm: &[usize]) -> Shape {
+        debug_assert_eq!(perm.len(), self.rank());
+        Shape(perm.iter().map(|&p| self.0[p]).collect())
+    }
+
+    /// Appends a dimension: `RankTooHigh` past [`MAX_RANK`], `InvalidArgument`
+    /// if the element count would exceed [`MAX_NUMEL`].
     pub(crate) fn push(&mut self, d: usize) -> Result<()> {
         let rank = self.rank() + 1;
         self.0
             .push(d)
-            .map_err(|_| Error::RankTooHigh { op: "shape", rank })
+            .map_err(|_| Error::RankTooHigh { op: "shape", rank })?;
+        checked_numel("shape", &self.0).inspect_err(|_| {
+            self.0.pop();
+        })?;
+        Ok(())
     }
 
+    /// Inserts a dimension at `at`; errors as [`push`](Self::push).
     pub(crate) fn insert(&mut self, at: usize, d: usize) -> Result<()> {
         let rank = self.rank() + 1;
         self.0
             .insert(at, d)
-            .map_err(|_| Error::RankTooHigh { op: "shape", rank })
+            .map_err(|_| Error::RankTooHigh { op: "shape", rank })?;
+        checked_numel("shape", &self.0).inspect_err(|_| {
+            self.0.remove(at);
+        })?;
+        Ok(())
     }
 
     pub(crate) fn remove(&mut self, at: usize) -> usize {
@@ -163,41 +219,50 @@ pub trait ReshapeDims {
     fn to_signed(&self) -> Result<heapless::Vec<isize, MAX_RANK>>;
 }
 
-fn signed_from<T: Copy>(v: &[T], f: impl Fn(T) -> isize) -> Result<heapless::Vec<isize, MAX_RANK>> {
+/// The sizes as `isize`; a size that does not fit (e.g. `usize::MAX`, which a
+/// plain cast would turn into `-1`) is `InvalidArgument`.
+fn signed_from<T: Copy + TryInto<isize>>(v: &[T]) -> Result<heapless::Vec<isize, MAX_RANK>> {
     if v.len() > MAX_RANK {
         return Err(Error::RankTooHigh {
             op: "reshape",
             rank: v.len(),
         });
     }
-    Ok(v.iter().map(|&x| f(x)).collect())
+    v.iter()
+        .map(|&x| {
+            x.try_into().map_err(|_| Error::InvalidArgument {
+                op: "reshape",
+                detail: "a target size does not fit in isize",
+            })
+        })
+        .collect()
 }
 
 macro_rules! reshape_dims {
     ($($t:ty),*) => {$(
         impl<const N: usize> ReshapeDims for [$t; N] {
             fn to_signed(&self) -> Result<heapless::Vec<isize, MAX_RANK>> {
-                signed_from(self, |x| x as isize)
+                signed_from(self)
             }
         }
         impl<const N: usize> ReshapeDims for &[$t; N] {
             fn to_signed(&self) -> Result<heapless::Vec<isize, MAX_RANK>> {
-                signed_from(*self, |x| x as isize)
+                signed_from(*self)
             }
         }
         impl ReshapeDims for &[$t] {
             fn to_signed(&self) -> Result<heapless::Vec<isize, MAX_RANK>> {
-                signed_from(self, |x| x as isize)
+                signed_from(self)
             }
         }
         impl ReshapeDims for alloc::vec::Vec<$t> {
             fn to_signed(&self) -> Result<heapless::Vec<isize, MAX_RANK>> {
-                signed_from(self, |x| x as isize)
+                signed_from(self)
             }
         }
         impl ReshapeDims for &alloc::vec::Vec<$t> {
             fn to_signed(&self) -> Result<heapless::Vec<isize, MAX_RANK>> {
-                signed_from(self, |x| x as isize)
+                signed_from(self)
             }
         }
     )*};
@@ -206,13 +271,13 @@ reshape_dims!(usize, isize, i32, i64);
 
 impl ReshapeDims for Shape {
     fn to_signed(&self) -> Result<heapless::Vec<isize, MAX_RANK>> {
-        signed_from(self.dims(), |x| x as isize)
+        signed_from(self.dims())
     }
 }
 
 impl ReshapeDims for &Shape {
     fn to_signed(&self) -> Result<heapless::Vec<isize, MAX_RANK>> {
-        signed_from(self.dims(), |x| x as isize)
+        signed_from(self.dims())
     }
 }
 
@@ -253,7 +318,7 @@ pub(crate) fn infer_shape(
             if known == 0 || !numel.is_multiple_of(known) {
                 return Err(bad());
             }
-            out.dims_mut()[i] = numel / known;
+            out.set_dim(op, i, numel / known)?;
         }
         None if known != numel => return Err(bad()),
         None => {}

@@ -409,16 +409,16 @@ impl Tensor {
             });
         }
         let n = self.dims()[d];
-        Ok((0..n.div_ceil(size).max(1))
-            .map(|i| {
-                let s = (i * size).min(n);
-                self.make_view(
-                    self.layout.slice(d, s, (s + size).min(n), 1),
-                    "SplitBackward0",
-                    ViewGrad::Slice(d, s, (s + size).min(n), 1),
-                )
-            })
-            .collect())
+        let mut out = crate::error::try_vec(n.div_ceil(size).max(1))?;
+        out.extend((0..n.div_ceil(size).max(1)).map(|i| {
+            let s = (i * size).min(n);
+            self.make_view(
+                self.layout.slice(d, s, (s + size).min(n), 1),
+                "SplitBackward0",
+                ViewGrad::Slice(d, s, (s + size).min(n), 1),
+            )
+        }));
+        Ok(out)
     }
 
     /// Splits along `dim` into pieces of the given sizes, which must sum to the
@@ -434,12 +434,14 @@ impl Tensor {
     /// [`split_sizes`](Self::split_sizes), or an error.
     pub fn try_split_sizes(&self, sizes: &[usize], dim: impl Dim) -> Result<Vec<Tensor>> {
         let d = dim.resolve("split_sizes", self.rank())?;
-        let total: usize = sizes.iter().sum();
-        if total != self.dims()[d] {
+        // Checked: a wrapped sum (`[usize::MAX, 5]` is 4 modulo 2^64) would
+        // pass and yield a view larger than its storage.
+        let total = sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s));
+        if total != Some(self.dims()[d]) {
             return Err(Error::NumelMismatch {
                 op: "split_sizes",
                 expected: self.dims()[d],
-                got: total,
+                got: total.unwrap_or(usize::MAX),
             });
         }
         let mut start = 0;
@@ -492,15 +494,15 @@ impl Tensor {
     /// [`unbind`](Self::unbind), or `DimOutOfRange`.
     pub fn try_unbind(&self, dim: impl Dim) -> Result<Vec<Tensor>> {
         let d = dim.resolve("unbind", self.rank())?;
-        Ok((0..self.dims()[d])
-            .map(|i| {
-                self.make_view(
-                    self.layout.select(d, i),
-                    "UnbindBackward0",
-                    ViewGrad::Select(d, i),
-                )
-            })
-            .collect())
+        let mut out = crate::error::try_vec(self.dims()[d])?;
+        out.extend((0..self.dims()[d]).map(|i| {
+            self.make_view(
+                self.layout.select(d, i),
+                "UnbindBackward0",
+                ViewGrad::Select(d, i),
+            )
+        }));
+        Ok(out)
     }
 
     /// Sliding windows of `size` elements every `step` along `dim`, as a view

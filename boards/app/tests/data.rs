@@ -100,7 +100,7 @@ fn job_passes_on_the_host() {
         (
             "host-mlp-small",
             data::MLP_SMALL,
-            64 * 1024,
+            128 * 1024,
             Mode::LastLayer,
         ),
     ] {

@@ -221,7 +221,8 @@ fn class_indices(
     c: usize,
     ignore: Option<i64>,
 ) -> Result<Vec<usize>> {
-    let mut out = Vec::with_capacity(target.numel());
+    // An expanded index can claim more entries than memory holds.
+    let mut out = crate::error::try_vec(target.numel())?;
     for v in target.values() {
         if !v.is_finite() || libm::truncf(v) != v {
             return Err(Error::InvalidArgument {

@@ -1,0 +1,218 @@
+//! Hostile sizes: every `try_` form given sizes whose products overflow,
+//! wrap or ask for absurd memory returns `Err` (never a panic), and never a
+//! tensor that claims more elements than its storage holds. Regression tests
+//! for the defects a hostile-input review found (and their siblings).
+
+use train_station::nn::{
+    Conv1d, Conv2d, ConvOptions, MaxPool2d, MaxPool2dOptions, Module, Upsample,
+};
+use train_station::{Error, MAX_NUMEL, Tensor};
+
+const BIG: usize = 1 << 32;
+
+fn is_overflow(e: &Error) -> bool {
+    matches!(e, Error::InvalidArgument { detail, .. } if detail.starts_with("numel: integer multiplication overflow"))
+}
+
+#[track_caller]
+fn overflow<T: core::fmt::Debug>(r: Result<T, Error>) {
+    match r {
+        Err(e) => assert!(is_overflow(&e), "expected a numel overflow, got {e}"),
+        Ok(v) => panic!("expected a numel overflow, got Ok({v:?})"),
+    }
+}
+
+#[test]
+fn constructors_reject_element_counts_past_isize_max() {
+    overflow(Tensor::try_zeros([BIG, BIG]));
+    overflow(Tensor::try_full([BIG, BIG, 2], 1.0));
+    overflow(Tensor::from_slice(&[], [BIG, BIG]));
+    overflow(Tensor::try_eye_rect(BIG, BIG));
+    overflow(Tensor::try_rand([BIG, BIG], Some(1)));
+    // A zero dimension does not excuse the others: their product must fit too.
+    overflow(Tensor::try_zeros([0, BIG, BIG]));
+    // Exactly isize::MAX elements is a valid shape (the allocation then fails).
+    let e = Tensor::try_zeros([MAX_NUMEL]).unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+    // The plain form panics with the same message.
+    let msg = std::panic::catch_unwind(|| Tensor::zeros([BIG, BIG]))
+        .unwrap_err()
+        .downcast::<String>()
+        .unwrap();
+    assert!(
+        msg.contains("numel: integer multiplication overflow"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn views_reject_element_counts_past_isize_max() {
+    let x = Tensor::ones([1, 1]);
+    overflow(x.try_expand([BIG, BIG]));
+    overflow(x.try_broadcast_to([BIG, BIG]));
+    overflow(x.try_as_strided([BIG, BIG], [0, 0], 0));
+    overflow(x.try_pad(&[(0, BIG as isize), (0, BIG as isize)], 0.0));
+    overflow(x.try_repeat(&[BIG, BIG]));
+    // Legitimate stride-0 views stay allowed, and report their true size.
+    let v = x.try_expand([1 << 20, 1 << 20]).unwrap();
+    assert_eq!(v.numel(), 1 << 40);
+    // Unfolding an expanded dimension can multiply the count.
+    let wide = Tensor::ones([1]).expand([BIG * 2]);
+    overflow(wide.try_unfold(0, BIG, 1));
+}
+
+#[test]
+fn split_sizes_that_wrap_are_rejected() {
+    // [usize::MAX, 5] sums to 4 modulo 2^64: it must not pass for a size-4
+    // dimension and yield a [usize::MAX] view over 4 elements.
+    let x = Tensor::from_slice(&[1.0, 2.0, 3.0, 4.0], [4]).unwrap();
+    let e = x.try_split_sizes(&[usize::MAX, 5], 0).unwrap_err();
+    assert!(matches!(e, Error::NumelMismatch { .. }), "{e}");
+    let e = x.try_split_sizes(&[usize::MAX, 1, 4], 0).unwrap_err();
+    assert!(matches!(e, Error::NumelMismatch { .. }), "{e}");
+    let parts = x.try_split_sizes(&[1, 3], 0).unwrap();
+    assert_eq!(parts[1].to_vec(), [2.0, 3.0, 4.0]);
+    // A huge split size is one piece.
+    let parts = x.try_split(usize::MAX, 0).unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].to_vec(), x.to_vec());
+}
+
+#[test]
+fn huge_steps_do_not_overflow_strides() {
+    let x = Tensor::from_fn([3, 5], |i| (i[0] * 5 + i[1]) as f32);
+    let s = x.try_slice(1, 1, 5, usize::MAX).unwrap();
+    assert_eq!(s.dims(), &[3, 1]);
+    assert_eq!(s.to_vec(), [1.0, 6.0, 11.0]);
+    let s = x.try_slice(0, 0, 3, usize::MAX).unwrap();
+    assert_eq!(s.to_vec(), [0.0, 1.0, 2.0, 3.0, 4.0]);
+    let u = x.try_unfold(1, 2, usize::MAX).unwrap();
+    assert_eq!(u.dims(), &[3, 1, 2]);
+    assert_eq!(u.to_vec(), [0.0, 1.0, 5.0, 6.0, 10.0, 11.0]);
+    let e = x.try_narrow(1, usize::MAX, 2).unwrap_err();
+    assert!(matches!(e, Error::IndexOutOfRange { .. }), "{e}");
+    assert!(x.try_select(0, isize::MIN).is_err());
+    assert_eq!(
+        x.try_slice(1, isize::MIN, isize::MAX, 2).unwrap().dims(),
+        &[3, 3]
+    );
+}
+
+#[test]
+fn reshape_targets_that_do_not_fit_isize_are_rejected() {
+    let x = Tensor::ones([2, 3]);
+    // usize::MAX cast to isize is -1: it must not be taken as "infer".
+    assert!(x.try_reshape([usize::MAX, 2]).is_err());
+    assert!(x.try_reshape([2, usize::MAX]).is_err());
+    assert!(x.try_view([usize::MAX]).is_err());
+    assert!(x.try_expand([usize::MAX, 3]).is_err());
+    assert!(x.try_reshape([BIG, BIG, 0]).is_err());
+    assert_eq!(x.try_reshape([3usize, 2]).unwrap().dims(), &[3, 2]);
+}
+
+#[test]
+fn joins_whose_size_overflows_are_rejected() {
+    let half = Tensor::ones([1]).expand([MAX_NUMEL / 2 + 1]);
+    assert!(Tensor::try_cat(&[&half, &half], 0).is_err());
+    let huge = Tensor::ones([1]).expand([MAX_NUMEL]);
+    assert!(Tensor::try_stack(&[&huge, &huge], 0).is_err());
+    let idx = Tensor::zeros([2]);
+    assert!(
+        huge.try_unsqueeze(0)
+            .unwrap()
+            .try_index_select(0, &idx)
+            .is_err()
+    );
+}
+
+#[test]
+fn splitting_an_expanded_tensor_into_too_many_pieces_is_an_error() {
+    let huge = Tensor::ones([1]).expand([MAX_NUMEL]);
+    let e = huge.try_split(1, 0).unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+    let e = huge.try_unbind(0).unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+}
+
+#[test]
+fn conv_with_a_huge_dilation_or_padding_is_an_error() {
+    let x = Tensor::ones([1, 1, 8]);
+    // dilation * (k - 1) + 1 wraps to 1 for dilation 2^63 and k = 3.
+    let conv = Conv1d::try_new(1, 1, 3, ConvOptions::default().dilation(1usize << 63)).unwrap();
+    let e = conv.try_forward(&x).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
+    let conv = Conv1d::try_new(1, 1, 3, ConvOptions::default().dilation(usize::MAX)).unwrap();
+    assert!(conv.try_forward(&x).is_err());
+    let conv = Conv1d::try_new(1, 1, 3, ConvOptions::default().padding(usize::MAX / 2)).unwrap();
+    assert!(conv.try_forward(&x).is_err());
+    // A huge stride is fine: one output position.
+    let conv = Conv2d::try_new(1, 1, [2, 2], ConvOptions::default().stride(usize::MAX)).unwrap();
+    let y = conv.try_forward(&Tensor::ones([1, 1, 4, 4])).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 1, 1]);
+    // Dilation 3 still works (the checked path computes the same sizes).
+    let conv = Conv1d::try_new(1, 1, 3, ConvOptions::default().dilation(3)).unwrap();
+    assert_eq!(conv.try_forward(&x).unwrap().dims(), &[1, 1, 2]);
+}
+
+#[test]
+fn pooling_with_huge_parameters_is_an_error_or_correct() {
+    let x = Tensor::ones([1, 1, 4, 4]);
+    let big_stride = MaxPool2d::try_new([2, 2], MaxPool2dOptions::default().stride(usize::MAX));
+    let y = big_stride.unwrap().try_forward(&x).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 1, 1]);
+    for out in [1usize << 40, usize::MAX] {
+        let p = train_station::nn::AdaptiveAvgPool2d::new(out, out);
+        assert!(p.try_forward(&x).is_err());
+    }
+    let mp = MaxPool2d::try_new([2, 2], MaxPool2dOptions::default().ceil_mode(true)).unwrap();
+    let y = mp.try_forward(&Tensor::ones([1, 1]).expand([3, 1 << 20]).reshape([
+        1,
+        3,
+        1 << 10,
+        1 << 10,
+    ]));
+    assert_eq!(y.unwrap().dims(), &[1, 3, 512, 512]);
+    for dilation in [1usize << 62, usize::MAX] {
+        let p = MaxPool2d::try_new([2, 2], MaxPool2dOptions::default().dilation(dilation));
+        if let Ok(p) = p {
+            assert!(p.try_forward(&x).is_err());
+        }
+    }
+}
+
+#[test]
+fn upsample_to_a_huge_size_is_an_error_not_an_abort() {
+    let x = Tensor::ones([1, 1, 2, 2]);
+    for up in [
+        Upsample::with_scale(1e300, 1e300),
+        Upsample::with_scale(1e19, 1.0),
+        Upsample::with_size(usize::MAX, 2),
+        Upsample::with_size(BIG, BIG),
+    ] {
+        assert!(up.try_forward(&x).is_err());
+    }
+    // Within isize::MAX elements but beyond memory: OutOfMemory, not an abort.
+    let e = Upsample::with_size(1 << 60, 1).try_forward(&x).unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+    let y = Upsample::with_scale(2.0, 2.0).try_forward(&x).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 4, 4]);
+}
+
+#[test]
+fn arange_and_linspace_with_absurd_counts_are_errors() {
+    assert!(Tensor::try_arange(0.0, 3e38, 1e-38).is_err());
+    assert!(Tensor::try_linspace(0.0, 1.0, usize::MAX).is_err());
+    assert!(Tensor::try_linspace(0.0, 1.0, MAX_NUMEL).is_err());
+}
+
+#[test]
+fn expanded_index_tensors_claiming_huge_counts_are_errors() {
+    let idx = Tensor::zeros([1]).expand([1usize << 60]);
+    let e = Tensor::ones([2]).try_index_select(0, &idx).unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+    let emb = train_station::nn::Embedding::new(3, 2);
+    assert!(emb.try_forward(&idx).is_err());
+    let logits = Tensor::zeros([1, 3]).expand([1usize << 60, 3]);
+    let opts = train_station::nn::loss::CrossEntropyOptions::default();
+    assert!(train_station::nn::loss::try_cross_entropy(&logits, &idx, &opts).is_err());
+}
