@@ -17,6 +17,8 @@ pub(crate) mod layout;
 pub mod pool;
 mod shape;
 pub(crate) mod storage;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod view;
 
 pub use init::{

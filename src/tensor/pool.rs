@@ -69,7 +69,7 @@ const UNPOOLED: u32 = u32::MAX;
 #[repr(C, align(64))]
 pub(crate) struct Header {
     /// Handles sharing the block (used by `storage`).
-    pub(crate) refcount: core::sync::atomic::AtomicUsize,
+    pub(crate) refcount: crate::sync::atomic::AtomicUsize,
     /// Elements in use by the current owner.
     pub(crate) len: usize,
     /// Data bytes of the block (its class size, or the exact size if unpooled).
@@ -238,7 +238,7 @@ fn system_alloc(bytes: usize, class: u32) -> Result<NonNull<Header>> {
                 // for a `Header`, which we initialise before any other use.
                 unsafe {
                     h.as_ptr().write(Header {
-                        refcount: AtomicUsize::new(1),
+                        refcount: crate::sync::atomic::AtomicUsize::new(1),
                         len: 0,
                         bytes,
                         class,
