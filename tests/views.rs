@@ -412,7 +412,7 @@ fn random_step(g: &mut Generator, t: &Tensor, m: &Model) -> (Tensor, Model, Stri
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 64 }, .. ProptestConfig::default() })]
 
     #[test]
     fn random_view_chains_match_the_model(

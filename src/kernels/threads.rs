@@ -351,6 +351,25 @@ mod loom_models {
     use super::*;
     use crate::sync::model::{Arc, UnsafeCell, model, thread};
 
+    /// Stands for the job's memory: read by the tasks, written when the job
+    /// ends; loom reports the write if a read is not ordered before it.
+    struct Alive(UnsafeCell<bool>);
+
+    // SAFETY: loom checks every access to the cell (that is the test).
+    unsafe impl Sync for Alive {}
+
+    impl Alive {
+        fn get(&self) -> bool {
+            // SAFETY: a read; loom checks it against `end`.
+            self.0.with(|p| unsafe { *p })
+        }
+        /// The job's lifetime ends (the caller returns).
+        fn end(&self) {
+            // SAFETY: a write; loom checks that every read happened before.
+            self.0.with_mut(|p| unsafe { *p = false })
+        }
+    }
+
     /// The caller posts a job of two tasks, works on it itself, then withdraws
     /// it or waits for the worker: every task runs exactly once, and every
     /// access the worker makes to the job happens before the caller lets the
@@ -379,10 +398,9 @@ mod loom_models {
                 })
             };
             let hits = [AtomicUsize::new(0), AtomicUsize::new(0)];
-            let alive = UnsafeCell::new(true);
+            let alive = Alive(UnsafeCell::new(true));
             let f = |t: usize| {
-                // SAFETY: read only while the job is alive.
-                assert!(alive.with(|p| unsafe { *p }));
+                assert!(alive.get());
                 hits[t].fetch_add(1, Ordering::Relaxed);
             };
             let job = Job {
@@ -400,8 +418,7 @@ mod loom_models {
                 }
             }
             // The job's lifetime ends here (the caller returns).
-            // SAFETY: the worker is done with the job (checked by loom).
-            alive.with_mut(|p| unsafe { *p = false });
+            alive.end();
             quit.store(1, Ordering::Release);
             worker.join().unwrap();
             for h in &hits {
