@@ -276,7 +276,8 @@ fn optimizer_step_after_backward_does_not_copy_parameters() {
 #[test]
 fn concurrent_backward_on_shared_parameters() {
     const THREADS: usize = 8;
-    const STEPS: usize = 50;
+    // Fewer steps under miri (each is ~1000x slower there), same checks.
+    const STEPS: usize = if cfg!(miri) { 3 } else { 50 };
     let w = leaf(&[0.5, -1.0, 2.0, 0.25], &[2, 2]);
     let data: Vec<Tensor> = (0..THREADS)
         .map(|k| Tensor::from_fn([3, 2], |i| ((k + i[0] * 2 + i[1]) % 5) as f32 - 2.0))

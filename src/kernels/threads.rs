@@ -212,7 +212,12 @@ impl Slot {
             return None;
         }
         self.job
-            .compare_exchange(p, p.map_addr(|a| a | 1), Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                p,
+                p.map_addr(|a| a | 1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .ok()
     }
 
