@@ -25,6 +25,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::ptr::null_mut;
+// Statics keep `core`'s atomics (loom's cannot be built in a `const`); the
+// slots and jobs, made at run time, use the `crate::sync` seam.
 use core::sync::atomic::AtomicUsize as StaticUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::thread::{self, Thread};
