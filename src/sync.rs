@@ -10,6 +10,16 @@
 //! | [`OnceCell`] | `std::sync::OnceLock` | `spin::Once` |
 //! | [`thread_cell!`] | `thread_local!` `Cell` | one global atomic (a board has one thread of Rust code) |
 //!
+//! Atomics of shared state made at run time (a block's reference count, the
+//! worker pool's job slots and task counter) come from [`atomic`]: `core`'s,
+//! or loom's under `cfg(loom)`, so the loom model tests (`loom_models`, run by
+//! `RUSTFLAGS="--cfg loom" cargo test --lib loom_models`) drive the real
+//! protocol functions through every interleaving. Statics, `thread_local!` and
+//! the `Mutex` above stay on `std`/`spin` under loom: loom's types cannot be
+//! built in a `const` context and loom threads share one OS thread, so the
+//! models reproduce the lock-protected parts (depot, gradient slot) with
+//! loom's `Mutex` from [`model`].
+//!
 //! Poisoning is ignored on purpose: a panic in one training thread must not make
 //! every later lock of a shared gradient shard panic too (a defect of the
 //! original, see DESIGN.md). The data behind our locks is always left in a
@@ -122,6 +132,45 @@ mod imp {
 
 #[allow(unused_imports)]
 pub(crate) use imp::{Mutex, MutexGuard, OnceCell};
+
+/// Atomics for shared state created at run time: `core::sync::atomic`, or
+/// loom's (which record every access for the model checker) under `cfg(loom)`.
+#[cfg(not(loom))]
+pub(crate) mod atomic {
+    #[allow(unused_imports)]
+    pub(crate) use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering, fence};
+}
+
+/// Atomics for shared state created at run time: `core::sync::atomic`, or
+/// loom's (which record every access for the model checker) under `cfg(loom)`.
+#[cfg(loom)]
+pub(crate) mod atomic {
+    #[allow(unused_imports)]
+    pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering, fence};
+}
+
+/// Loom's threads, `Arc`, cells and a `Mutex` with this module's
+/// non-poisoning `lock` (models of the lock-protected protocols).
+#[cfg(loom)]
+pub(crate) mod model {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::{model, thread};
+
+    /// [`super::Mutex`]'s API over loom's mutex.
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        /// A new unlocked mutex.
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+        /// Locks, recovering the guard if a previous holder panicked.
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+}
 
 /// Declares a per-thread `usize` cell: a `thread_local!` `Cell` under `std`, a
 /// global atomic without it. The generated item is a unit struct with `get()`,

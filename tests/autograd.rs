@@ -212,13 +212,19 @@ fn residual_chains_are_linear_in_depth() {
 #[test]
 fn deep_graphs_drop_without_recursion() {
     let x = leaf(&[1.0], &[1]);
+    // Shallower under miri (each op is ~1000x slower there); same checks.
+    let (long, short) = if cfg!(miri) {
+        (2_000, 200)
+    } else {
+        (200_000, 20_000)
+    };
     let mut y = x.clone();
-    for _ in 0..200_000 {
+    for _ in 0..long {
         y = &y + 1.0;
     }
     drop(y); // a recursive drop of 200k nodes would overflow the stack
     let mut y = x.clone();
-    for _ in 0..20_000 {
+    for _ in 0..short {
         y = &y * 1.0;
     }
     y.sum().backward();
@@ -232,7 +238,8 @@ fn ten_thousand_steps_hold_memory_flat() {
     let mut w = leaf(&[0.5; 64], &[8, 8]);
     let x = Tensor::randn([16, 8], Some(1));
     let mut at_100 = 0;
-    for step in 0..10_000 {
+    let steps = if cfg!(miri) { 200 } else { 10_000 };
+    for step in 0..steps {
         let h = &(&x.unsqueeze(2) * &w.unsqueeze(0)) + 1.0; // [16, 8, 8]
         let loss = (&h * &h).mean();
         loss.backward();
@@ -276,7 +283,8 @@ fn optimizer_step_after_backward_does_not_copy_parameters() {
 #[test]
 fn concurrent_backward_on_shared_parameters() {
     const THREADS: usize = 8;
-    const STEPS: usize = 50;
+    // Fewer steps under miri (each is ~1000x slower there), same checks.
+    const STEPS: usize = if cfg!(miri) { 3 } else { 50 };
     let w = leaf(&[0.5, -1.0, 2.0, 0.25], &[2, 2]);
     let data: Vec<Tensor> = (0..THREADS)
         .map(|k| Tensor::from_fn([3, 2], |i| ((k + i[0] * 2 + i[1]) % 5) as f32 - 2.0))

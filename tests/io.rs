@@ -219,7 +219,7 @@ fn hostile_inputs_are_errors() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 8 } else { 256 }, .. ProptestConfig::default() })]
 
     /// Mutated and truncated files never panic; they load or give an error.
     #[test]

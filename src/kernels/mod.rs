@@ -89,10 +89,13 @@ impl core::fmt::Display for Isa {
 /// 0 = not chosen yet; otherwise `Isa::to_u8`.
 static ACTIVE: AtomicU8 = AtomicU8::new(0);
 
-/// Whether this CPU (and build) can run `isa`.
+/// Whether this CPU (and build) can run `isa`. Under miri only the scalar path
+/// is supported (miri cannot run SIMD intrinsics), so detection, the
+/// `TRAIN_STATION_KERNELS` override and GEMM all see the scalar path alone.
 pub fn is_supported(isa: Isa) -> bool {
     match isa {
         Isa::Scalar => true,
+        _ if cfg!(miri) => false,
         Isa::Avx2 => has_avx2(),
         Isa::Avx512 => has_avx512(),
         Isa::Neon => cfg!(all(target_arch = "aarch64", target_feature = "neon")),
@@ -219,6 +222,10 @@ mod tests {
         assert!(is_supported(Isa::Scalar));
         assert!(is_supported(best()));
         assert_eq!(*supported().last().unwrap(), Isa::Scalar);
+        if cfg!(miri) {
+            assert_eq!(supported().as_slice(), &[Isa::Scalar]);
+            assert_eq!(isa(), Isa::Scalar);
+        }
     }
 
     #[test]

@@ -25,15 +25,18 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+// Statics keep `core`'s atomics (loom's cannot be built in a `const`); the
+// slots and jobs, made at run time, use the `crate::sync` seam.
+use core::sync::atomic::AtomicUsize as StaticUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// Requested number of threads; 0 = not decided yet.
-static REQUESTED: AtomicUsize = AtomicUsize::new(0);
+static REQUESTED: StaticUsize = StaticUsize::new(0);
 
 /// The workers; holding this lock is what makes a caller the pool's one job.
 static POOL: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
@@ -124,7 +127,7 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
     // after its last access to the job.
     let ptr = (&job as *const Job<'_>).cast::<Job<'static>>().cast_mut();
     for w in &pool[..helpers] {
-        w.slot.job.store(ptr, Ordering::Release);
+        w.slot.post(ptr);
         w.thread.unpark();
     }
     let mine = catch_unwind(AssertUnwindSafe(|| job.work()));
@@ -135,15 +138,11 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
         // A worker that has not taken the job yet (busy machine, still waking
         // up) is simply withdrawn: the tasks it would have run were claimed
         // here instead.
-        if w.slot
-            .job
-            .compare_exchange(ptr, null_mut(), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if w.slot.withdraw(ptr) {
             continue;
         }
         let start = Instant::now();
-        while !w.slot.job.load(Ordering::Acquire).is_null() {
+        while !w.slot.is_idle() {
             if start.elapsed() < SPIN {
                 core::hint::spin_loop();
             } else {
@@ -192,6 +191,58 @@ struct Slot {
     job: AtomicPtr<Job<'static>>,
 }
 
+/// The hand-off protocol of one worker's slot (the loom models drive these
+/// same functions). Null: idle; a job pointer: posted, not taken; the pointer
+/// with its low bit set: taken (jobs are at least 2-aligned).
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            job: AtomicPtr::new(null_mut()),
+        }
+    }
+
+    /// The caller posts `job`; the slot must be idle.
+    fn post(&self, job: *mut Job<'static>) {
+        self.job.store(job, Ordering::Release);
+    }
+
+    /// The worker takes the posted job, if any: marks it taken so that the
+    /// caller waits for [`Slot::finish`] instead of withdrawing it.
+    fn take(&self) -> Option<*mut Job<'static>> {
+        let p = self.job.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        self.job
+            .compare_exchange(
+                p,
+                p.map_addr(|a| a | 1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .ok()
+    }
+
+    /// The worker is done with the job it took: after this it never touches
+    /// the job again, and the caller may let it go.
+    fn finish(&self) {
+        self.job.store(null_mut(), Ordering::Release);
+    }
+
+    /// The caller withdraws `job` if no worker took it; true if withdrawn.
+    fn withdraw(&self, job: *mut Job<'static>) -> bool {
+        self.job
+            .compare_exchange(job, null_mut(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether the slot is idle: the worker finished (every access it made to
+    /// the job happens before this returns true).
+    fn is_idle(&self) -> bool {
+        self.job.load(Ordering::Acquire).is_null()
+    }
+}
+
 struct Worker {
     thread: Thread,
     slot: Arc<Slot>,
@@ -201,9 +252,7 @@ struct Worker {
 /// OS refuses to start more).
 fn spawn_workers(pool: &mut Vec<Worker>, want: usize) -> usize {
     while pool.len() < want {
-        let slot = Arc::new(Slot {
-            job: AtomicPtr::new(core::ptr::null_mut()),
-        });
+        let slot = Arc::new(Slot::new());
         let mine = slot.clone();
         let spawned = thread::Builder::new()
             .name(alloc::format!("train-station-{}", pool.len() + 1))
@@ -223,18 +272,7 @@ fn worker_main(slot: &Slot) -> ! {
     loop {
         let start = Instant::now();
         let job = loop {
-            let p = slot.job.load(Ordering::Acquire);
-            if !p.is_null()
-                && slot
-                    .job
-                    .compare_exchange(
-                        p,
-                        p.map_addr(|a| a | 1),
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-            {
+            if let Some(p) = slot.take() {
                 break p;
             }
             if start.elapsed() < SPIN {
@@ -255,7 +293,7 @@ fn worker_main(slot: &Slot) -> ! {
                 *first = Some(e);
             }
         }
-        slot.job.store(null_mut(), Ordering::Release);
+        slot.finish();
     }
 }
 
@@ -308,5 +346,91 @@ mod tests {
     #[test]
     fn thread_count_is_positive() {
         assert!(num_threads() >= 1);
+    }
+}
+
+/// Loom model of the job hand-off (`cfg(loom)`; see `src/sync.rs`). The
+/// caller and the worker run the real [`Slot`] protocol and [`Job::work`] on
+/// loom's atomics; the worker's park/unpark and timed spin become
+/// `yield_now` (loom explores every schedule anyway).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::sync::model::{Arc, UnsafeCell, model, thread};
+
+    /// Stands for the job's memory: read by the tasks, written when the job
+    /// ends; loom reports the write if a read is not ordered before it.
+    struct Alive(UnsafeCell<bool>);
+
+    // SAFETY: loom checks every access to the cell (that is the test).
+    unsafe impl Sync for Alive {}
+
+    impl Alive {
+        fn get(&self) -> bool {
+            // SAFETY: a read; loom checks it against `end`.
+            self.0.with(|p| unsafe { *p })
+        }
+        /// The job's lifetime ends (the caller returns).
+        fn end(&self) {
+            // SAFETY: a write; loom checks that every read happened before.
+            self.0.with_mut(|p| unsafe { *p = false })
+        }
+    }
+
+    /// The caller posts a job of two tasks, works on it itself, then withdraws
+    /// it or waits for the worker: every task runs exactly once, and every
+    /// access the worker makes to the job happens before the caller lets the
+    /// job go (the write to `alive` below races otherwise).
+    #[test]
+    fn job_hand_off() {
+        model(|| {
+            let slot = Arc::new(Slot::new());
+            let quit = Arc::new(AtomicUsize::new(0));
+            let worker = {
+                let (slot, quit) = (slot.clone(), quit.clone());
+                thread::spawn(move || {
+                    loop {
+                        if let Some(p) = slot.take() {
+                            // SAFETY: the caller keeps the job alive until
+                            // `finish` (what this model checks).
+                            unsafe { (*p).work() };
+                            slot.finish();
+                            return;
+                        }
+                        if quit.load(Ordering::Acquire) == 1 {
+                            return;
+                        }
+                        thread::yield_now();
+                    }
+                })
+            };
+            let hits = [AtomicUsize::new(0), AtomicUsize::new(0)];
+            let alive = Alive(UnsafeCell::new(true));
+            let f = |t: usize| {
+                assert!(alive.get());
+                hits[t].fetch_add(1, Ordering::Relaxed);
+            };
+            let job = Job {
+                f: &f,
+                n: 2,
+                next: AtomicUsize::new(0),
+                panic: Mutex::new(None),
+            };
+            let ptr = (&job as *const Job<'_>).cast::<Job<'static>>().cast_mut();
+            slot.post(ptr);
+            job.work();
+            if !slot.withdraw(ptr) {
+                while !slot.is_idle() {
+                    thread::yield_now();
+                }
+            }
+            // The job's lifetime ends here (the caller returns).
+            alive.end();
+            quit.store(1, Ordering::Release);
+            worker.join().unwrap();
+            for h in &hits {
+                assert_eq!(h.load(Ordering::Relaxed), 1);
+            }
+        });
     }
 }

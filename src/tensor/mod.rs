@@ -14,6 +14,8 @@ mod fmt;
 mod init;
 mod iter;
 pub(crate) mod layout;
+#[cfg(all(test, loom))]
+mod loom_models;
 pub mod pool;
 mod shape;
 pub(crate) mod storage;

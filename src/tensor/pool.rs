@@ -75,7 +75,7 @@ const UNPOOLED: u32 = u32::MAX;
 #[repr(C, align(64))]
 pub(crate) struct Header {
     /// Handles sharing the block (used by `storage`).
-    pub(crate) refcount: core::sync::atomic::AtomicUsize,
+    pub(crate) refcount: crate::sync::atomic::AtomicUsize,
     /// Elements in use by the current owner.
     pub(crate) len: usize,
     /// Data bytes of the block (its class size, or the exact size if unpooled).
@@ -258,7 +258,7 @@ fn system_alloc(bytes: usize, class: u32) -> Result<NonNull<Header>> {
                 // for a `Header`, which we initialise before any other use.
                 unsafe {
                     h.as_ptr().write(Header {
-                        refcount: AtomicUsize::new(1),
+                        refcount: crate::sync::atomic::AtomicUsize::new(1),
                         len: 0,
                         bytes,
                         class,
@@ -534,7 +534,8 @@ mod local {
     use core::sync::atomic::AtomicIsize;
 
     /// Cached bytes one thread may keep per class before overflowing to the depot.
-    const BIN_BYTES: usize = 8 << 20;
+    /// (1/16 of that under miri, where the pool tests shrink by the same factor.)
+    const BIN_BYTES: usize = if cfg!(miri) { 512 << 10 } else { 8 << 20 };
     /// Unreported in-use change past which a thread updates the global total.
     const FLUSH_BYTES: isize = 256 << 10;
 

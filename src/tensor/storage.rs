@@ -7,7 +7,8 @@
 //! That rule is what makes `Tensor: Send + Sync` sound.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{Ordering, fence};
+
+use crate::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use super::pool::{self, Header};
 use crate::error::Result;
@@ -93,12 +94,7 @@ impl Storage {
 impl Clone for Storage {
     #[inline]
     fn clone(&self) -> Storage {
-        // Relaxed, as in `Arc`: a new handle can only come from an existing one.
-        let old = self.header().refcount.fetch_add(1, Ordering::Relaxed);
-        if old > isize::MAX as usize {
-            // Unreachable without leaking handles on purpose; mirrors `Arc`.
-            panic!("storage reference count overflow");
-        }
+        add_handle(&self.header().refcount);
         Storage { hdr: self.hdr }
     }
 }
@@ -106,19 +102,41 @@ impl Clone for Storage {
 impl Drop for Storage {
     #[inline]
     fn drop(&mut self) {
-        let rc = &self.header().refcount;
-        // A count of one cannot rise while we hold that one handle, so the common
-        // case of a never-shared buffer needs no read-modify-write.
-        if rc.load(Ordering::Acquire) != 1 {
-            if rc.fetch_sub(1, Ordering::Release) != 1 {
-                return;
-            }
-            fence(Ordering::Acquire);
+        if !drop_handle(&self.header().refcount) {
+            return;
         }
         // SAFETY: the count reached zero, so this was the last handle: nothing
         // references the block and it is never used again through `self`.
         unsafe { pool::free(self.hdr) }
     }
+}
+
+/// Counts one more handle on a block (the reference-count half of
+/// `Storage::clone`; the loom models run this same function).
+#[inline]
+pub(crate) fn add_handle(rc: &AtomicUsize) {
+    // Relaxed, as in `Arc`: a new handle can only come from an existing one.
+    let old = rc.fetch_add(1, Ordering::Relaxed);
+    if old > isize::MAX as usize {
+        // Unreachable without leaking handles on purpose; mirrors `Arc`.
+        panic!("storage reference count overflow");
+    }
+}
+
+/// Drops one handle; true if it was the last one, in which case every access
+/// made through the other handles (on any thread) happens before the return,
+/// and the caller owns the block exclusively.
+#[inline]
+pub(crate) fn drop_handle(rc: &AtomicUsize) -> bool {
+    // A count of one cannot rise while we hold that one handle, so the common
+    // case of a never-shared buffer needs no read-modify-write.
+    if rc.load(Ordering::Acquire) != 1 {
+        if rc.fetch_sub(1, Ordering::Release) != 1 {
+            return false;
+        }
+        fence(Ordering::Acquire);
+    }
+    true
 }
 
 #[cfg(test)]
@@ -146,7 +164,8 @@ mod tests {
 
     #[test]
     fn data_is_64_byte_aligned() {
-        for n in [0, 1, 3, 17, 1000, 100_000] {
+        let big = if cfg!(miri) { 4096 } else { 100_000 };
+        for n in [0, 1, 3, 17, 1000, big] {
             let s = full(n, 0.0);
             assert_eq!(s.as_slice().as_ptr() as usize % 64, 0, "len {n}");
         }
