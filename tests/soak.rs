@@ -6,7 +6,9 @@
 //!
 //! Ignored by default (it takes ~15 s in release); CI runs it as the `soak`
 //! step: `cargo test --release --test soak -- --ignored --nocapture`.
-//! `SOAK_STEPS` overrides the step count.
+//! `SOAK_STEPS` overrides the step count. Needs `std` (the trimmer thread,
+//! `/proc`).
+#![cfg(feature = "std")]
 
 #[path = "../examples/common/digits.rs"]
 mod digits;
