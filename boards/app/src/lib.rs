@@ -37,9 +37,11 @@ use core::fmt::Write;
 use embedded_storage::nor_flash::NorFlash;
 use train_station::io::flash::AbFlash;
 use train_station::io::from_safetensors;
+#[cfg(feature = "lora")]
+use train_station::nn::LoraConfig;
 use train_station::nn::loss::{CrossEntropyOptions, try_cross_entropy};
 use train_station::nn::plan::{PlanLoss, plan_step};
-use train_station::nn::{Linear, LoraConfig, Module, Relu, Sequential};
+use train_station::nn::{Linear, Module, Relu, Sequential};
 use train_station::optim::{Adam, AdamConfig, Optimizer};
 use train_station::tensor::pool;
 use train_station::{Error, Result, Tensor, no_grad};
@@ -236,6 +238,14 @@ fn prepare(model: &mut Sequential, mode: Mode) -> Result<()> {
                 }
             }
         }
+        #[cfg(not(feature = "lora"))]
+        Mode::Lora { .. } => {
+            return Err(Error::InvalidArgument {
+                op: "board_app::run",
+                detail: "Mode::Lora needs board-app's `lora` feature",
+            });
+        }
+        #[cfg(feature = "lora")]
         Mode::Lora { rank } => {
             let targets: Vec<String> = (0..model.len())
                 .step_by(2)
