@@ -4,7 +4,7 @@
 //! pool's counters must stay flat: a leak of even one small buffer per step
 //! would add megabytes.
 //!
-//! Ignored by default (it takes ~15 s in release); CI runs it as the `soak`
+//! Ignored by default (about 10 s in release on 2 cores); CI runs it as the `soak`
 //! step: `cargo test --release --test soak -- --ignored --nocapture`.
 //! `SOAK_STEPS` overrides the step count. Needs `std` (the trimmer thread,
 //! `/proc`).
