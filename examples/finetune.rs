@@ -317,12 +317,7 @@ fn finetune(
             let before_step = pool::stats().bytes_in_use;
             let loss = cross_entropy(&model.try_forward(&batch[0])?, &batch[1], &ce);
             loss.try_backward()?;
-            let mut params: Vec<&mut Tensor> = model
-                .parameters_mut()
-                .into_iter()
-                .filter(|p| p.requires_grad())
-                .collect();
-            opt.step(&mut params)?;
+            opt.step_module(&mut model)?;
             // The first step also allocates the optimizer's state.
             if steps > 0 {
                 step_peak = step_peak.max(pool::stats().peak_bytes_in_use - before_step);

@@ -49,12 +49,7 @@ fn step(model: &mut Sequential, opt: &mut Adam, x: &Tensor, y: &Tensor) -> Resul
     let out = model.try_forward(x)?;
     let loss = cross_entropy(&out, y, &CrossEntropyOptions::default());
     loss.try_backward()?;
-    let mut params: Vec<&mut Tensor> = model
-        .parameters_mut()
-        .into_iter()
-        .filter(|p| p.requires_grad())
-        .collect();
-    opt.step(&mut params)
+    opt.step_module(model)
 }
 
 /// The plan of one step and the pool's measured peak of a real (warm) one.

@@ -85,12 +85,7 @@ fn step(model: &mut Sequential, opt: &mut dyn Optimizer, x: &Tensor, y: &Tensor,
         PlanLoss::Mse => mse_loss(&out, y, Reduction::Mean),
     };
     l.backward();
-    let mut params: Vec<&mut Tensor> = model
-        .parameters_mut()
-        .into_iter()
-        .filter(|p| p.requires_grad())
-        .collect();
-    opt.step(&mut params).unwrap();
+    opt.step_module(model).unwrap();
     drop((out, l));
 }
 

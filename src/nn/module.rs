@@ -145,6 +145,15 @@ pub trait Module: Send + Sync {
         out
     }
 
+    /// Mutable references to the parameters that require grad, in
+    /// [`parameters_mut`](Module::parameters_mut) order: what
+    /// [`Optimizer::step_module`](crate::optim::Optimizer::step_module) updates.
+    fn trainable_parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut out = self.parameters_mut();
+        out.retain(|p| p.requires_grad());
+        out
+    }
+
     /// Mutable references to every parameter, e.g. for an optimizer step.
     fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
         let mut out = Vec::new();

@@ -113,10 +113,13 @@ pub trait Optimizer: Send {
     /// buffer its own copy of the same values.
     fn step(&mut self, params: &mut [&mut Tensor]) -> Result<()>;
 
-    /// [`step`](Optimizer::step) on every parameter of `m`
-    /// (`m.parameters_mut()`).
+    /// [`step`](Optimizer::step) on every parameter of `m` that requires
+    /// grad ([`Module::trainable_parameters_mut`]); frozen parameters, which
+    /// an optimizer built from
+    /// [`trainable_parameters`](Module::trainable_parameters) does not know,
+    /// are left out.
     fn step_module(&mut self, m: &mut dyn Module) -> Result<()> {
-        self.step(&mut m.parameters_mut())
+        self.step(&mut m.trainable_parameters_mut())
     }
 
     /// State tensors the optimizer keeps per trained parameter, each of the

@@ -96,7 +96,8 @@ impl StepSnapshot {
 /// One training step, all or nothing: clears the gradients (as
 /// `zero_grad(set_to_none=True)`), computes the loss with `loss_fn(model)`,
 /// back-propagates it and updates every parameter of `model` with `opt`
-/// ([`Optimizer::step`] on `model.parameters_mut()`). Returns the loss
+/// ([`Optimizer::step`] on `model.trainable_parameters_mut()`, so frozen
+/// parameters are left out). Returns the loss
 /// value.
 ///
 /// On any error, from `loss_fn` (a shape error, say) or from running out of
@@ -154,6 +155,6 @@ where
     // The graph is released; dropping the loss too leaves the parameters'
     // buffers unshared, so the update copies nothing.
     drop(loss);
-    opt.step(&mut model.parameters_mut())?;
+    opt.step(&mut model.trainable_parameters_mut())?;
     Ok(value)
 }

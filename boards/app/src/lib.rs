@@ -430,12 +430,7 @@ fn job<F: NorFlash>(
                 let (x, y) = data::batch(chunk, &norm, |i| train_angles[b * cfg.batch + i])?;
                 let loss = try_cross_entropy(&model.try_forward(&x)?, &y, &ce)?;
                 loss.try_backward()?;
-                let mut params: Vec<&mut Tensor> = model
-                    .parameters_mut()
-                    .into_iter()
-                    .filter(|p| p.requires_grad())
-                    .collect();
-                opt.step(&mut params)?;
+                opt.step_module(&mut model)?;
                 total += loss.item();
                 batches += 1;
                 report.steps += 1;
