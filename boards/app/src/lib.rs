@@ -31,6 +31,7 @@ extern crate alloc;
 pub mod data;
 
 use alloc::string::String;
+#[cfg(feature = "lora")]
 use alloc::vec::Vec;
 use core::fmt::Write;
 
