@@ -179,23 +179,17 @@ pub fn train_with(
         );
     }
     // The memory one step needs, before the first one; a run whose plan does
-    // not fit the pool's budget does not start. (Models with layers that
-    // have no plan yet, such as convolutions, are trained unplanned.)
+    // not fit the pool's budget does not start.
     let mut batch_shape = vec![32];
     batch_shape.extend_from_slice(image_shape);
-    match plan_step(&*model, &batch_shape, PlanLoss::CrossEntropy, &opt) {
-        Ok(plan) => {
-            plan.check_budget()?;
-            if verbose {
-                println!(
-                    "{name}: planned peak of one training step {} bytes (pool reserve {} bytes)",
-                    plan.peak_bytes(),
-                    plan.peak_reserved_bytes()
-                );
-            }
-        }
-        Err(e) if verbose => println!("{name}: no memory plan ({e})"),
-        Err(_) => {}
+    let plan = plan_step(&*model, &batch_shape, PlanLoss::CrossEntropy, &opt)?;
+    plan.check_budget()?;
+    if verbose {
+        println!(
+            "{name}: planned peak of one training step {} bytes (pool reserve {} bytes)",
+            plan.peak_bytes(),
+            plan.peak_reserved_bytes()
+        );
     }
     let start = Instant::now();
     let mut test_acc = 0.0;

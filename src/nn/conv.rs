@@ -12,6 +12,7 @@
 
 use alloc::vec::Vec;
 
+use super::plan::{ConvGeometry, PlanTensor, Planner};
 use super::{Module, init, module::join};
 use crate::error::{Error, Result, unwrap};
 use crate::tensor::Tensor;
@@ -380,6 +381,25 @@ macro_rules! conv_layer {
         impl Module for $name {
             fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
                 self.as_nd().forward($op, x)
+            }
+
+            /// Batched inputs only (`[N, C, ..]`); see [`Planner::conv`].
+            fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+                let w = p.param(&self.weight)?;
+                let b = match &self.bias {
+                    Some(b) => Some(p.param(b)?),
+                    None => None,
+                };
+                let geo = ConvGeometry {
+                    stride: &self.opts.stride,
+                    padding: &self.opts.padding,
+                    dilation: &self.opts.dilation,
+                    groups: self.opts.groups,
+                };
+                let y = p.conv(x, &w, b.as_ref(), geo);
+                p.release(w);
+                p.release_opt(b);
+                y
             }
 
             fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {

@@ -10,6 +10,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::plan::{Binary, PlanTensor, Planner};
 use super::{Module, module::join};
 use crate::autograd::no_grad;
 use crate::error::{Error, Result, unwrap};
@@ -204,6 +205,84 @@ impl BatchNorm {
         affine(y, self.weight.as_ref(), self.bias.as_ref(), &shape)
     }
 
+    /// The memory plan of [`forward`](Self::forward) (see
+    /// [`crate::nn::plan`]): batch statistics (mean, variance, the new running
+    /// statistics) in training, the running ones in evaluation, then
+    /// [`Planner::normalize`] and the affine step.
+    fn plan(
+        &self,
+        p: &mut Planner,
+        x: &PlanTensor,
+        ranks: &[usize],
+        expects: &'static str,
+    ) -> Result<PlanTensor> {
+        let c = self.num_features;
+        let rank = x.dims().len();
+        if !ranks.contains(&rank) || x.dims()[1] != c {
+            return Err(Error::InvalidArgument {
+                op: "plan",
+                detail: expects,
+            });
+        }
+        let dims: Vec<usize> = core::iter::once(0).chain(2..rank).collect();
+        let shape = channel_shape(c, rank);
+        let y = match &self.running {
+            Some(r) if !self.training => {
+                let (mean, var) = {
+                    let r = r.lock();
+                    (r.mean.clone(), r.var.clone())
+                };
+                let (m, v) = (p.param(&mean)?, p.param(&var)?);
+                let (mr, vr) = (p.reshape(&m, &shape)?, p.reshape(&v, &shape)?);
+                let y = p.normalize(x, &mr, &vr)?;
+                for t in [m, v, mr, vr] {
+                    p.release(t);
+                }
+                y
+            }
+            running => {
+                let mean = p.reduce(x, &dims, true, true)?;
+                let var = p.var(x, &dims)?;
+                // The new running statistics, held until the output exists.
+                let mut new = Vec::new();
+                if running.is_some() && self.training {
+                    new.push(p.alloc(&[c])?);
+                    new.push(p.alloc(&[c])?);
+                    new.push(p.alloc(&[])?);
+                }
+                let y = p.normalize(x, &mean, &var)?;
+                let y = self.plan_affine(p, y, &shape)?;
+                for t in new.into_iter().chain([mean, var]) {
+                    p.release(t);
+                }
+                return Ok(y);
+            }
+        };
+        self.plan_affine(p, y, &shape)
+    }
+
+    /// The plan of [`affine`]: a broadcast product with the weight and sum
+    /// with the bias, each reshaped to `shape`. As in `affine`, every
+    /// intermediate result (a shadowed binding there) lives until it returns.
+    fn plan_affine(&self, p: &mut Planner, y: PlanTensor, shape: &[usize]) -> Result<PlanTensor> {
+        let mut held = Vec::new();
+        let mut y = y;
+        for (param, op) in [(&self.weight, Binary::Mul), (&self.bias, Binary::Add)] {
+            if let Some(t) = param {
+                let t = p.param(t)?;
+                let r = p.reshape(&t, shape)?;
+                let out = p.binary(&y, &r, op)?;
+                p.release(t);
+                p.release(r);
+                held.push(core::mem::replace(&mut y, out));
+            }
+        }
+        for h in held {
+            p.release(h);
+        }
+        Ok(y)
+    }
+
     /// The running statistics after this batch: `running = (1 - f) running
     /// + f batch` with the unbiased batch variance, `f` the momentum or
     /// `1 / num_batches_tracked`.
@@ -360,6 +439,9 @@ macro_rules! batch_norm {
         impl Module for $name {
             fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
                 self.0.forward($op, x, &$ranks, $expects)
+            }
+            fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+                self.0.plan(p, x, &$ranks, $expects)
             }
             fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
                 self.0.visit_params(prefix, f)

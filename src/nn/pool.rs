@@ -198,6 +198,18 @@ fn batched(op: &'static str, x: &Tensor) -> Result<(Tensor, bool)> {
     }
 }
 
+/// The error of a pooling plan on an input that is not `[N, C, H, W]`.
+fn plan_needs_batch(layer: &'static str) -> Error {
+    Error::InvalidArgument {
+        op: "plan",
+        detail: match layer {
+            "MaxPool2d" => "MaxPool2d plans take a batched input [N, C, H, W]",
+            "AvgPool2d" => "AvgPool2d plans take a batched input [N, C, H, W]",
+            _ => "AdaptiveAvgPool2d plans take a batched input [N, C, H, W] with H, W > 0",
+        },
+    }
+}
+
 /// The output sizes for input `[.., h, w]`, or an error naming the input.
 fn out_sizes(op: &'static str, x: &Tensor, axes: &[Axis; 2], ceil: bool) -> Result<[usize; 2]> {
     let (h, w) = (x.dims()[2], x.dims()[3]);
@@ -401,10 +413,7 @@ impl Module for MaxPool2d {
     /// buffer of the input's shape.
     fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
         let &[n, c, h, w] = x.dims() else {
-            return Err(Error::InvalidArgument {
-                op: "plan",
-                detail: "MaxPool2d plans take a batched input [N, C, H, W]",
-            });
+            return Err(plan_needs_batch("MaxPool2d"));
         };
         let sizes = (
             self.axes[0].out_size(h, self.ceil_mode),
@@ -576,6 +585,35 @@ impl Module for AvgPool2d {
             y.try_squeeze_dim(0)
         }
     }
+    /// Batched inputs `[N, C, H, W]` only; see [`Planner::window_average`].
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        let &[_, _, h, w] = x.dims() else {
+            return Err(plan_needs_batch("AvgPool2d"));
+        };
+        let sizes = (
+            self.axes[0].out_size(h, self.ceil_mode),
+            self.axes[1].out_size(w, self.ceil_mode),
+        );
+        let (Some(oh), Some(ow)) = sizes else {
+            return Err(Error::InvalidArgument {
+                op: "plan",
+                detail: "AvgPool2d: the input is too small for the window",
+            });
+        };
+        // The padded size as the forward pads: `pad` before, and after it
+        // enough for the last window.
+        let padded = |a: Axis, o: usize, size: usize| {
+            let need = (o - 1).saturating_mul(a.stride).saturating_add(a.kernel);
+            let after = need.saturating_sub(size.saturating_add(a.pad));
+            size.saturating_add(a.pad).saturating_add(after)
+        };
+        p.window_average(
+            x,
+            [padded(self.axes[0], oh, h), padded(self.axes[1], ow, w)],
+            [oh, ow],
+            [self.axes[0].kernel, self.axes[1].kernel],
+        )
+    }
     fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
     fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}
 }
@@ -657,6 +695,14 @@ impl Module for AdaptiveAvgPool2d {
         } else {
             y.try_squeeze_dim(0)
         }
+    }
+    /// Batched inputs `[N, C, H, W]` only; see
+    /// [`Planner::separable_average`].
+    fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
+        if x.dims().len() != 4 || x.dims()[2] == 0 || x.dims()[3] == 0 {
+            return Err(plan_needs_batch("AdaptiveAvgPool2d"));
+        }
+        p.separable_average(x, self.out)
     }
     fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
     fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Tensor)) {}

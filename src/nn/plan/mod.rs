@@ -24,9 +24,11 @@
 //! a table; [`MemoryPlan::check_budget`] compares it with the pool's budget,
 //! so a training run can refuse to start when it does not fit.
 
+mod compose;
 mod ops;
 mod report;
 
+pub use compose::{Binary, ConvGeometry};
 pub use ops::Saves;
 pub use report::{Category, MemoryPlan, ModuleRow};
 
@@ -82,6 +84,8 @@ impl PlanTensor {
 
 struct Buf {
     bytes: usize,
+    /// Elements it holds (a broadcast view shows more).
+    elems: usize,
     refs: usize,
     cat: Category,
 }
@@ -179,6 +183,7 @@ impl Planner {
         self.now[cat as usize] += bytes;
         self.bufs.push(Buf {
             bytes,
+            elems: numel,
             refs: 1,
             cat,
         });
@@ -453,8 +458,10 @@ impl Planner {
                     None => g,
                     Some(acc) => {
                         // `acc += g`: in place when `acc` is the only handle
-                        // to its buffer, else copy on write.
-                        let acc = if self.bufs[acc.buf].refs > 1 {
+                        // to its buffer and not a broadcast view, else copy
+                        // on write.
+                        let b = &self.bufs[acc.buf];
+                        let acc = if b.refs > 1 || acc.numel() > b.elems {
                             let fresh = self.alloc(acc.dims())?;
                             self.release(acc);
                             fresh
