@@ -226,38 +226,45 @@ fn out_sizes(op: &'static str, x: &Tensor, axes: &[Axis; 2], ceil: bool) -> Resu
 
 // ------------------------------------------------------------------ max
 
-/// Max pooling over `[N, C, H, W]`; returns the result `[N, C, OH, OW]` and
-/// each output's position in its input plane (`h * W + w`, `usize::MAX` for
-/// a window that covers no input element).
-fn max_pool2d(
-    x: &Tensor,
-    axes: &[Axis; 2],
-    out: [usize; 2],
-) -> Result<(Tensor, alloc::sync::Arc<Vec<usize>>)> {
+/// The taps of window `o` along axis `a` of an input of `size` that fall
+/// inside it: the first one (stepping by the dilation) and the end.
+fn window(o: usize, a: Axis, size: usize) -> (usize, usize) {
+    // i128: a huge kernel, dilation or stride cannot overflow it.
+    let start = (o as i128) * (a.stride as i128) - a.pad as i128;
+    let end = (start + (a.kernel as i128 - 1) * a.dilation as i128 + 1).min(size as i128);
+    let mut first = start;
+    if first < 0 {
+        // The first tap at or after 0 (one division, not a loop).
+        let d = a.dilation as i128;
+        first += (-first + d - 1) / d * d;
+    }
+    let end = end.max(0);
+    (first.min(end) as usize, end as usize)
+}
+
+/// Max pooling over `[N, C, H, W]`; returns the result `[N, C, OH, OW]` and,
+/// as a pool tensor of the same shape, which tap of its window each output
+/// took (`dr * kernel_w + dq` for the tap `dr` rows and `dq` columns into the
+/// window's in-input part, exact in an f32 since windows have fewer than
+/// 2^24 taps; -1 for a window that covers no input element). The gradient
+/// keeps the taps, so their memory is accounted like any saved tensor.
+fn max_pool2d(x: &Tensor, axes: &[Axis; 2], out: [usize; 2]) -> Result<(Tensor, Tensor)> {
     let (n, c, h, w) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
     let [oh, ow] = out;
+    let [ah, aw] = *axes;
+    if ah.kernel.saturating_mul(aw.kernel) >= 1 << 24 {
+        return Err(Error::InvalidArgument {
+            op: "MaxPool2d",
+            detail: "windows of 2^24 or more taps are not supported",
+        });
+    }
     let xc = x.try_contiguous()?;
     let src = xc.as_slice().expect("contiguous");
     let planes = n * c;
     // The output shape first: it checks that `planes * oh * ow` fits.
     let shape = Shape::new(&[n, c, oh, ow])?;
-    let mut idx = crate::error::try_vec(shape.numel())?;
-    idx.resize(shape.numel(), usize::MAX);
-    let [ah, aw] = *axes;
-    // First tap inside the input (stepping by the dilation) and the end.
-    let window = |o: usize, a: Axis, size: usize| {
-        // i128: a huge kernel, dilation or stride cannot overflow it.
-        let start = (o as i128) * (a.stride as i128) - a.pad as i128;
-        let end = (start + (a.kernel as i128 - 1) * a.dilation as i128 + 1).min(size as i128);
-        let mut first = start;
-        if first < 0 {
-            // The first tap at or after 0 (one division, not a loop).
-            let d = a.dilation as i128;
-            first += (-first + d - 1) / d * d;
-        }
-        let end = end.max(0);
-        (first.min(end) as usize, end as usize)
-    };
+    let mut taps = Tensor::try_from_fill(shape.clone(), |t| t.fill(-1.0))?;
+    let tap = taps.try_data_mut()?;
     let y = Tensor::try_from_fill(shape, |buf| {
         for p in 0..planes {
             let plane = &src[p * h * w..(p + 1) * h * w];
@@ -266,47 +273,67 @@ fn max_pool2d(
                 for j in 0..ow {
                     let (w0, w1) = window(j, aw, w);
                     let mut best = f32::NEG_INFINITY;
-                    let mut at = usize::MAX;
+                    let mut at = -1.0;
                     if h0 < h1 && w0 < w1 {
-                        at = h0 * w + w0;
-                        for r in (h0..h1).step_by(ah.dilation) {
-                            for q in (w0..w1).step_by(aw.dilation) {
+                        at = 0.0;
+                        for (dr, r) in (h0..h1).step_by(ah.dilation).enumerate() {
+                            for (dq, q) in (w0..w1).step_by(aw.dilation).enumerate() {
                                 let v = plane[r * w + q];
                                 if v > best || v.is_nan() {
                                     best = v;
-                                    at = r * w + q;
+                                    at = (dr * aw.kernel + dq) as f32;
                                 }
                             }
                         }
                     }
                     let o = (p * oh + i) * ow + j;
                     buf[o] = best;
-                    idx[o] = at;
+                    tap[o] = at;
                 }
             }
         }
     })?;
-    let idx = alloc::sync::Arc::new(idx);
     if !needs_grad(&[x]) {
-        return Ok((y, idx));
+        return Ok((y, taps));
     }
-    let saved = idx.clone();
+    let saved = taps.clone();
     let in_shape = x.shape().clone();
     let y = y.record("MaxPool2DWithIndicesBackward0", &[x], move |g, _| {
         let g = g.try_contiguous()?;
         let gs = g.as_slice().expect("contiguous");
+        let ts = saved.as_slice().expect("contiguous");
         let gin = Tensor::try_from_fill(in_shape.clone(), |buf| {
             buf.fill(0.0);
-            let per = oh * ow;
-            for (o, (&at, &gv)) in saved.iter().zip(gs).enumerate() {
-                if at != usize::MAX {
-                    buf[(o / per) * h * w + at] += gv;
+            for (o, (&t, &gv)) in ts.iter().zip(gs).enumerate() {
+                if let Some(at) = position(t, o, [oh, ow], [h, w], &[ah, aw]) {
+                    buf[o / (oh * ow) * h * w + at] += gv;
                 }
             }
         })?;
         Ok(vec![Some(gin)])
     });
-    Ok((y, idx))
+    Ok((y, taps))
+}
+
+/// Output `o`'s input position in its plane (`r * w + q`) from the tap it
+/// took, or `None` for an empty window.
+fn position(
+    tap: f32,
+    o: usize,
+    [oh, ow]: [usize; 2],
+    [h, w]: [usize; 2],
+    [ah, aw]: &[Axis; 2],
+) -> Option<usize> {
+    if tap < 0.0 {
+        return None;
+    }
+    let t = tap as usize;
+    let (i, j) = (o / ow % oh, o % ow);
+    let (h0, _) = window(i, *ah, h);
+    let (w0, _) = window(j, *aw, w);
+    let r = h0 + t / aw.kernel * ah.dilation;
+    let q = w0 + t % aw.kernel * aw.dilation;
+    Some(r * w + q)
 }
 
 /// 2-D max pooling, as `torch.nn.MaxPool2d`: input `[N, C, H, W]` (or
@@ -373,12 +400,14 @@ impl MaxPool2d {
             });
         }
         let out = out_sizes(op, &xb, &self.axes, self.ceil_mode)?;
-        let (y, idx) = max_pool2d(&xb, &self.axes, out)?;
-        let positions: Vec<f32> = idx
-            .iter()
-            .map(|&i| if i == usize::MAX { 0.0 } else { i as f32 })
-            .collect();
-        let ind = Tensor::from_vec(positions, y.dims())?;
+        let (y, taps) = max_pool2d(&xb, &self.axes, out)?;
+        let (h, w) = (xb.dims()[2], xb.dims()[3]);
+        let ts = taps.as_slice().expect("contiguous");
+        let ind = Tensor::try_from_fill(y.shape().clone(), |dst| {
+            for (k, (d, &t)) in dst.iter_mut().zip(ts).enumerate() {
+                *d = position(t, k, out, [h, w], &self.axes).map_or(0.0, |p| p as f32);
+            }
+        })?;
         if was_batched {
             Ok((y, ind))
         } else {
@@ -408,9 +437,9 @@ impl Module for MaxPool2d {
             y.try_squeeze_dim(0)
         }
     }
-    /// Batched `[N, C, H, W]` inputs only: the result is one new buffer, the
-    /// argmax positions are kept outside the pool, and the gradient is one
-    /// buffer of the input's shape.
+    /// Batched `[N, C, H, W]` inputs only: the result and the taps each
+    /// output took (saved for the gradient) are two buffers of the output's
+    /// shape, and the gradient is one buffer of the input's shape.
     fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
         let &[n, c, h, w] = x.dims() else {
             return Err(plan_needs_batch("MaxPool2d"));

@@ -119,13 +119,15 @@ impl Planner {
     }
 
     /// A window operation (max pooling) from a contiguous `x` to a new
-    /// buffer of `out_dims`, saving nothing in the pool; its gradient is one
-    /// buffer of `x`'s shape.
+    /// buffer of `out_dims`, with a second buffer of `out_dims` (the tap
+    /// each output took) saved for the gradient, which is one buffer of
+    /// `x`'s shape.
     pub fn windowed(&mut self, x: &PlanTensor, out_dims: &[usize]) -> Result<PlanTensor> {
+        let taps = self.alloc(out_dims)?;
         let out = self.alloc(out_dims)?;
         let dims: Vec<usize> = x.dims().to_vec();
         Ok(
-            self.record(out, &[x], Vec::new(), move |p, _g, _need, _saved| {
+            self.record(out, &[x], vec![taps], move |p, _g, _need, _saved| {
                 Ok(vec![Some(p.alloc(&dims)?)])
             }),
         )
