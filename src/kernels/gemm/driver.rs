@@ -92,8 +92,11 @@ pub(super) struct Blocking {
 /// One ISA path: its lanes, its blocking, and its task entry point compiled
 /// with its target features.
 pub(super) trait Arch: Simd {
-    /// Cache blocking for this path.
+    /// Cache blocking for this path where the cache sizes are not detected
+    /// (see [`super::cache`]).
     const BLOCKING: Blocking;
+    /// Whether `kc`, `nc` and `mc` follow the detected cache sizes.
+    const TUNED: bool = true;
     /// Runs task `task` of `plan` (calls [`run_task`] inside this path's
     /// `#[target_feature]` context).
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]);

@@ -34,6 +34,7 @@
 //! ([`scratch_bytes`] predicts its size). The pool caches freed blocks, so a
 //! warm workload makes no allocator calls.
 
+mod cache;
 mod driver;
 mod gemv;
 mod kernel;
@@ -56,6 +57,7 @@ use core::marker::PhantomData;
 
 use crate::error::Result;
 use crate::kernels::Isa;
+pub use cache::{CacheSizes, cache_sizes};
 use driver::{Arch, Problem};
 use kernel::Bias;
 
@@ -607,7 +609,7 @@ fn for_each_task(threads: usize, n: usize, f: impl Fn(usize) + Sync) {
 /// Plans and runs `p` on path `s`, its scratch from the pool (one block on
 /// the calling thread, one region per concurrent task).
 fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
-    let plan = driver::plan(p, S::BLOCKING, S::W, threads);
+    let plan = driver::plan(p, cache::blocking::<S>(), S::W, threads);
     if plan.tasks == 0 {
         return Ok(());
     }
@@ -635,21 +637,21 @@ pub fn scratch_bytes(
     let (blocking, w) = match cfg.isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => (
-            <avx2::Avx2 as Arch>::BLOCKING,
+            cache::blocking::<avx2::Avx2>(),
             <avx2::Avx2 as simd::Simd>::W,
         ),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => (
-            <avx512::Avx512 as Arch>::BLOCKING,
+            cache::blocking::<avx512::Avx512>(),
             <avx512::Avx512 as simd::Simd>::W,
         ),
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         Isa::Neon => (
-            <neon::Neon as Arch>::BLOCKING,
+            cache::blocking::<neon::Neon>(),
             <neon::Neon as simd::Simd>::W,
         ),
         _ => (
-            <simd::Scalar as Arch>::BLOCKING,
+            cache::blocking::<simd::Scalar>(),
             <simd::Scalar as simd::Simd>::W,
         ),
     };

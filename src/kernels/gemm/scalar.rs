@@ -22,6 +22,8 @@ impl Arch for Scalar {
         pack_b_min: usize::MAX,
         direct_b_max: usize::MAX,
     };
+    // Small fixed blocks: the reference path, and the one boards fall back to.
+    const TUNED: bool = false;
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
         run_task::<Scalar, MR, NV>(self, p, plan, task, scratch)

@@ -548,13 +548,13 @@ fn thread_count_does_not_change_results() {
 fn blocking_of(isa: Isa) -> (driver::Blocking, usize) {
     use driver::Arch;
     match isa {
-        Isa::Scalar => (simd::Scalar::BLOCKING, 1),
+        Isa::Scalar => (cache::blocking::<simd::Scalar>(), 1),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => (avx2::Avx2::BLOCKING, 8),
+        Isa::Avx2 => (cache::blocking::<avx2::Avx2>(), 8),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => (avx512::Avx512::BLOCKING, 16),
+        Isa::Avx512 => (cache::blocking::<avx512::Avx512>(), 16),
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        Isa::Neon => (neon::Neon::BLOCKING, 4),
+        Isa::Neon => (cache::blocking::<neon::Neon>(), 4),
         #[allow(unreachable_patterns)]
         _ => unreachable!(),
     }
