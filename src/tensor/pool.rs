@@ -182,9 +182,21 @@ pub fn stats() -> PoolStats {
     s
 }
 
-/// Restarts peak tracking from the current bytes in use.
+/// Restarts peak tracking from the bytes in use as the calling thread sees
+/// them: the global total plus its own unreported change, the same sum the
+/// peak is raised to as it allocates. (Counting other threads' unreported
+/// changes here, as [`stats`] does, would start the peak low by whatever
+/// another thread freed and has not reported yet, and the next allocation on
+/// this thread would then jump the peak by that amount.)
 pub fn reset_peak() {
-    PEAK.store(stats().bytes_in_use, Relaxed);
+    #[cfg(feature = "std")]
+    let own = local::own_pending();
+    #[cfg(not(feature = "std"))]
+    let own = 0isize;
+    PEAK.store(
+        (IN_USE.load(Relaxed) as isize).wrapping_add(own) as usize,
+        Relaxed,
+    );
 }
 
 /// Caps the bytes the pool may hold from the system (in use + cached, headers
@@ -634,9 +646,13 @@ mod local {
             let s = &self.stats;
             HITS.fetch_add(s.hits.load(Relaxed), Relaxed);
             MISSES.fetch_add(s.misses.load(Relaxed), Relaxed);
+            // Reporting a change is not an allocation: the peak is raised
+            // only by allocations (each seeing the total plus its own
+            // thread's change). Raising it here would count this thread's
+            // allocations against another thread's frees not yet reported.
             let p = s.pending.swap(0, Relaxed);
             if p >= 0 {
-                note_in_use_add(p as usize);
+                IN_USE.fetch_add(p as usize, Relaxed);
             } else {
                 IN_USE.fetch_sub(p.unsigned_abs(), Relaxed);
             }
@@ -746,6 +762,11 @@ mod local {
     /// Moves this thread's whole cache to the depot.
     pub(super) fn flush_to_depot() {
         with(|c| c.flush());
+    }
+
+    /// This thread's unreported change to the bytes in use.
+    pub(super) fn own_pending() -> isize {
+        with(|c| c.stats.pending.load(Relaxed)).unwrap_or(0)
     }
 
     pub(super) fn add_thread_stats(s: &mut PoolStats) {

@@ -60,12 +60,7 @@ pub(super) fn tuned(base: Blocking, c: CacheSizes) -> Blocking {
     };
     let nc = (c.l2 / 2 / (kc * 4) / nr * nr).clamp(nr, 4096);
     let mc = (c.l3_per_core / 2 / (kc * 4) / mr * mr).clamp(16 * mr, 1024);
-    Blocking {
-        kc,
-        nc,
-        mc,
-        ..base
-    }
+    Blocking { kc, nc, mc, ..base }
 }
 
 #[cfg(all(feature = "std", target_os = "linux", not(miri)))]
