@@ -4,7 +4,7 @@
 # path. Needs only cc: the plugin declares the QEMU API it calls itself.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/../../target/insn-count/libinsn_count.so}
+out=${1:-$(dirname "$(dirname "$here")")/target/insn-count/libinsn_count.so}
 mkdir -p "$(dirname "$out")"
 cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$out" "$here/insn_count.c"
 echo "$out"
