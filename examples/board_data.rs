@@ -8,8 +8,9 @@
 //!   same recipe;
 //! - `norm.safetensors`: the standardisation (`mean`, `std`, `[1, 64]`) both
 //!   models were trained with;
-//! - `test.u8`, `train.u8`: all 359 test samples and the first 256 training samples of the
-//!   same 80/20 split, 65 bytes each (64 raw pixels 0..=16, then the label).
+//! - `test.px5`, `train.px5`: all 359 test samples and the first 256 training samples of
+//!   the same 80/20 split, 41 bytes each: the 64 raw pixels 0..=16 packed 5 bits each
+//!   (pixel `p` at bits `5p..5p + 5` of a little-endian 320-bit number), then the label.
 //!
 //! `cargo run --release --example board_data` (about a minute). With
 //! `TRAIN_STATION_CI=1` it trains 2 epochs and writes to `target/board-data/`
@@ -29,16 +30,26 @@ use train_station::{Result, Tensor, manual_seed};
 
 use digits::{ci, crate_path, mlp, split_digits, train};
 
-/// Raw images `[n, 64]` in [0, 1] and labels `[n]` as 65-byte records.
+/// Raw images `[n, 64]` in [0, 1] and labels `[n]` as 41-byte records
+/// (`board_app::data::pixels` unpacks them; its host test checks both agree).
 fn records(x: &Tensor, y: &Tensor, n: usize) -> Vec<u8> {
     let (x, y) = (x.to_vec(), y.to_vec());
-    let mut out = Vec::with_capacity(n * 65);
+    let mut out = Vec::with_capacity(n * 41);
     for i in 0..n {
-        out.extend(
-            x[i * 64..i * 64 + 64]
-                .iter()
-                .map(|&v| (v * 16.0).round() as u8),
-        );
+        let mut bits = 0u128;
+        let mut packed = Vec::with_capacity(40);
+        for (p, &v) in x[i * 64..i * 64 + 64].iter().enumerate() {
+            let level = (v * 16.0).round() as u128;
+            assert!(level <= 16, "a pixel is not in 0..=16");
+            // 5 bits a pixel, flushed a byte at a time (little-endian).
+            bits |= level << (5 * p - 8 * packed.len());
+            while 5 * (p + 1) >= 8 * (packed.len() + 1) {
+                packed.push(bits as u8);
+                bits >>= 8;
+            }
+        }
+        debug_assert_eq!(packed.len(), 40);
+        out.extend(packed);
         out.push(y[i] as u8);
     }
     out
@@ -78,11 +89,11 @@ fn main() -> Result<()> {
         &to_safetensors([("mean", mean), ("std", std)], &[])?,
     );
     write(
-        "test.u8",
+        "test.px5",
         &records(&data.raw_test_x, &data.test_y, data.test_y.numel()),
     );
     write(
-        "train.u8",
+        "train.px5",
         &records(&data.raw_train_x, &data.train.tensors()[1], 256),
     );
     println!(

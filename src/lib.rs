@@ -62,6 +62,7 @@ pub mod kernels;
 pub mod nn;
 pub(crate) mod ops;
 pub mod optim;
+pub(crate) mod sort;
 pub(crate) mod sync;
 pub mod tensor;
 

@@ -402,7 +402,9 @@ fn run_backward(root: &Arc<Node>, seed: Tensor, retain_graph: bool) -> Result<()
 /// deadlock), then the slots are replaced, which cannot fail. On an error
 /// every slot keeps its previous gradient.
 fn commit(mut finished: Vec<(&Arc<Node>, Tensor)>) -> Result<()> {
-    finished.sort_unstable_by_key(|(node, _)| Arc::as_ptr(node));
+    crate::sort::sort_unstable_by(&mut finished, |a, b| {
+        Arc::as_ptr(a.0).cmp(&Arc::as_ptr(b.0))
+    });
     let mut slots: Vec<_> = finished.iter().map(|(node, _)| node.grad.lock()).collect();
     let mut sums = Vec::with_capacity(finished.len());
     for ((_, grad), slot) in finished.iter().zip(&slots) {

@@ -92,11 +92,13 @@ pub fn checkpoint_to_bytes(
     });
 
     if let Some(opt) = optimizer {
-        let names: BTreeMap<u64, String> = model
-            .named_parameters()
-            .into_iter()
-            .map(|(n, p)| (p.id(), n))
-            .collect();
+        // By insertion rather than `collect`: `BTreeMap::from_iter` sorts with a
+        // stable sort instantiated per key and value type, code a small
+        // flash pays for (boards/cortex-m4).
+        let mut names: BTreeMap<u64, String> = BTreeMap::new();
+        for (n, p) in model.named_parameters() {
+            names.insert(p.id(), n);
+        }
         let name_of = |id: u64| {
             names.get(&id).cloned().ok_or(Error::InvalidArgument {
                 op: "save_checkpoint",
@@ -251,11 +253,13 @@ fn decode(bytes: &[u8], model: &dyn Module, with_optim: bool) -> Result<Decoded>
         .ok_or(bad("the step is missing or malformed"))?;
     let rng = parse_rng(rng.ok_or(bad("the random generator state is missing"))?)?;
 
-    let names: BTreeMap<String, u64> = model
-        .named_parameters()
-        .into_iter()
-        .map(|(n, p)| (n, p.id()))
-        .collect();
+    // By insertion rather than `collect`: `BTreeMap::from_iter` sorts with a
+    // stable sort instantiated per key and value type, code a small
+    // flash pays for (boards/cortex-m4).
+    let mut names: BTreeMap<String, u64> = BTreeMap::new();
+    for (n, p) in model.named_parameters() {
+        names.insert(n, p.id());
+    }
     let mut state = Vec::new();
     let mut per_param: BTreeMap<u64, Vec<(String, Tensor)>> = BTreeMap::new();
     for (n, t) in &file.tensors {

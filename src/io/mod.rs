@@ -124,7 +124,9 @@ pub fn to_safetensors<'a>(
             },
         ));
     }
-    views.sort_by(|a, b| a.0.cmp(&b.0));
+    // Unstable sorts (equal names are an error below, equal pairs identical)
+    // through the library's one shared sort (crate::sort: code size).
+    crate::sort::sort_unstable_by(&mut views, |a, b| a.0.cmp(&b.0));
     if views.windows(2).any(|w| w[0].0 == w[1].0) {
         return Err(Error::InvalidArgument {
             op: "to_safetensors",
@@ -153,7 +155,7 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<TensorFile> {
             (start, n.to_string())
         })
         .collect();
-    names.sort();
+    crate::sort::sort_unstable(&mut names);
     let mut tensors = Vec::with_capacity(names.len());
     for (_, name) in names {
         let view = st.tensor(&name).map_err(|e| format_err(OP, &e))?;
@@ -165,7 +167,7 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<TensorFile> {
         .iter()
         .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
         .collect();
-    metadata.sort();
+    crate::sort::sort_unstable(&mut metadata);
     Ok(TensorFile { tensors, metadata })
 }
 

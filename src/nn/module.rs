@@ -347,8 +347,12 @@ pub(crate) fn check_state_dict<M: Module + ?Sized>(
 ) -> Result<StateDictReport> {
     let mut report = StateDictReport::default();
     // By name, so the check is O(n log n) however many keys there are.
-    let given: alloc::collections::BTreeMap<&str, &Tensor> =
-        state.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    // (Inserted one by one: `collect` into a BTreeMap instantiates a stable
+    // sort, code a small flash pays for.) A repeated key keeps its last value.
+    let mut given: alloc::collections::BTreeMap<&str, &Tensor> = Default::default();
+    for (n, t) in state {
+        given.insert(n.as_str(), t);
+    }
     let mut expected: alloc::collections::BTreeSet<String> = Default::default();
     let mut visit = |n: &str, t: &Tensor| {
         match given.get(n) {

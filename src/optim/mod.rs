@@ -524,8 +524,8 @@ impl<H: Hyper, S> Core<H, S> {
                 .map(|s| s.id)
                 .collect();
             let mut theirs = gs.params.clone();
-            mine.sort_unstable();
-            theirs.sort_unstable();
+            crate::sort::sort_unstable(&mut mine);
+            crate::sort::sort_unstable(&mut theirs);
             if mine != theirs {
                 return bad(
                     "import_state: a parameter group holds other parameters than this optimizer's (remap the ids first)",

@@ -129,7 +129,7 @@ impl Layout {
             .filter(|&i| self.shape[i] > 1)
             .map(|i| (self.strides[i], self.shape[i]))
             .collect();
-        dims.sort_unstable();
+        crate::sort::sort_unstable(&mut dims);
         let mut span = 1usize;
         for (stride, size) in dims {
             if stride < span {

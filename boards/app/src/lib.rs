@@ -425,6 +425,7 @@ fn job<F: NorFlash>(
             let mut total = 0.0;
             let mut batches = 0;
             for (b, chunk) in train.chunks(cfg.batch * RECORD).enumerate() {
+                insn_mark_step(report.steps);
                 // Last step's gradients go before this step's forward, so
                 // they never live beside its activations.
                 model.zero_grad();
@@ -447,6 +448,7 @@ fn job<F: NorFlash>(
                 );
             }
         }
+        insn_mark_done(report.steps);
         Ok(last)
     })();
     report.peak.1 = pool::stats().peak_bytes_in_use;
@@ -494,6 +496,22 @@ fn job<F: NorFlash>(
     }
     report.reloaded = accuracy(&reloaded, test, &norm, Some(&test_angles), cfg.batch)?;
     Ok(())
+}
+
+/// Called at the start of every optimizer step of the fine-tune. It does
+/// nothing: the instruction-counting QEMU plugin (boards/insn-count) finds it
+/// by its symbol and counts the instructions between step marks. A leaf
+/// without branches, never inlined, and unlike any other function (so it is
+/// not merged with one).
+#[inline(never)]
+pub fn insn_mark_step(step: usize) -> usize {
+    core::hint::black_box(step ^ 0x5354_4550)
+}
+
+/// Called once after the last step of the fine-tune; see [`insn_mark_step`].
+#[inline(never)]
+pub fn insn_mark_done(steps: usize) -> usize {
+    core::hint::black_box(steps ^ 0x444f_4e45)
 }
 
 /// The mode's name in the report.

@@ -32,14 +32,15 @@ fn stored_samples_are_the_main_jobs_split() {
         let (x, y) = (x.to_vec(), y.to_vec());
         assert_eq!(bytes.len() % RECORD, 0);
         for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
+            let px = data::pixels(rec);
             for p in 0..64 {
                 assert_eq!(
-                    f32::from(rec[p]) / 16.0,
+                    f32::from(px[p]) / 16.0,
                     x[i * 64 + p],
                     "sample {i} pixel {p}"
                 );
             }
-            assert_eq!(f32::from(rec[64]), y[i], "sample {i} label");
+            assert_eq!(f32::from(data::label(rec)), y[i], "sample {i} label");
         }
     };
     check(data::TEST, &split.raw_test_x, &split.test_y);

@@ -458,7 +458,7 @@ fn check_len(
 /// nesting rule: sorted by stride, each stride exceeds the largest offset the
 /// smaller dimensions reach. `dims` are `(extent, stride)`.
 fn distinct(dims: &mut [(usize, usize)]) -> bool {
-    dims.sort_unstable_by_key(|&(_, s)| s);
+    crate::sort::sort_unstable_by(dims, |a, b| a.1.cmp(&b.1));
     let mut reach = 0usize;
     for &(e, s) in dims.iter().filter(|&&(e, _)| e > 1) {
         if s <= reach {

@@ -570,7 +570,7 @@ impl Planner {
         modules.retain(|m| !m.is_empty());
         // Model order: dotted paths compared part by part, numbers as
         // numbers; the loss last.
-        modules.sort_by(|a, b| {
+        crate::sort::sort_stable_by(&mut modules, |a, b| {
             let key = |n: &str| n == "loss";
             key(&a.name).cmp(&key(&b.name)).then_with(|| {
                 let (mut x, mut y) = (a.name.split('.'), b.name.split('.'));

@@ -82,7 +82,7 @@ impl MultiStepLr {
     /// be given in any order.
     pub fn new(opt: &mut dyn Optimizer, milestones: &[usize], gamma: f32) -> MultiStepLr {
         let mut milestones = milestones.to_vec();
-        milestones.sort_unstable();
+        crate::sort::sort_unstable(&mut milestones);
         let mut s = MultiStepLr {
             base: Base::from_opt(opt),
             milestones,
