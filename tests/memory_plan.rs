@@ -493,3 +493,44 @@ fn lora_plans_match_the_measured_peak() {
         PlanLoss::CrossEntropy,
     );
 }
+
+#[test]
+fn cross_entropy_keeps_its_buffers_in_the_pool() {
+    let _g = lock();
+    let (n, c) = (300, 7);
+    let x = Tensor::randn([n, c], Some(1)).with_requires_grad();
+    let y = Tensor::from_vec((0..n).map(|i| (i % c) as f32).collect(), [n]).unwrap();
+    let opts = CrossEntropyOptions::default();
+    let before = pool::stats().bytes_in_use;
+    pool::reset_peak();
+    let l = cross_entropy(&x, &y, &opts);
+    let (held, peak) = (
+        pool::stats().bytes_in_use - before,
+        pool::stats().peak_bytes_in_use - before,
+    );
+    let (probs, per_sample, out) = (
+        pool::block_bytes(n * c),
+        pool::block_bytes(n),
+        pool::block_bytes(1),
+    );
+    // Kept for backward: the probabilities and the class indices.
+    assert_eq!(held, probs + per_sample + out);
+    // While it ran, the per-sample losses too.
+    assert_eq!(peak, probs + 2 * per_sample + out);
+    // Backward: the seed (a 0-D one), the per-row scales and the gradient,
+    // then both saved buffers go.
+    pool::reset_peak();
+    let at = pool::stats().bytes_in_use;
+    l.backward();
+    let grad = pool::block_bytes(n * c);
+    assert_eq!(
+        pool::stats().peak_bytes_in_use - at,
+        out + per_sample + grad
+    );
+    drop(l);
+    assert_eq!(
+        pool::stats().bytes_in_use - before,
+        grad,
+        "only x's gradient is left"
+    );
+}

@@ -3,7 +3,6 @@
 //! of `C` classes.
 
 use alloc::vec;
-use alloc::vec::Vec;
 
 use super::{Reduction, check_constant, dense, slice};
 use crate::autograd::needs_grad;
@@ -210,20 +209,35 @@ impl Classes {
     }
 }
 
-/// Marks an ignored target in the index list.
-const IGNORED: usize = usize::MAX;
+/// Marks an ignored target in the index buffer.
+const IGNORED: f32 = -1.0;
+
+/// The class of an entry of [`class_indices`]' buffer, `None` if ignored.
+#[inline]
+fn class_at(v: f32) -> Option<usize> {
+    (v >= 0.0).then_some(v as usize)
+}
+
+/// A contiguous pool buffer of `n` floats (the losses' work buffers come
+/// from the pool, so memory plans and budgets account for them).
+fn work_buf(n: usize) -> Result<Tensor> {
+    Tensor::try_zeros([n])
+}
 
 /// The class indices of `target` in row order (`IGNORED` for
-/// `ignore_index`), each a whole number in `0..c`.
+/// `ignore_index`), each a whole number in `0..c`, as a pool buffer (exact:
+/// they are f32 values already).
 fn class_indices(
     op: &'static str,
     target: &Tensor,
     c: usize,
     ignore: Option<i64>,
-) -> Result<Vec<usize>> {
-    // An expanded index can claim more entries than memory holds.
-    let mut out = crate::error::try_vec(target.numel())?;
-    for v in target.values() {
+) -> Result<Tensor> {
+    // An expanded index can claim more entries than memory holds: the
+    // buffer is allocated (fallibly) before anything is read.
+    let mut buf = work_buf(target.numel())?;
+    let out = buf.try_data_mut()?;
+    for (o, v) in out.iter_mut().zip(target.values()) {
         if !v.is_finite() || libm::truncf(v) != v {
             return Err(Error::InvalidArgument {
                 op,
@@ -231,7 +245,7 @@ fn class_indices(
             });
         }
         if ignore.is_some_and(|i| v as i64 == i) {
-            out.push(IGNORED);
+            *o = IGNORED;
         } else if v < 0.0 || v >= c as f32 {
             return Err(Error::IndexOutOfRange {
                 op,
@@ -239,41 +253,46 @@ fn class_indices(
                 size: c,
             });
         } else {
-            out.push(v as usize);
+            *o = v;
         }
     }
-    Ok(out)
+    Ok(buf)
 }
 
-/// The per-sample `losses` reduced as asked; `denom` divides the sum for
-/// `Mean`.
+/// The per-sample `losses` (a pool buffer) reduced as asked; `denom`
+/// divides the sum for `Mean`.
 fn class_output(
-    losses: Vec<f32>,
+    losses: Tensor,
     sample: &Shape,
     reduction: Reduction,
     denom: f32,
 ) -> Result<Tensor> {
     match reduction {
-        Reduction::None => Tensor::from_vec(losses, sample),
-        Reduction::Sum => Tensor::try_full([], kern::sum(&losses)),
-        Reduction::Mean => Tensor::try_full([], kern::sum(&losses) / denom),
+        Reduction::None => losses.try_reshape(sample),
+        Reduction::Sum => Tensor::try_full([], kern::sum(slice(&losses))),
+        Reduction::Mean => Tensor::try_full([], kern::sum(slice(&losses)) / denom),
     }
 }
 
 /// The factor each row's gradient is scaled by: the output gradient `g`
-/// (per sample for `None`), divided by `denom` for `Mean`.
+/// (per sample for `None`), divided by `denom` for `Mean`; contiguous.
 fn row_scales(
     op: &'static str,
     g: &Tensor,
     sample: &Shape,
     reduction: Reduction,
     denom: f32,
-) -> Result<Vec<f32>> {
-    Ok(match reduction {
-        Reduction::None => dense(op, g, sample)?.to_vec(),
-        Reduction::Sum => vec![g.try_item()?; sample.numel()],
-        Reduction::Mean => vec![g.try_item()? / denom; sample.numel()],
-    })
+) -> Result<Tensor> {
+    match reduction {
+        Reduction::None => dense(op, g, sample),
+        Reduction::Sum => Tensor::try_full([sample.numel()], g.try_item()?),
+        Reduction::Mean => Tensor::try_full([sample.numel()], g.try_item()? / denom),
+    }
+}
+
+/// A class weight as a contiguous tensor (itself when it already is).
+fn class_weight(weight: Option<&Tensor>) -> Result<Option<Tensor>> {
+    weight.map(Tensor::try_contiguous).transpose()
 }
 
 /// Cross-entropy between logits and a target, as
@@ -395,30 +414,35 @@ fn softmax_row(x: &[f32], p: &mut [f32]) -> (f32, f32) {
 fn cross_entropy_indices(
     cls: Classes,
     input: &Tensor,
-    ys: Vec<usize>,
+    ys: Tensor,
     weight: Option<&Tensor>,
     reduction: Reduction,
     eps: f32,
 ) -> Result<Tensor> {
     const OP: &str = "cross_entropy";
     let c = cls.c;
-    let w: Option<Vec<f32>> = weight.map(Tensor::to_vec);
-    let wt = |w: &Option<Vec<f32>>, k: usize| w.as_ref().map_or(1.0, |w| w[k]);
+    let w = class_weight(weight)?;
+    let wt = |w: &Option<Tensor>, k: usize| w.as_ref().map_or(1.0, |w| slice(w)[k]);
     let a = 1.0 - eps;
     let b = eps / c as f32;
-    let mut losses = vec![0.0f32; cls.rows];
+    let mut losses = work_buf(cls.rows)?;
     let mut denom = 0.0f64;
     let x = cls.permute_rows(OP, input)?;
     let xs = slice(&x);
     // Scratch row of weighted log-probabilities for the smoothing term.
-    let mut smooth_row = vec![0.0f32; if eps > 0.0 { c } else { 0 }];
+    let mut smooth = if eps > 0.0 { Some(work_buf(c)?) } else { None };
+    let smooth_row: &mut [f32] = match &mut smooth {
+        Some(t) => t.try_data_mut()?,
+        None => &mut [],
+    };
+    let ls = losses.try_data_mut()?;
     let probs = Tensor::try_from_fill(Shape::try_for(OP, &[xs.len()])?, |p| {
-        for (r, (&y, l)) in ys.iter().zip(losses.iter_mut()).enumerate() {
+        for (r, (&y, l)) in slice(&ys).iter().zip(ls.iter_mut()).enumerate() {
             let xr = cls.row(xs, r);
             let (m, log_sum) = softmax_row(xr, &mut p[r * c..(r + 1) * c]);
-            if y == IGNORED {
+            let Some(y) = class_at(y) else {
                 continue;
-            }
+            };
             let wy = wt(&w, y);
             denom += f64::from(wy);
             let mut v = -(a * wy * ((xr[y] - m) - log_sum));
@@ -431,7 +455,7 @@ fn cross_entropy_indices(
             *l = v;
         }
     })?;
-    drop(x);
+    drop((x, smooth));
     let denom = denom as f32;
     let out = class_output(losses, &cls.sample, reduction, denom)?;
     if !needs_grad(&[input]) {
@@ -442,14 +466,14 @@ fn cross_entropy_indices(
         out.record("CrossEntropyLossBackward0", &[input], move |g, _| {
             let scale = row_scales(OP, g, &cls.sample, reduction, denom)?;
             let ps = slice(&probs);
-            let wsum: f32 = w.as_ref().map_or(c as f32, |w| w.iter().sum());
+            let wsum: f32 = w.as_ref().map_or(c as f32, |w| slice(w).iter().sum());
             let grad = cls.unpermute_rows(&shape, |o| {
-                for (r, (&y, &s)) in ys.iter().zip(&scale).enumerate() {
+                for (r, (&y, &s)) in slice(&ys).iter().zip(slice(&scale)).enumerate() {
                     let out = &mut o[r * c..(r + 1) * c];
-                    if y == IGNORED {
+                    let Some(y) = class_at(y) else {
                         out.fill(0.0);
                         continue;
-                    }
+                    };
                     let ay = a * wt(&w, y);
                     let total = ay + b * wsum;
                     for (j, (o, &p)) in out.iter_mut().zip(cls.row(ps, r)).enumerate() {
@@ -492,18 +516,20 @@ fn cross_entropy_probs(
             t
         }
     };
-    let w: Option<Vec<f32>> = weight.map(Tensor::to_vec);
+    let w = class_weight(weight)?;
     let (lp, qs) = (slice(&logp), slice(&q));
-    let mut losses = vec![0.0f32; cls.rows];
-    let mut prod = vec![0.0f32; c];
-    for (r, l) in losses.iter_mut().enumerate() {
+    let mut losses = work_buf(cls.rows)?;
+    let mut prod_buf = work_buf(c)?;
+    let prod = prod_buf.try_data_mut()?;
+    for (r, l) in losses.try_data_mut()?.iter_mut().enumerate() {
         let (lr, qr) = (cls.row(lp, r), cls.row(qs, r));
-        kern::zip(lr, qr, &mut prod, |l, q| l * q);
+        kern::zip(lr, qr, prod, |l, q| l * q);
         if let Some(w) = &w {
-            kern::zip_inplace(&mut prod, w, |p, w| p * w);
+            kern::zip_inplace(prod, slice(w), |p, w| p * w);
         }
-        *l = -kern::sum(&prod);
+        *l = -kern::sum(prod);
     }
+    drop(prod_buf);
     let denom = cls.rows as f32;
     let out = class_output(losses, &cls.sample, reduction, denom)?;
     let mut inputs = vec![input, target];
@@ -518,15 +544,15 @@ fn cross_entropy_probs(
         out.record("CrossEntropyLossBackward0", inputs, move |g, need| {
             let scale = row_scales(OP, g, &cls.sample, reduction, denom)?;
             let (lp, qs) = (slice(&logp), slice(&q));
-            let wt = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
+            let wt = |k: usize| w.as_ref().map_or(1.0, |w| slice(w)[k]);
             // d/dx_j = s (p_j sum_c w_c q_c - w_j q_j)
             let gx = grad_if(need[0], || {
                 cls.unpermute_rows(&shape, |o| {
-                    for (r, &s) in scale.iter().enumerate() {
+                    for (r, &s) in slice(&scale).iter().enumerate() {
                         let (lr, qr) = (cls.row(lp, r), cls.row(qs, r));
                         let out = &mut o[r * c..(r + 1) * c];
                         let total: f32 = match &w {
-                            Some(w) => qr.iter().zip(w).map(|(q, w)| q * w).sum(),
+                            Some(w) => qr.iter().zip(slice(w)).map(|(q, w)| q * w).sum(),
                             None => kern::sum(qr),
                         };
                         for (j, ((o, &l), &q)) in out.iter_mut().zip(lr).zip(qr).enumerate() {
@@ -538,7 +564,7 @@ fn cross_entropy_probs(
             // d/dtarget_j = -s (1 - eps) w_j log p_j
             let gt = grad_if(need[1], || {
                 cls.unpermute_rows(&shape, |o| {
-                    for (r, &s) in scale.iter().enumerate() {
+                    for (r, &s) in slice(&scale).iter().enumerate() {
                         let out = &mut o[r * c..(r + 1) * c];
                         for (j, (o, &l)) in out.iter_mut().zip(cls.row(lp, r)).enumerate() {
                             *o = -s * a * wt(j) * l;
@@ -550,8 +576,11 @@ fn cross_entropy_probs(
             let mut grads = vec![gx, gt];
             if has_w {
                 grads.push(grad_if(need[2], || {
-                    let mut acc = vec![0.0f64; c];
-                    for (r, &s) in scale.iter().enumerate() {
+                    // f64 sums over the rows, one per class (C values on
+                    // the heap, fallibly).
+                    let mut acc = crate::error::try_vec(c)?;
+                    acc.resize(c, 0.0f64);
+                    for (r, &s) in slice(&scale).iter().enumerate() {
                         for ((a, &l), &q) in acc.iter_mut().zip(cls.row(lp, r)).zip(cls.row(qs, r))
                         {
                             *a -= f64::from(s * q * l);
@@ -603,15 +632,15 @@ pub fn try_nll_loss(input: &Tensor, target: &Tensor, options: &NllLossOptions) -
     )?;
     let ys = class_indices(OP, target, cls.c, options.ignore_index)?;
     let c = cls.c;
-    let w: Option<Vec<f32>> = weight.map(Tensor::to_vec);
-    let wt = move |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
+    let w = class_weight(weight)?;
+    let wt = move |k: usize| w.as_ref().map_or(1.0, |w| slice(w)[k]);
     let reduction = options.reduction;
     let x = cls.permute_rows(OP, input)?;
     let xs = slice(&x);
-    let mut losses = vec![0.0f32; cls.rows];
+    let mut losses = work_buf(cls.rows)?;
     let mut denom = 0.0f64;
-    for (r, (&y, l)) in ys.iter().zip(losses.iter_mut()).enumerate() {
-        if y != IGNORED {
+    for (r, (&y, l)) in slice(&ys).iter().zip(losses.try_data_mut()?).enumerate() {
+        if let Some(y) = class_at(y) {
             denom += f64::from(wt(y));
             *l = -wt(y) * xs[r * c + y];
         }
@@ -627,8 +656,8 @@ pub fn try_nll_loss(input: &Tensor, target: &Tensor, options: &NllLossOptions) -
         let scale = row_scales(OP, g, &cls.sample, reduction, denom)?;
         let grad = cls.unpermute_rows(&shape, |o| {
             o.fill(0.0);
-            for (r, (&y, &s)) in ys.iter().zip(&scale).enumerate() {
-                if y != IGNORED {
+            for (r, (&y, &s)) in slice(&ys).iter().zip(slice(&scale)).enumerate() {
+                if let Some(y) = class_at(y) {
                     o[r * c + y] = -wt(y) * s;
                 }
             }

@@ -174,18 +174,26 @@ pub(super) fn loss(p: &mut Planner, loss: PlanLoss, y: &PlanTensor) -> Result<Pl
             let target = p.alloc(&[n])?;
             p.recategorize(&target, Category::Inputs);
             core::mem::forget(target); // held by the caller through the step
+            // The class indices and per-sample losses (pool buffers), the
+            // probabilities, the result; the losses go once summed.
+            let indices = p.alloc(&[n])?;
+            let losses = p.alloc(&[n])?;
             let probs = p.alloc(&[n * c])?;
             let out = p.alloc(&[])?;
-            let saved = if y.requires_grad() {
-                vec![probs]
-            } else {
-                p.release(probs);
-                Vec::new()
-            };
+            p.release(losses);
             let dims = [n, c];
-            Ok(p.record(out, &[y], saved, move |p, _g, _need, _saved| {
-                Ok(vec![Some(p.alloc(&dims)?)])
-            }))
+            // Backward: the per-row scales, then the gradient.
+            Ok(p.record(
+                out,
+                &[y],
+                vec![probs, indices],
+                move |p, _g, _need, _saved| {
+                    let scales = p.alloc(&[n])?;
+                    let grad = p.alloc(&dims)?;
+                    p.release(scales);
+                    Ok(vec![Some(grad)])
+                },
+            ))
         }
         PlanLoss::Mse => {
             let target = p.alloc(y.dims())?;
