@@ -546,7 +546,6 @@ fn thread_count_does_not_change_results() {
 
 #[cfg(feature = "std")]
 fn blocking_of(isa: Isa) -> (driver::Blocking, usize) {
-    use driver::Arch;
     match isa {
         Isa::Scalar => (cache::blocking::<simd::Scalar>(), 1),
         #[cfg(target_arch = "x86_64")]

@@ -450,7 +450,7 @@ fn cross_entropy_indices(
                 for (j, (o, &xj)) in smooth_row.iter_mut().zip(xr).enumerate() {
                     *o = wt(&w, j) * ((xj - m) - log_sum);
                 }
-                v -= b * kern::sum(&smooth_row);
+                v -= b * kern::sum(smooth_row);
             }
             *l = v;
         }
