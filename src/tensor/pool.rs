@@ -587,16 +587,23 @@ mod local {
             c.store(c.load(Relaxed).wrapping_add(by), Relaxed);
         }
 
+        /// Adds `delta` to this thread's unreported change. The change is
+        /// never left negative: a free beyond the thread's unreported
+        /// allocations is reported at once. So every thread's unreported
+        /// change is an allocation not yet counted, and a peak taken as the
+        /// total plus one thread's change never counts another thread's
+        /// unreported frees as still in use (it could otherwise overstate the
+        /// peak by up to `FLUSH_BYTES` per thread, e.g. while a thread that
+        /// freed a model is exiting).
         #[inline]
         fn add_pending(&self, delta: isize) {
             let p = self.stats.pending.load(Relaxed) + delta;
-            if p.unsigned_abs() as isize >= FLUSH_BYTES {
+            if p < 0 {
                 self.stats.pending.store(0, Relaxed);
-                if p > 0 {
-                    note_in_use_add(p as usize);
-                } else {
-                    IN_USE.fetch_sub(p.unsigned_abs(), Relaxed);
-                }
+                IN_USE.fetch_sub(p.unsigned_abs(), Relaxed);
+            } else if p >= FLUSH_BYTES {
+                self.stats.pending.store(0, Relaxed);
+                note_in_use_add(p as usize);
             } else {
                 self.stats.pending.store(p, Relaxed);
                 if delta > 0 {
