@@ -43,7 +43,11 @@ pub fn cache_sizes() -> Option<CacheSizes> {
 /// The blocking path `S` uses on this CPU: derived from the detected cache
 /// sizes for the SIMD paths, the path's fixed blocking otherwise.
 pub(super) fn blocking<S: Arch>() -> Blocking {
-    match (S::TUNED, cache_sizes()) {
+    #[cfg(all(test, feature = "std"))]
+    let sizes = test_sizes::get().or_else(cache_sizes);
+    #[cfg(not(all(test, feature = "std")))]
+    let sizes = cache_sizes();
+    match (S::TUNED, sizes) {
         (true, Some(c)) => tuned(S::BLOCKING, c),
         _ => S::BLOCKING,
     }
@@ -136,6 +140,31 @@ mod detect {
 
     pub(super) fn sizes() -> Option<CacheSizes> {
         None
+    }
+}
+
+/// Tests' stand-in cache sizes, per calling thread (the plan, made on the
+/// calling thread, carries the blocking to the workers).
+#[cfg(all(test, feature = "std"))]
+pub(super) mod test_sizes {
+    extern crate std;
+    use super::CacheSizes;
+    use core::cell::Cell;
+
+    std::thread_local! {
+        static SIZES: Cell<Option<CacheSizes>> = const { Cell::new(None) };
+    }
+
+    pub(in super::super) fn get() -> Option<CacheSizes> {
+        SIZES.with(Cell::get)
+    }
+
+    /// Runs `f` with the blocking derived from `sizes` on this thread.
+    pub(in super::super) fn with<R>(sizes: CacheSizes, f: impl FnOnce() -> R) -> R {
+        let old = SIZES.with(|c| c.replace(Some(sizes)));
+        let r = f();
+        SIZES.with(|c| c.set(old));
+        r
     }
 }
 

@@ -544,6 +544,52 @@ fn thread_count_does_not_change_results() {
     }
 }
 
+/// The loop nest with the blocking other CPUs would get (several k, M and N
+/// blocks at these sizes), on every path, against the reference.
+#[cfg(feature = "std")]
+#[test]
+fn blockings_of_other_cpus_match_the_reference() {
+    use Layout::*;
+    let kib = |l1d: usize, l2: usize, l3: usize| CacheSizes {
+        l1d: l1d << 10,
+        l2: l2 << 10,
+        l3_per_core: l3 << 10,
+    };
+    // Zen 3, a recent Intel core, a small core, and no caches at all.
+    let cpus = [
+        kib(32, 512, 4096),
+        kib(48, 2048, 1920),
+        kib(16, 128, 0),
+        kib(0, 0, 0),
+    ];
+    let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(7, 20, 9)]
+    } else {
+        // k past two k blocks of 512 and n past N blocks of 128 and 512.
+        &[(30, 530, 1030)]
+    };
+    for (i, sizes) in cpus.into_iter().enumerate() {
+        cache::test_sizes::with(sizes, || {
+            for isa in isas() {
+                let (bl, _) = blocking_of(isa);
+                if isa != Isa::Scalar {
+                    let want = cache::tuned(bl, sizes);
+                    assert_eq!(
+                        (bl.kc, bl.nc),
+                        (want.kc, want.nc),
+                        "{isa}: stand-in in force"
+                    );
+                }
+                // Row-major A and B, or column-major (A packed) on alternate CPUs.
+                let l = if i % 2 == 0 { RowMajor } else { ColMajor };
+                for &shape in shapes {
+                    check(isa, shape, (l, l, RowMajor), 1.0, 0.5, true, false, 11);
+                }
+            }
+        });
+    }
+}
+
 #[cfg(feature = "std")]
 fn blocking_of(isa: Isa) -> (driver::Blocking, usize) {
     match isa {
