@@ -190,3 +190,37 @@ fn bad_geometry_and_oversized_payloads_are_errors() {
     assert_eq!(store.save(&[7u8; 1000]).unwrap(), 1);
     assert_eq!(store.load().unwrap().unwrap().1, vec![7u8; 1000]);
 }
+
+/// Regression (found while writing the `flash` fuzz target, which asserts
+/// it): a valid slot whose sequence number is `u64::MAX` made the next save
+/// overflow `seq + 1` (a panic with debug assertions; in release a wrapped
+/// 0, so the save was written and then never loaded). Now the save is refused
+/// before anything is erased.
+#[test]
+fn a_slot_at_the_last_sequence_number_refuses_the_next_save() {
+    let mut store = AbFlash::new(Flash::new(2 * SLOT as usize), 0, SLOT).unwrap();
+    assert_eq!(store.save(b"first").unwrap(), 1);
+    // Forge slot A's sequence number to u64::MAX with a matching CRC.
+    let mut slot = store.flash_mut().as_bytes()[..SLOT as usize].to_vec();
+    slot[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    let len = u32::from_le_bytes(slot[16..20].try_into().unwrap()) as usize;
+    let offset = u16::from_le_bytes([slot[6], slot[7]]) as usize;
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let mut d = crc.digest();
+    d.update(&slot[..20]);
+    d.update(&slot[offset..offset + len]);
+    slot[20..24].copy_from_slice(&d.finalize().to_le_bytes());
+    assert_eq!(decode_slot(&slot).unwrap().seq, u64::MAX);
+    let mut flash = Flash::new(2 * SLOT as usize);
+    flash.as_bytes_mut()[..SLOT as usize].copy_from_slice(&slot);
+    let mut store = AbFlash::new(flash, 0, SLOT).unwrap();
+    let before = store.flash_mut().as_bytes().to_vec();
+    let err = store.save(b"second").unwrap_err();
+    assert!(err.to_string().contains("u64::MAX"), "{err}");
+    assert_eq!(
+        store.flash_mut().as_bytes(),
+        &before[..],
+        "nothing erased or written"
+    );
+    assert_eq!(store.load().unwrap(), Some((u64::MAX, b"first".to_vec())));
+}

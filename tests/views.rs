@@ -295,6 +295,34 @@ fn as_strided_is_checked_against_the_real_allocation() {
     assert!(v.try_as_strided([usize::MAX], [usize::MAX], 0).is_err());
 }
 
+/// Regression (found by the `views` fuzz target): an empty `as_strided` view
+/// may have any strides, and the strided walker merged its inner dimensions
+/// by multiplying a stride by a size unchecked, an overflow (a panic with
+/// debug assertions) before it saw the empty dimension. Every walk over such
+/// a view (copy, values, reductions, binary ops, writes) yields nothing.
+#[test]
+fn empty_as_strided_views_with_huge_strides_walk_nothing() {
+    let x = base(&[6]);
+    let strides = [1, usize::MAX - 1, usize::MAX];
+    for size in [[0, 3, 2], [0, 2, 3], [2, 0, 3]] {
+        let v = x.as_strided(size, strides, 0);
+        assert_eq!(v.numel(), 0);
+        assert_eq!(v.to_vec(), Vec::<f32>::new(), "{size:?}");
+        assert_eq!(v.values().count(), 0);
+        assert_eq!(v.contiguous().dims(), &size);
+        assert_eq!(v.sum().item(), 0.0);
+        let other = Tensor::zeros(size);
+        assert_eq!((&v + &other).numel(), 0);
+        assert_eq!((&other * &v).dims(), &size);
+        let mut w = v.clone();
+        w.fill(1.0);
+        w.copy_from(&other);
+        assert_eq!(w.numel(), 0);
+    }
+    // The storage is untouched.
+    assert_eq!(x.to_vec(), base(&[6]).to_vec());
+}
+
 #[test]
 fn view_errors_name_the_op() {
     let x = base(&[2, 3]);

@@ -1,7 +1,7 @@
 //! Helpers shared by the fuzz targets in `src/bin/`: a byte reader that turns
 //! fuzzer input into arguments, the reference index model the view target
-//! compares against, and the fixed model/optimizer/scheduler the checkpoint
-//! target loads into.
+//! compares against, the fixed model/optimizer/scheduler the checkpoint and
+//! flash targets load into, and the flash target's reference slot decoder.
 //!
 //! `TS_FUZZ_WRITE_SEEDS=1 cargo test --lib` (in `fuzz/`) rewrites the
 //! generated part of the seed corpus (`corpus/*/seed-*`).
@@ -264,10 +264,83 @@ pub fn snapshot(model: &dyn Module, opt: &dyn Optimizer, sched: &dyn LrScheduler
     }
 }
 
+/// The A/B flash target's reference: an independent decoder of the slot
+/// format of `train_station::io::flash` (from its documented layout, with its
+/// own CRC-32), and the CRC re-stamping the target uses to reach valid slots.
+pub mod flash {
+    /// Bytes per slot in the flash target (two slots: the region is twice
+    /// this).
+    pub const SLOT: usize = 2048;
+
+    /// CRC-32/ISO-HDLC (reflected polynomial 0xEDB88320, initial value and
+    /// final XOR all ones), bit by bit.
+    pub fn crc32(parts: &[&[u8]]) -> u32 {
+        let mut crc = !0u32;
+        for b in parts.iter().flat_map(|p| p.iter()) {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn u16_at(b: &[u8], i: usize) -> usize {
+        usize::from(u16::from_le_bytes([b[i], b[i + 1]]))
+    }
+    fn u32_at(b: &[u8], i: usize) -> u32 {
+        u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+    }
+
+    /// The payload range a slot's header names, if the header is complete and
+    /// the range lies inside the slot (magic and version not checked).
+    fn payload_range(slot: &[u8]) -> Option<core::ops::Range<usize>> {
+        if slot.len() < 24 {
+            return None;
+        }
+        let offset = u16_at(slot, 6);
+        let len = u32_at(slot, 16) as usize;
+        let end = offset.checked_add(len)?;
+        (offset >= 24 && end <= slot.len()).then_some(offset..end)
+    }
+
+    /// `Some((seq, payload))` exactly when `slot` holds a valid slot: magic
+    /// `TSCK`, version 1, payload offset >= 24, payload inside the slot, and
+    /// the CRC of header bytes 0..20 and the payload matches bytes 20..24.
+    pub fn reference_decode(slot: &[u8]) -> Option<(u64, &[u8])> {
+        let range = payload_range(slot)?;
+        if &slot[..4] != b"TSCK" || u16_at(slot, 4) != 1 {
+            return None;
+        }
+        let payload = &slot[range];
+        if crc32(&[&slot[..20], payload]) != u32_at(slot, 20) {
+            return None;
+        }
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&slot[8..16]);
+        Some((u64::from_le_bytes(seq), payload))
+    }
+
+    /// Writes the CRC that makes `slot`'s header and payload agree (when the
+    /// header names a payload inside the slot; otherwise leaves it as is).
+    pub fn restamp_crc(slot: &mut [u8]) {
+        if let Some(range) = payload_range(slot) {
+            let crc = crc32(&[&slot[..20], &slot[range]]);
+            slot[20..24].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::flash::SLOT;
     use super::*;
     use train_station::io::checkpoint_to_bytes;
+    use train_station::io::flash::{AbFlash, RamFlash, decode_slot};
 
     #[test]
     fn reference_model_walks_row_major() {
@@ -289,6 +362,19 @@ mod tests {
             checkpoint_to_bytes(&model, Some(&opt), Some(&sched), 3, &[("note", "seed")]).unwrap();
         let plain = checkpoint_to_bytes(&model, None, None, 0, &[]).unwrap();
         let weights = train_station::io::module_to_bytes(&model).unwrap();
+        // The flash target's seed: mode 0, then a region whose slot A holds
+        // the model-only checkpoint and slot B the full one (when it fits).
+        let mut store = AbFlash::new(RamFlash::<4, 256>::new(2 * SLOT), 0, SLOT as u32).unwrap();
+        store.save(&plain).unwrap();
+        let two = store.save(&ckpt).is_ok();
+        let mut region = vec![0u8];
+        region.extend_from_slice(store.flash_mut().as_bytes());
+        // The reference decoder agrees with the library on both slots.
+        for (i, slot) in region[1..].chunks(SLOT).enumerate() {
+            let lib = decode_slot(slot).ok().map(|s| (s.seq, s.payload));
+            assert_eq!(lib, flash::reference_decode(slot), "slot {i}");
+            assert_eq!(lib.is_some(), i == 0 || two, "slot {i}");
+        }
         if std::env::var_os("TS_FUZZ_WRITE_SEEDS").is_none() {
             return;
         }
@@ -298,6 +384,7 @@ mod tests {
             ("checkpoint", "seed-model-only", &plain),
             ("safetensors", "seed-checkpoint", &ckpt),
             ("safetensors", "seed-weights", &weights),
+            ("flash", "seed-two-slots", &region),
         ] {
             std::fs::create_dir_all(dir.join(target)).unwrap();
             std::fs::write(dir.join(target).join(name), bytes).unwrap();

@@ -290,7 +290,8 @@ impl<F: NorFlash> AbFlash<F> {
 
     /// Writes `payload` into the slot that does not hold the newest valid
     /// checkpoint, header last, and reads it back. Returns the new sequence
-    /// number. `Err` if the payload exceeds [`capacity`](Self::capacity) or
+    /// number. `Err` if the payload exceeds [`capacity`](Self::capacity), the
+    /// newest slot's sequence number is `u64::MAX` (nothing is written), or
     /// the device fails (then the previous checkpoint is still the newest).
     pub fn save(&mut self, payload: &[u8]) -> Result<u64> {
         if payload.len() > self.capacity() {
@@ -300,13 +301,19 @@ impl<F: NorFlash> AbFlash<F> {
             });
         }
         let [a, b] = self.scan()?;
-        let (target, seq) = match (a, b) {
-            (None, None) => (0, 1),
-            (Some(a), None) => (1, a.seq + 1),
-            (None, Some(b)) => (0, b.seq + 1),
-            (Some(a), Some(b)) if a.seq <= b.seq => (0, b.seq + 1),
-            (Some(a), Some(_)) => (1, a.seq + 1),
+        let (target, newest) = match (a, b) {
+            (None, None) => (0, 0),
+            (Some(a), None) => (1, a.seq),
+            (None, Some(b)) => (0, b.seq),
+            (Some(a), Some(b)) if a.seq <= b.seq => (0, b.seq),
+            (Some(a), Some(_)) => (1, a.seq),
         };
+        // A valid slot at u64::MAX (only forged or corrupt flash holds one)
+        // cannot be outnumbered: refuse before erasing anything. A wrapped 0
+        // would be written, then never loaded.
+        let seq = newest.checked_add(1).ok_or(bad(
+            "the newest slot's sequence number is u64::MAX; no later save can be newer",
+        ))?;
         let start = self.slot_start(target);
         let werr = |e| flash_err("flash checkpoint write", e);
         self.flash

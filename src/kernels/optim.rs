@@ -72,7 +72,7 @@ fn adam_one(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, vmax: Option<&mut f32
         }
         None => *v,
     };
-    let denom = libm::sqrtf(second) * s.inv_bias_correction2_sqrt + s.eps;
+    let denom = crate::math::sqrtf(second) * s.inv_bias_correction2_sqrt + s.eps;
     *p += (s.neg_step_size * *m) / denom;
 }
 

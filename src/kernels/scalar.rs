@@ -42,12 +42,12 @@ pub fn log1p(x: f32) -> f32 {
 /// Square root (correctly rounded).
 #[inline]
 pub fn sqrt(x: f32) -> f32 {
-    libm::sqrtf(x)
+    crate::math::sqrtf(x)
 }
 /// `1 / sqrt(x)`, two correctly rounded steps (as PyTorch's CPU kernel).
 #[inline]
 pub fn rsqrt(x: f32) -> f32 {
-    1.0 / libm::sqrtf(x)
+    1.0 / crate::math::sqrtf(x)
 }
 /// Sine (`libm::sinf`).
 #[inline]
@@ -190,8 +190,8 @@ pub fn pow_scalar(x: f32, p: f32) -> f32 {
         2.0 => x * x,
         3.0 => x * x * x,
         -2.0 => 1.0 / (x * x),
-        0.5 => libm::sqrtf(x),
-        -0.5 => 1.0 / libm::sqrtf(x),
+        0.5 => crate::math::sqrtf(x),
+        -0.5 => 1.0 / crate::math::sqrtf(x),
         -1.0 => 1.0 / x,
         _ => libm::powf(x, p),
     }

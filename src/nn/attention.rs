@@ -230,7 +230,7 @@ pub fn try_scaled_dot_product_attention(
     if causal {
         let _ = masks.push(causal_mask(l, s)?);
     }
-    let scale = scale.unwrap_or(1.0 / libm::sqrtf(e as f32));
+    let scale = scale.unwrap_or(1.0 / crate::math::sqrtf(e as f32));
     Ok(attend(q, k, v, &masks, scale, true, None)?.0)
 }
 
@@ -627,7 +627,7 @@ impl MultiheadAttention {
             let _ = masks.push(causal_mask(l, s)?);
         }
         let drop = (self.training && self.dropout > 0.0).then_some((self.dropout, &self.rng));
-        let scale = libm::sqrtf(1.0 / hd as f32);
+        let scale = crate::math::sqrtf(1.0 / hd as f32);
         let (out, w) = attend(&q, &k, &v, &masks, scale, !opts.need_weights, drop)?;
         // [N, H, L, hd] -> [N, L, E] -> output projection.
         let out = out.try_permute([0, 2, 1, 3])?.try_reshape([n, l, e])?;

@@ -62,7 +62,7 @@ pub fn constant_(t: &mut Tensor, value: f32) -> Result<()> {
 pub fn kaiming_uniform_default_(t: &mut Tensor) -> Result<()> {
     let (fan_in, _) = fan_in_out(t)?;
     let bound = if fan_in > 0 {
-        1.0 / libm::sqrtf(fan_in as f32)
+        1.0 / crate::math::sqrtf(fan_in as f32)
     } else {
         0.0
     };
@@ -73,9 +73,9 @@ pub fn kaiming_uniform_default_(t: &mut Tensor) -> Result<()> {
 /// `U(-b, b)`, `b = gain * sqrt(3 / fan_in)`, `gain = sqrt(2 / (1 + a²))`.
 pub fn kaiming_uniform_(t: &mut Tensor, a: f32) -> Result<()> {
     let (fan_in, _) = fan_in_out(t)?;
-    let gain = libm::sqrtf(2.0 / (1.0 + a * a));
+    let gain = crate::math::sqrtf(2.0 / (1.0 + a * a));
     let bound = if fan_in > 0 {
-        gain * libm::sqrtf(3.0 / fan_in as f32)
+        gain * crate::math::sqrtf(3.0 / fan_in as f32)
     } else {
         0.0
     };
@@ -85,7 +85,7 @@ pub fn kaiming_uniform_(t: &mut Tensor, a: f32) -> Result<()> {
 /// `xavier_uniform_(gain)`: `U(-b, b)`, `b = gain * sqrt(6 / (fan_in + fan_out))`.
 pub fn xavier_uniform_(t: &mut Tensor, gain: f32) -> Result<()> {
     let (fan_in, fan_out) = fan_in_out(t)?;
-    let bound = gain * libm::sqrtf(6.0 / (fan_in + fan_out).max(1) as f32);
+    let bound = gain * crate::math::sqrtf(6.0 / (fan_in + fan_out).max(1) as f32);
     uniform_(t, -bound, bound)
 }
 
@@ -93,7 +93,7 @@ pub fn xavier_uniform_(t: &mut Tensor, gain: f32) -> Result<()> {
 /// `b = 1 / sqrt(fan_in)`.
 pub fn bias_uniform_(bias: &mut Tensor, fan_in: usize) -> Result<()> {
     let bound = if fan_in > 0 {
-        1.0 / libm::sqrtf(fan_in as f32)
+        1.0 / crate::math::sqrtf(fan_in as f32)
     } else {
         0.0
     };

@@ -111,7 +111,7 @@ impl Lora {
     pub fn new(in_features: usize, out_features: usize, config: &LoraConfig) -> Result<Lora> {
         config.check("Lora::new")?;
         let mut a = Tensor::try_zeros([config.r, in_features])?;
-        init::kaiming_uniform_(&mut a, libm::sqrtf(5.0))?;
+        init::kaiming_uniform_(&mut a, crate::math::sqrtf(5.0))?;
         let b = Tensor::try_zeros([out_features, config.r])?;
         Lora::from_parameters(a, b, config.alpha, config.dropout)
     }

@@ -1010,7 +1010,7 @@ impl Tensor {
         let dof = (n - correction as f32).max(0.0);
         let out = finish::<2>(&dev, plan.shape(keepdim), |s| {
             let var = (s[1] - s[0] * s[0] / n) / dof;
-            if sqrt { libm::sqrtf(var) } else { var }
+            if sqrt { crate::math::sqrtf(var) } else { var }
         })?;
         if !needs_grad(&[self]) {
             return Ok(out);
@@ -1127,11 +1127,13 @@ impl Tensor {
             let st = fold_sums(&plan, self, |v, _| {
                 [if square { v * v } else { libm::fabsf(v) }]
             })?;
-            finish::<1>(
-                &st,
-                shape,
-                |s| if square { libm::sqrtf(s[0]) } else { s[0] },
-            )?
+            finish::<1>(&st, shape, |s| {
+                if square {
+                    crate::math::sqrtf(s[0])
+                } else {
+                    s[0]
+                }
+            })?
         };
         if !needs_grad(&[self]) {
             return Ok(out);

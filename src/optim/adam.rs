@@ -319,7 +319,7 @@ impl Optimizer for Adam {
                 weight_decay: if self.decoupled { 0.0 } else { h.weight_decay },
                 decay: (self.decoupled && h.weight_decay != 0.0).then_some((1.0 - lr * wd) as f32),
                 neg_step_size: (-(lr / bias_correction1)) as f32,
-                inv_bias_correction2_sqrt: (1.0 / libm::sqrt(bias_correction2)) as f32,
+                inv_bias_correction2_sqrt: (1.0 / crate::math::sqrt(bias_correction2)) as f32,
                 eps: eps as f32,
                 maximize: h.maximize,
             };

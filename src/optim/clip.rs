@@ -36,7 +36,7 @@ fn norm_of(values: impl Iterator<Item = f32>, p: f32) -> f32 {
         for v in values {
             acc += (v as f64) * (v as f64);
         }
-        libm::sqrt(acc) as f32
+        crate::math::sqrt(acc) as f32
     } else {
         let p = p as f64;
         for v in values {

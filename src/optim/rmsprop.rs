@@ -150,9 +150,9 @@ pub(crate) fn rmsprop_update(
             Some(ga) => {
                 let a = lerp(ga[i], gv, s.one_minus_alpha);
                 ga[i] = a;
-                libm::sqrtf(sa + (-a) * a)
+                crate::math::sqrtf(sa + (-a) * a)
             }
-            None => libm::sqrtf(sa),
+            None => crate::math::sqrtf(sa),
         };
         let avg = avg + s.eps;
         p[i] = match buf.as_deref_mut() {

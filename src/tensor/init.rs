@@ -357,7 +357,7 @@ impl Generator {
         // u1 in (0, 1] so the log is finite; u2 in [0, 1).
         let u1 = ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
         let u2 = (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        let r = libm::sqrt(-2.0 * libm::log(u1));
+        let r = crate::math::sqrt(-2.0 * libm::log(u1));
         let theta = 2.0 * core::f64::consts::PI * u2;
         ((r * libm::cos(theta)) as f32, (r * libm::sin(theta)) as f32)
     }

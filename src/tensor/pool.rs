@@ -546,8 +546,9 @@ mod local {
     use core::sync::atomic::AtomicIsize;
 
     /// Cached bytes one thread may keep per class before overflowing to the depot.
-    /// (1/16 of that under miri, where the pool tests shrink by the same factor.)
-    const BIN_BYTES: usize = if cfg!(miri) { 512 << 10 } else { 8 << 20 };
+    /// (1/128 of that under miri, where the pool test shrinks by the same
+    /// factor.)
+    const BIN_BYTES: usize = if cfg!(miri) { 64 << 10 } else { 8 << 20 };
     /// Unreported in-use change past which a thread updates the global total.
     const FLUSH_BYTES: isize = 256 << 10;
 

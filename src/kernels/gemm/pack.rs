@@ -82,6 +82,10 @@ pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
                 }
             } else if cs == 1 {
                 // Row-major B, edge panel: partial loads fill the rest with 0.
+                // Vectors wholly past the edge are zero without forming their
+                // address: `row.add(j)` there can point past the end of B's
+                // allocation, which is undefined behaviour even unread (miri
+                // found it, tests/unsafe_regressions.rs).
                 for p in 0..kc {
                     let row = src.add(p * rs);
                     let out = d.add(p * nr);
@@ -90,6 +94,8 @@ pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
                         let w = S::W.min(cols.saturating_sub(j));
                         let x = if w == S::W {
                             s.load(row.add(j))
+                        } else if w == 0 {
+                            s.zero()
                         } else {
                             s.load_partial(row.add(j), w)
                         };
