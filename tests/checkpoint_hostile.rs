@@ -77,6 +77,33 @@ fn snapshot(r: &Run) -> String {
     s
 }
 
+/// [`snapshot`] with each parameter id replaced by its rank among the
+/// run's ids (ids differ between runs).
+fn without_ids(r: &Run) -> String {
+    let mut ids: Vec<u64> = r.model.parameters().iter().map(|p| p.id()).collect();
+    ids.sort_unstable();
+    let rank = |id: &u64| ids.iter().position(|i| i == id).expect("a model parameter");
+    let mut s = String::new();
+    for (n, t) in r.model.state_dict() {
+        s += &format!("{n} {:?} {:?}\n", t.dims(), bits(&t));
+    }
+    let st = r.opt.export_state();
+    for g in &st.groups {
+        let params: Vec<usize> = g.params.iter().map(rank).collect();
+        s += &format!("{} {params:?} {:?}\n", st.kind, g.hyper);
+    }
+    for (id, ts) in &st.params {
+        for (n, t) in ts {
+            s += &format!("param#{} {n} {:?} {:?}\n", rank(id), t.dims(), bits(t));
+        }
+    }
+    s += &format!("{:?}\n", r.sched.export_state());
+    r.model
+        .visit_rng_states("", &mut |n, st| s += &format!("{n} {st:?}\n"));
+    s += &format!("{:?}", bits(&Tensor::rand([2], None)));
+    s
+}
+
 fn encode(f: &TensorFile) -> Vec<u8> {
     let meta: Vec<(&str, &str)> = f
         .metadata
@@ -156,6 +183,18 @@ fn every_corruption_is_rejected_before_anything_changes() {
         }),
         ("a hyper-parameter that does not parse", |f| {
             set_meta(f, "optim.group.0.lr", "fast")
+        }),
+        ("a hex hyper-parameter of nine digits", |f| {
+            set_meta(f, "optim.group.0.lr", "0x3c23d70a0")
+        }),
+        ("a hex hyper-parameter without digits", |f| {
+            set_meta(f, "optim.group.0.lr", "0x")
+        }),
+        ("a signed hex hyper-parameter", |f| {
+            set_meta(f, "optim.group.0.lr", "0x+3c23d70a")
+        }),
+        ("a hex scheduler value of seventeen digits", |f| {
+            set_meta(f, "sched.last_epoch", "0x10000000000000000")
         }),
         ("a mis-shaped state tensor", |f| {
             let t = f
@@ -257,6 +296,87 @@ fn every_corruption_is_rejected_before_anything_changes() {
         let e = rejected(&encode(&f));
         println!("{what}: {e}");
     }
+}
+
+#[test]
+fn floats_are_written_as_exact_bit_patterns() {
+    let _g = serial();
+    let f = valid_checkpoint();
+    let meta = |key: &str| {
+        f.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    assert_eq!(meta("format"), "train-station-checkpoint-2");
+    // Adam's lr after StepLr halved 0.01 once; the scheduler keeps 0.01.
+    assert_eq!(meta("optim.group.0.lr"), "0x3ba3d70a"); // 0.005f32
+    assert_eq!(
+        meta("sched.base_lr.0"),
+        format!("{:#018x}", 0.01f64.to_bits())
+    );
+    assert_eq!(
+        u32::from_str_radix(meta("optim.group.0.beta2").trim_start_matches("0x"), 16).unwrap(),
+        0.999f32.to_bits()
+    );
+    let floats: Vec<&(String, String)> = f
+        .metadata
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("sched.") || (k.starts_with("optim.group.") && !k.ends_with(".params"))
+        })
+        .collect();
+    assert!(floats.len() >= 4, "{floats:?}");
+    for (k, v) in floats {
+        let width = if k.starts_with("sched.") { 18 } else { 10 };
+        assert!(v.starts_with("0x") && v.len() == width, "{k} = {v}");
+    }
+}
+
+/// A format-1 checkpoint (floats as decimal text, as written before the
+/// hex form) loads to the same state as its format-2 form (host: `std`).
+#[test]
+fn format_1_checkpoints_with_decimal_floats_still_load() {
+    let _g = serial();
+    let f2 = valid_checkpoint();
+    let mut f1 = f2.clone();
+    let mut converted = 0;
+    for (k, v) in &mut f1.metadata {
+        let Some(hex) = v.strip_prefix("0x") else {
+            if k == "format" {
+                *v = "train-station-checkpoint-1".into();
+            }
+            continue;
+        };
+        let bits = u64::from_str_radix(hex, 16).unwrap();
+        *v = if k.starts_with("sched.") {
+            format!("{:?}", f64::from_bits(bits))
+        } else {
+            format!("{:?}", f32::from_bits(bits as u32))
+        };
+        assert!(!v.starts_with("0x"));
+        converted += 1;
+    }
+    assert!(converted >= 4);
+    let load = |f: &TensorFile| {
+        let mut target = run(2, 2);
+        checkpoint_from_bytes(
+            &encode(f),
+            &mut target.model,
+            Some(&mut target.opt),
+            Some(&mut target.sched),
+        )
+        .unwrap();
+        manual_seed(7);
+        without_ids(&target)
+    };
+    let from_2 = load(&f2);
+    assert_eq!(load(&f1), from_2);
+    // And both are the state saved (not the target's own).
+    let saved = run(1, 3);
+    manual_seed(7);
+    assert_eq!(without_ids(&saved), from_2);
 }
 
 #[test]

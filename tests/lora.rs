@@ -295,6 +295,64 @@ fn merge_and_unmerge_are_exact_to_rounding() {
     );
 }
 
+/// Trait objects get the fine-tuning methods (`where Self: Sized` in the
+/// trait) as functions of `nn`; they give the same models as the trait
+/// methods on the concrete type.
+#[test]
+fn dyn_module_fine_tuning_functions_match_the_trait_methods() {
+    use train_station::nn;
+    let cfg = LoraConfig::new(2, 5.0, &["0", "2"]);
+    let x = randn(&[6, 4], 4);
+    manual_seed(9);
+    let mut boxed: Box<dyn Module> = Box::new(mlp());
+    let m = boxed.as_mut();
+    nn::add_lora(m, &cfg).unwrap();
+    let names: Vec<String> = m.state_dict().into_iter().map(|(n, _)| n).collect();
+    no_grad(|| {
+        for (n, p) in m.named_parameters_mut() {
+            if n.contains("lora_B") {
+                p.copy_from(&randn(p.dims(), 3));
+            }
+        }
+    });
+    let unmerged = bits(&m.forward(&x));
+    nn::merge_lora(m).unwrap();
+    let merged = bits(&m.forward(&x));
+    nn::unmerge_lora(m).unwrap();
+    nn::merge_and_unload_lora(m).unwrap();
+    let unloaded: Vec<String> = m.state_dict().into_iter().map(|(n, _)| n).collect();
+    let via_dyn = (
+        names,
+        unmerged,
+        merged,
+        unloaded,
+        nn::freeze_all_but_last(m, 1),
+        nn::train_bias_only(m),
+    );
+    assert!(
+        via_dyn.0.iter().any(|n| n.contains("lora_A")),
+        "{:?}",
+        via_dyn.0
+    );
+    assert_eq!(via_dyn.3, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+    assert_eq!(via_dyn.4, ["2"]);
+    assert_eq!(via_dyn.5, 2);
+    // The concrete type through the trait's methods.
+    manual_seed(9);
+    let mut model = mlp();
+    model.add_lora(&cfg).unwrap();
+    no_grad(|| {
+        for (n, p) in model.named_parameters_mut() {
+            if n.contains("lora_B") {
+                p.copy_from(&randn(p.dims(), 3));
+            }
+        }
+    });
+    assert_eq!(bits(&model.forward(&x)), via_dyn.1);
+    model.merge_lora().unwrap();
+    assert_eq!(bits(&model.forward(&x)), via_dyn.2);
+}
+
 /// Number of layers whose adapter is not merged.
 fn unmerged_count(m: &Sequential) -> usize {
     let mut n = 0;

@@ -12,6 +12,15 @@
 //!   `optim.groups`, `optim.group.<g>.params` (comma-separated names),
 //!   `optim.group.<g>.<hyper>`, `sched.<key>` and `extra.<key>` (caller data).
 //!
+//! Float values (`optim.group.<g>.<hyper>`, `sched.<key>`) are written as
+//! their exact bit patterns in hex (`0x3c23d70a` for the f32 0.01,
+//! `0x3fb999999999999a` for the f64 0.1): exact by construction, and written
+//! and read without core's decimal float formatting and parsing, about 30 KB
+//! of code a microcontroller's flash would pay for (boards/cortex-m4).
+//! Checkpoints of format 1 hold decimal text there (`0.01`); builds with the
+//! `std` feature still read it, builds without `std` refuse it with
+//! [`Error::Format`].
+//!
 //! Plain weights that PyTorch loads directly (`model.load_state_dict(
 //! safetensors.torch.load_file(path))`) are written by [`module_to_bytes`] /
 //! [`save_module`](crate::io::save_module), without the prefix.
@@ -28,7 +37,10 @@ use crate::nn::Module;
 use crate::optim::{GroupState, LrScheduler, Optimizer, OptimizerState};
 use crate::tensor::{Tensor, global_rng_state, set_global_rng_state};
 
-const FORMAT: &str = "train-station-checkpoint-1";
+/// The format written: 2, floats as hex bit patterns.
+const FORMAT: &str = "train-station-checkpoint-2";
+/// The format read as well: 1, floats as decimal text (needs `std`).
+const FORMAT_1: &str = "train-station-checkpoint-1";
 
 /// What a loaded checkpoint carried besides the states it restored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,7 +124,10 @@ pub fn checkpoint_to_bytes(
             let params: Result<Vec<String>> = group.params.iter().map(|&id| name_of(id)).collect();
             meta.push((format!("optim.group.{g}.params"), params?.join(",")));
             for (k, v) in &group.hyper {
-                meta.push((format!("optim.group.{g}.{k}"), format!("{v:?}")));
+                meta.push((
+                    format!("optim.group.{g}.{k}"),
+                    format!("{:#010x}", v.to_bits()),
+                ));
             }
         }
         for (id, bufs) in &state.params {
@@ -124,7 +139,7 @@ pub fn checkpoint_to_bytes(
     }
     if let Some(s) = scheduler {
         for (k, v) in s.export_state() {
-            meta.push((format!("sched.{k}"), format!("{v:?}")));
+            meta.push((format!("sched.{k}"), format!("{:#018x}", v.to_bits())));
         }
     }
     for (k, v) in extra {
@@ -134,9 +149,48 @@ pub fn checkpoint_to_bytes(
     to_safetensors(tensors.iter().map(|(n, t)| (n.as_str(), t)), &meta_refs)
 }
 
+/// An f32 of the metadata: `0x` and its bit pattern in hex (format 2), or
+/// decimal text (format 1, under `std`).
 fn parse_f32(s: &str) -> Result<f32> {
-    s.parse::<f32>()
-        .map_err(|_| bad("a number in the metadata does not parse"))
+    const BAD: &str = "a number in the metadata does not parse";
+    match s.strip_prefix("0x") {
+        Some(hex) => parse_hex(hex, 8)
+            .map(|b| f32::from_bits(b as u32))
+            .ok_or(bad(BAD)),
+        None => parse_decimal::<f32>(s, BAD),
+    }
+}
+
+/// An f64 of the metadata (scheduler state), as [`parse_f32`].
+fn parse_f64(s: &str) -> Result<f64> {
+    const BAD: &str = "a scheduler value does not parse";
+    match s.strip_prefix("0x") {
+        Some(hex) => parse_hex(hex, 16).map(f64::from_bits).ok_or(bad(BAD)),
+        None => parse_decimal::<f64>(s, BAD),
+    }
+}
+
+/// 1 to `digits` hex digits (no sign) as a number.
+fn parse_hex(hex: &str, digits: usize) -> Option<u64> {
+    if hex.is_empty() || hex.len() > digits || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Decimal text of a format-1 checkpoint.
+#[cfg(feature = "std")]
+fn parse_decimal<T: core::str::FromStr>(s: &str, detail: &'static str) -> Result<T> {
+    s.parse::<T>().map_err(|_| bad(detail))
+}
+
+/// Decimal text of a format-1 checkpoint: refused without `std`, whose
+/// builds leave core's decimal float parser out.
+#[cfg(not(feature = "std"))]
+fn parse_decimal<T>(_: &str, _: &'static str) -> Result<T> {
+    Err(bad(
+        "a decimal number in the metadata (format 1) needs the `std` feature",
+    ))
 }
 
 fn parse_rng(s: &str) -> Result<[u64; 4]> {
@@ -211,10 +265,7 @@ fn decode(bytes: &[u8], model: &dyn Module, with_optim: bool) -> Result<Decoded>
             }
             module_rngs.push((name.to_string(), parse_rng(v)?));
         } else if let Some(key) = k.strip_prefix("sched.") {
-            let x = v
-                .parse::<f64>()
-                .map_err(|_| bad("a scheduler value does not parse"))?;
-            sched.push((key.to_string(), x));
+            sched.push((key.to_string(), parse_f64(v)?));
         } else if let Some(key) = k.strip_prefix("extra.") {
             extra.push((key.to_string(), v.clone()));
         } else if let Some(rest) = k.strip_prefix("optim.group.") {
@@ -243,7 +294,7 @@ fn decode(bytes: &[u8], model: &dyn Module, with_optim: bool) -> Result<Decoded>
             }
         }
     }
-    if format != Some(FORMAT) {
+    if format != Some(FORMAT) && format != Some(FORMAT_1) {
         return Err(bad(
             "not a train-station checkpoint (format key missing or unknown)",
         ));

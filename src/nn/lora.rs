@@ -276,12 +276,10 @@ pub(crate) fn is_bias(param: &str) -> bool {
     last == "bias" || last.ends_with("_bias")
 }
 
-/// [`Module::add_lora`]: builds every adapter first (so an error changes
-/// nothing), then freezes the model and attaches them.
-pub(crate) fn add_lora<M: Module + ?Sized>(
-    model: &mut M,
-    config: &LoraConfig,
-) -> Result<Vec<String>> {
+/// [`Module::add_lora`], for any module including `dyn Module` (the trait
+/// method is `where Self: Sized`). Builds every adapter first (so an error
+/// changes nothing), then freezes the model and attaches them.
+pub fn add_lora<M: Module + ?Sized>(model: &mut M, config: &LoraConfig) -> Result<Vec<String>> {
     const OP: &str = "add_lora";
     config.check(OP)?;
     let mut layers: Vec<(String, usize, usize, bool)> = Vec::new();
@@ -341,8 +339,27 @@ pub(crate) fn attach_frozen<M: Module + ?Sized>(model: &mut M, mut adapters: Vec
     debug_assert!(adapters.is_empty(), "an adapter found no layer");
 }
 
-/// [`Module::merge_lora`] / [`Module::unmerge_lora`].
-pub(crate) fn set_merged<M: Module + ?Sized>(model: &mut M, merge: bool) -> Result<()> {
+/// [`Module::merge_lora`], for any module including `dyn Module`.
+pub fn merge_lora<M: Module + ?Sized>(model: &mut M) -> Result<()> {
+    set_merged(model, true)
+}
+
+/// [`Module::unmerge_lora`], for any module including `dyn Module`.
+pub fn unmerge_lora<M: Module + ?Sized>(model: &mut M) -> Result<()> {
+    set_merged(model, false)
+}
+
+/// [`Module::merge_and_unload_lora`], for any module including `dyn Module`.
+pub fn merge_and_unload_lora<M: Module + ?Sized>(model: &mut M) -> Result<()> {
+    set_merged(model, true)?;
+    model.visit_linears_mut("", &mut |_, l| {
+        l.take_lora();
+    });
+    Ok(())
+}
+
+/// Merges (`merge`) or unmerges every adapter of `model`.
+fn set_merged<M: Module + ?Sized>(model: &mut M, merge: bool) -> Result<()> {
     let mut result = Ok(());
     model.visit_linears_mut("", &mut |_, l| {
         if result.is_ok()
@@ -354,8 +371,8 @@ pub(crate) fn set_merged<M: Module + ?Sized>(model: &mut M, merge: bool) -> Resu
     result
 }
 
-/// [`Module::freeze_all_but_last`].
-pub(crate) fn freeze_all_but_last<M: Module + ?Sized>(model: &mut M, k: usize) -> Vec<String> {
+/// [`Module::freeze_all_but_last`], for any module including `dyn Module`.
+pub fn freeze_all_but_last<M: Module + ?Sized>(model: &mut M, k: usize) -> Vec<String> {
     let mut layers: Vec<String> = Vec::new();
     model.visit_params("", &mut |n, _| {
         let o = owner_of(n);
@@ -373,8 +390,8 @@ pub(crate) fn freeze_all_but_last<M: Module + ?Sized>(model: &mut M, k: usize) -
     keep
 }
 
-/// [`Module::train_bias_only`].
-pub(crate) fn train_bias_only<M: Module + ?Sized>(model: &mut M) -> usize {
+/// [`Module::train_bias_only`], for any module including `dyn Module`.
+pub fn train_bias_only<M: Module + ?Sized>(model: &mut M) -> usize {
     let mut n = 0;
     model.visit_params_mut("", &mut |name, p| {
         let on = is_bias(name);

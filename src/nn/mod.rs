@@ -28,7 +28,10 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub(crate) use lora::attach_frozen;
-pub use lora::{Lora, LoraConfig};
+pub use lora::{
+    Lora, LoraConfig, add_lora, freeze_all_but_last, merge_and_unload_lora, merge_lora,
+    train_bias_only, unmerge_lora,
+};
 pub use loss::Reduction;
 pub(crate) use module::check_state_dict;
 pub use module::{Module, StateDictReport};

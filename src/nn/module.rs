@@ -214,6 +214,11 @@ pub trait Module: Send + Sync {
 
     /// Freezes every parameter except those of the last `k` layers, and
     /// unfreezes those; returns the names of the layers left trainable.
+    /// (This and the LoRA methods below are `where Self: Sized`, so a trait
+    /// object's vtable does not carry them and firmware that never adapts
+    /// a model links no LoRA code; on a `dyn Module` call the functions of
+    /// the same names in [`nn`](crate::nn), e.g. [`nn::add_lora`](
+    /// crate::nn::add_lora).)
     ///
     /// A layer is a module that owns parameters directly: the parameters
     /// are grouped by their name without its last component (`"2.weight"`
@@ -222,7 +227,10 @@ pub trait Module: Send + Sync {
     /// without parameters (activations, pooling) are not layers. `k = 0`
     /// freezes everything; `k` at least the number of layers trains
     /// everything.
-    fn freeze_all_but_last(&mut self, k: usize) -> Vec<String> {
+    fn freeze_all_but_last(&mut self, k: usize) -> Vec<String>
+    where
+        Self: Sized,
+    {
         lora::freeze_all_but_last(self, k)
     }
 
@@ -230,7 +238,10 @@ pub trait Module: Send + Sync {
     /// component is `bias` or ends with `_bias` (attention's
     /// `in_proj_bias`) requires grad, every other one is frozen. Returns
     /// the number of bias tensors left trainable.
-    fn train_bias_only(&mut self) -> usize {
+    fn train_bias_only(&mut self) -> usize
+    where
+        Self: Sized,
+    {
         lora::train_bias_only(self)
     }
 
@@ -250,7 +261,10 @@ pub trait Module: Send + Sync {
     /// that matches no `Linear` layer, or a matched layer that already has
     /// an adapter; `InvalidArgument` for `r = 0`, a non-finite alpha or
     /// dropout outside `[0, 1)`; `OutOfMemory`.
-    fn add_lora(&mut self, config: &LoraConfig) -> Result<Vec<String>> {
+    fn add_lora(&mut self, config: &LoraConfig) -> Result<Vec<String>>
+    where
+        Self: Sized,
+    {
         lora::add_lora(self, config)
     }
 
@@ -259,15 +273,21 @@ pub trait Module: Send + Sync {
     /// base path only. Already merged adapters are skipped. On
     /// `OutOfMemory`, the layers before the failing one are merged and the
     /// rest are not (each adapter knows its state; call again to finish).
-    fn merge_lora(&mut self) -> Result<()> {
-        lora::set_merged(self, true)
+    fn merge_lora(&mut self) -> Result<()>
+    where
+        Self: Sized,
+    {
+        lora::merge_lora(self)
     }
 
     /// Undoes [`merge_lora`](Module::merge_lora) (`W -= (alpha / r) B·A`),
     /// giving the original weight up to float rounding. Unmerged adapters
     /// are skipped; errors as `merge_lora`.
-    fn unmerge_lora(&mut self) -> Result<()> {
-        lora::set_merged(self, false)
+    fn unmerge_lora(&mut self) -> Result<()>
+    where
+        Self: Sized,
+    {
+        lora::unmerge_lora(self)
     }
 
     /// PEFT's `merge_and_unload`: merges every LoRA adapter (see
@@ -275,12 +295,11 @@ pub trait Module: Send + Sync {
     /// the layers are plain `Linear`s again, named `weight` / `bias` (their
     /// `requires_grad` flags stay as they were). Errors as `merge_lora`,
     /// before any adapter is removed.
-    fn merge_and_unload_lora(&mut self) -> Result<()> {
-        lora::set_merged(self, true)?;
-        self.visit_linears_mut("", &mut |_, l| {
-            l.take_lora();
-        });
-        Ok(())
+    fn merge_and_unload_lora(&mut self) -> Result<()>
+    where
+        Self: Sized,
+    {
+        lora::merge_and_unload_lora(self)
     }
 
     /// Parameters and buffers by dotted name (detached handles), in

@@ -221,6 +221,11 @@ pub(crate) fn adam_update(
 pub struct Adam {
     core: Core<AdamConfig, AdamState>,
     decoupled: bool,
+    /// Per group: the f32 bits of (lr, beta1, beta2, weight_decay, eps) and
+    /// their `dec` values, recomputed only when a value changes (a
+    /// scheduler's new lr), not every step (`dec` is exact integer
+    /// arithmetic, tens of thousands of instructions on a Cortex-M4).
+    scalars: Vec<([u32; 5], [f64; 5])>,
 }
 
 impl Adam {
@@ -241,6 +246,7 @@ impl Adam {
         Ok(Adam {
             core: Core::new("Adam", params, config)?,
             decoupled: false,
+            scalars: Vec::new(),
         })
     }
 
@@ -260,20 +266,19 @@ impl Optimizer for Adam {
         let slots = self.core.resolve(params)?;
         let _no_grad = NoGradGuard::new();
         // Group scalars as PyTorch holds them (Python floats).
-        let groups: Vec<[f64; 5]> = self
-            .core
-            .groups
-            .iter()
-            .map(|h| {
-                [
-                    dec(h.lr),
-                    dec(h.betas.0),
-                    dec(h.betas.1),
-                    dec(h.weight_decay),
-                    dec(h.eps),
-                ]
-            })
-            .collect();
+        self.scalars.truncate(self.core.groups.len());
+        for (g, h) in self.core.groups.iter().enumerate() {
+            let raw = [h.lr, h.betas.0, h.betas.1, h.weight_decay, h.eps];
+            let bits = raw.map(f32::to_bits);
+            if self.scalars.get(g).is_none_or(|(b, _)| *b != bits) {
+                let entry = (bits, raw.map(dec));
+                match self.scalars.get_mut(g) {
+                    Some(e) => *e = entry,
+                    None => self.scalars.push(entry),
+                }
+            }
+        }
+        let groups: Vec<[f64; 5]> = self.scalars.iter().map(|(_, v)| *v).collect();
         // Stage (see `optim::stage_params`): all that can fail.
         let staged = stage_params(params, &slots)?;
         let mut new_state = Vec::with_capacity(staged.len());
@@ -412,6 +417,7 @@ impl AdamW {
         Ok(AdamW(Adam {
             core: Core::new("AdamW", params, config.into())?,
             decoupled: true,
+            scalars: Vec::new(),
         }))
     }
 

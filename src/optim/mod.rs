@@ -71,6 +71,7 @@
 
 mod adam;
 mod clip;
+mod decimal;
 mod rmsprop;
 mod scheduler;
 mod sgd;
@@ -212,16 +213,11 @@ impl OptimizerState {
 // ------------------------------------------------------------------ shared core
 
 /// The shortest decimal reading of `x` as f64 (`0.9f32` -> `0.9`): the value
-/// a PyTorch user typing the same literal would have as a Python float.
+/// a PyTorch user typing the same literal would have as a Python float
+/// (computed without core's float formatting and parsing: see
+/// `optim::decimal`).
 pub(crate) fn dec(x: f32) -> f64 {
-    if !x.is_finite() {
-        return x as f64;
-    }
-    let mut s: heapless::String<40> = heapless::String::new();
-    if core::fmt::write(&mut s, format_args!("{x:e}")).is_err() {
-        return x as f64;
-    }
-    s.parse::<f64>().unwrap_or(x as f64)
+    decimal::shortest_to_f64(x)
 }
 
 /// `x >= 0` (false for NaN).

@@ -311,11 +311,11 @@ fn check(r: &Report) -> core::result::Result<(), &'static str> {
 /// The one-line summary CI and the README read.
 pub fn summary(cfg: &Config, r: &Report) -> String {
     let mut s = String::new();
-    let pct = |v: f32| 100.0 * v;
+    let pct = |v: f32| Fixed(100.0 * v, 2);
     let _ = write!(
         s,
-        "{} {}: params {} (trainable {}); upright {:.2}% -> {:.2}%; rotated {:.2}% -> {:.2}% \
-         (reloaded {:.2}%); peak planned {} B, measured {} B, budget {} B; steps {}; \
+        "{} {}: params {} (trainable {}); upright {}% -> {}%; rotated {}% -> {}% \
+         (reloaded {}%); peak planned {} B, measured {} B, budget {} B; steps {}; \
          checkpoint {} B seq {}; verdict {}",
         cfg.board,
         mode_name(cfg.mode),
@@ -361,12 +361,12 @@ fn job<F: NorFlash>(
     report.rotated.0 = accuracy(&model, test, &norm, Some(&test_angles), cfg.batch)?;
     let _ = writeln!(
         out,
-        "{}: loaded; test accuracy {:.2}% upright, {:.2}% rotated {}-{} degrees ({n_test} digits)",
+        "{}: loaded; test accuracy {}% upright, {}% rotated {}-{} degrees ({n_test} digits)",
         cfg.board,
-        100.0 * report.upright.0,
-        100.0 * report.rotated.0,
-        ANGLES.0,
-        ANGLES.1
+        Fixed(100.0 * report.upright.0, 2),
+        Fixed(100.0 * report.rotated.0, 2),
+        Fixed(ANGLES.0, 0),
+        Fixed(ANGLES.1, 0)
     );
 
     *stage = "save base checkpoint";
@@ -441,10 +441,11 @@ fn job<F: NorFlash>(
             if epoch == 0 || epoch + 1 == cfg.epochs {
                 let _ = writeln!(
                     out,
-                    "{}: epoch {}/{}: loss {last:.4}",
+                    "{}: epoch {}/{}: loss {}",
                     cfg.board,
                     epoch + 1,
-                    cfg.epochs
+                    cfg.epochs,
+                    Fixed(last, 4)
                 );
             }
         }
@@ -512,6 +513,44 @@ pub fn insn_mark_step(step: usize) -> usize {
 #[inline(never)]
 pub fn insn_mark_done(steps: usize) -> usize {
     core::hint::black_box(steps ^ 0x444f_4e45)
+}
+
+/// `self.0` with `self.1` decimals, as `{:.N}` prints it (`79.94`, `0.3121`,
+/// `20`), from integers: core's float formatting is about 13 KB that a
+/// small flash need not hold (boards/cortex-m4). The value is widened to
+/// f64 (exact), multiplied by 10^N (one f64 rounding) and rounded half to
+/// even; `{:.N}` rounds the exact value, so the two can differ only for a
+/// value within an f64 rounding of a half in the last printed place. For
+/// magnitudes below 2^53 / 10^N.
+#[derive(Clone, Copy, Debug)]
+pub struct Fixed(pub f32, pub u32);
+
+impl core::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Fixed(v, decimals) = *self;
+        if !v.is_finite() {
+            let s = if v.is_nan() {
+                "NaN"
+            } else if v > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            };
+            return f.write_str(s);
+        }
+        let scale = 10u64.pow(decimals);
+        // f64: the product of an f32 and a power of ten up to 10^9 is exact
+        // but for the last bits of values beyond 2^24, which are integers.
+        // Half to even, as `{:.N}`.
+        let units = libm::rint(f64::from(v).abs() * scale as f64) as u64;
+        let sign = if v.is_sign_negative() { "-" } else { "" };
+        let (int, frac) = (units / scale, units % scale);
+        if decimals == 0 {
+            write!(f, "{sign}{int}")
+        } else {
+            write!(f, "{sign}{int}.{frac:0width$}", width = decimals as usize)
+        }
+    }
 }
 
 /// The mode's name in the report.

@@ -118,3 +118,38 @@ fn job_passes_on_the_host() {
         assert!((planned - measured).abs() <= 0.10 * measured, "{out}");
     }
 }
+
+/// The report's fixed-point numbers (`board_app::Fixed`, integer formatting)
+/// print as `{:.N}` does: accuracies k/359 and k/256 in percent with 2
+/// decimals, losses with 4, whole degrees with none, signs and non-finite
+/// values.
+#[test]
+fn fixed_prints_as_core_formatting() {
+    use board_app::Fixed;
+    let mut values: Vec<(f32, u32)> = Vec::new();
+    for n in [359u32, 256, 160] {
+        for k in 0..=n {
+            values.push((100.0 * (k as f32 / n as f32), 2));
+        }
+    }
+    for i in 0..5000 {
+        let loss = i as f32 * 0.000_731 + (i % 7) as f32 * 1.3e-5;
+        values.push((loss, 4));
+        values.push((-loss, 4));
+    }
+    for deg in [0.0f32, 20.0, 30.0, 359.0] {
+        values.push((deg, 0));
+    }
+    for (v, d) in values {
+        let want = format!("{v:.prec$}", prec = d as usize);
+        assert_eq!(Fixed(v, d).to_string(), want, "{v:e} with {d} decimals");
+    }
+    assert_eq!(Fixed(f32::NAN, 2).to_string(), "NaN");
+    assert_eq!(Fixed(f32::INFINITY, 2).to_string(), "inf");
+    assert_eq!(Fixed(f32::NEG_INFINITY, 4).to_string(), "-inf");
+    assert_eq!(Fixed(79.944, 2).to_string(), "79.94");
+    assert_eq!(
+        Fixed(-0.00001, 2).to_string(),
+        format!("{:.2}", -0.00001f32)
+    );
+}
