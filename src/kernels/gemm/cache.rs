@@ -33,9 +33,9 @@ pub struct CacheSizes {
     pub l3_per_core: usize,
 }
 
-/// The cache sizes detected at start-up (see the [module docs](self)), or
-/// `None` where they are not detected (each kernel path then keeps its fixed
-/// blocking).
+/// The cache sizes the GEMM blocking derives from: read once from
+/// `/sys/devices/system/cpu/cpu0/cache` under `std` on Linux, `None`
+/// elsewhere (each kernel path then keeps its fixed blocking).
 pub fn cache_sizes() -> Option<CacheSizes> {
     detect::sizes()
 }
