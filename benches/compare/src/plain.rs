@@ -232,7 +232,7 @@ impl<T: Real> Mlp<T> {
                     }
                     // ReLU: no gradient where the activation was clamped.
                     for (pv, a) in p.iter_mut().zip(&self.acts[l - 1][bi * fi..]) {
-                        if !(*a > zero) {
+                        if *a <= zero {
                             *pv = zero;
                         }
                     }

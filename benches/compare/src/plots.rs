@@ -171,17 +171,26 @@ fn speedup_plot(path: &Path, records: &[Record], threads: usize, base: &str) -> 
         let (lo, hi) = all
             .iter()
             .fold((f64::MAX, 0.0f64), |(a, b), p| (a.min(p.0), b.max(p.0)));
-        let ymax = all.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        // Log scale: ratios span orders of magnitude on small sizes.
+        let ymax = all.iter().map(|p| p.1).fold(1.0, f64::max) * 1.5;
+        let ymin = all.iter().map(|p| p.1).fold(1.0, f64::min) / 1.5;
         let mut chart = ChartBuilder::on(panel)
             .caption(name, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), 0.0..ymax)?;
+            .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), (ymin..ymax).log_scale())?;
         chart
             .configure_mesh()
             .x_desc(if name == "matmul" { "N" } else { "elements" })
-            .y_desc("speed-up")
+            .y_desc("speed-up (log scale)")
+            .y_label_formatter(&|y| {
+                if *y >= 1.0 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y:.2}")
+                }
+            })
             .x_label_formatter(&|x| {
                 if *x >= 10_000.0 {
                     format!("{x:.0e}")
