@@ -235,6 +235,7 @@ pub fn run_shape(
     budget: Budget,
     out: &mut Vec<Record>,
 ) {
+    train_station::set_num_threads(threads);
     let a = data(s.m * s.k, 1 + s.n as u64);
     let b = data(s.k * s.n, 2 + s.m as u64);
     let mut c_ours = vec![0.0f32; s.m * s.n];

@@ -282,3 +282,105 @@ impl<T: Real> Mlp<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(dims: &[usize]) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let v = crate::timing::data(1000, 5);
+        let mut k = 0;
+        let mut take = |n: usize| {
+            k += n;
+            v[k - n..k].to_vec()
+        };
+        (0..dims.len() - 1)
+            // Positive biases keep most ReLUs active, so most gradients are
+            // non-zero.
+            .map(|l| {
+                let b = take(dims[l + 1]).iter().map(|v| v.abs() + 0.5).collect();
+                (take(dims[l] * dims[l + 1]), b)
+            })
+            .collect()
+    }
+
+    /// The f64 MLP is the judge of every library: its gradients must match
+    /// central finite differences of its own loss.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let dims = [5, 4, 3, 3];
+        let p = params(&dims);
+        let x: Vec<f64> = crate::timing::data(2 * 5, 9)
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let y = [2usize, 0];
+        let mut m = Mlp::<f64>::new(&p, &dims);
+        m.forward_backward(&x, &y);
+        let grads = m.grads.clone();
+        let h = 1e-6;
+        let mut checked = 0;
+        for (l, gl) in grads.iter().enumerate() {
+            for i in 0..gl.w.len() + gl.b.len() {
+                let nw = gl.w.len();
+                let eval = |d: f64| {
+                    let mut q = Mlp::<f64>::new(&p, &dims);
+                    if i < nw {
+                        q.layers[l].w[i] += d;
+                    } else {
+                        q.layers[l].b[i - nw] += d;
+                    }
+                    q.forward_backward(&x, &y)
+                };
+                let fd = (eval(h) - eval(-h)) / (2.0 * h);
+                let g = if i < nw {
+                    grads[l].w[i]
+                } else {
+                    grads[l].b[i - nw]
+                };
+                assert!(
+                    (fd - g).abs() < 1e-6,
+                    "layer {l} parameter {i}: {g} vs {fd}"
+                );
+                checked += usize::from(g != 0.0);
+            }
+        }
+        assert!(
+            checked > 20,
+            "too few non-zero gradients checked: {checked}"
+        );
+    }
+
+    /// One Adam step moves every parameter with a non-zero gradient by about
+    /// `lr` against the gradient's sign (bias-corrected first step).
+    #[test]
+    fn first_adam_step_moves_by_lr() {
+        let dims = [5, 4, 3];
+        let p = params(&dims);
+        let x: Vec<f64> = crate::timing::data(5, 3)
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let mut m = Mlp::<f64>::new(&p, &dims);
+        m.forward_backward(&x, &[1]);
+        let before = m.layers.clone();
+        let grads = m.grads.clone();
+        let lr = 1e-3;
+        m.update(Update::Adam(AdamHyper {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-12,
+        }));
+        for ((bl, al), gl) in before.iter().zip(&m.layers).zip(&grads) {
+            for ((a, b), g) in bl.w.iter().zip(&al.w).zip(&gl.w) {
+                if g.abs() > 1e-9 {
+                    assert!(
+                        (a - b - lr * g.signum()).abs() < 1e-6,
+                        "{a} -> {b} with gradient {g}"
+                    );
+                }
+            }
+        }
+    }
+}

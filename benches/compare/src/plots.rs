@@ -185,8 +185,10 @@ fn speedup_plot(path: &Path, records: &[Record], threads: usize, base: &str) -> 
             .x_desc(if name == "matmul" { "N" } else { "elements" })
             .y_desc("speed-up (log scale)")
             .y_label_formatter(&|y| {
-                if *y >= 1.0 {
+                if *y >= 10.0 {
                     format!("{y:.0}")
+                } else if *y >= 1.0 {
+                    format!("{y:.1}")
                 } else {
                     format!("{y:.2}")
                 }
