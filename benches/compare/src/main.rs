@@ -1,0 +1,327 @@
+//! `compare`: train-station against candle, `gemm`, `matrixmultiply` and
+//! PyTorch in one run, with the machine's limits measured at the start and the
+//! end. Writes `results.json`, `results.md` and PNG plots into `--out`
+//! (default `target/compare`). `--quick` runs fewer sizes with short timing
+//! (for testing the harness, not for figures).
+//!
+//! Run: `cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick] [--out DIR]`
+//! PyTorch is measured by `torch_bench.py` through `$TORCH_PYTHON` (default
+//! `python3`) and skipped, with a note, when `import torch` fails.
+
+mod elementwise;
+mod gemm;
+mod limits;
+mod mlp;
+mod plain;
+mod plots;
+mod report;
+mod timing;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use report::Record;
+use timing::Budget;
+
+/// Rayon pools of one and of all threads: candle's parallel operations run
+/// inside the pool of the thread count being measured, and its matrix product
+/// (which reads `RAYON_NUM_THREADS` on every call) sees that count.
+pub struct Pools {
+    pools: Vec<(usize, rayon::ThreadPool)>,
+    env: Cell<usize>,
+}
+
+impl Pools {
+    fn new(counts: &[usize]) -> Pools {
+        let pools = counts
+            .iter()
+            .map(|&t| {
+                let p = rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .expect("rayon pool");
+                (t, p)
+            })
+            .collect();
+        Pools {
+            pools,
+            env: Cell::new(0),
+        }
+    }
+
+    /// Runs `f` on the pool of `threads` threads (on one of its workers:
+    /// one-thread timing must happen inside `f`).
+    pub fn install<R: Send>(&self, threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        if self.env.get() != threads {
+            // SAFETY: called from the main thread only, while no other thread
+            // of this process runs candle code (the pools' workers are idle
+            // between installs) and so none reads the environment.
+            unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+            self.env.set(threads);
+        }
+        let pool = &self
+            .pools
+            .iter()
+            .find(|p| p.0 == threads)
+            .expect("a pool for this thread count")
+            .1;
+        pool.install(f)
+    }
+}
+
+struct Args {
+    quick: bool,
+    out: PathBuf,
+    child: bool,
+    torch: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        quick: false,
+        out: PathBuf::from("target/compare"),
+        child: false,
+        torch: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--out" => a.out = PathBuf::from(it.next().expect("--out needs a directory")),
+            "--no-torch" => a.torch = false,
+            "--matrixmultiply-child" => a.child = true,
+            "-h" | "--help" => {
+                println!(
+                    "compare [--quick] [--out DIR] [--no-torch]\n\
+                     Times train-station against candle, gemm, matrixmultiply and PyTorch\n\
+                     ($TORCH_PYTHON, default python3) and writes DIR/results.json,\n\
+                     DIR/results.md and PNG plots (default DIR: target/compare)."
+                );
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("unknown argument {other} (try --help)");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+fn shapes(quick: bool) -> Vec<gemm::Shape> {
+    let mut v: Vec<gemm::Shape> = gemm::sizes(quick)
+        .into_iter()
+        .map(gemm::Shape::square)
+        .collect();
+    v.extend(gemm::mlp_shapes());
+    v
+}
+
+/// Child mode: `matrixmultiply` on one thread (the parent sets
+/// `MATMUL_NUM_THREADS=1`); prints the records as JSON on stdout.
+fn child(args: &Args) {
+    let budget = Budget::new(args.quick);
+    let pools = Pools::new(&[1]);
+    let mut out = Vec::new();
+    for s in shapes(args.quick) {
+        gemm::run_shape(&s, 1, 1, true, &pools, budget, &mut out);
+    }
+    let v: Vec<Value> = out.iter().map(Record::to_json).collect();
+    println!("{}", Value::Array(v));
+}
+
+/// Runs the child process for matrixmultiply's one-thread figures.
+fn matrixmultiply_1t(args: &Args, notes: &mut Vec<String>) -> Vec<Record> {
+    let exe = std::env::current_exe().expect("current executable");
+    let mut cmd = Command::new(exe);
+    cmd.arg("--matrixmultiply-child")
+        .env("MATMUL_NUM_THREADS", "1");
+    if args.quick {
+        cmd.arg("--quick");
+    }
+    match cmd.output() {
+        Ok(o) if o.status.success() => {
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            v.as_array()
+                .map(|a| a.iter().filter_map(Record::from_json).collect())
+                .unwrap_or_default()
+        }
+        Ok(o) => {
+            eprint!("{}", String::from_utf8_lossy(&o.stderr));
+            eprintln!("the matrixmultiply child process failed ({})", o.status);
+            std::process::exit(3);
+        }
+        Err(e) => {
+            notes.push(format!(
+                "matrixmultiply on 1 thread skipped: cannot start the child process ({e})"
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// Runs `torch_bench.py`; on success returns its records, else a note.
+fn pytorch(args: &Args, threads: &[usize], notes: &mut Vec<String>) -> Vec<Record> {
+    let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("torch_bench.py");
+    let json_path = args.out.join("torch.json");
+    let probe = Command::new(&python)
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output();
+    let version = match probe {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(_) | Err(_) => {
+            let note = format!(
+                "PyTorch skipped: `{python} -c 'import torch'` failed (set TORCH_PYTHON to a Python with torch)"
+            );
+            eprintln!("{note}");
+            notes.push(note);
+            return Vec::new();
+        }
+    };
+    eprintln!("== PyTorch {version} ({python})");
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script)
+        .arg("--out")
+        .arg(&json_path)
+        .arg("--threads")
+        .arg(
+            threads
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    if args.quick {
+        cmd.arg("--quick");
+    }
+    let status = cmd.status().expect("start torch_bench.py");
+    if !status.success() {
+        eprintln!("torch_bench.py failed ({status}); a wrong result aborts the run");
+        std::process::exit(3);
+    }
+    let text = std::fs::read_to_string(&json_path).expect("torch.json");
+    let v: Value = serde_json::from_str(&text).expect("torch.json is JSON");
+    notes.push(format!(
+        "PyTorch {version} via {python} (torch_bench.py), same workloads and clocks"
+    ));
+    v["records"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Record::from_json).collect())
+        .unwrap_or_default()
+}
+
+fn main() {
+    let args = parse_args();
+    if args.child {
+        child(&args);
+        return;
+    }
+    let all = limits::threads_all();
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("MATMUL_NUM_THREADS", all.min(4).to_string()) };
+    }
+    let mm_threads: usize = std::env::var("MATMUL_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(all);
+    if let Err(e) = plots::load_font() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+    std::fs::create_dir_all(&args.out).expect("create the output directory");
+    let budget = Budget::new(args.quick);
+    let mut threads = vec![1, all];
+    threads.dedup();
+    let pools = Pools::new(&threads);
+    let mut notes: Vec<String> = Vec::new();
+    if args.quick {
+        notes.push("--quick run: few sizes, short timing; not for publication".to_string());
+    }
+
+    let machine = limits::machine();
+    eprintln!("== machine: {machine}");
+    let start = limits::measure(budget);
+    eprintln!("== limits at start: {:?}", start);
+
+    let mut rec: Vec<Record> = Vec::new();
+    for s in shapes(args.quick) {
+        for &t in &threads {
+            eprintln!("== {} {} on {t} thread(s)", s.group, s.case());
+            gemm::run_shape(&s, t, mm_threads, false, &pools, budget, &mut rec);
+        }
+    }
+    if mm_threads != 1 {
+        eprintln!("== matrixmultiply on 1 thread (child process)");
+        rec.extend(matrixmultiply_1t(&args, &mut notes));
+        notes.push(format!(
+            "matrixmultiply reads its thread count once per process: its {mm_threads}-thread figures come from this process, \
+             its 1-thread figures from a child process run right after the sgemm section"
+        ));
+    }
+    for &t in &threads {
+        eprintln!("== element-wise on {t} thread(s)");
+        elementwise::binary(t, args.quick, &pools, budget, &mut rec);
+        eprintln!("== transcendentals on {t} thread(s)");
+        elementwise::transcendental(t, &pools, budget, &mut rec);
+    }
+    for batch in [64, 256] {
+        for &t in &threads {
+            eprintln!("== MLP step batch {batch} on {t} thread(s)");
+            mlp::train_step(batch, t, args.quick, &pools, budget, &mut rec);
+        }
+    }
+    for batch in [1, 16] {
+        eprintln!("== tiny MLP step batch {batch}");
+        mlp::tiny_step(batch, budget, &mut rec);
+    }
+    if args.torch {
+        rec.extend(pytorch(&args, &threads, &mut notes));
+    } else {
+        notes.push("PyTorch skipped (--no-torch)".to_string());
+    }
+
+    let end = limits::measure(budget);
+    eprintln!("== limits at end: {:?}", end);
+    let peak = |t: usize| start.peak(t).max(end.peak(t));
+    report::fill_fractions(&mut rec, peak);
+    notes.push(
+        "Element-wise and transcendental figures go through each library's tensor API (allocation of the result included); \
+         sgemm through train-station's sgemm_with into a preallocated output, gemm/matrixmultiply likewise, candle's matmul allocates"
+            .to_string(),
+    );
+
+    let meta = json!({
+        "machine": machine,
+        "limits_start": start.to_json(),
+        "limits_end": end.to_json(),
+        "quick": args.quick,
+        "notes": notes,
+    });
+    let mut full = meta.clone();
+    full["records"] = Value::Array(rec.iter().map(Record::to_json).collect());
+    let write = |name: &str, text: String| {
+        let p = args.out.join(name);
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+    };
+    write(
+        "results.json",
+        serde_json::to_string_pretty(&full).expect("JSON"),
+    );
+    write("results.md", report::markdown(&meta, &rec, &notes));
+    match plots::draw_all(&args.out, &rec, peak) {
+        Ok(files) => eprintln!(
+            "== wrote results.json, results.md, {} in {}",
+            files.join(", "),
+            args.out.display()
+        ),
+        Err(e) => {
+            eprintln!("error: drawing the plots failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
