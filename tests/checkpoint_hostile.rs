@@ -335,7 +335,9 @@ fn floats_are_written_as_exact_bit_patterns() {
 }
 
 /// A format-1 checkpoint (floats as decimal text, as written before the
-/// hex form) loads to the same state as its format-2 form (host: `std`).
+/// hex form) loads to the same state as its format-2 form with `std`;
+/// without `std` (no decimal parsing linked) it is refused with an error
+/// that says why, and nothing changes.
 #[test]
 fn format_1_checkpoints_with_decimal_floats_still_load() {
     let _g = serial();
@@ -359,6 +361,26 @@ fn format_1_checkpoints_with_decimal_floats_still_load() {
         converted += 1;
     }
     assert!(converted >= 4);
+    if cfg!(not(feature = "std")) {
+        let mut target = run(2, 2);
+        manual_seed(7);
+        let before = without_ids(&target);
+        let err = checkpoint_from_bytes(
+            &encode(&f1),
+            &mut target.model,
+            Some(&mut target.opt),
+            Some(&mut target.sched),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("needs the `std` feature"), "{err}");
+        manual_seed(7);
+        assert_eq!(
+            without_ids(&target),
+            before,
+            "a refused load changes nothing"
+        );
+        return;
+    }
     let load = |f: &TensorFile| {
         let mut target = run(2, 2);
         checkpoint_from_bytes(
