@@ -198,6 +198,26 @@ fn batched(op: &'static str, x: &Tensor) -> Result<(Tensor, bool)> {
     }
 }
 
+/// The output size of a pooling plan on `x [N, C, H, W]`, or the plan's
+/// error (not batched, or too small for the window).
+fn plan_out_sizes(
+    layer: &'static str,
+    x: &PlanTensor,
+    axes: &[Axis; 2],
+    ceil: bool,
+) -> Result<[usize; 2]> {
+    let &[_, _, h, w] = x.dims() else {
+        return Err(plan_needs_batch(layer));
+    };
+    match (axes[0].out_size(h, ceil), axes[1].out_size(w, ceil)) {
+        (Some(oh), Some(ow)) => Ok([oh, ow]),
+        _ => Err(Error::InvalidArgument {
+            op: "plan",
+            detail: "pooling plan: the input is too small for the window",
+        }),
+    }
+}
+
 /// The error of a pooling plan on an input that is not `[N, C, H, W]`.
 fn plan_needs_batch(layer: &'static str) -> Error {
     Error::InvalidArgument {
@@ -441,19 +461,10 @@ impl Module for MaxPool2d {
     /// output took (saved for the gradient) are two buffers of the output's
     /// shape, and the gradient is one buffer of the input's shape.
     fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
-        let &[n, c, h, w] = x.dims() else {
+        let &[n, c, ..] = x.dims() else {
             return Err(plan_needs_batch("MaxPool2d"));
         };
-        let sizes = (
-            self.axes[0].out_size(h, self.ceil_mode),
-            self.axes[1].out_size(w, self.ceil_mode),
-        );
-        let (Some(oh), Some(ow)) = sizes else {
-            return Err(Error::InvalidArgument {
-                op: "plan",
-                detail: "MaxPool2d: the input is too small for the window",
-            });
-        };
+        let [oh, ow] = plan_out_sizes("MaxPool2d", x, &self.axes, self.ceil_mode)?;
         p.windowed(x, &[n, c, oh, ow])
     }
     fn visit_params(&self, _: &str, _: &mut dyn FnMut(&str, &Tensor)) {}
@@ -616,19 +627,8 @@ impl Module for AvgPool2d {
     }
     /// Batched inputs `[N, C, H, W]` only; see [`Planner::window_average`].
     fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
-        let &[_, _, h, w] = x.dims() else {
-            return Err(plan_needs_batch("AvgPool2d"));
-        };
-        let sizes = (
-            self.axes[0].out_size(h, self.ceil_mode),
-            self.axes[1].out_size(w, self.ceil_mode),
-        );
-        let (Some(oh), Some(ow)) = sizes else {
-            return Err(Error::InvalidArgument {
-                op: "plan",
-                detail: "AvgPool2d: the input is too small for the window",
-            });
-        };
+        let [oh, ow] = plan_out_sizes("AvgPool2d", x, &self.axes, self.ceil_mode)?;
+        let (h, w) = (x.dims()[2], x.dims()[3]);
         // The padded size as the forward pads: `pad` before, and after it
         // enough for the last window.
         let padded = |a: Axis, o: usize, size: usize| {

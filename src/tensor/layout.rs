@@ -355,7 +355,6 @@ impl Layout {
 }
 
 /// The broadcast of two shapes (NumPy rules), or a `ShapeMismatch` naming `op`.
-#[allow(dead_code)] // used by the binary ops
 pub(crate) fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
     let r = a.rank().max(b.rank());
     let mut out = Shape::scalar();

@@ -11,6 +11,8 @@ use alloc::vec::Vec;
 use super::ops::plan_error;
 use super::{PlanTensor, Planner, Saves};
 use crate::error::Result;
+use crate::tensor::Shape;
+use crate::tensor::layout::broadcast_shapes;
 
 /// A broadcasting element-wise operation between two tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,30 +39,6 @@ pub struct ConvGeometry<'a> {
     pub dilation: &'a [usize],
     /// Channel groups.
     pub groups: usize,
-}
-
-/// NumPy broadcasting of two shapes, or `None`.
-fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let da = if i + a.len() >= r {
-                a[i + a.len() - r]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= r {
-                b[i + b.len() - r]
-            } else {
-                1
-            };
-            match (da, db) {
-                (x, y) if x == y || y == 1 => Some(x),
-                (1, y) => Some(y),
-                _ => None,
-            }
-        })
-        .collect()
 }
 
 /// Row-major strides of `dims`.
@@ -172,9 +150,8 @@ impl Planner {
     /// product or quotient (a buffer of the broadcast shape) summed down to
     /// the operand's shape.
     pub fn binary(&mut self, a: &PlanTensor, b: &PlanTensor, op: Binary) -> Result<PlanTensor> {
-        let dims = broadcast(a.dims(), b.dims())
-            .ok_or_else(|| plan_error("binary: the shapes do not broadcast"))?;
-        let out = self.alloc(&dims)?;
+        let dims = broadcast_shapes("plan", &Shape::new(a.dims())?, &Shape::new(b.dims())?)?;
+        let out = self.alloc(dims.dims())?;
         let (sa, sb): (Vec<usize>, Vec<usize>) = (a.dims().to_vec(), b.dims().to_vec());
         // Saved handles, in a fixed order the backward reads by kind.
         let mut saved = Vec::new();
@@ -539,13 +516,6 @@ impl Planner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broadcast_follows_numpy() {
-        assert_eq!(broadcast(&[4, 1, 3], &[5, 1]), Some(vec![4, 5, 3]));
-        assert_eq!(broadcast(&[2, 3], &[3]), Some(vec![2, 3]));
-        assert_eq!(broadcast(&[2, 3], &[2]), None);
-    }
 
     #[test]
     fn contiguity_ignores_unit_dimensions() {
