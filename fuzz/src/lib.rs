@@ -207,6 +207,46 @@ pub fn checkpoint_fixture(steps: usize) -> (Sequential, Adam, StepLr) {
     (model, opt, sched)
 }
 
+/// Runs `load` on the checkpoint fixture of `steps` steps and, when it
+/// fails, asserts that it left model, optimizer and scheduler bit-identical.
+///
+/// The fixture (and its snapshot) is kept between executions while loads
+/// fail, which the assertion proves harmless; after a load that succeeded
+/// (it may have changed the fixture) the next call builds a fresh one.
+/// Building and training it each time bounded the loading targets to a few
+/// hundred executions per second.
+pub fn load_into_fixture<T, E: core::fmt::Debug>(
+    steps: usize,
+    load: impl FnOnce(&mut Sequential, &mut Adam, &mut StepLr) -> Result<T, E>,
+) -> Result<T, E> {
+    type Kept = (Sequential, Adam, StepLr, Snapshot);
+    thread_local! {
+        static KEPT: core::cell::RefCell<Vec<(usize, Kept)>> =
+            const { core::cell::RefCell::new(Vec::new()) };
+    }
+    let kept = KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        k.iter()
+            .position(|(s, _)| *s == steps)
+            .map(|i| k.swap_remove(i).1)
+    });
+    let (mut model, mut opt, mut sched, before) = kept.unwrap_or_else(|| {
+        let (model, opt, sched) = checkpoint_fixture(steps);
+        let before = snapshot(&model, &opt, &sched);
+        (model, opt, sched, before)
+    });
+    let r = load(&mut model, &mut opt, &mut sched);
+    if let Err(e) = &r {
+        assert_eq!(
+            snapshot(&model, &opt, &sched),
+            before,
+            "{e:?} changed state"
+        );
+        KEPT.with(|k| k.borrow_mut().push((steps, (model, opt, sched, before))));
+    }
+    r
+}
+
 /// Everything a failed load must leave untouched, as bits.
 #[derive(Debug, PartialEq)]
 pub struct Snapshot {
