@@ -1,21 +1,31 @@
 //! Large element-wise work split over the worker pool.
 //!
-//! Work is cut into fixed-size chunks ([`CHUNK`] elements), whatever the
-//! number of threads, and each chunk is processed by the same kernel a single
-//! thread would use; element-wise kernels do not depend on their position in
-//! the slice, so results are bit-identical for every thread count. Work
-//! smaller than two chunks stays on the calling thread. Without `std` it all
-//! runs on the calling thread.
+//! A slice of at least two [`GRAIN`]s is cut into pieces, up to four per
+//! thread, whose boundaries are multiples of [`ALIGN`] elements; each piece is
+//! processed by the same kernel a single thread would use. Element-wise
+//! kernels do not depend on an element's position in the slice, and with
+//! aligned cuts every element goes through the same code (the kernels' SIMD
+//! body; only the slice's last elements reach a scalar tail, in the last
+//! piece, as in an unsplit call), so results are bit-identical for every
+//! thread count and every split. Sums cut by the length alone (see [`sum`]).
+//! Without `std` it all runs on the calling thread.
 
 use core::marker::PhantomData;
 use core::ops::Range;
 
 use super::optim::AdamStep;
 
-/// Elements per task: large enough that a task outweighs the hand-off
-/// (a few microseconds), small enough to balance two or more threads. Under
-/// miri 256, so that tests of the splitting run at miri-sized inputs.
-pub const CHUNK: usize = if cfg!(miri) { 1 << 8 } else { 1 << 16 };
+/// The smallest piece of work handed to a thread, in elements (64 KiB of
+/// f32): a task costs a hand-off of about a microsecond, and a worker that
+/// was asleep takes longer to join. PyTorch splits element-wise work at a
+/// grain of 32,768 elements. Under miri 128, so that tests of the splitting
+/// run at miri-sized inputs.
+pub const GRAIN: usize = if cfg!(miri) { 1 << 7 } else { 1 << 14 };
+
+/// Pieces start at multiples of this many elements: more than any kernel's
+/// vector width times its unrolling, so no cut moves an element from a
+/// kernel's SIMD body into its scalar tail.
+const ALIGN: usize = 64;
 
 /// A mutable slice whose disjoint ranges may be handed to different tasks.
 struct Disjoint<'a> {
@@ -52,18 +62,30 @@ impl<'a> Disjoint<'a> {
     }
 }
 
-/// Number of chunks of `len` elements.
+/// How `len` elements are cut: `(pieces, piece length)`. One piece below two
+/// grains or on one thread; otherwise up to four pieces per thread (so a
+/// thread that starts late takes fewer), each at least a grain and a multiple
+/// of [`ALIGN`] long except the last.
 #[inline]
-fn chunks(len: usize) -> usize {
-    len.div_ceil(CHUNK)
+fn pieces(len: usize) -> (usize, usize) {
+    #[cfg(feature = "std")]
+    let threads = super::threads::num_threads();
+    #[cfg(not(feature = "std"))]
+    let threads = 1;
+    if len < 2 * GRAIN || threads < 2 {
+        return (1, len);
+    }
+    let n = (len / GRAIN).min(4 * threads);
+    let piece = len.div_ceil(n).next_multiple_of(ALIGN);
+    (len.div_ceil(piece), piece)
 }
 
-/// Runs `f(range)` over the chunks of `0..len`, in parallel when there are at
-/// least two.
+/// Runs `f(range)` over the pieces of `0..len` ([`pieces`]), in parallel when
+/// there are at least two.
 #[inline]
 fn for_chunks(len: usize, f: impl Fn(Range<usize>) + Sync) {
-    let n = chunks(len);
-    let run = |t: usize| f(t * CHUNK..((t + 1) * CHUNK).min(len));
+    let (n, piece) = pieces(len);
+    let run = |t: usize| f(t * piece..((t + 1) * piece).min(len));
     #[cfg(feature = "std")]
     if n >= 2 {
         super::threads::parallel_for(n, run);
@@ -75,7 +97,7 @@ fn for_chunks(len: usize, f: impl Fn(Range<usize>) + Sync) {
 /// `k(x, out)` over matching chunks (`x.len() == out.len()`).
 pub fn map(x: &[f32], out: &mut [f32], k: impl Fn(&[f32], &mut [f32]) + Sync) {
     assert_eq!(x.len(), out.len(), "parallel::map: lengths differ");
-    if x.len() < 2 * CHUNK {
+    if x.len() < 2 * GRAIN {
         return k(x, out);
     }
     let o = Disjoint::new(out);
@@ -90,7 +112,7 @@ pub fn map(x: &[f32], out: &mut [f32], k: impl Fn(&[f32], &mut [f32]) + Sync) {
 /// broadcast scalar, passed whole to every chunk).
 pub fn zip(a: &[f32], b: &[f32], out: &mut [f32], k: impl Fn(&[f32], &[f32], &mut [f32]) + Sync) {
     let n = out.len();
-    if n < 2 * CHUNK {
+    if n < 2 * GRAIN {
         return k(a, b, out);
     }
     assert!(
@@ -117,7 +139,7 @@ fn part(s: &[f32], r: Range<usize>) -> &[f32] {
 /// `k(acc, b)` in place over matching chunks; `b` may have length 1.
 pub fn zip_inplace(acc: &mut [f32], b: &[f32], k: impl Fn(&mut [f32], &[f32]) + Sync) {
     let n = acc.len();
-    if n < 2 * CHUNK {
+    if n < 2 * GRAIN {
         return k(acc, b);
     }
     assert!(
@@ -132,17 +154,17 @@ pub fn zip_inplace(acc: &mut [f32], b: &[f32], k: impl Fn(&mut [f32], &[f32]) + 
     });
 }
 
-/// The table's `sum` of `x`. Long slices (at least two chunks) are summed as
-/// up to 64 equal blocks, in parallel, whose sums are then summed: the blocks
-/// depend only on the length, so the result is the same for every thread
-/// count.
+/// The table's `sum` of `x`. Long slices (at least two grains) are summed as
+/// up to 64 equal blocks (each at least a grain), in parallel, whose sums are
+/// then summed: the blocks depend only on the length, so the result is the
+/// same for every thread count, with or without `std`.
 pub fn sum(x: &[f32]) -> f32 {
     let k = super::table().sum;
-    if x.len() < 2 * CHUNK {
+    if x.len() < 2 * GRAIN {
         return k(x);
     }
     const MAX_BLOCKS: usize = 64;
-    let block = x.len().div_ceil(MAX_BLOCKS).max(CHUNK).next_multiple_of(64);
+    let block = x.len().div_ceil(MAX_BLOCKS).max(GRAIN).next_multiple_of(ALIGN);
     let n = x.len().div_ceil(block);
     let mut partial = [0.0f32; MAX_BLOCKS];
     let o = Disjoint::new(&mut partial[..n]);
@@ -166,7 +188,7 @@ pub fn rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
         return;
     }
     let n_rows = out.len() / row_len;
-    let per_task = CHUNK.div_ceil(row_len).max(1);
+    let per_task = GRAIN.div_ceil(row_len).max(1);
     let tasks = n_rows.div_ceil(per_task);
     let run_rows = |o: &Disjoint, t: usize| {
         let (r0, r1) = (t * per_task, ((t + 1) * per_task).min(n_rows));
@@ -196,7 +218,7 @@ pub fn adam(
 ) {
     let k = super::table().adam;
     let n = p.len();
-    if n < 2 * CHUNK {
+    if n < 2 * GRAIN {
         return k(p, g, m, v, vmax, s);
     }
     assert!(
@@ -229,7 +251,7 @@ mod tests {
     /// Sums and row maps are bit-identical for one thread and two.
     #[test]
     fn sums_and_rows_do_not_depend_on_the_thread_count() {
-        let n = 3 * CHUNK + 777;
+        let n = 3 * GRAIN + 777;
         let x: Vec<f32> = (0..n)
             .map(|i| ((i * 7919) % 1013) as f32 * 1e-3 - 0.5)
             .collect();
@@ -263,20 +285,55 @@ mod tests {
         );
     }
 
-    /// Element-wise results are bit-identical for one thread and two, and
-    /// equal the unsplit kernel.
+    /// Element-wise results are bit-identical for every thread count, and
+    /// equal the unsplit kernel's, including the transcendental kernels whose
+    /// scalar tail may round differently from their SIMD body, at sizes that
+    /// do and do not split into whole vectors.
     #[test]
     fn split_work_equals_one_pass() {
-        let n = 5 * CHUNK + 123;
-        let x: Vec<f32> = (0..n).map(|i| (i % 997) as f32 * 0.01 - 3.0).collect();
-        let exp = super::super::table().exp.map;
-        let mut whole = alloc::vec![0.0; n];
-        exp(&x, &mut whole);
-        let mut split = alloc::vec![0.0; n];
-        map(&x, &mut split, exp);
-        assert_eq!(whole, split);
-        let mut prod = alloc::vec![0.0; n];
-        zip(&x, &[2.0], &mut prod, super::super::table().mul.map);
-        assert!(prod.iter().zip(&x).all(|(p, x)| *p == x * 2.0));
+        let t = super::super::table();
+        let prev = super::super::threads::num_threads();
+        for n in [2 * GRAIN - 1, 2 * GRAIN + 5, 5 * GRAIN + 123, 9 * GRAIN + 37] {
+            let x: Vec<f32> = (0..n).map(|i| (i % 997) as f32 * 0.01 - 3.0).collect();
+            let y: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.5 + 0.25).collect();
+            for threads in [1, 2, 3, 5] {
+                super::super::threads::set_num_threads(threads);
+                for k in [t.exp.map, t.sigmoid.map, t.tanh.map, t.gelu.map] {
+                    let (mut whole, mut split) = (alloc::vec![0.0; n], alloc::vec![0.0; n]);
+                    k(&x, &mut whole);
+                    map(&x, &mut split, k);
+                    assert!(whole.iter().zip(&split).all(|(a, b)| a.to_bits() == b.to_bits()));
+                }
+                let (mut whole, mut split) = (alloc::vec![0.0; n], alloc::vec![0.0; n]);
+                (t.div.map)(&x, &y, &mut whole);
+                zip(&x, &y, &mut split, t.div.map);
+                assert_eq!(whole, split, "{n} elements, {threads} threads");
+                zip(&x, &[2.0], &mut split, t.mul.map);
+                assert!(split.iter().zip(&x).all(|(p, x)| *p == x * 2.0));
+                let mut acc = x.clone();
+                zip_inplace(&mut acc, &y, t.add.map_inplace);
+                assert!(acc.iter().zip(x.iter().zip(&y)).all(|(a, (x, y))| *a == x + y));
+            }
+        }
+        super::super::threads::set_num_threads(prev);
+    }
+
+    /// Pieces cover the slice exactly, start at multiples of `ALIGN`, and
+    /// there is more than one from two grains on.
+    #[test]
+    fn pieces_cover_the_slice_on_aligned_cuts() {
+        let prev = super::super::threads::num_threads();
+        for threads in [1, 2, 4] {
+            super::super::threads::set_num_threads(threads);
+            for len in [0, 1, GRAIN, 2 * GRAIN - 1, 2 * GRAIN, 7 * GRAIN + 3, 1000 * GRAIN] {
+                let (n, piece) = pieces(len);
+                assert!(n >= 1 && piece * (n - 1) < len.max(1) && piece * n >= len);
+                assert!(n == 1 || piece % ALIGN == 0);
+                assert!(n == 1 || piece >= GRAIN);
+                assert!(n <= 4 * threads);
+                assert_eq!(n > 1, threads > 1 && len >= 2 * GRAIN, "{len} on {threads}");
+            }
+        }
+        super::super::threads::set_num_threads(prev);
     }
 }
