@@ -323,6 +323,37 @@ fn empty_as_strided_views_with_huge_strides_walk_nothing() {
     assert_eq!(x.to_vec(), base(&[6]).to_vec());
 }
 
+/// Views of an empty `as_strided` view with huge strides (found by the
+/// `views` fuzz target: `narrow` multiplied its start by a stride of ~2^64
+/// and overflowed, a panic inside a `try_` form with debug assertions and a
+/// wrapped offset in release). Every view of it is empty and walks nothing.
+#[test]
+fn views_of_empty_views_with_huge_strides_do_not_overflow() {
+    let x = base(&[6]);
+    let v = x.as_strided([0, 4], [1, usize::MAX - 3], 0);
+    let views = [
+        v.try_narrow(1, 3, 1).unwrap(),
+        v.try_narrow(1, 1, 3).unwrap(),
+        v.try_select(1, 3).unwrap(),
+        v.try_slice(1, 1, 4, 2).unwrap(),
+        v.try_slice(1, 0, 4, 3).unwrap(),
+        v.try_unfold(1, 2, 2).unwrap(),
+        v.try_unsqueeze(2).unwrap().try_unsqueeze(1).unwrap(),
+        v.try_split(2, 1).unwrap().pop().unwrap(),
+    ];
+    for w in &views {
+        assert_eq!(w.numel(), 0, "{:?}", w.dims());
+        assert_eq!(w.to_vec(), Vec::<f32>::new());
+        assert_eq!(w.contiguous().dims(), w.dims());
+        assert_eq!(w.sum().item(), 0.0);
+    }
+    assert_eq!(views[0].dims(), &[0, 1]);
+    assert_eq!(views[2].dims(), &[0]);
+    assert_eq!(views[3].dims(), &[0, 2]);
+    assert_eq!(views[5].dims(), &[0, 2, 2]);
+    assert_eq!(x.to_vec(), base(&[6]).to_vec());
+}
+
 #[test]
 fn view_errors_name_the_op() {
     let x = base(&[2, 3]);

@@ -189,7 +189,12 @@ impl Layout {
         } else {
             0
         };
-        if len > 0 {
+        // An empty view's offset and strides address nothing and may be
+        // anything (`as_strided` takes any for zero elements), so they are
+        // left alone there; with elements, `start * stride` lies inside the
+        // input's span and cannot overflow.
+        let empty = self.numel() == 0;
+        if len > 0 && !empty {
             out.offset += start * self.strides[dim];
         }
         // No larger than the input's dimension: the element count only shrinks.
@@ -198,7 +203,7 @@ impl Layout {
         // With one element or none the stride is never used, and `step` may be
         // anything (`stride * step` could overflow); otherwise
         // `stride * step <= stride * (size - 1)`, inside the input's span.
-        if len > 1 {
+        if len > 1 && !empty {
             out.strides[dim] = self.strides[dim] * step;
         }
         out
@@ -207,7 +212,10 @@ impl Layout {
     /// Drops `dim`, fixing it at `index` (in range).
     pub(crate) fn select(&self, dim: usize, index: usize) -> Layout {
         let mut out = self.clone();
-        out.offset += index * self.strides[dim];
+        // Empty: the offset is left alone (see `slice`).
+        if self.numel() != 0 {
+            out.offset += index * self.strides[dim];
+        }
         out.shape.remove(dim);
         let r = self.rank();
         out.strides.copy_within(dim + 1..r, dim);
@@ -237,7 +245,8 @@ impl Layout {
         // Any stride is valid for a size-1 dimension; PyTorch uses the one that
         // keeps a contiguous tensor contiguous.
         let s = if dim < r {
-            self.strides[dim] * self.shape[dim]
+            // Wraps only for an empty view, whose strides address nothing.
+            self.strides[dim].wrapping_mul(self.shape[dim])
         } else {
             1
         };
@@ -262,8 +271,9 @@ impl Layout {
         let mut out = self.clone();
         let windows = (self.shape[dim] - size) / step + 1;
         out.shape.set_dim(op, dim, windows)?;
-        // One window: the stride is unused and `stride * step` may overflow.
-        if windows > 1 {
+        // One window: the stride is unused and `stride * step` may overflow;
+        // so may it in an empty view, whose strides address nothing.
+        if windows > 1 && self.numel() != 0 {
             out.strides[dim] = self.strides[dim] * step;
         }
         out.shape.push(size)?;
