@@ -72,6 +72,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Whether a string comes next (after whitespace).
+    pub(super) fn string_next(&mut self) -> bool {
+        self.peek() == Some(b'"')
+    }
+
     /// Consumes `null` if it comes next.
     pub(super) fn null(&mut self) -> bool {
         let hit = self.peek().is_some() && self.s[self.pos..].starts_with(b"null");

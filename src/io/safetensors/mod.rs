@@ -39,9 +39,12 @@ enum Dtype {
 }
 
 impl Dtype {
-    /// The dtype a header names, or why it cannot be read.
-    fn parse(name: &str) -> Result<Dtype> {
-        Ok(match name {
+    /// The dtype a header names: `Err` for a name the format does not have;
+    /// `Ok(Err(detail))` for one it has that this library does not read
+    /// (reported after the checks the `safetensors` crate makes, see
+    /// [`decode`]).
+    fn parse(name: &str) -> Result<core::result::Result<Dtype, &'static str>> {
+        Ok(Ok(match name {
             "BOOL" => Dtype::Bool,
             "U8" => Dtype::U8,
             "I8" => Dtype::I8,
@@ -57,12 +60,12 @@ impl Dtype {
             "U64" => Dtype::U64,
             "F4" | "F6_E2M3" | "F6_E3M2" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ"
             | "F8_E5M2FNUZ" | "C64" => {
-                return Err(bad(
+                return Ok(Err(
                     "unsupported dtype (supported: F32, F64, F16, BF16, BOOL and integers)",
                 ));
             }
             _ => return Err(bad("a tensor has an unknown dtype")),
-        })
+        }))
     }
 
     /// Bytes per element.
@@ -118,11 +121,16 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// A value of a header that the format allows but this library cannot
+/// read: the error's detail, raised once the checks that the `safetensors`
+/// crate also makes have passed.
+type Unsupported<T> = core::result::Result<T, &'static str>;
+
 /// One tensor entry of a header.
 struct Entry {
     name: String,
-    dtype: Dtype,
-    shape: Shape,
+    dtype: Unsupported<Dtype>,
+    shape: Unsupported<Shape>,
     start: usize,
     end: usize,
 }
@@ -176,16 +184,27 @@ fn parse_entry(r: &mut Reader<'_>, name: String) -> Result<Entry> {
     let mut first = true;
     while let Some(field) = r.next_key(&mut first)? {
         match field.as_str() {
-            "dtype" if dtype.is_none() => dtype = Some(Dtype::parse(&r.string()?)?),
+            "dtype" if dtype.is_none() => {
+                if !r.string_next() {
+                    return Err(bad("a tensor's dtype is not a string"));
+                }
+                dtype = Some(Dtype::parse(&r.string()?)?);
+            }
             "shape" if shape.is_none() => {
-                let mut dims = heapless::Vec::<usize, MAX_RANK>::new();
+                // Inline (no allocation); past MAX_RANK only counted.
+                let (mut dims, mut rank) = (heapless::Vec::<usize, MAX_RANK>::new(), 0usize);
                 r.uints(|d| {
-                    dims.push(d)
-                        .map_err(|_| bad("a tensor has more dimensions than this library supports"))
+                    rank += 1;
+                    let _ = dims.push(d);
+                    Ok(())
                 })?;
-                shape = Some(Shape::new(&dims).map_err(|_| {
-                    bad("a tensor's shape holds more elements than this library supports")
-                })?);
+                shape = Some(if rank > MAX_RANK {
+                    Err("a tensor has more dimensions than this library supports")
+                } else {
+                    Shape::new(&dims).map_err(
+                        |_| "a tensor's shape holds more elements than this library supports",
+                    )
+                });
             }
             "data_offsets" if offsets.is_none() => {
                 let mut pair = heapless::Vec::<usize, 2>::new();
@@ -235,10 +254,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, Vec<(String
         .ok_or(bad("the header length points past the end of the buffer"))?;
     let data = &bytes[8 + header.len()..];
     let text = core::str::from_utf8(header).map_err(|_| bad("the header is not valid UTF-8"))?;
-    let Header {
-        mut entries,
-        metadata,
-    } = parse_header(text)?;
+    let Header { entries, metadata } = parse_header(text)?;
 
     // Duplicate names: the crate keeps the last; here they are an error.
     let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
@@ -247,17 +263,22 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, Vec<(String
         return Err(bad("two tensors have the same name"));
     }
     drop(names);
+    // What the format allows but this library does not read.
+    let mut checked = crate::error::try_vec(entries.len())?;
+    for e in entries {
+        let (dtype, shape) = (e.dtype.map_err(bad)?, e.shape.map_err(bad)?);
+        checked.push((e.start, e.end, e.name, dtype, shape));
+    }
 
-    crate::sort::sort_unstable_by(&mut entries, |a, b| {
-        (a.start, a.end, &a.name).cmp(&(b.start, b.end, &b.name))
-    });
+    // Data order (ties by name: zero-size tensors share offsets).
+    crate::sort::sort_unstable_by(&mut checked, |a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
     let mut at = 0;
-    for e in &entries {
-        if e.start != at || e.end < e.start {
+    for (start, end, _, dtype, shape) in &checked {
+        if *start != at || end < start {
             return Err(bad("tensor data offsets are not contiguous"));
         }
-        at = e.end;
-        if e.shape.numel().checked_mul(e.dtype.width()) != Some(e.end - e.start) {
+        at = *end;
+        if shape.numel().checked_mul(dtype.width()) != Some(end - start) {
             return Err(bad(
                 "a tensor's byte size does not match its dtype and shape",
             ));
@@ -268,16 +289,15 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, Vec<(String
             "the tensor data does not cover exactly the rest of the buffer",
         ));
     }
-    let mut tensors = crate::error::try_vec(entries.len())?;
-    for e in entries {
-        let (dtype, width) = (e.dtype, e.dtype.width());
-        let src = &data[e.start..e.end];
-        let t = Tensor::try_from_fill(e.shape, |out| {
+    let mut tensors = crate::error::try_vec(checked.len())?;
+    for (start, end, name, dtype, shape) in checked {
+        let (src, width) = (&data[start..end], dtype.width());
+        let t = Tensor::try_from_fill(shape, |out| {
             for (o, c) in out.iter_mut().zip(src.chunks_exact(width)) {
                 *o = dtype.to_f32(c);
             }
         })?;
-        tensors.push((e.name, t));
+        tensors.push((name, t));
     }
     Ok((tensors, metadata))
 }
