@@ -143,8 +143,7 @@ pub fn to_safetensors<'a>(
 /// [`Error::Format`]: crate::Error::Format
 /// [`Error::OutOfMemory`]: crate::Error::OutOfMemory
 pub fn from_safetensors(bytes: &[u8]) -> Result<TensorFile> {
-    let (tensors, metadata) = safetensors::decode(bytes)?;
-    Ok(TensorFile { tensors, metadata })
+    safetensors::decode(bytes)
 }
 
 mod adapter;

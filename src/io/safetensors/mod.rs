@@ -13,6 +13,7 @@ mod json;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::TensorFile;
 use crate::error::{Error, Result};
 use crate::tensor::{MAX_RANK, Shape, Tensor};
 use json::{Reader, bad};
@@ -239,7 +240,7 @@ fn parse_entry(r: &mut Reader<'_>, name: String) -> Result<Entry> {
 
 /// Decodes a whole safetensors buffer: tensors in data order (ties by name),
 /// metadata sorted by key.
-pub(super) fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, Vec<(String, String)>)> {
+pub(super) fn decode(bytes: &[u8]) -> Result<TensorFile> {
     let len: [u8; 8] = bytes
         .get(..8)
         .and_then(|b| b.try_into().ok())
@@ -299,7 +300,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, Vec<(String
         })?;
         tensors.push((name, t));
     }
-    Ok((tensors, metadata))
+    Ok(TensorFile { tensors, metadata })
 }
 
 /// Encodes tensors (any views, written contiguous as little-endian F32,
