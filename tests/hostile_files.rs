@@ -11,6 +11,9 @@ use train_station::io::{checkpoint_from_bytes, from_safetensors, to_safetensors}
 use train_station::nn::{Linear, Module};
 use train_station::{Error, Tensor};
 
+#[path = "common/safetensors_ref.rs"]
+mod reference;
+
 struct Capped;
 
 const CAP: usize = 64 << 20;
@@ -63,6 +66,9 @@ fn rejected(bytes: &[u8]) -> Error {
         Ok(f) => panic!("decoded a hostile file: {:?}", f.tensors),
     };
     assert!(matches!(e, Error::Format { .. }), "{e}");
+    // The `safetensors` crate refuses it too (or reads it, where this library
+    // is stricter on purpose).
+    assert_ne!(reference::agree(bytes), reference::Agreement::BothOk);
     // Also as a checkpoint, into a model it cannot change.
     let mut model = Linear::new(2, 2);
     let before = model.state_dict()[0].1.to_vec();

@@ -5,6 +5,9 @@ use proptest::prelude::*;
 use train_station::io::{from_safetensors, to_safetensors};
 use train_station::{Error, Tensor};
 
+#[path = "common/safetensors_ref.rs"]
+mod reference;
+
 fn sample() -> Vec<(&'static str, Tensor)> {
     vec![
         ("a", Tensor::arange(0.0, 6.0, 1.0).reshape([2, 3])),
@@ -215,6 +218,12 @@ fn hostile_inputs_are_errors() {
             Err(Error::Format { .. }) => {}
             other => panic!("{what}: expected a format error, got {other:?}"),
         }
+        // The `safetensors` crate refuses it too.
+        assert_eq!(
+            reference::agree(&bytes),
+            reference::Agreement::BothErr,
+            "{what}"
+        );
     }
 }
 
@@ -237,7 +246,8 @@ proptest! {
         if truncate {
             bytes.truncate(cut.index(bytes.len() + 1));
         }
-        let _ = from_safetensors(&bytes);
+        // Both decoders agree (tests/safetensors_diff.rs has more).
+        reference::agree(&bytes);
     }
 }
 
