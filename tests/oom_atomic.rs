@@ -621,3 +621,29 @@ fn hook_fails_from_the_nth_allocation_on() {
     assert_eq!(pool::allocations_left(), None);
     assert!(Tensor::try_zeros([7]).is_ok());
 }
+
+/// Upsample's index of source positions comes from the pool, so a budget
+/// refuses it (found by the `shape_ops` fuzz target: a 2^31-entry index was
+/// a heap `Vec`, outside any budget, allocated before the output).
+#[test]
+fn upsample_index_is_refused_by_the_budget() {
+    let _turn = Turn::take();
+    let x = Tensor::ones([1, 1, 2, 2]);
+    pool::trim();
+    let budget = pool::stats().bytes_reserved + (1 << 20);
+    pool::set_budget(Some(budget));
+    let e = Upsample::with_size(1 << 31, 1).try_forward(&x).unwrap_err();
+    match e {
+        Error::OutOfMemory {
+            requested,
+            budget: b,
+            ..
+        } => {
+            assert_eq!(b, budget, "refused by the budget");
+            assert_eq!(requested, 4 << 31, "the index tensor");
+        }
+        e => panic!("{e}"),
+    }
+    let y = Upsample::with_scale(2.0, 3.0).try_forward(&x).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 4, 6]);
+}

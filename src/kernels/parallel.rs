@@ -164,7 +164,11 @@ pub fn sum(x: &[f32]) -> f32 {
         return k(x);
     }
     const MAX_BLOCKS: usize = 64;
-    let block = x.len().div_ceil(MAX_BLOCKS).max(GRAIN).next_multiple_of(ALIGN);
+    let block = x
+        .len()
+        .div_ceil(MAX_BLOCKS)
+        .max(GRAIN)
+        .next_multiple_of(ALIGN);
     let n = x.len().div_ceil(block);
     let mut partial = [0.0f32; MAX_BLOCKS];
     let o = Disjoint::new(&mut partial[..n]);
@@ -302,7 +306,12 @@ mod tests {
                     let (mut whole, mut split) = (alloc::vec![0.0; n], alloc::vec![0.0; n]);
                     k(&x, &mut whole);
                     map(&x, &mut split, k);
-                    assert!(whole.iter().zip(&split).all(|(a, b)| a.to_bits() == b.to_bits()));
+                    assert!(
+                        whole
+                            .iter()
+                            .zip(&split)
+                            .all(|(a, b)| a.to_bits() == b.to_bits())
+                    );
                 }
                 let (mut whole, mut split) = (alloc::vec![0.0; n], alloc::vec![0.0; n]);
                 (t.div.map)(&x, &y, &mut whole);
@@ -312,7 +321,11 @@ mod tests {
                 assert!(split.iter().zip(&x).all(|(p, x)| *p == x * 2.0));
                 let mut acc = x.clone();
                 zip_inplace(&mut acc, &y, t.add.map_inplace);
-                assert!(acc.iter().zip(x.iter().zip(&y)).all(|(a, (x, y))| *a == x + y));
+                assert!(
+                    acc.iter()
+                        .zip(x.iter().zip(&y))
+                        .all(|(a, (x, y))| *a == x + y)
+                );
             }
         }
         super::super::threads::set_num_threads(prev);
@@ -325,7 +338,15 @@ mod tests {
         let prev = super::super::threads::num_threads();
         for threads in [1, 2, 4] {
             super::super::threads::set_num_threads(threads);
-            for len in [0, 1, GRAIN, 2 * GRAIN - 1, 2 * GRAIN, 7 * GRAIN + 3, 1000 * GRAIN] {
+            for len in [
+                0,
+                1,
+                GRAIN,
+                2 * GRAIN - 1,
+                2 * GRAIN,
+                7 * GRAIN + 3,
+                1000 * GRAIN,
+            ] {
                 let (n, piece) = pieces(len);
                 assert!(n >= 1 && piece * (n - 1) < len.max(1) && piece * n >= len);
                 assert!(n == 1 || piece % ALIGN == 0);

@@ -1,9 +1,7 @@
 //! `Upsample` with `mode='nearest'`, as `torch.nn.Upsample`.
 
-use alloc::vec::Vec;
-
 use super::Module;
-use crate::error::{Error, Result, try_vec, unwrap};
+use crate::error::{Error, Result, unwrap};
 use crate::tensor::{Shape, Tensor};
 
 /// How [`Upsample`] chooses the output size.
@@ -78,25 +76,27 @@ impl Upsample {
     }
 }
 
-/// The source position of every output position (PyTorch's `nearest_idx`).
-/// `OutOfMemory` if the list cannot be allocated.
-fn sources(input: usize, output: usize, scale: Option<f64>) -> Result<Vec<f32>> {
-    let mut v = try_vec(output)?;
-    v.extend((0..output).map(|i| {
-        let src = if output == input {
-            i
-        } else if output == 2 * input {
-            i >> 1
-        } else {
-            let s = match scale {
-                Some(f) => (1.0 / f) as f32,
-                None => input as f32 / output as f32,
+/// The source position of every output position (PyTorch's `nearest_idx`),
+/// as an index tensor from the pool (so a memory budget applies to it), or
+/// `OutOfMemory`.
+fn sources(input: usize, output: usize, scale: Option<f64>) -> Result<Tensor> {
+    let shape = Shape::try_for("Upsample", &[output])?;
+    Tensor::try_from_fill(shape, |v| {
+        for (i, o) in v.iter_mut().enumerate() {
+            let src = if output == input {
+                i
+            } else if output == 2 * input {
+                i >> 1
+            } else {
+                let s = match scale {
+                    Some(f) => (1.0 / f) as f32,
+                    None => input as f32 / output as f32,
+                };
+                (libm::floorf(i as f32 * s) as usize).min(input - 1)
             };
-            (libm::floorf(i as f32 * s) as usize).min(input - 1)
-        };
-        src as f32
-    }));
-    Ok(v)
+            *o = src as f32;
+        }
+    })
 }
 
 impl Module for Upsample {
@@ -143,7 +143,7 @@ impl Module for Upsample {
             if output == input {
                 continue; // PyTorch's nearest_idx: the identity
             }
-            let idx = Tensor::from_vec(sources(input, output, scale)?, [output])?;
+            let idx = sources(input, output, scale)?;
             y = y.try_index_select(d, &idx)?;
         }
         Ok(y)

@@ -3,6 +3,12 @@
 //! the model computes from offset and strides, and its own layout must stay
 //! inside its storage. `as_strided` must succeed exactly when the model says
 //! the view fits its storage.
+//!
+//! The model's offset and stride arithmetic wraps: an empty view (which only
+//! `as_strided` can leave, resetting them) may carry any offset and strides,
+//! and products of them may overflow; for a view with elements the positions
+//! are checked to lie inside the storage, so a wrap there cannot pass
+//! unnoticed.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -82,11 +88,11 @@ fn step(b: &mut Bytes, t: &Tensor, r: &RefView) -> Option<(Tensor, RefView)> {
             );
             let len = (e - s).div_ceil(step);
             if len > 0 {
-                out.offset += s * r.strides[d];
+                out.offset = out.offset.wrapping_add(s.wrapping_mul(r.strides[d]));
             }
             out.shape[d] = len;
             if len > 1 {
-                out.strides[d] *= step;
+                out.strides[d] = out.strides[d].wrapping_mul(step);
             }
             res.expect("slice with a positive step")
         }
@@ -98,7 +104,7 @@ fn step(b: &mut Bytes, t: &Tensor, r: &RefView) -> Option<(Tensor, RefView)> {
             assert_eq!(res.is_ok(), fits);
             let v = res.ok()?;
             if len > 0 {
-                out.offset += start * r.strides[d];
+                out.offset = out.offset.wrapping_add(start.wrapping_mul(r.strides[d]));
             }
             out.shape[d] = len;
             v
@@ -114,7 +120,9 @@ fn step(b: &mut Bytes, t: &Tensor, r: &RefView) -> Option<(Tensor, RefView)> {
             };
             let at = at.filter(|&a| a >= 0 && (a as usize) < r.shape[d]);
             assert_eq!(res.is_ok(), at.is_some());
-            out.offset += at? as usize * r.strides[d];
+            out.offset = out
+                .offset
+                .wrapping_add((at? as usize).wrapping_mul(r.strides[d]));
             out.shape.remove(d);
             out.strides.remove(d);
             res.ok()?
@@ -171,7 +179,7 @@ fn step(b: &mut Bytes, t: &Tensor, r: &RefView) -> Option<(Tensor, RefView)> {
             let windows = (r.shape[d] - size) / step + 1;
             out.shape[d] = windows;
             if windows > 1 {
-                out.strides[d] *= step;
+                out.strides[d] = out.strides[d].wrapping_mul(step);
             }
             out.shape.push(size);
             out.strides.push(r.strides[d]);
@@ -238,7 +246,7 @@ fn step(b: &mut Bytes, t: &Tensor, r: &RefView) -> Option<(Tensor, RefView)> {
             let len = pieces.get(k)?.dims()[d];
             assert!(at + len <= n);
             if len > 0 {
-                out.offset += at * r.strides[d];
+                out.offset = out.offset.wrapping_add(at.wrapping_mul(r.strides[d]));
             }
             out.shape[d] = len;
             pieces[k].clone()
