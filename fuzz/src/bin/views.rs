@@ -298,8 +298,10 @@ fuzz_target!(|data: &[u8]| {
         let Some((t2, r2)) = step(&mut b, &t, &r) else {
             continue;
         };
-        // Cap the work per input: huge stride-0 views are valid but slow to walk.
-        if r2.numel() > 1 << 16 {
+        // Cap the work per input: huge stride-0 views are valid but slow to
+        // walk (at 2^16 elements the target ran ~500 inputs a second; 2^12
+        // still walks many runs).
+        if r2.numel() > 1 << 12 {
             continue;
         }
         assert_matches(&t2, &r2, "view chain");
