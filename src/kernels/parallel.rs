@@ -155,20 +155,18 @@ pub fn zip_inplace(acc: &mut [f32], b: &[f32], k: impl Fn(&mut [f32], &[f32]) + 
 }
 
 /// The table's `sum` of `x`. Long slices (at least two grains) are summed as
-/// up to 64 equal blocks (each at least a grain), in parallel, whose sums are
-/// then summed: the blocks depend only on the length, so the result is the
-/// same for every thread count, with or without `std`.
+/// an even number of about equal blocks (at most 64, each about a grain or
+/// more), in parallel, whose sums are then summed: the blocks depend only on
+/// the length, so the result is the same for every thread count, with or
+/// without `std`; an even count keeps two threads balanced.
 pub fn sum(x: &[f32]) -> f32 {
     let k = super::table().sum;
     if x.len() < 2 * GRAIN {
         return k(x);
     }
     const MAX_BLOCKS: usize = 64;
-    let block = x
-        .len()
-        .div_ceil(MAX_BLOCKS)
-        .max(GRAIN)
-        .next_multiple_of(ALIGN);
+    let blocks = (x.len() / GRAIN).clamp(2, MAX_BLOCKS) & !1;
+    let block = x.len().div_ceil(blocks).next_multiple_of(ALIGN);
     let n = x.len().div_ceil(block);
     let mut partial = [0.0f32; MAX_BLOCKS];
     let o = Disjoint::new(&mut partial[..n]);
