@@ -216,3 +216,30 @@ fn expanded_index_tensors_claiming_huge_counts_are_errors() {
     let opts = train_station::nn::loss::CrossEntropyOptions::default();
     assert!(train_station::nn::loss::try_cross_entropy(&logits, &idx, &opts).is_err());
 }
+
+/// Ops on an empty tensor whose other dimension is huge finish at once (found
+/// by the `shape_ops` fuzz target: `flip` looped over the 2^40 positions of
+/// the non-empty dimension, copying nothing each time, for minutes).
+#[test]
+fn ops_on_empty_tensors_with_a_huge_dimension_finish() {
+    let big = 1usize << 40;
+    for (dims, huge) in [([big, 0], 0), ([0, big], 1)] {
+        let x = Tensor::zeros(dims);
+        let same = |t: Tensor| assert_eq!(t.dims(), &dims);
+        same(x.try_flip([0]).unwrap());
+        same(x.try_flip([1, 0]).unwrap());
+        same(x.try_softmax(0).unwrap());
+        same(x.try_softmax(1).unwrap());
+        same(x.try_log_softmax(-1).unwrap());
+        same(x.try_exp().unwrap());
+        same(x.try_add_tensor(&x).unwrap());
+        same(x.try_pad(&[(0, 0)], 1.0).unwrap());
+        assert_eq!(Tensor::try_cat(&[&x, &x], huge).unwrap().numel(), 0);
+        assert_eq!(x.try_repeat(&[1, 1]).unwrap().numel(), 0);
+        // Reducing the huge dimension leaves the empty one.
+        assert_eq!(x.try_sum_dims([huge], false).unwrap().dims(), &[0]);
+        assert_eq!(x.try_max_dims([huge], false).unwrap().dims(), &[0]);
+        assert_eq!(x.try_logsumexp([huge], false).unwrap().dims(), &[0]);
+        assert_eq!(x.try_transpose(0, 1).unwrap().contiguous().numel(), 0);
+    }
+}

@@ -697,8 +697,11 @@ impl Tensor {
         // One pass per flipped dimension (of size > 1) over contiguous data:
         // viewed as [outer, n, inner], block i of each outer slab comes from
         // block n - 1 - i.
+        // Nothing to move in an empty tensor (whose other sizes may be huge:
+        // the loops below would run over them).
         let mut cur: Option<Tensor> = None;
-        for &d in flipped.iter().filter(|&&d| r > 0 && sizes[d] > 1) {
+        let empty = self.numel() == 0;
+        for &d in flipped.iter().filter(|&&d| r > 0 && sizes[d] > 1 && !empty) {
             let (n, inner) = (sizes[d], sizes[d + 1..].iter().product::<usize>());
             let outer: usize = sizes[..d].iter().product();
             let src_t = match cur.take() {
