@@ -241,5 +241,16 @@ fn ops_on_empty_tensors_with_a_huge_dimension_finish() {
         assert_eq!(x.try_max_dims([huge], false).unwrap().dims(), &[0]);
         assert_eq!(x.try_logsumexp([huge], false).unwrap().dims(), &[0]);
         assert_eq!(x.try_transpose(0, 1).unwrap().contiguous().numel(), 0);
+        // 2^22 indices into an empty tensor (found by the fuzz target through
+        // Upsample: one layout selection per index, 12 s under ASan).
+        let idx = Tensor::zeros([1 << 22]);
+        let other = 1 - huge;
+        let y = x.try_index_select(huge, &idx).unwrap();
+        assert_eq!(y.numel(), 0);
+        assert_eq!(y.dims()[huge], 1 << 22);
+        assert!(
+            x.try_index_select(other, &idx).is_err(),
+            "index 0 of a size-0 dim"
+        );
     }
 }

@@ -366,7 +366,12 @@ impl Tensor {
         shape.set_dim(op, d, idx.len())?;
         let lo = Layout::contiguous(shape.clone());
         let src = self.storage.as_slice();
+        // An empty result (another dimension is 0) copies nothing: no pass
+        // over the (already checked) indices.
         let out = Tensor::try_from_fill(shape, |buf| {
+            if buf.is_empty() {
+                return;
+            }
             for (j, &i) in idx.iter().enumerate() {
                 copy_runs(buf, &lo.select(d, j), src, &lx.select(d, i));
             }
@@ -386,6 +391,9 @@ impl Tensor {
             let lz = Layout::contiguous(full.clone());
             let gin = Tensor::try_from_fill(full.clone(), |buf| {
                 buf.fill(0.0);
+                if g.numel() == 0 {
+                    return;
+                }
                 for (j, &i) in idx.iter().enumerate() {
                     add_runs(
                         buf,
