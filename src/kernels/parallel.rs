@@ -1,7 +1,7 @@
 //! Large element-wise work split over the worker pool.
 //!
 //! A slice of at least two [`GRAIN`]s is cut into pieces, up to four per
-//! thread, whose boundaries are multiples of [`ALIGN`] elements; each piece is
+//! thread, whose boundaries are multiples of `ALIGN` (64) elements; each piece is
 //! processed by the same kernel a single thread would use. Element-wise
 //! kernels do not depend on an element's position in the slice, and with
 //! aligned cuts every element goes through the same code (the kernels' SIMD
