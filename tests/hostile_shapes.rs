@@ -254,3 +254,19 @@ fn ops_on_empty_tensors_with_a_huge_dimension_finish() {
         );
     }
 }
+
+/// AvgPool2d over an empty batch with huge spatial sizes returns the empty
+/// result (found by the `shape_ops` fuzz target: the per-position divisors,
+/// a heap `Vec` of the output's spatial size, were allocated with an
+/// infallible `Vec::with_capacity` and aborted the process); with elements,
+/// such an output is an error.
+#[test]
+fn avg_pool_with_a_huge_output_is_an_error_not_an_abort() {
+    use train_station::nn::AvgPool2d;
+    let pool = AvgPool2d::new([1, 1]);
+    let big = 1usize << 30;
+    let y = pool.try_forward(&Tensor::zeros([0, 1, big, big])).unwrap();
+    assert_eq!(y.dims(), &[0, 1, big, big]);
+    let x = Tensor::zeros([1, 1, 1, 1]).expand([1, 1, big, big]);
+    assert!(pool.try_forward(&x).is_err());
+}

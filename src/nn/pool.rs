@@ -17,7 +17,6 @@
 //! Inputs are `[N, C, H, W]` or unbatched `[C, H, W]`.
 
 use alloc::vec;
-use alloc::vec::Vec;
 
 use super::Module;
 use super::conv::Spatial;
@@ -545,21 +544,26 @@ impl AvgPool2d {
             let inside = end.min(n as i128) - start.max(0);
             (padded, inside.max(0))
         };
-        let mut d = Vec::with_capacity(out[0] * out[1]);
-        for i in 0..out[0] {
-            let (ph, ih) = extent(self.axes[0], i, size[0]);
-            for j in 0..out[1] {
-                let (pw, iw) = extent(self.axes[1], j, size[1]);
-                let v = match self.divisor_override {
-                    Some(v) => v as i128,
-                    None if self.count_include_pad => ph * pw,
-                    None => ih * iw,
-                };
-                // An empty window sums to 0; PyTorch outputs 0 there.
-                d.push(if ih * iw == 0 { 1.0 } else { v as f32 });
+        // Straight into a pool tensor: its size is checked and a budget
+        // applies (a heap `Vec` here aborted on an absurd output size).
+        let shape = crate::tensor::Shape::try_for("AvgPool2d", &out)?;
+        Tensor::try_from_fill(shape, |d| {
+            let mut k = 0;
+            for i in 0..out[0] {
+                let (ph, ih) = extent(self.axes[0], i, size[0]);
+                for j in 0..out[1] {
+                    let (pw, iw) = extent(self.axes[1], j, size[1]);
+                    let v = match self.divisor_override {
+                        Some(v) => v as i128,
+                        None if self.count_include_pad => ph * pw,
+                        None => ih * iw,
+                    };
+                    // An empty window sums to 0; PyTorch outputs 0 there.
+                    d[k] = if ih * iw == 0 { 1.0 } else { v as f32 };
+                    k += 1;
+                }
             }
-        }
-        Tensor::from_vec(d, out)
+        })
     }
 }
 
@@ -618,7 +622,13 @@ impl Module for AvgPool2d {
             xp.offset(),
         )?;
         let sum = win.try_sum_dims([4, 5], false)?;
-        let y = sum.try_div_tensor(&self.divisors([h, w], out)?)?;
+        // An empty batch or channel dimension: nothing to divide (the
+        // spatial output may still be huge).
+        let y = if sum.numel() == 0 {
+            sum
+        } else {
+            sum.try_div_tensor(&self.divisors([h, w], out)?)?
+        };
         if was_batched {
             Ok(y)
         } else {
