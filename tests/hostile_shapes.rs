@@ -270,3 +270,17 @@ fn avg_pool_with_a_huge_output_is_an_error_not_an_abort() {
     let x = Tensor::zeros([1, 1, 1, 1]).expand([1, 1, big, big]);
     assert!(pool.try_forward(&x).is_err());
 }
+
+/// AvgPool2d with paddings near usize::MAX (half of a huge kernel): an error,
+/// never an overflow (found by the `shape_ops` fuzz target: the forward
+/// summed the four paddings unchecked).
+#[test]
+fn avg_pool_with_huge_paddings_is_an_error() {
+    use train_station::nn::{AvgPool2d, AvgPool2dOptions};
+    let k = usize::MAX;
+    let opts = AvgPool2dOptions::default().padding([k / 2, k / 2]);
+    let pool = AvgPool2d::try_new([k, k], opts).unwrap();
+    for dims in [[1, 1, 2, 2], [0, 1, 2, 2]] {
+        assert!(pool.try_forward(&Tensor::zeros(dims)).is_err());
+    }
+}

@@ -583,11 +583,15 @@ impl Module for AvgPool2d {
             after(self.axes[1], out[1], w),
         );
         let (ph, pw) = (self.axes[0].pad, self.axes[1].pad);
-        let xp = if ph + pw + bh + bw > 0 {
-            xb.try_pad(
-                &[(pw as isize, bw as isize), (ph as isize, bh as isize)],
-                0.0,
-            )?
+        let xp = if (ph | pw | bh | bw) != 0 {
+            // A padding past isize::MAX cannot be allocated anyway.
+            let i = |v: usize| {
+                isize::try_from(v).map_err(|_| Error::InvalidArgument {
+                    op,
+                    detail: "the padding is too large",
+                })
+            };
+            xb.try_pad(&[(i(pw)?, i(bw)?), (i(ph)?, i(bh)?)], 0.0)?
         } else {
             xb
         };
