@@ -83,7 +83,7 @@ fn pieces(len: usize) -> (usize, usize) {
 /// Runs `f(range)` over the pieces of `0..len` ([`pieces`]), in parallel when
 /// there are at least two.
 #[inline]
-fn for_chunks(len: usize, f: impl Fn(Range<usize>) + Sync) {
+fn for_pieces(len: usize, f: impl Fn(Range<usize>) + Sync) {
     let (n, piece) = pieces(len);
     let run = |t: usize| f(t * piece..((t + 1) * piece).min(len));
     #[cfg(feature = "std")]
@@ -94,22 +94,22 @@ fn for_chunks(len: usize, f: impl Fn(Range<usize>) + Sync) {
     (0..n).for_each(run);
 }
 
-/// `k(x, out)` over matching chunks (`x.len() == out.len()`).
+/// `k(x, out)` over matching pieces (`x.len() == out.len()`).
 pub fn map(x: &[f32], out: &mut [f32], k: impl Fn(&[f32], &mut [f32]) + Sync) {
     assert_eq!(x.len(), out.len(), "parallel::map: lengths differ");
     if x.len() < 2 * GRAIN {
         return k(x, out);
     }
     let o = Disjoint::new(out);
-    for_chunks(x.len(), |r| {
-        // SAFETY: chunks are disjoint ranges within `out`.
+    for_pieces(x.len(), |r| {
+        // SAFETY: pieces are disjoint ranges within `out`.
         let dst = unsafe { o.range(r.clone()) };
         k(&x[r], dst)
     });
 }
 
-/// `k(a, b, out)` over matching chunks; `a` or `b` may have length 1 (a
-/// broadcast scalar, passed whole to every chunk).
+/// `k(a, b, out)` over matching pieces; `a` or `b` may have length 1 (a
+/// broadcast scalar, passed whole to every piece).
 pub fn zip(a: &[f32], b: &[f32], out: &mut [f32], k: impl Fn(&[f32], &[f32], &mut [f32]) + Sync) {
     let n = out.len();
     if n < 2 * GRAIN {
@@ -122,21 +122,21 @@ pub fn zip(a: &[f32], b: &[f32], out: &mut [f32], k: impl Fn(&[f32], &[f32], &mu
         b.len()
     );
     let o = Disjoint::new(out);
-    for_chunks(n, |r| {
-        // SAFETY: chunks are disjoint ranges within `out`.
+    for_pieces(n, |r| {
+        // SAFETY: pieces are disjoint ranges within `out`.
         let dst = unsafe { o.range(r.clone()) };
         k(part(a, r.clone()), part(b, r), dst)
     });
 }
 
-/// The chunk `r` of an operand, or the operand itself if it is a broadcast
+/// The piece `r` of an operand, or the operand itself if it is a broadcast
 /// scalar.
 #[inline]
 fn part(s: &[f32], r: Range<usize>) -> &[f32] {
     if s.len() == 1 { s } else { &s[r] }
 }
 
-/// `k(acc, b)` in place over matching chunks; `b` may have length 1.
+/// `k(acc, b)` in place over matching pieces; `b` may have length 1.
 pub fn zip_inplace(acc: &mut [f32], b: &[f32], k: impl Fn(&mut [f32], &[f32]) + Sync) {
     let n = acc.len();
     if n < 2 * GRAIN {
@@ -147,8 +147,8 @@ pub fn zip_inplace(acc: &mut [f32], b: &[f32], k: impl Fn(&mut [f32], &[f32]) + 
         "parallel::zip_inplace: lengths differ"
     );
     let o = Disjoint::new(acc);
-    for_chunks(n, |r| {
-        // SAFETY: chunks are disjoint ranges within `acc`.
+    for_pieces(n, |r| {
+        // SAFETY: pieces are disjoint ranges within `acc`.
         let dst = unsafe { o.range(r.clone()) };
         k(dst, if b.len() == 1 { b } else { &b[r] })
     });
@@ -209,7 +209,7 @@ pub fn rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
     (0..tasks).for_each(|t| run_rows(&o, t));
 }
 
-/// The table's fused Adam update over matching chunks of every slice.
+/// The table's fused Adam update over matching pieces of every slice.
 pub fn adam(
     p: &mut [f32],
     g: &[f32],
@@ -229,8 +229,8 @@ pub fn adam(
     );
     let (pp, mm, vv) = (Disjoint::new(p), Disjoint::new(m), Disjoint::new(v));
     let xx = vmax.map(Disjoint::new);
-    for_chunks(n, |r| {
-        // SAFETY: chunks are disjoint ranges within each slice, and each
+    for_pieces(n, |r| {
+        // SAFETY: pieces are disjoint ranges within each slice, and each
         // slice is distinct memory (separate `&mut` borrows).
         let (pc, mc, vc) = unsafe {
             (

@@ -548,10 +548,9 @@ impl AvgPool2d {
         // applies (a heap `Vec` here aborted on an absurd output size).
         let shape = crate::tensor::Shape::try_for("AvgPool2d", &out)?;
         Tensor::try_from_fill(shape, |d| {
-            let mut k = 0;
-            for i in 0..out[0] {
+            for (i, row) in d.chunks_exact_mut(out[1].max(1)).enumerate() {
                 let (ph, ih) = extent(self.axes[0], i, size[0]);
-                for j in 0..out[1] {
+                for (j, o) in row.iter_mut().enumerate() {
                     let (pw, iw) = extent(self.axes[1], j, size[1]);
                     let v = match self.divisor_override {
                         Some(v) => v as i128,
@@ -559,8 +558,7 @@ impl AvgPool2d {
                         None => ih * iw,
                     };
                     // An empty window sums to 0; PyTorch outputs 0 there.
-                    d[k] = if ih * iw == 0 { 1.0 } else { v as f32 };
-                    k += 1;
+                    *o = if ih * iw == 0 { 1.0 } else { v as f32 };
                 }
             }
         })
