@@ -178,6 +178,17 @@ fn pooling_with_huge_parameters_is_an_error_or_correct() {
             assert!(p.try_forward(&x).is_err());
         }
     }
+    // Found by fuzzing: a huge kernel times a huge dilation overflowed even
+    // the 128-bit window arithmetic (a panic in `try_forward`).
+    for (k, dilation) in [
+        (usize::MAX, usize::MAX),
+        (1 << 40, 1 << 40),
+        (usize::MAX, 2),
+    ] {
+        let p = MaxPool2d::try_new([k, 2], MaxPool2dOptions::default().dilation([dilation, 1]));
+        let e = p.unwrap().try_forward(&x).unwrap_err();
+        assert!(e.to_string().contains("too small for the window"), "{e}");
+    }
 }
 
 #[test]

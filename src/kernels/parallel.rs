@@ -182,31 +182,55 @@ pub fn sum(x: &[f32]) -> f32 {
     k(&partial[..n])
 }
 
+/// `f(blocks, part)` over groups of consecutive blocks of `out`: block `i` is
+/// `out[i * block_len..]`, `block_len` elements long (the last one may be
+/// shorter), and `part` holds exactly the blocks of the range `blocks`. From
+/// two grains of output on, the blocks are grouped like [`pieces`] (about
+/// equal groups, up to four per thread) and the groups run in parallel;
+/// otherwise `f` runs once over every block. A group never splits a block, so
+/// work that is cut at block boundaries anyway (one kernel call per run of a
+/// strided walk) gives the same results on every thread count.
+///
+/// # Panics
+/// If `block_len` is 0 and `out` is not empty.
+pub fn blocks(out: &mut [f32], block_len: usize, f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    let len = out.len();
+    if len == 0 {
+        return f(0..0, out);
+    }
+    assert!(block_len > 0, "parallel::blocks: empty blocks");
+    let n_blocks = len.div_ceil(block_len);
+    let groups = pieces(len).0.min(n_blocks);
+    let per = n_blocks.div_ceil(groups);
+    let groups = n_blocks.div_ceil(per);
+    if groups < 2 {
+        return f(0..n_blocks, out);
+    }
+    let o = Disjoint::new(out);
+    let run = |g: usize| {
+        let b = g * per..((g + 1) * per).min(n_blocks);
+        let r = b.start * block_len..(b.end * block_len).min(len);
+        // SAFETY: groups cover disjoint block ranges of `out`.
+        f(b, unsafe { o.range(r) })
+    };
+    #[cfg(feature = "std")]
+    super::threads::parallel_for(groups, run);
+    #[cfg(not(feature = "std"))]
+    (0..groups).for_each(run);
+}
+
 /// `f(row, out_row)` for every row of `out` (`row_len` elements each),
-/// groups of rows spread over the pool when there are enough elements. Rows
-/// are independent, so results do not depend on the thread count.
+/// groups of rows spread over the pool ([`blocks`]). Rows are independent,
+/// so results do not depend on the thread count.
 pub fn rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if row_len == 0 {
         return;
     }
-    let n_rows = out.len() / row_len;
-    let per_task = GRAIN.div_ceil(row_len).max(1);
-    let tasks = n_rows.div_ceil(per_task);
-    let run_rows = |o: &Disjoint, t: usize| {
-        let (r0, r1) = (t * per_task, ((t + 1) * per_task).min(n_rows));
-        // SAFETY: tasks cover disjoint row ranges of `out`.
-        let block = unsafe { o.range(r0 * row_len..r1 * row_len) };
-        for (i, row) in block.chunks_exact_mut(row_len).enumerate() {
-            f(r0 + i, row);
+    blocks(out, row_len, |b, part| {
+        for (i, row) in part.chunks_exact_mut(row_len).enumerate() {
+            f(b.start + i, row);
         }
-    };
-    let o = Disjoint::new(out);
-    #[cfg(feature = "std")]
-    if tasks >= 2 {
-        super::threads::parallel_for(tasks, |t| run_rows(&o, t));
-        return;
-    }
-    (0..tasks).for_each(|t| run_rows(&o, t));
+    });
 }
 
 /// The table's fused Adam update over matching pieces of every slice.
@@ -324,6 +348,52 @@ mod tests {
                         .zip(x.iter().zip(&y))
                         .all(|(a, (x, y))| *a == x + y)
                 );
+            }
+        }
+        super::super::threads::set_num_threads(prev);
+    }
+
+    /// Groups of blocks cover `out` exactly, in order, without splitting a
+    /// block, in parallel from two grains on.
+    #[test]
+    fn blocks_cover_the_output_in_whole_blocks() {
+        use std::sync::Mutex;
+        let prev = super::super::threads::num_threads();
+        for threads in [1, 2, 3] {
+            super::super::threads::set_num_threads(threads);
+            for (len, block) in [
+                (0, 5),
+                (0, 0),
+                (10, 3),
+                (2 * GRAIN + 1, 1000),
+                (9 * GRAIN, 1),
+                (3 * GRAIN, 3 * GRAIN),
+            ] {
+                let mut out = alloc::vec![0.0f32; len];
+                let seen = Mutex::new(Vec::new());
+                blocks(&mut out, block, |b, part| {
+                    let expect = (b.start * block).min(len)..(b.end * block).min(len);
+                    assert_eq!(part.len(), expect.len(), "{len}/{block}: {b:?}");
+                    part.fill(b.start as f32);
+                    seen.lock().unwrap().push(b);
+                });
+                let mut seen = seen.into_inner().unwrap();
+                seen.sort_by_key(|b| b.start);
+                let n_blocks = if block == 0 { 0 } else { len.div_ceil(block) };
+                let mut next = 0;
+                for b in &seen {
+                    assert_eq!(b.start, next);
+                    next = b.end;
+                }
+                assert_eq!(next, n_blocks, "{len}/{block}");
+                let parallel = threads > 1 && len >= 2 * GRAIN && n_blocks > 1;
+                assert_eq!(seen.len() > 1, parallel, "{len}/{block} on {threads}");
+                for b in &seen {
+                    for i in b.clone() {
+                        let r = i * block..((i + 1) * block).min(len);
+                        assert!(out[r].iter().all(|&v| v == b.start as f32));
+                    }
+                }
             }
         }
         super::super::threads::set_num_threads(prev);

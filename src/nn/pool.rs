@@ -144,7 +144,9 @@ struct Axis {
 impl Axis {
     /// PyTorch's `pooling_output_shape`, or `None` if it is below 1.
     fn out_size(&self, input: usize, ceil: bool) -> Option<usize> {
-        // i128: no size, padding, dilation or stride can overflow it.
+        // i128: sums of sizes, paddings and strides cannot overflow it; the
+        // product dilation * (kernel - 1) can, and then the window is larger
+        // than any input.
         let (i, k, s, p, d) = (
             input as i128,
             self.kernel as i128,
@@ -152,7 +154,8 @@ impl Axis {
             self.pad as i128,
             self.dilation as i128,
         );
-        let numer = i + 2 * p - d * (k - 1) - 1 + if ceil { s - 1 } else { 0 };
+        let span = d.checked_mul(k - 1)?;
+        let numer = i + 2 * p - span - 1 + if ceil { s - 1 } else { 0 };
         let mut out = numer.div_euclid(s) + 1;
         if ceil && (out - 1) * s >= i + p {
             out -= 1;

@@ -154,33 +154,65 @@ impl Operand<'_> {
 }
 
 /// Writes `k(x)` for any view `x` into `out` (contiguous, `x.numel()` long).
+/// Large outputs are split between threads ([`split_walk`]).
 pub(crate) fn unary_into(x: &Tensor, out: &mut [f32], k: &(impl Fn(&[f32], &mut [f32]) + Sync)) {
     if let Some(src) = x.as_slice() {
         crate::kernels::parallel::map(src, out, k);
         return;
     }
     let src = x.storage.as_slice();
-    let mut pos = 0;
-    let mut buf = [0.0f32; CHUNK];
-    for run in x.walker() {
-        let dst = &mut out[pos..pos + run.len];
-        match operand(src, run.offsets[0], run.strides[0], run.len) {
-            Operand::Direct(s) if s.len() == 1 && run.len > 1 => {
-                k(s, &mut dst[..1]);
-                let v = dst[0];
-                dst[1..].fill(v);
-            }
-            op => {
-                let mut start = 0;
-                while start < run.len {
-                    let n = CHUNK.min(run.len - start);
-                    k(op.piece(start, n, &mut buf), &mut dst[start..start + n]);
-                    start += n;
+    split_walk(Walker::new([&x.layout]), out, |runs, dst, skip| {
+        let mut pos = 0;
+        let mut buf = [0.0f32; CHUNK];
+        for run in runs {
+            let n = (run.len - skip).min(dst.len() - pos);
+            let d = &mut dst[pos..pos + n];
+            match operand(src, run.offsets[0], run.strides[0], run.len) {
+                Operand::Direct(s) if s.len() == 1 && run.len > 1 => {
+                    k(s, &mut d[..1]);
+                    let v = d[0];
+                    d[1..].fill(v);
+                }
+                op => {
+                    let mut start = 0;
+                    while start < n {
+                        let c = CHUNK.min(n - start);
+                        k(
+                            op.piece(skip + start, c, &mut buf),
+                            &mut d[start..start + c],
+                        );
+                        start += c;
+                    }
                 }
             }
+            pos += n;
         }
-        pos += run.len;
+    });
+}
+
+/// Runs a walk that writes `out` (contiguous, one element per element walked)
+/// on the worker pool: `f(runs, part, skip)` writes `part` from the runs of
+/// `runs`, leaving out the first `skip` elements of the first run (the part
+/// may also end inside its last run; `skip` is non-zero only when the walk is
+/// one run). Many runs are split at run boundaries (`skip` 0);
+/// one long run is cut at multiples of [`CHUNK`], the size at which the
+/// walk's kernels are called anyway. Either way every kernel call sees the
+/// elements it would see on one thread, so results do not depend on the
+/// thread count.
+fn split_walk<const N: usize>(
+    walker: Walker<N>,
+    out: &mut [f32],
+    f: impl Fn(Walker<N>, &mut [f32], usize) + Sync,
+) {
+    let (runs, run_len) = (walker.len(), walker.run_len());
+    if runs == 1 {
+        return crate::kernels::parallel::blocks(out, CHUNK, |b, part| {
+            f(walker.clone(), part, b.start * CHUNK)
+        });
     }
+    crate::kernels::parallel::blocks(out, run_len.max(1), |b, part| {
+        f(walker.clone().runs_from(b.start, b.len()), part, 0)
+    });
 }
 
 /// A new contiguous tensor `k(x)` of `x`'s shape.
@@ -230,45 +262,53 @@ pub(crate) fn map_binary(
     })
 }
 
-/// Writes `k(a, b)` for two same-shaped layouts into `out` (contiguous).
+/// Writes `k(a, b)` for two same-shaped layouts into `out` (contiguous);
+/// large outputs are split between threads ([`split_walk`]).
 fn binary_into(
     la: &Layout,
     sa: &[f32],
     lb: &Layout,
     sb: &[f32],
     out: &mut [f32],
-    k: &impl Fn(&[f32], &[f32], &mut [f32]),
+    k: &(impl Fn(&[f32], &[f32], &mut [f32]) + Sync),
 ) {
-    let mut pos = 0;
-    let (mut ba, mut bb) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
-    for run in Walker::new([la, lb]) {
-        let dst = &mut out[pos..pos + run.len];
-        let x = operand(sa, run.offsets[0], run.strides[0], run.len);
-        let y = operand(sb, run.offsets[1], run.strides[1], run.len);
-        match (&x, &y) {
-            (Operand::Direct(p), Operand::Direct(q))
-                if p.len() == 1 && q.len() == 1 && run.len > 1 =>
-            {
-                k(p, q, &mut dst[..1]);
-                let v = dst[0];
-                dst[1..].fill(v);
-            }
-            (Operand::Direct(p), Operand::Direct(q)) => k(p, q, dst),
-            _ => {
-                let mut start = 0;
-                while start < run.len {
-                    let n = CHUNK.min(run.len - start);
-                    k(
-                        x.piece(start, n, &mut ba),
-                        y.piece(start, n, &mut bb),
-                        &mut dst[start..start + n],
-                    );
-                    start += n;
+    split_walk(Walker::new([la, lb]), out, |runs, dst, skip| {
+        let mut pos = 0;
+        let (mut ba, mut bb) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
+        for run in runs {
+            let n = (run.len - skip).min(dst.len() - pos);
+            let d = &mut dst[pos..pos + n];
+            let x = operand(sa, run.offsets[0], run.strides[0], run.len);
+            let y = operand(sb, run.offsets[1], run.strides[1], run.len);
+            match (&x, &y) {
+                (Operand::Direct(p), Operand::Direct(q))
+                    if p.len() == 1 && q.len() == 1 && run.len > 1 =>
+                {
+                    k(p, q, &mut d[..1]);
+                    let v = d[0];
+                    d[1..].fill(v);
+                }
+                (Operand::Direct(p), Operand::Direct(q)) => {
+                    let p = if p.len() == 1 { p } else { &p[skip..skip + n] };
+                    let q = if q.len() == 1 { q } else { &q[skip..skip + n] };
+                    k(p, q, d)
+                }
+                _ => {
+                    let mut start = 0;
+                    while start < n {
+                        let c = CHUNK.min(n - start);
+                        k(
+                            x.piece(skip + start, c, &mut ba),
+                            y.piece(skip + start, c, &mut bb),
+                            &mut d[start..start + c],
+                        );
+                        start += c;
+                    }
                 }
             }
+            pos += n;
         }
-        pos += run.len;
-    }
+    });
 }
 
 /// `acc = k(acc, b)` in place, `b` broadcast to `acc`'s shape; copies `acc` on
@@ -292,6 +332,30 @@ pub(crate) fn binary_inplace(
     }
     let la = acc.layout.clone();
     let sb = b.storage.as_slice();
+    if let Some(r) = la.contiguous_range() {
+        // `acc` is one block of its storage in logical order: the walk's
+        // output positions are consecutive, so it splits like an
+        // out-of-place op ([`split_walk`]).
+        let dst = &mut acc.storage.get_mut().expect("made writable above")[r];
+        split_walk(Walker::new([&la, &lb]), dst, |runs, d, skip| {
+            let (mut pos, mut bb) = (0, [0.0f32; CHUNK]);
+            for run in runs {
+                let n = (run.len - skip).min(d.len() - pos);
+                let y = operand(sb, run.offsets[1], run.strides[1], run.len);
+                let mut start = 0;
+                while start < n {
+                    let c = CHUNK.min(n - start);
+                    k(
+                        &mut d[pos + start..pos + start + c],
+                        y.piece(skip + start, c, &mut bb),
+                    );
+                    start += c;
+                }
+                pos += n;
+            }
+        });
+        return Ok(());
+    }
     let dst = acc.storage.get_mut().expect("made writable above");
     let (mut ba, mut bb) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
     for run in Walker::new([&la, &lb]) {

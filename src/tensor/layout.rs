@@ -507,6 +507,34 @@ impl<const N: usize> Walker<N> {
     pub(crate) fn run_len(&self) -> usize {
         self.inner_len
     }
+
+    /// The walk of `count` runs from run `first` on (runs numbered from 0 in
+    /// walking order), so that a walk can be split between threads. Called
+    /// on a walker that has not started.
+    ///
+    /// # Panics
+    /// If the walker has started or `first + count` exceeds its runs.
+    pub(crate) fn runs_from(mut self, first: usize, count: usize) -> Walker<N> {
+        assert!(
+            self.idx.iter().all(|&i| i == 0)
+                && first
+                    .checked_add(count)
+                    .is_some_and(|e| e <= self.remaining),
+            "Walker::runs_from: runs {first}+{count} of {} (or walker started)",
+            self.remaining
+        );
+        let mut rem = first;
+        for d in (0..self.outer).rev() {
+            let i = rem % self.sizes[d];
+            rem /= self.sizes[d];
+            self.idx[d] = i;
+            for k in 0..N {
+                self.offsets[k] += i * self.strides[k][d];
+            }
+        }
+        self.remaining = count;
+        self
+    }
 }
 
 impl<const N: usize> Iterator for Walker<N> {
@@ -607,6 +635,38 @@ mod tests {
         for l in &cases {
             assert_eq!(walked_indices(l), naive_indices(l), "{l:?}");
         }
+    }
+
+    /// Every split of a walk into consecutive run ranges walks the same
+    /// runs as the whole walk.
+    #[test]
+    fn runs_from_resumes_the_walk_anywhere() {
+        let base = Layout::contiguous(shape(&[3, 4, 5, 2]));
+        let cases = [
+            base.permute(&[2, 0, 3, 1]),
+            base.slice(2, 1, 5, 2).transpose(0, 3),
+            Layout::contiguous(shape(&[4, 1]))
+                .broadcast_to("t", &shape(&[3, 4, 6]))
+                .unwrap(),
+            Layout::contiguous(shape(&[])),
+            Layout::contiguous(shape(&[0, 3])),
+        ];
+        for l in &cases {
+            let all: Vec<_> = Walker::new([l, l]).collect();
+            for first in 0..=all.len() {
+                for count in 0..=all.len() - first {
+                    let part: Vec<_> = Walker::new([l, l]).runs_from(first, count).collect();
+                    assert_eq!(part, all[first..first + count], "{l:?} {first}+{count}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "Walker::runs_from")]
+    fn runs_from_refuses_runs_past_the_end() {
+        let l = Layout::contiguous(shape(&[2, 3])).transpose(0, 1);
+        let _ = Walker::new([&l]).runs_from(2, 2);
     }
 
     #[test]

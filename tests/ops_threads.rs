@@ -1,0 +1,99 @@
+//! Element-wise ops over broadcast and strided operands split their walk
+//! between threads: results equal an element-by-element reference and are
+//! bit-identical for one, two and three threads.
+//!
+//! The thread count is global, so this file is its own test binary with one
+//! test.
+
+use train_station::{Tensor, set_num_threads};
+
+/// `a` and `b` broadcast to the output shape, added element by element by
+/// logical index.
+fn naive_binary(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    let shape = (a + b).dims().to_vec();
+    let (ea, eb) = (a.expand(&shape[..]), b.expand(&shape[..]));
+    let (va, vb) = (ea.contiguous().to_vec(), eb.contiguous().to_vec());
+    va.iter().zip(&vb).map(|(&x, &y)| f(x, y)).collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn strided_and_broadcast_ops_do_not_depend_on_the_thread_count() {
+    let val =
+        |i: &[usize]| ((i.iter().fold(7usize, |h, &j| h * 31 + j) % 1009) as f32) * 0.003 - 1.5;
+    let big = Tensor::from_fn([1024, 1024], val);
+    let row = Tensor::from_fn([1024], val);
+    let col = Tensor::from_fn([300, 1], val);
+    let line = Tensor::from_fn([1, 500], val);
+    let wide = Tensor::from_fn([300, 1000], val);
+    let tall = Tensor::from_fn([1000, 300], val);
+    let long = Tensor::from_fn([140_003], val);
+    let half = Tensor::from_fn([70_002], val);
+    // Operand pairs: many runs with a broadcast row; an outer-product
+    // broadcast; a transposed operand; one long strided run.
+    let pairs: [(&str, Tensor, Tensor); 4] = [
+        ("[1024,1024]+[1024]", big.clone(), row.clone()),
+        ("[300,1]+[1,500]", col.clone(), line.clone()),
+        ("[1000,300].t()+[300,1000]", tall.t(), wide.clone()),
+        (
+            "[140003][::2]+[70002]",
+            long.slice(0, 0, 140_003, 2),
+            half.clone(),
+        ),
+    ];
+    let unary: [(&str, Tensor); 3] = [
+        ("[1000,300].t()", tall.t()),
+        ("[140003][::2]", long.slice(0, 0, 140_003, 2)),
+        ("[1024]->[64,1024]", row.unsqueeze(0).expand([64, 1024])),
+    ];
+    let mut seen: Vec<Vec<Vec<u32>>> = Vec::new();
+    for threads in [1, 2, 3] {
+        set_num_threads(threads);
+        let mut results = Vec::new();
+        for (name, a, b) in &pairs {
+            let sum = a + b;
+            let prod = a * b;
+            assert_eq!(sum.to_vec(), naive_binary(a, b, |x, y| x + y), "{name} add");
+            assert_eq!(
+                prod.to_vec(),
+                naive_binary(a, b, |x, y| x * y),
+                "{name} mul"
+            );
+            results.push(bits(&sum.to_vec()));
+            results.push(bits(&(a / b).to_vec()));
+            // In place: a contiguous accumulator, the other operand broadcast
+            // or strided.
+            let mut acc = sum.clone().contiguous();
+            acc -= b;
+            let want: Vec<f32> = sum
+                .to_vec()
+                .iter()
+                .zip(naive_binary(&sum, b, |_, y| y))
+                .map(|(s, y)| s - y)
+                .collect();
+            assert_eq!(acc.to_vec(), want, "{name} sub_");
+            results.push(bits(&acc.to_vec()));
+        }
+        for (name, x) in &unary {
+            let e = x.exp().to_vec();
+            let dense = x.contiguous().to_vec();
+            assert_eq!(e.len(), dense.len());
+            for (i, (&got, &v)) in e.iter().zip(&dense).enumerate() {
+                let want = (v as f64).exp();
+                assert!(
+                    ((got as f64 - want) / want).abs() < 1e-6,
+                    "{name} exp at {i}: {got} vs {want}"
+                );
+            }
+            results.push(bits(&e));
+            results.push(bits(&x.tanh().to_vec()));
+        }
+        seen.push(results);
+    }
+    set_num_threads(0);
+    assert!(seen[1] == seen[0], "two threads differ from one");
+    assert!(seen[2] == seen[0], "three threads differ from one");
+}
