@@ -95,5 +95,28 @@ fn main() {
         }
         println!("{row}");
     }
+    // Broadcast and strided operands (the walker's split) and row-wise ops.
+    let big = Tensor::from_fn([1024, 1024], |i| ((i[0] * 5 + i[1]) % 97) as f32 * 0.01);
+    let row = Tensor::from_fn([1024], |i| (i[0] % 89) as f32 * 0.02);
+    let col = Tensor::from_fn([1024, 1], |i| (i[0] % 83) as f32 * 0.02);
+    let bt = big.t();
+    let ops: [(&str, &dyn Fn() -> Tensor); 5] = [
+        ("[1024,1024]+[1024]", &|| &big + &row),
+        ("[1024,1024]*[1024,1]", &|| &big * &col),
+        ("[1024,1024].t()+[1024,1024]", &|| &bt + &big),
+        ("exp([1024,1024].t())", &|| bt.exp()),
+        ("softmax([1024,1024], -1)", &|| big.softmax(-1)),
+    ];
+    for (name, op) in ops {
+        let t = one_and_two(300, || {
+            black_box(op());
+        });
+        println!(
+            "{name}: {:.1} / {:.1} us (1 / 2 threads), x{:.2}",
+            t[0] * 1e6,
+            t[1] * 1e6,
+            t[0] / t[1]
+        );
+    }
     set_num_threads(0);
 }

@@ -7,12 +7,29 @@
 
 use train_station::{Tensor, set_num_threads};
 
-/// `a` and `b` broadcast to the output shape, added element by element by
-/// logical index.
+/// The elements of `x` in logical order, read one by one with `get` (no
+/// walker, no copy kernel).
+fn by_index(x: &Tensor) -> Vec<f32> {
+    let dims = x.dims().to_vec();
+    let mut idx = vec![0usize; dims.len()];
+    (0..x.numel())
+        .map(|mut flat| {
+            for d in (0..dims.len()).rev() {
+                idx[d] = flat % dims[d];
+                flat /= dims[d];
+            }
+            x.get(&idx)
+        })
+        .collect()
+}
+
+/// `f(a, b)` element by element, `a` and `b` broadcast to the output shape.
 fn naive_binary(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
     let shape = (a + b).dims().to_vec();
-    let (ea, eb) = (a.expand(&shape[..]), b.expand(&shape[..]));
-    let (va, vb) = (ea.contiguous().to_vec(), eb.contiguous().to_vec());
+    let (va, vb) = (
+        by_index(&a.expand(&shape[..])),
+        by_index(&b.expand(&shape[..])),
+    );
     va.iter().zip(&vb).map(|(&x, &y)| f(x, y)).collect()
 }
 
@@ -44,10 +61,12 @@ fn strided_and_broadcast_ops_do_not_depend_on_the_thread_count() {
             half.clone(),
         ),
     ];
-    let unary: [(&str, Tensor); 3] = [
+    let unary: [(&str, Tensor); 5] = [
         ("[1000,300].t()", tall.t()),
         ("[140003][::2]", long.slice(0, 0, 140_003, 2)),
         ("[1024]->[64,1024]", row.unsqueeze(0).expand([64, 1024])),
+        ("[300,1000][:, ::3]", wide.slice(1, 0, 1000, 3)),
+        ("[1024,1024]", big.clone()),
     ];
     let mut seen: Vec<Vec<Vec<u32>>> = Vec::new();
     for threads in [1, 2, 3] {
@@ -79,7 +98,10 @@ fn strided_and_broadcast_ops_do_not_depend_on_the_thread_count() {
         }
         for (name, x) in &unary {
             let e = x.exp().to_vec();
-            let dense = x.contiguous().to_vec();
+            let dense = by_index(x);
+            // Copies of the view (the walker's split, the tiled transpose).
+            assert_eq!(x.contiguous().to_vec(), dense, "{name} copy");
+            assert_eq!(x.deep_clone().to_vec(), dense, "{name} deep_clone");
             assert_eq!(e.len(), dense.len());
             for (i, (&got, &v)) in e.iter().zip(&dense).enumerate() {
                 let want = (v as f64).exp();

@@ -160,6 +160,9 @@ pub(crate) fn unary_into(x: &Tensor, out: &mut [f32], k: &(impl Fn(&[f32], &mut 
         crate::kernels::parallel::map(src, out, k);
         return;
     }
+    if let Some(d) = dense_if_transposed(x) {
+        return unary_into(&d, out, k);
+    }
     let src = x.storage.as_slice();
     split_walk(Walker::new([&x.layout]), out, |runs, dst, skip| {
         let mut pos = 0;
@@ -188,6 +191,21 @@ pub(crate) fn unary_into(x: &Tensor, out: &mut [f32], k: &(impl Fn(&[f32], &mut 
             pos += n;
         }
     });
+}
+
+/// Elements at which a transposed operand is copied first (see
+/// [`dense_if_transposed`]).
+const TRANSPOSED_COPY_MIN: usize = 1 << 12;
+
+/// A contiguous copy of `x` if it is a large transposed view, which the
+/// tiled transpose copies many times faster than the walk reads it at its
+/// row stride (about 3x the cost of a contiguous op instead of 20x at a
+/// million elements); `None` otherwise, or if memory for the copy runs out
+/// (the walk then reads `x` in place).
+fn dense_if_transposed(x: &Tensor) -> Option<Tensor> {
+    (x.numel() >= TRANSPOSED_COPY_MIN && x.is_transposed_block())
+        .then(|| x.try_materialize().ok())
+        .flatten()
 }
 
 /// Runs a walk that writes `out` (contiguous, one element per element walked)
@@ -248,6 +266,12 @@ pub(crate) fn map_binary(
         return Tensor::try_from_fill(shape, |out| crate::kernels::parallel::zip(x, y, out, &k));
     }
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
+    match (dense_if_transposed(a), dense_if_transposed(b)) {
+        (None, None) => {}
+        (da, db) => {
+            return map_binary(op, da.as_ref().unwrap_or(a), db.as_ref().unwrap_or(b), k);
+        }
+    }
     let la = a.layout.broadcast_to(op, &shape)?;
     let lb = b.layout.broadcast_to(op, &shape)?;
     Tensor::try_from_fill(shape, |out| {

@@ -18,31 +18,46 @@ impl Tensor {
         }
         let src = self.storage.as_slice();
         let k = crate::kernels::table();
-        let mut pos = 0;
-        for run in self.walker() {
-            let dst = &mut out[pos..pos + run.len];
-            let o = run.offsets[0];
-            match run.strides[0] {
-                1 => dst.copy_from_slice(&src[o..o + run.len]),
-                s => (k.copy_strided)(&src[o..], s, dst),
-            }
-            pos += run.len;
+        let walker = self.walker();
+        let (runs, run_len) = (walker.len(), walker.run_len());
+        // Large copies are split between threads: at run boundaries, or a
+        // single run in blocks of `BLOCK` elements.
+        const BLOCK: usize = 4096;
+        let copy = |o: usize, stride: usize, dst: &mut [f32]| match stride {
+            1 => dst.copy_from_slice(&src[o..o + dst.len()]),
+            s => (k.copy_strided)(&src[o..], s, dst),
+        };
+        if runs == 1 {
+            let run = walker.clone().next().expect("one run");
+            let s = run.strides[0];
+            crate::kernels::parallel::blocks(out, BLOCK, |b, part| {
+                copy(run.offsets[0] + b.start * BLOCK * s, s, part)
+            });
+            return;
         }
+        crate::kernels::parallel::blocks(out, run_len.max(1), |b, part| {
+            let mut pos = 0;
+            for run in walker.clone().runs_from(b.start, b.len()) {
+                copy(
+                    run.offsets[0],
+                    run.strides[0],
+                    &mut part[pos..pos + run.len],
+                );
+                pos += run.len;
+            }
+        });
     }
 
     /// The copy of a view whose last two dimensions are a transposed
     /// row-major block (strides `[.., 1, ld]`), done block by block with the
     /// cache-tiled transpose kernel. Returns false for other layouts.
     fn gather_transposed(&self, out: &mut [f32]) -> bool {
+        if !self.is_transposed_block() {
+            return false;
+        }
         let r = self.rank();
-        if r < 2 || self.numel() < 64 {
-            return false;
-        }
         let (a, b) = (self.dims()[r - 2], self.dims()[r - 1]);
-        let (sa, sb) = (self.strides()[r - 2], self.strides()[r - 1]);
-        if a < 2 || b < 2 || sa != 1 || sb < a {
-            return false;
-        }
+        let sb = self.strides()[r - 1];
         // Offsets of the blocks: the outer dimensions with the last two fixed.
         let outer = self.layout.select(r - 1, 0).select(r - 2, 0);
         let src = self.storage.as_slice();
@@ -54,12 +69,30 @@ impl Tensor {
                 let o = run.offsets[0] + i * run.strides[0];
                 // Element (p, q) of the block is src[o + p + q * sb]: the
                 // transpose of the [b, a] matrix with row stride sb at o.
-                let end = o + (b - 1) * sb + a;
-                (k.transpose)(&src[o..end], b, a, sb, &mut out[at..at + block]);
+                // Large blocks are split by rows of the output (columns
+                // `p0..p1` of the source) between threads.
+                crate::kernels::parallel::blocks(&mut out[at..at + block], b, |p, part| {
+                    let end = o + (b - 1) * sb + p.end;
+                    (k.transpose)(&src[o + p.start..end], b, p.len(), sb, part);
+                });
                 at += block;
             }
         }
         true
+    }
+
+    /// Whether the last two dimensions are a transposed row-major block
+    /// (strides `[.., 1, ld]` with `ld` at least the block's height) of at
+    /// least 64 elements: a copy then goes through the cache-tiled transpose,
+    /// which is many times faster than reading at stride `ld`.
+    pub(crate) fn is_transposed_block(&self) -> bool {
+        let r = self.rank();
+        if r < 2 || self.numel() < 64 {
+            return false;
+        }
+        let (a, b) = (self.dims()[r - 2], self.dims()[r - 1]);
+        let (sa, sb) = (self.strides()[r - 2], self.strides()[r - 1]);
+        a >= 2 && b >= 2 && sa == 1 && sb >= a
     }
 
     /// A fresh contiguous copy (new id), even if `self` is contiguous.
