@@ -295,3 +295,43 @@ fn avg_pool_with_huge_paddings_is_an_error() {
         assert!(pool.try_forward(&Tensor::zeros(dims)).is_err());
     }
 }
+
+/// Found by fuzzing: AvgPool2d with a large kernel and padding over a small
+/// input summed every padded window element (`out_h * out_w * k_h * k_w`
+/// additions; a fuzz input took 25 s). The sums are separable now; the
+/// result still equals the naive average over the window clipped to the
+/// input, divided by the whole window (`count_include_pad`).
+#[test]
+fn avg_pool_with_a_large_padded_kernel_is_exact() {
+    use train_station::nn::{AvgPool2d, AvgPool2dOptions};
+    let (h, w, k, p) = (5usize, 6usize, [1001usize, 801], [500usize, 400]);
+    let x = Tensor::from_fn([1, 2, h, w], |i| {
+        (i[1] * 31 + i[2] * 7 + i[3]) as f32 * 0.25 - 3.0
+    });
+    let pool = AvgPool2d::try_new(k, AvgPool2dOptions::default().stride(1).padding(p)).unwrap();
+    let y = pool.try_forward(&x).unwrap();
+    let (oh, ow) = (h + 2 * p[0] - k[0] + 1, w + 2 * p[1] - k[1] + 1);
+    assert_eq!(y.dims(), &[1, 2, oh, ow]);
+    for c in 0..2 {
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut sum = 0.0f64;
+                for a in 0..h {
+                    for b in 0..w {
+                        // Input (a, b) sits at padded (a + p0, b + p1).
+                        let (pa, pb) = (a + p[0], b + p[1]);
+                        if (i..i + k[0]).contains(&pa) && (j..j + k[1]).contains(&pb) {
+                            sum += x.get(&[0, c, a, b]) as f64;
+                        }
+                    }
+                }
+                let want = sum / (k[0] * k[1]) as f64;
+                let got = y.get(&[0, c, i, j]) as f64;
+                assert!(
+                    (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{c},{i},{j}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}

@@ -596,16 +596,15 @@ impl Module for AvgPool2d {
         } else {
             xb
         };
+        // The window sums are separable: first the sums over `kernel_h`
+        // rows for every padded column, then over `kernel_w` of those, so
+        // the work is `out_h * (W + pads) * kernel_h + out_h * out_w *
+        // kernel_w`, not `out_h * out_w * kernel_h * kernel_w` (a large
+        // kernel over a small, heavily padded input took seconds).
+        let (ka, kb) = (self.axes[0].kernel, self.axes[1].kernel);
         let s = xp.strides();
-        let win = xp.try_as_strided(
-            [
-                n,
-                c,
-                out[0],
-                out[1],
-                self.axes[0].kernel,
-                self.axes[1].kernel,
-            ],
+        let rows = xp.try_as_strided(
+            [n, c, out[0], xp.dims()[3], ka],
             [
                 s[0],
                 s[1],
@@ -616,17 +615,29 @@ impl Module for AvgPool2d {
                 } else {
                     0
                 },
-                if out[1] > 1 {
-                    self.axes[1].stride * s[3]
-                } else {
-                    0
-                },
-                s[2],
                 s[3],
+                s[2],
             ],
             xp.offset(),
         )?;
-        let sum = win.try_sum_dims([4, 5], false)?;
+        let rows = rows.try_sum_dims([4], false)?;
+        let t = rows.strides();
+        let win = rows.try_as_strided(
+            [n, c, out[0], out[1], kb],
+            [
+                t[0],
+                t[1],
+                t[2],
+                if out[1] > 1 {
+                    self.axes[1].stride * t[3]
+                } else {
+                    0
+                },
+                t[3],
+            ],
+            rows.offset(),
+        )?;
+        let sum = win.try_sum_dims([4], false)?;
         // An empty batch or channel dimension: nothing to divide (the
         // spatial output may still be huge).
         let y = if sum.numel() == 0 {

@@ -432,8 +432,9 @@ impl Planner {
 impl Planner {
     /// Average pooling as [`AvgPool2d`](crate::nn::AvgPool2d) runs it on
     /// `x [N, C, H, W]`: zero padding to `padded` (when it differs from the
-    /// input), the window view `[N, C, OH, OW, kh, kw]`, its sum over the
-    /// window and the division by a constant `[OH, OW]` of divisors.
+    /// input), the sums over `kh` rows of the view `[N, C, OH, W', kh]`,
+    /// the sums over `kw` of those through the view `[N, C, OH, OW, kw]`,
+    /// and the division by a constant `[OH, OW]` of divisors.
     pub fn window_average(
         &mut self,
         x: &PlanTensor,
@@ -449,11 +450,15 @@ impl Planner {
         } else {
             self.retain(x)
         };
-        let win = self.strided_view(&xp, &[n, c, out[0], out[1], kernel[0], kernel[1]])?;
-        let sum = self.reduce(&win, &[4, 5], false, false)?;
+        // Separable, as the forward sums: rows of the window first, then
+        // columns of those sums.
+        let win_rows = self.strided_view(&xp, &[n, c, out[0], padded[1], kernel[0]])?;
+        let rows = self.reduce(&win_rows, &[4], false, false)?;
+        let win = self.strided_view(&rows, &[n, c, out[0], out[1], kernel[1]])?;
+        let sum = self.reduce(&win, &[4], false, false)?;
         let divisors = self.alloc(&out)?;
         let y = self.binary(&sum, &divisors, Binary::Div)?;
-        for t in [sum, divisors, win, xp] {
+        for t in [sum, divisors, win, rows, win_rows, xp] {
             self.release(t);
         }
         Ok(y)
