@@ -115,6 +115,14 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
                 crate::kernels::parallel::sum(buf)
             };
             add(acc, c, oj, s);
+        } else if so == 1 && sx == 1 {
+            // A contiguous row into contiguous accumulators (a sum over a
+            // leading dimension, e.g. a bias gradient): element-wise over
+            // slices, which the compiler vectorizes.
+            let (a, cc) = (&mut acc[oj..oj + run.len], &mut c[oj..oj + run.len]);
+            for ((a, cc), &v) in a.iter_mut().zip(cc.iter_mut()).zip(&src[ox..ox + run.len]) {
+                kahan_add(a, cc, v);
+            }
         } else {
             for i in 0..run.len {
                 add(acc, c, oj + i * so, src[ox + i * sx]);
