@@ -171,8 +171,18 @@ impl Lanes for Avx2 {
     }
     #[inline(always)]
     fn ldexp(self, p: __m256, n: __m256) -> __m256 {
-        // Two exact power-of-two factors, each in the normal range, so the only
-        // rounding is in the last product.
+        // When every `2^n` is a normal float (the common case: `exp` of
+        // arguments within about +-87), one product of exact operands is
+        // the correctly rounded result, subnormal or overflowing included.
+        let normal = self.mand(
+            self.ge(n, self.splat(-126.0)),
+            self.le(n, self.splat(127.0)),
+        );
+        if intr!(_mm256_movemask_ps(normal)) == 0xff {
+            return self.mul(p, pow2i(n));
+        }
+        // Otherwise two exact power-of-two factors, each in the normal range,
+        // so the only rounding is in the last product.
         let n1 = self.floor(self.mul(n, self.splat(0.5)));
         let n2 = self.sub(n, n1);
         self.mul(self.mul(p, pow2i(n1)), pow2i(n2))
