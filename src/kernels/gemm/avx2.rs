@@ -45,6 +45,52 @@ fn entry(s: Avx2, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]
     run_task::<Avx2, MR, NV>(s, p, plan, task, scratch)
 }
 
+/// The 8 x 8 transpose `dst[t * dst_stride + c] = src[c * stride + t]` in
+/// registers: eight loads, 24 shuffles, eight stores (the AVX-512 path uses
+/// it on the four quarters of its 16 x 16 blocks).
+///
+/// # Safety
+/// The CPU supports AVX2; `src + c * stride .. + 8` is readable and `dst + t *
+/// dst_stride .. + 8` writable for `c, t < 8`, not overlapping.
+#[inline(always)]
+pub(super) unsafe fn transpose8(src: *const f32, stride: usize, dst: *mut f32, dst_stride: usize) {
+    // SAFETY: the caller's promises cover every load, store and intrinsic.
+    unsafe {
+        let r: [__m256; 8] = core::array::from_fn(|c| _mm256_loadu_ps(src.add(c * stride)));
+        // Pairs of rows interleaved, then groups of four, then the 128-bit
+        // halves exchanged.
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let out = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (t, v) in out.into_iter().enumerate() {
+            _mm256_storeu_ps(dst.add(t * dst_stride), v);
+        }
+    }
+}
+
 /// Lanes `< n` all ones, the others zero.
 #[inline(always)]
 fn mask(n: usize) -> __m256i {
@@ -95,16 +141,15 @@ impl Simd for Avx2 {
         unsafe { _mm256_maskstore_ps(p, mask(n), v) }
     }
     #[inline(always)]
-    unsafe fn gather(self, p: *const f32, stride: usize) -> __m256 {
-        // SAFETY: see the impl comment; the caller guarantees 8 * stride fits in
-        // an i32, so the lane offsets do not wrap.
-        unsafe {
-            let idx = _mm256_mullo_epi32(
-                _mm256_set1_epi32(stride as i32),
-                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-            );
-            _mm256_i32gather_ps::<4>(p, idx)
-        }
+    unsafe fn transpose_block(
+        self,
+        src: *const f32,
+        stride: usize,
+        dst: *mut f32,
+        dst_stride: usize,
+    ) {
+        // SAFETY: forwarded from the caller; this token proves AVX2.
+        unsafe { transpose8(src, stride, dst, dst_stride) }
     }
     #[inline(always)]
     fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {

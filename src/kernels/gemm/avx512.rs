@@ -92,15 +92,27 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_storeu_ps(p, mask(n), v) }
     }
     #[inline(always)]
-    unsafe fn gather(self, p: *const f32, stride: usize) -> __m512 {
-        // SAFETY: see the impl comment; the caller guarantees 16 * stride fits
-        // in an i32, so the lane offsets do not wrap.
-        unsafe {
-            let idx = _mm512_mullo_epi32(
-                _mm512_set1_epi32(stride as i32),
-                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            );
-            _mm512_i32gather_ps::<4>(idx, p)
+    unsafe fn transpose_block(
+        self,
+        src: *const f32,
+        stride: usize,
+        dst: *mut f32,
+        dst_stride: usize,
+    ) {
+        // The four 8 x 8 quarters, each transposed into the mirrored quarter.
+        for cb in [0, 8] {
+            for tb in [0, 8] {
+                // SAFETY: forwarded from the caller (the quarters lie within
+                // the block); AVX-512F implies AVX2.
+                unsafe {
+                    super::avx2::transpose8(
+                        src.add(cb * stride + tb),
+                        stride,
+                        dst.add(tb * dst_stride + cb),
+                        dst_stride,
+                    )
+                }
+            }
         }
     }
     #[inline(always)]

@@ -105,17 +105,22 @@ pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
             } else {
                 if rs == 1 {
                     // Column-major B (e.g. a transposed weight): each column is
-                    // contiguous; gather W columns at a time along a panel row.
-                    let full = if S::W * cs <= i32::MAX as usize {
-                        cols / S::W * S::W
-                    } else {
-                        0
-                    };
+                    // contiguous; W columns at a time, W x W blocks transposed
+                    // in registers, the last `kc % W` panel rows one by one.
+                    let full = cols / S::W * S::W;
+                    let pf = kc / S::W * S::W;
                     let mut j = 0;
                     while j < full {
                         let col = src.add(j * cs);
-                        for p in 0..kc {
-                            s.store(d.add(p * nr + j), s.gather(col.add(p), cs));
+                        let mut p = 0;
+                        while p < pf {
+                            s.transpose_block(col.add(p), cs, d.add(p * nr + j), nr);
+                            p += S::W;
+                        }
+                        for p in pf..kc {
+                            for c in 0..S::W {
+                                *d.add(p * nr + j + c) = *col.add(c * cs + p);
+                            }
                         }
                         j += S::W;
                     }

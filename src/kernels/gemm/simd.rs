@@ -50,19 +50,26 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
         // SAFETY: forwarded from the caller.
         self.splat(unsafe { *p })
     }
-    /// `p[0], p[stride], ..., p[(W - 1) * stride]`.
+    /// Writes the transpose of a `W x W` block: `dst[t * dst_stride + c] =
+    /// src[c * stride + t]` for `c, t < W` (used to pack a column-major B).
     ///
     /// # Safety
-    /// All `W` addresses are readable, and `W * stride` fits in an `i32`.
+    /// `src + c * stride .. + W` is readable and `dst + t * dst_stride .. + W`
+    /// writable for every `c, t < W`, and the two do not overlap.
     #[inline(always)]
-    unsafe fn gather(self, p: *const f32, stride: usize) -> Self::V {
-        let mut t = [0.0f32; 16];
-        for (l, v) in t.iter_mut().take(Self::W).enumerate() {
-            // SAFETY: forwarded from the caller.
-            *v = unsafe { *p.add(l * stride) };
+    unsafe fn transpose_block(
+        self,
+        src: *const f32,
+        stride: usize,
+        dst: *mut f32,
+        dst_stride: usize,
+    ) {
+        for c in 0..Self::W {
+            for t in 0..Self::W {
+                // SAFETY: forwarded from the caller.
+                unsafe { *dst.add(t * dst_stride + c) = *src.add(c * stride + t) };
+            }
         }
-        // SAFETY: `t` has 16 >= W values.
-        unsafe { self.load(t.as_ptr()) }
     }
     /// A hand-scheduled k loop for one tile shape: adds
     /// `sum_p A[i, p] * B[p, v*W ..]` to `acc[i][v]` exactly as the generic loop
