@@ -1,0 +1,266 @@
+//! Reductions over all elements or over given dimensions (`keepdim` keeps the
+//! reduced dimensions with size 1), and their gradients: `sum`, `mean`,
+//! `max`/`min` (all, `*_dims` = amax/amin, `*_dim` with indices),
+//! `argmax`/`argmin`, `var`/`std` (with a correction), `norm` (p = 1, 2, inf),
+//! `logsumexp` and `prod`. Indices are f32 tensors.
+//!
+//! A reduction walks the input together with the output broadcast back to the
+//! input's shape (stride 0 along reduced dimensions). For `sum`/`mean`, runs
+//! along a reduced innermost dimension are summed by a kernel, runs along a
+//! kept one are added element-wise into the output, and partial sums are
+//! combined with Kahan compensation, so the order is fixed (results are
+//! deterministic) and error stays small when many runs land in one output
+//! element. The other reductions fold element by element in logical order
+//! (see the `Plan` walk in `fold`), which also makes them independent of the
+//! input's strides.
+//!
+//! Files: this one holds the dimension helpers and `sum`/`mean`; `fold` the
+//! shared walk of the other reductions; `extremum` max/min and arg-max/min;
+//! `stats` var/std, norm, logsumexp and prod.
+
+mod extremum;
+mod fold;
+mod stats;
+
+use fold::kahan_add;
+
+use alloc::vec;
+
+use crate::autograd::needs_grad;
+use crate::error::{Error, Result, unwrap};
+use crate::tensor::layout::Walker;
+use crate::tensor::{Dim, MAX_RANK, Shape, Tensor};
+
+/// Resolves `dims` into a mask over `rank` dimensions; an empty list means all
+/// dimensions (as PyTorch's `dim=None`). Repeats are an error.
+pub(crate) fn dim_mask<D: Dim>(
+    op: &'static str,
+    dims: &[D],
+    rank: usize,
+) -> Result<[bool; MAX_RANK]> {
+    let mut mask = [false; MAX_RANK];
+    if dims.is_empty() {
+        mask[..rank].fill(true);
+        return Ok(mask);
+    }
+    for &d in dims {
+        let Some(d) = resolve_dim(op, d, rank)? else {
+            continue;
+        };
+        if mask[d] {
+            return Err(Error::InvalidArgument {
+                op,
+                detail: "a dimension appears more than once",
+            });
+        }
+        mask[d] = true;
+    }
+    Ok(mask)
+}
+
+/// Resolves one dimension argument. A 0-D tensor accepts `0` and `-1` (as
+/// PyTorch does) and has nothing to reduce: `None`.
+pub(crate) fn resolve_dim(op: &'static str, dim: impl Dim, rank: usize) -> Result<Option<usize>> {
+    if rank == 0 {
+        return match dim.resolve(op, 1) {
+            Ok(_) => Ok(None),
+            Err(_) => Err(Error::DimOutOfRange {
+                op,
+                dim: dim.as_isize(),
+                rank,
+            }),
+        };
+    }
+    dim.resolve(op, rank).map(Some)
+}
+
+/// The shape after reducing the masked dimensions.
+pub(crate) fn reduced_shape(shape: &Shape, mask: &[bool], keepdim: bool) -> Shape {
+    let mut out = Shape::scalar();
+    for (i, &d) in shape.dims().iter().enumerate() {
+        if !mask[i] {
+            let _ = out.push(d);
+        } else if keepdim {
+            let _ = out.push(1);
+        }
+    }
+    out
+}
+
+/// Sum over the masked dimensions; the result has the keepdim shape.
+pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
+    let keep = reduced_shape(x.shape(), mask, true);
+    let mut out = Tensor::try_zeros(keep.dims())?;
+    let mut comp = Tensor::try_zeros(keep.dims())?;
+    let lo = out.layout.broadcast_to("sum", x.shape())?;
+    let src = x.storage.as_slice();
+    let acc = out.storage.get_mut().expect("fresh buffer");
+    let c = comp.storage.get_mut().expect("fresh buffer");
+    let add = |acc: &mut [f32], c: &mut [f32], j: usize, v: f32| {
+        kahan_add(&mut acc[j], &mut c[j], v);
+    };
+    let k = crate::kernels::table();
+    let walker = Walker::new([&lo, &x.layout]);
+    // A strided run is gathered whole and summed by the same kernel as a
+    // contiguous one, so a view and its contiguous copy sum identically.
+    let mut stack = [0.0f32; super::CHUNK];
+    let mut scratch: Option<Tensor> = None;
+    for run in walker {
+        let (oj, so) = (run.offsets[0], run.strides[0]);
+        let (ox, sx) = (run.offsets[1], run.strides[1]);
+        if so == 0 {
+            let s = if sx == 1 {
+                crate::kernels::parallel::sum(&src[ox..ox + run.len])
+            } else {
+                let buf: &mut [f32] = if run.len <= super::CHUNK {
+                    &mut stack[..run.len]
+                } else {
+                    if scratch.is_none() {
+                        scratch = Some(Tensor::try_zeros([run.len])?);
+                    }
+                    let t = scratch.as_mut().expect("set just above");
+                    t.storage.get_mut().expect("fresh buffer")
+                };
+                (k.copy_strided)(&src[ox..], sx, buf);
+                crate::kernels::parallel::sum(buf)
+            };
+            add(acc, c, oj, s);
+        } else if so == 1 && sx == 1 {
+            // A contiguous row into contiguous accumulators (a sum over a
+            // leading dimension, e.g. a bias gradient): element-wise over
+            // slices, which the compiler vectorizes.
+            let (a, cc) = (&mut acc[oj..oj + run.len], &mut c[oj..oj + run.len]);
+            for ((a, cc), &v) in a.iter_mut().zip(cc.iter_mut()).zip(&src[ox..ox + run.len]) {
+                kahan_add(a, cc, v);
+            }
+        } else {
+            for i in 0..run.len {
+                add(acc, c, oj + i * so, src[ox + i * sx]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sums `g` down to `shape` (the reverse of broadcasting `shape` to `g`'s
+/// shape): leading extra dimensions and dimensions that were 1 are summed.
+pub(crate) fn sum_to_shape(g: &Tensor, shape: &Shape) -> Result<Tensor> {
+    if g.dims() == shape.dims() {
+        return Ok(g.clone());
+    }
+    let (gr, r) = (g.rank(), shape.rank());
+    if gr < r {
+        return Err(Error::ShapeMismatch {
+            op: "sum_to_shape",
+            lhs: g.shape().into(),
+            rhs: (shape.clone()).into(),
+            detail: "the gradient has fewer dimensions than the operand",
+        });
+    }
+    let mut mask = [false; MAX_RANK];
+    for (i, m) in mask.iter_mut().enumerate().take(gr) {
+        *m = i < gr - r || (shape[i - (gr - r)] == 1 && g.dims()[i] != 1);
+    }
+    sum_keepdim(g, &mask[..gr])?.try_reshape(shape)
+}
+
+impl Tensor {
+    /// Sum of all elements, as a 0-D tensor. Panics if memory runs out.
+    #[track_caller]
+    pub fn sum(&self) -> Tensor {
+        unwrap(self.try_sum())
+    }
+
+    /// [`sum`](Self::sum), or `OutOfMemory`.
+    pub fn try_sum(&self) -> Result<Tensor> {
+        self.try_sum_dims::<usize>(&[], false)
+    }
+
+    /// Sum over `dims` (negative counts from the end; empty = all), keeping
+    /// them as size 1 if `keepdim`.
+    ///
+    /// # Panics
+    /// If a dimension is out of range or repeated; see
+    /// [`try_sum_dims`](Self::try_sum_dims).
+    #[track_caller]
+    pub fn sum_dims<D: Dim>(&self, dims: impl AsRef<[D]>, keepdim: bool) -> Tensor {
+        unwrap(self.try_sum_dims(dims, keepdim))
+    }
+
+    /// [`sum_dims`](Self::sum_dims), or an error.
+    pub fn try_sum_dims<D: Dim>(&self, dims: impl AsRef<[D]>, keepdim: bool) -> Result<Tensor> {
+        let mask = dim_mask("sum", dims.as_ref(), self.rank())?;
+        self.reduce_linear("SumBackward1", &mask, keepdim, 1.0)
+    }
+
+    /// Mean of all elements, as a 0-D tensor (NaN for an empty tensor). Panics
+    /// if memory runs out.
+    #[track_caller]
+    pub fn mean(&self) -> Tensor {
+        unwrap(self.try_mean())
+    }
+
+    /// [`mean`](Self::mean), or `OutOfMemory`.
+    pub fn try_mean(&self) -> Result<Tensor> {
+        self.try_mean_dims::<usize>(&[], false)
+    }
+
+    /// Mean over `dims` (empty = all), keeping them as size 1 if `keepdim`.
+    ///
+    /// # Panics
+    /// If a dimension is out of range or repeated; see
+    /// [`try_mean_dims`](Self::try_mean_dims).
+    #[track_caller]
+    pub fn mean_dims<D: Dim>(&self, dims: impl AsRef<[D]>, keepdim: bool) -> Tensor {
+        unwrap(self.try_mean_dims(dims, keepdim))
+    }
+
+    /// [`mean_dims`](Self::mean_dims), or an error.
+    pub fn try_mean_dims<D: Dim>(&self, dims: impl AsRef<[D]>, keepdim: bool) -> Result<Tensor> {
+        let mask = dim_mask("mean", dims.as_ref(), self.rank())?;
+        let count: usize = (0..self.rank())
+            .filter(|&i| mask[i])
+            .map(|i| self.dims()[i])
+            .product();
+        self.reduce_linear("MeanBackward1", &mask, keepdim, 1.0 / count as f32)
+    }
+
+    /// `scale * sum` over the masked dims, with its gradient (`scale * g`
+    /// broadcast back over the reduced dimensions).
+    fn reduce_linear(
+        &self,
+        name: &'static str,
+        mask: &[bool; MAX_RANK],
+        keepdim: bool,
+        scale: f32,
+    ) -> Result<Tensor> {
+        let mut out = sum_keepdim(self, &mask[..self.rank()])?;
+        if scale != 1.0 {
+            out.try_write_runs(true, |b, o, n, s| {
+                for i in 0..n {
+                    b[o + i * s] *= scale;
+                }
+            })?;
+        }
+        if !keepdim {
+            let shape = reduced_shape(self.shape(), mask, false);
+            out = out.try_reshape(&shape)?;
+        }
+        if !needs_grad(&[self]) {
+            return Ok(out);
+        }
+        let (in_shape, keep) = (
+            self.shape().clone(),
+            reduced_shape(self.shape(), mask, true),
+        );
+        Ok(out.record(name, &[self], move |g, _| {
+            let g = g.try_reshape(&keep)?;
+            let g = if scale != 1.0 {
+                g.try_mul_scalar(scale)?
+            } else {
+                g
+            };
+            Ok(vec![Some(g.try_broadcast_to(&in_shape)?)])
+        }))
+    }
+}
