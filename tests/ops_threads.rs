@@ -3,7 +3,9 @@
 //! bit-identical for one, two and three threads.
 //!
 //! The thread count is global, so this file is its own test binary with one
-//! test.
+//! test. The thread count exists only with `std`.
+
+#![cfg(feature = "std")]
 
 use train_station::{Tensor, set_num_threads};
 

@@ -185,8 +185,8 @@ pub fn sum(x: &[f32]) -> f32 {
 /// `f(blocks, part)` over groups of consecutive blocks of `out`: block `i` is
 /// `out[i * block_len..]`, `block_len` elements long (the last one may be
 /// shorter), and `part` holds exactly the blocks of the range `blocks`. From
-/// two grains of output on, the blocks are grouped like [`pieces`] (about
-/// equal groups, up to four per thread) and the groups run in parallel;
+/// two grains of output on, the blocks are grouped as `pieces` cuts a slice
+/// (about equal groups, up to four per thread) and the groups run in parallel;
 /// otherwise `f` runs once over every block. A group never splits a block, so
 /// work that is cut at block boundaries anyway (one kernel call per run of a
 /// strided walk) gives the same results on every thread count.
