@@ -335,3 +335,62 @@ fn avg_pool_with_a_large_padded_kernel_is_exact() {
         }
     }
 }
+
+/// Found by fuzzing: AvgPool2d with a kernel of 8,192 columns at stride 1
+/// over 65,536 columns summed 8,192 elements per output (10 s under ASan).
+/// Long overlapping windows are summed in two levels now; the averages and
+/// the input gradient still equal a naive reference (count_include_pad,
+/// ceil mode).
+#[test]
+fn avg_pool_with_a_long_overlapping_kernel_is_exact_with_its_gradient() {
+    use train_station::nn::{AvgPool2d, AvgPool2dOptions};
+    let (h, w, k) = (3usize, 700usize, [3usize, 190]);
+    let x = Tensor::from_fn([1, 1, h, w], |i| {
+        ((i[2] * 5 + i[3] * 11) % 23) as f32 * 0.25 - 2.0
+    })
+    .with_requires_grad();
+    let opts = AvgPool2dOptions::default()
+        .stride([1, 1])
+        .padding([1, 1])
+        .ceil_mode(true);
+    let y = AvgPool2d::try_new(k, opts)
+        .unwrap()
+        .try_forward(&x)
+        .unwrap();
+    let (oh, ow) = (h + 2 - k[0] + 1, w + 2 - k[1] + 1);
+    assert_eq!(y.dims(), &[1, 1, oh, ow]);
+    // Output weights for the gradient: d(sum(y * g)) / dx.
+    let g = Tensor::from_fn([1, 1, oh, ow], |i| (i[3] % 7) as f32 - 3.0);
+    (&y * &g).sum().backward();
+    let gx = x.grad().unwrap();
+    let div = (k[0] * k[1]) as f64;
+    let mut want_gx = vec![0.0f64; h * w];
+    for i in 0..oh {
+        for j in 0..ow {
+            let mut sum = 0.0f64;
+            for a in 0..h {
+                for b in 0..w {
+                    // Input (a, b) sits at padded (a + 1, b + 1).
+                    if (i..i + k[0]).contains(&(a + 1)) && (j..j + k[1]).contains(&(b + 1)) {
+                        sum += x.get(&[0, 0, a, b]) as f64;
+                        want_gx[a * w + b] += g.get(&[0, 0, i, j]) as f64 / div;
+                    }
+                }
+            }
+            let (want, got) = (sum / div, y.get(&[0, 0, i, j]) as f64);
+            assert!(
+                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{i},{j}: {got} vs {want}"
+            );
+        }
+    }
+    for a in 0..h {
+        for b in 0..w {
+            let (want, got) = (want_gx[a * w + b], gx.get(&[0, 0, a, b]) as f64);
+            assert!(
+                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                "grad {a},{b}: {got} vs {want}"
+            );
+        }
+    }
+}

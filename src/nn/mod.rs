@@ -17,6 +17,7 @@ pub mod plan;
 mod pool;
 mod sequential;
 mod upsample;
+mod window;
 
 pub use activation::{Flatten, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Silu, Softplus, Tanh};
 pub use attention::{

@@ -21,6 +21,7 @@ use alloc::vec;
 use super::Module;
 use super::conv::Spatial;
 use super::plan::{PlanTensor, Planner};
+use super::window::window_sums;
 use crate::autograd::needs_grad;
 use crate::error::{Error, Result, unwrap};
 use crate::tensor::{Shape, Tensor};
@@ -573,7 +574,7 @@ impl Module for AvgPool2d {
         let op = "AvgPool2d";
         let (xb, was_batched) = batched(op, x)?;
         let out = out_sizes(op, &xb, &self.axes, self.ceil_mode)?;
-        let (n, c, h, w) = (xb.dims()[0], xb.dims()[1], xb.dims()[2], xb.dims()[3]);
+        let (h, w) = (xb.dims()[2], xb.dims()[3]);
         // Pad by `pad` and, in ceil mode, enough zeros for the last window.
         let after = |a: Axis, o: usize, size: usize| {
             let need = (o - 1).saturating_mul(a.stride).saturating_add(a.kernel);
@@ -597,47 +598,12 @@ impl Module for AvgPool2d {
             xb
         };
         // The window sums are separable: first the sums over `kernel_h`
-        // rows for every padded column, then over `kernel_w` of those, so
-        // the work is `out_h * (W + pads) * kernel_h + out_h * out_w *
-        // kernel_w`, not `out_h * out_w * kernel_h * kernel_w` (a large
-        // kernel over a small, heavily padded input took seconds).
-        let (ka, kb) = (self.axes[0].kernel, self.axes[1].kernel);
-        let s = xp.strides();
-        let rows = xp.try_as_strided(
-            [n, c, out[0], xp.dims()[3], ka],
-            [
-                s[0],
-                s[1],
-                // Used only when the output has two or more positions, and
-                // then inside the padded input: no overflow.
-                if out[0] > 1 {
-                    self.axes[0].stride * s[2]
-                } else {
-                    0
-                },
-                s[3],
-                s[2],
-            ],
-            xp.offset(),
-        )?;
-        let rows = rows.try_sum_dims([4], false)?;
-        let t = rows.strides();
-        let win = rows.try_as_strided(
-            [n, c, out[0], out[1], kb],
-            [
-                t[0],
-                t[1],
-                t[2],
-                if out[1] > 1 {
-                    self.axes[1].stride * t[3]
-                } else {
-                    0
-                },
-                t[3],
-            ],
-            rows.offset(),
-        )?;
-        let sum = win.try_sum_dims([4], false)?;
+        // rows for every padded column, then over `kernel_w` of those (a
+        // large kernel over a small, heavily padded input took seconds
+        // summed as a whole window), each in at most about `√kernel`
+        // additions per position once windows overlap heavily.
+        let rows = window_sums(&xp, 2, self.axes[0].kernel, self.axes[0].stride, out[0])?;
+        let sum = window_sums(&rows, 3, self.axes[1].kernel, self.axes[1].stride, out[1])?;
         // An empty batch or channel dimension: nothing to divide (the
         // spatial output may still be huge).
         let y = if sum.numel() == 0 {
