@@ -122,3 +122,62 @@ fn freezing_and_training_mode() {
     m.zero_grad();
     assert!(m.parameters().iter().all(|p| p.grad().is_none()));
 }
+
+/// MultiheadAttention's `out_proj` is a `Linear` that LoRA can target (by
+/// its dotted path inside a `Sequential`, as PEFT names it): the adapter's
+/// parameters join the state dict under PEFT's names, everything else is
+/// frozen, and the output equals attention whose `out_proj` weight is
+/// `W + scaling * B A`.
+#[test]
+fn lora_targets_the_attention_output_projection() {
+    use train_station::nn::{LoraConfig, MultiheadAttention};
+    use train_station::no_grad;
+    manual_seed(9);
+    let mha = MultiheadAttention::new(8, 2);
+    let mut reference = mha.clone();
+    let mut model = Sequential::new().with(mha);
+    let mut names = Vec::new();
+    model.visit_linears("", &mut |n, _| names.push(n.to_string()));
+    assert_eq!(names, ["0.out_proj"]);
+    let adapted = model
+        .add_lora(&LoraConfig::new(2, 4.0, &["out_proj"]))
+        .unwrap();
+    assert_eq!(adapted, ["0.out_proj"]);
+    let mut trainable = Vec::new();
+    model.visit_params("", &mut |n, t| {
+        trainable.push((n.to_string(), t.requires_grad()))
+    });
+    assert_eq!(
+        trainable,
+        [
+            ("0.in_proj_weight".to_string(), false),
+            ("0.in_proj_bias".to_string(), false),
+            ("0.out_proj.base_layer.weight".to_string(), false),
+            ("0.out_proj.base_layer.bias".to_string(), false),
+            ("0.out_proj.lora_A.default.weight".to_string(), true),
+            ("0.out_proj.lora_B.default.weight".to_string(), true),
+        ]
+    );
+    let x = Tensor::randn([2, 3, 8], Some(4));
+    let before = model.forward(&x);
+    // B starts at zero (PEFT), so the adapter changes nothing until trained.
+    let delta = Tensor::randn([8, 2], Some(5));
+    let mut merged = None;
+    model.visit_linears_mut("", &mut |_, l| {
+        let w = l.weight.clone();
+        let lora = l.lora_mut().unwrap();
+        no_grad(|| lora.b.copy_from(&delta));
+        merged = Some(&w + &(&lora.b.matmul(&lora.a) * lora.scaling()));
+    });
+    no_grad(|| reference.out_proj.weight.copy_from(&merged.unwrap()));
+    let after = model.forward(&x);
+    let want = reference.forward(&x);
+    assert_ne!(
+        after.to_vec(),
+        before.to_vec(),
+        "the adapter is not applied"
+    );
+    for (g, w) in after.to_vec().iter().zip(want.to_vec()) {
+        assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
+    }
+}

@@ -678,10 +678,23 @@ impl Module for MultiheadAttention {
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
+        // A LoRA adapter on `out_proj` has its own dropout.
+        self.out_proj.set_training(training);
     }
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    /// `out_proj`, the one `Linear` layer (the input projection is a packed
+    /// weight, as in PyTorch), so LoRA can target `"out_proj"` as PEFT can.
+    fn visit_linears(&self, prefix: &str, f: &mut dyn FnMut(&str, &Linear)) {
+        self.out_proj.visit_linears(&join(prefix, "out_proj."), f);
+    }
+
+    fn visit_linears_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Linear)) {
+        self.out_proj
+            .visit_linears_mut(&join(prefix, "out_proj."), f);
     }
 
     fn visit_rng_states(&self, prefix: &str, f: &mut dyn FnMut(&str, [u64; 4])) {
