@@ -555,6 +555,36 @@ fn backward_and_step_are_atomic_alone() {
     }
 }
 
+/// Saving and loading a checkpoint under memory pressure: an optimizer's
+/// export copies its step counters into new scalar tensors, which panicked
+/// on a full pool; now both directions return `OutOfMemory` at every
+/// allocation, and a failed load changes nothing.
+#[test]
+fn checkpoints_save_and_load_are_errors_when_memory_runs_out() {
+    use train_station::io::{checkpoint_from_bytes, checkpoint_to_bytes};
+    let _turn = Turn::take();
+    for (build, image) in [
+        (adam_mlp as fn() -> (Model, Opt), false),
+        (rmsprop_cnn, true),
+    ] {
+        let case = Case {
+            build,
+            image,
+            step: plain_step,
+        };
+        sweep_piece(&case, "checkpoint_to_bytes", false, |m, opt, _| {
+            checkpoint_to_bytes(&**m, Some(&**opt), None, 1, &[]).map(|_| ())
+        });
+        // A checkpoint one step further on, loaded into the warmed model.
+        let (mut m, mut opt, x, t) = warmed(&case, 2, 4);
+        plain_step(&mut m, &mut opt, &x, &t).unwrap();
+        let bytes = checkpoint_to_bytes(&*m, Some(&*opt), None, 3, &[]).unwrap();
+        sweep_piece(&case, "checkpoint_from_bytes", false, |m, opt, _| {
+            checkpoint_from_bytes(&bytes, &mut **m, Some(&mut **opt), None).map(|_| ())
+        });
+    }
+}
+
 /// A layer's forward in training mode changes its buffers and generator
 /// only together with producing the output. (Across a model, a later layer
 /// can still fail after an earlier one committed; `try_train_step` and

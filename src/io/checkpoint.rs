@@ -117,7 +117,7 @@ pub fn checkpoint_to_bytes(
                 detail: "the optimizer holds a parameter that is not in the model",
             })
         };
-        let state = opt.export_state();
+        let state = opt.try_export_state()?;
         meta.push(("optim.kind".into(), state.kind.clone()));
         meta.push(("optim.groups".into(), state.groups.len().to_string()));
         for (g, group) in state.groups.iter().enumerate() {
@@ -409,7 +409,10 @@ pub fn checkpoint_from_bytes(
     // Commit: optimizer, then scheduler, then model; each import checks
     // before it changes anything, and a failure undoes the ones before.
     let mut optimizer = optimizer;
-    let opt_before = optimizer.as_ref().map(|o| o.export_state());
+    let opt_before = optimizer
+        .as_ref()
+        .map(|o| o.try_export_state())
+        .transpose()?;
     if let (Some(opt), Some(s)) = (optimizer.as_deref_mut(), &d.optim) {
         opt.import_state(s)?;
     }

@@ -315,7 +315,9 @@ pub trait Module: Send + Sync {
     ///
     /// Returns [`Error::StateDict`] listing missing, unexpected and mis-shaped
     /// keys, without changing anything, if the names or shapes do not match
-    /// exactly.
+    /// exactly; `OutOfMemory`, also without changing anything, if the fresh
+    /// buffers for parameters shared with other handles (an autograd graph,
+    /// a clone) do not fit.
     fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
         self.load_state_dict_with(state, true).map(|_| ())
     }
@@ -331,26 +333,49 @@ pub trait Module: Send + Sync {
     ) -> Result<StateDictReport> {
         let report = check_state_dict(self, state, strict)?;
         let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+        // Every allocation first, so running out of memory changes nothing:
+        // a fresh buffer for each parameter shared with another handle (an
+        // autograd graph, a caller's clone), and a contiguous copy of each
+        // buffer value that is not contiguous already.
+        let mut result = Ok(());
+        let mut fresh = Vec::new();
+        self.visit_params("", &mut |n, p| {
+            if find(n).is_some() && result.is_ok() {
+                match p.try_write_buffer() {
+                    Ok(b) => fresh.push(b),
+                    Err(e) => result = Err(e),
+                }
+            }
+        });
+        result?;
+        let mut result = Ok(());
+        let mut buffers: Vec<(String, Tensor)> = Vec::new();
+        self.visit_buffers("", &mut |n, _| {
+            if let Some(src) = find(n)
+                && result.is_ok()
+            {
+                match src.detach().try_contiguous() {
+                    Ok(t) => buffers.push((n.to_string(), t)),
+                    Err(e) => result = Err(e),
+                }
+            }
+        });
+        result?;
+        // Then the writes, which allocate nothing (shapes were checked).
+        let mut fresh = fresh.into_iter();
         let mut result = Ok(());
         crate::autograd::no_grad(|| {
             self.visit_params_mut("", &mut |n, p| {
                 if let Some(src) = find(n)
                     && result.is_ok()
                 {
-                    result = p.try_copy_from(src);
+                    result = p.copy_from_with(fresh.next().flatten(), src);
                 }
             });
         });
         result?;
-        let buffers: Vec<String> = {
-            let mut v = Vec::new();
-            self.visit_buffers("", &mut |n, _| v.push(n.to_string()));
-            v
-        };
-        for name in buffers {
-            if let Some(src) = find(&name) {
-                self.set_buffer(&name, src)?;
-            }
+        for (name, src) in &buffers {
+            self.set_buffer(name, src)?;
         }
         Ok(report)
     }

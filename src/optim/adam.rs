@@ -362,16 +362,23 @@ impl Optimizer for Adam {
     }
 
     fn export_state(&self) -> OptimizerState {
+        unwrap(self.try_export_state())
+    }
+
+    fn try_export_state(&self) -> Result<OptimizerState> {
         self.core.export(self.kind(), |s| {
             let mut v = vec![
-                (alloc::string::String::from("step"), Tensor::scalar(s.step)),
+                (
+                    alloc::string::String::from("step"),
+                    Tensor::try_full([], s.step)?,
+                ),
                 named("exp_avg", &s.exp_avg),
                 named("exp_avg_sq", &s.exp_avg_sq),
             ];
             if let Some(t) = &s.max_exp_avg_sq {
                 v.push(named("max_exp_avg_sq", t));
             }
-            v
+            Ok(v)
         })
     }
 
@@ -469,6 +476,10 @@ impl Optimizer for AdamW {
 
     fn export_state(&self) -> OptimizerState {
         self.0.export_state()
+    }
+
+    fn try_export_state(&self) -> Result<OptimizerState> {
+        self.0.try_export_state()
     }
 
     fn import_state(&mut self, state: &OptimizerState) -> Result<()> {

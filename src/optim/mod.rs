@@ -160,7 +160,19 @@ pub trait Optimizer: Send {
     /// Everything needed to resume exactly: per-group hyper-parameters and,
     /// per parameter that has state, its named state tensors (handles, O(1);
     /// the optimizer copies on its next write).
+    ///
+    /// # Panics
+    /// On `OutOfMemory` (a step counter is copied into a new scalar tensor);
+    /// [`try_export_state`](Optimizer::try_export_state) returns it instead.
     fn export_state(&self) -> OptimizerState;
+
+    /// [`export_state`](Optimizer::export_state), or `OutOfMemory` if the
+    /// pool cannot hold the step counters' scalar tensors (a memory budget is
+    /// full); checkpoint saving and loading call this. The default wraps
+    /// `export_state` for optimizers whose export cannot fail.
+    fn try_export_state(&self) -> Result<OptimizerState> {
+        Ok(self.export_state())
+    }
 
     /// Restores [`export_state`](Optimizer::export_state) output, whose ids
     /// the caller may have remapped first ([`OptimizerState::remap_ids`]).
@@ -462,8 +474,8 @@ impl<H: Hyper, S> Core<H, S> {
     pub(crate) fn export(
         &self,
         kind: &str,
-        state: impl Fn(&S) -> Vec<(String, Tensor)>,
-    ) -> OptimizerState {
+        state: impl Fn(&S) -> Result<Vec<(String, Tensor)>>,
+    ) -> Result<OptimizerState> {
         let groups = self
             .groups
             .iter()
@@ -482,17 +494,20 @@ impl<H: Hyper, S> Core<H, S> {
                     .collect(),
             })
             .collect();
-        let params = self
-            .slots
-            .iter()
-            .filter_map(|s| s.state.as_ref().map(|st| (s.id, state(st))))
-            .filter(|(_, tensors)| !tensors.is_empty())
-            .collect();
-        OptimizerState {
+        let mut params = Vec::new();
+        for s in &self.slots {
+            if let Some(st) = &s.state {
+                let tensors = state(st)?;
+                if !tensors.is_empty() {
+                    params.push((s.id, tensors));
+                }
+            }
+        }
+        Ok(OptimizerState {
             kind: kind.to_string(),
             groups,
             params,
-        }
+        })
     }
 
     /// Validates `st` completely, then replaces groups and states.

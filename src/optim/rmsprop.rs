@@ -300,9 +300,13 @@ impl Optimizer for RmsProp {
     }
 
     fn export_state(&self) -> OptimizerState {
+        unwrap(self.try_export_state())
+    }
+
+    fn try_export_state(&self) -> Result<OptimizerState> {
         self.core.export("RMSprop", |s| {
             let mut v = vec![
-                (String::from("step"), Tensor::scalar(s.step)),
+                (String::from("step"), Tensor::try_full([], s.step)?),
                 named("square_avg", &s.square_avg),
             ];
             if let Some(t) = &s.momentum_buffer {
@@ -311,7 +315,7 @@ impl Optimizer for RmsProp {
             if let Some(t) = &s.grad_avg {
                 v.push(named("grad_avg", t));
             }
-            v
+            Ok(v)
         })
     }
 

@@ -250,11 +250,15 @@ impl Optimizer for Sgd {
     }
 
     fn export_state(&self) -> OptimizerState {
+        unwrap(self.try_export_state())
+    }
+
+    fn try_export_state(&self) -> Result<OptimizerState> {
         self.core.export("SGD", |s| {
-            s.momentum_buffer
+            Ok(s.momentum_buffer
                 .iter()
                 .map(|b| named("momentum_buffer", b))
-                .collect::<Vec<(String, Tensor)>>()
+                .collect::<Vec<(String, Tensor)>>())
         })
     }
 

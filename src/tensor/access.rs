@@ -135,6 +135,29 @@ impl Tensor {
         Ok(())
     }
 
+    /// The fresh buffer an overwrite of `self` needs (its storage is shared
+    /// or its layout aliases elements), or `None` if `self` is written in
+    /// place. Lets a caller overwriting several tensors allocate everything
+    /// before changing anything (see [`copy_from_with`](Self::copy_from_with)).
+    pub(crate) fn try_write_buffer(&self) -> Result<Option<Storage>> {
+        if self.storage.is_unique() && !self.layout.may_overlap() {
+            return Ok(None);
+        }
+        Storage::try_for_overwrite(self.numel()).map(Some)
+    }
+
+    /// [`try_copy_from`](Self::try_copy_from) into `buffer` (from
+    /// [`try_write_buffer`](Self::try_write_buffer), taken just before with no
+    /// new handle to `self` since) when one was needed: allocates nothing.
+    pub(crate) fn copy_from_with(&mut self, buffer: Option<Storage>, src: &Tensor) -> Result<()> {
+        if let Some(b) = buffer {
+            debug_assert!(b.len() >= self.numel());
+            self.storage = b;
+            self.layout = Layout::contiguous(self.shape().clone());
+        }
+        self.try_copy_from(src)
+    }
+
     /// Writes through this tensor's layout: `f` sees every run of the storage
     /// (`storage`, offset, len, stride) in logical order. Copies on write first.
     pub(crate) fn try_write_runs(
