@@ -23,8 +23,6 @@
 //! query's attention weights are zeros (PyTorch's "safe softmax"), so its
 //! output is the output projection's bias (or zeros), with zero gradients.
 
-use alloc::vec;
-
 use super::dropout::dropout;
 use super::{Linear, Module, init, module::join};
 use crate::error::{Error, Result, unwrap};
@@ -88,13 +86,15 @@ impl AttnMask {
 /// `[l, s]` blocking key `j > i` for query `i` (top-left aligned, as
 /// PyTorch's `is_causal`).
 fn causal_mask(l: usize, s: usize) -> Result<AttnMask> {
-    let mut m = vec![0.0f32; l * s];
-    for i in 0..l {
-        for j in i + 1..s {
-            m[i * s + j] = 1.0;
+    // Straight into a pool tensor (counted against the budget).
+    let m = Tensor::try_from_fill(Shape::new(&[l, s])?, |m| {
+        for (i, row) in m.chunks_exact_mut(s.max(1)).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if j > i { 1.0 } else { 0.0 };
+            }
         }
-    }
-    Ok(AttnMask::Blocked(Tensor::from_vec(m, [l, s])?))
+    })?;
+    Ok(AttnMask::Blocked(m))
 }
 
 /// Softmax over the last dimension; with `safe`, rows whose scores are all

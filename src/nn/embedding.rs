@@ -175,19 +175,23 @@ impl Module for Embedding {
         Ok(out.record("EmbeddingBackward0", &[&w], move |g, _| {
             let g = g.try_contiguous()?;
             let gs = g.as_slice().expect("contiguous");
-            let mut gw = vec![0.0f32; num * dim];
-            for (k, &i) in idx.iter().enumerate() {
-                if Some(i) == padding {
-                    continue;
+            // Straight into a pool tensor: counted against the budget, and
+            // an error (not an abort) when it does not fit.
+            let gw = Tensor::try_from_fill(Shape::new(&[num, dim])?, |gw| {
+                gw.fill(0.0);
+                for (k, &i) in idx.iter().enumerate() {
+                    if Some(i) == padding {
+                        continue;
+                    }
+                    for (acc, &v) in gw[i * dim..(i + 1) * dim]
+                        .iter_mut()
+                        .zip(&gs[k * dim..(k + 1) * dim])
+                    {
+                        *acc += v;
+                    }
                 }
-                for (acc, &v) in gw[i * dim..(i + 1) * dim]
-                    .iter_mut()
-                    .zip(&gs[k * dim..(k + 1) * dim])
-                {
-                    *acc += v;
-                }
-            }
-            Ok(vec![Some(Tensor::from_vec(gw, [num, dim])?)])
+            })?;
+            Ok(vec![Some(gw)])
         }))
     }
 
