@@ -394,3 +394,82 @@ fn avg_pool_with_a_long_overlapping_kernel_is_exact_with_its_gradient() {
         }
     }
 }
+
+/// Found by fuzzing: MaxPool2d with a [3, 8192] window at stride 1 over
+/// 65,536 columns read every tap of every window (11 s). Windows of more
+/// than 64 taps slide now; values, indices and the input gradient equal a
+/// row-major scan of each window (first of equal maxima, last NaN) over
+/// inputs full of ties, NaNs and -inf, with strides, dilations, padding and
+/// ceil mode.
+#[test]
+fn max_pool_with_large_windows_equals_a_scan() {
+    use train_station::nn::{MaxPool2d, MaxPool2dOptions};
+    let configs = [
+        (
+            [5usize, 20usize],
+            [1usize, 2usize],
+            [2usize, 5usize],
+            [2usize, 3usize],
+            true,
+        ),
+        ([9, 9], [2, 1], [4, 0], [1, 1], false),
+        ([1, 70], [1, 3], [0, 35], [1, 1], true),
+    ];
+    for (c, &(k, s, pad, dil, ceil)) in configs.iter().enumerate() {
+        let (h, w) = (13usize, 70usize);
+        let x = Tensor::from_fn([2, 2, h, w], |i| {
+            match (i[1] * 7 + i[2] * 13 + i[3] * 5) % 23 {
+                0 => f32::NAN,
+                1 => f32::NEG_INFINITY,
+                v => (v % 5) as f32,
+            }
+        })
+        .with_requires_grad();
+        let opts = MaxPool2dOptions::default()
+            .stride(s)
+            .padding(pad)
+            .dilation(dil)
+            .ceil_mode(ceil);
+        let pool = MaxPool2d::try_new(k, opts).unwrap();
+        let (y, ind) = pool.try_forward_with_indices(&x).unwrap();
+        let [_, _, oh, ow] = y.dims().try_into().unwrap();
+        let g = Tensor::from_fn(y.dims(), |i| (i[3] % 3) as f32 + 1.0);
+        pool.try_forward(&x)
+            .unwrap()
+            .mul_tensor(&g)
+            .sum()
+            .backward();
+        let gx = x.grad().unwrap();
+        let mut want_gx = vec![0.0f32; 2 * 2 * h * w];
+        for (n, ch) in (0..2).flat_map(|n| (0..2).map(move |ch| (n, ch))) {
+            for (i, j) in (0..oh).flat_map(|i| (0..ow).map(move |j| (i, j))) {
+                let mut best: Option<(f32, usize)> = None;
+                for a in 0..k[0] {
+                    for b in 0..k[1] {
+                        let r = (i * s[0] + a * dil[0]) as isize - pad[0] as isize;
+                        let q = (j * s[1] + b * dil[1]) as isize - pad[1] as isize;
+                        if r < 0 || q < 0 || r >= h as isize || q >= w as isize {
+                            continue;
+                        }
+                        let (r, q) = (r as usize, q as usize);
+                        let v = x.get(&[n, ch, r, q]);
+                        if best.is_none_or(|(bv, _)| v > bv || v.is_nan()) {
+                            best = Some((v, r * w + q));
+                        }
+                    }
+                }
+                let at = format!("config {c} [{n},{ch},{i},{j}]");
+                let got = y.get(&[n, ch, i, j]);
+                match best {
+                    Some((v, pos)) => {
+                        assert_eq!(got.to_bits(), v.to_bits(), "{at}: value");
+                        assert_eq!(ind.get(&[n, ch, i, j]), pos as f32, "{at}: index");
+                        want_gx[((n * 2 + ch) * h * w) + pos] += g.get(&[n, ch, i, j]);
+                    }
+                    None => assert_eq!(got, f32::NEG_INFINITY, "{at}: empty window"),
+                }
+            }
+        }
+        assert_eq!(gx.to_vec(), want_gx, "config {c}: gradient");
+    }
+}

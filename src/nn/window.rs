@@ -1,6 +1,7 @@
-//! Sums over sliding windows along one dimension, the building block of
-//! average pooling: built from strided views and `sum_dims`, so autograd
-//! follows them.
+//! Sliding windows along one dimension: sums (the building block of
+//! average pooling, built from strided views and `sum_dims`, so autograd
+//! follows them) and the position of each window's maximum (max pooling's
+//! large windows).
 
 use alloc::vec::Vec;
 
@@ -81,9 +82,75 @@ fn strided_sums(
     view.try_sum_dims([rank], false)
 }
 
+/// The position of each window's maximum along a sequence of `len`
+/// positions read by `val`: `emit(o, Some(p))` for window `o < n_out`, whose
+/// taps run from `span(o).0` up to (not including) `span(o).1` in steps of
+/// `dilation`, with `p` the first of its maxima, or the last of its NaNs if
+/// it holds any (PyTorch's max pooling order); `emit(o, None)` for a window
+/// with no tap. Window `o` starts `o * stride` positions after window 0.
+///
+/// A monotonic queue per class of windows whose taps fall on the same
+/// positions modulo the dilation: each position enters and leaves it once,
+/// so the cost is `O(len + n_out)` whatever the window length, not
+/// `O(n_out * taps)`. `queue` is the queue's storage (any contents), so
+/// callers reuse one across sequences; it holds at most one entry per tap
+/// position of a class, so a capacity of `len` never reallocates.
+pub(crate) fn window_argmax(
+    n_out: usize,
+    stride: usize,
+    dilation: usize,
+    span: impl Fn(usize) -> (usize, usize),
+    val: impl Fn(usize) -> f32,
+    queue: &mut Vec<usize>,
+    mut emit: impl FnMut(usize, Option<usize>),
+) {
+    // A later tap evicts an earlier one it beats: a NaN evicts everything
+    // (the last NaN wins), a number evicts smaller numbers (the first of
+    // equal maxima stays in front).
+    let beats = |new: f32, old: f32| new.is_nan() || (!old.is_nan() && old < new);
+    // Windows `o` and `o + period` start on the same positions modulo the
+    // dilation; the classes `o0 < period` are swept one after the other.
+    let period = dilation / gcd(stride, dilation);
+    for o0 in 0..period.min(n_out) {
+        queue.clear();
+        let mut head = 0;
+        let mut next = 0;
+        for o in (o0..n_out).step_by(period) {
+            let (first, end) = span(o);
+            if first >= end {
+                emit(o, None);
+                continue;
+            }
+            let mut p = next.max(first);
+            while p < end {
+                let v = val(p);
+                while queue.len() > head && beats(v, val(queue[queue.len() - 1])) {
+                    queue.pop();
+                }
+                queue.push(p);
+                p += dilation;
+            }
+            next = p;
+            while queue[head] < first {
+                head += 1;
+            }
+            emit(o, Some(queue[head]));
+        }
+    }
+}
+
+/// Greatest common divisor (both at least 1).
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     /// Window sums equal a scalar f64 reference on both paths (short
     /// windows summed directly, long overlapping ones in two levels, with
@@ -126,5 +193,76 @@ mod tests {
             }
         }
         assert_eq!(paths, [true, true], "both paths are tested");
+    }
+
+    /// Every window's argmax equals a scan of its taps in order (first of
+    /// equal maxima, last NaN), over values with many ties, NaNs and
+    /// infinities, for strides and dilations with and without common
+    /// factors, padding on both sides and empty windows.
+    #[test]
+    fn window_argmax_matches_a_scan() {
+        let mut queue = Vec::with_capacity(64);
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for case in 0..3000 {
+            let len = 1 + next() % 40;
+            let (k, s, d) = (1 + next() % 12, 1 + next() % 5, 1 + next() % 4);
+            let pad = next() % 6;
+            let vals: Vec<f32> = (0..len)
+                .map(|_| match next() % 10 {
+                    0 => f32::NAN,
+                    1 => f32::NEG_INFINITY,
+                    v => (v % 4) as f32,
+                })
+                .collect();
+            // Window o's taps: o * s - pad + m * d for m < k, inside 0..len.
+            let taps = |o: usize| -> Vec<usize> {
+                (0..k)
+                    .map(|m| (o * s + m * d) as isize - pad as isize)
+                    .filter(|&q| q >= 0 && (q as usize) < len)
+                    .map(|q| q as usize)
+                    .collect()
+            };
+            let span = |o: usize| {
+                let t = taps(o);
+                match (t.first(), t.last()) {
+                    (Some(&a), Some(&b)) => (a, b + 1),
+                    _ => (0, 0),
+                }
+            };
+            let n_out = 1 + next() % 30;
+            let mut got = vec![None; n_out];
+            window_argmax(
+                n_out,
+                s,
+                d,
+                span,
+                |q| vals[q],
+                &mut queue,
+                |o, at| got[o] = Some(at),
+            );
+            for (o, g) in got.iter().enumerate() {
+                let mut want = None;
+                for q in taps(o) {
+                    let better = match want {
+                        None => true,
+                        Some(b) => vals[q] > vals[b] || vals[q].is_nan(),
+                    };
+                    if better {
+                        want = Some(q);
+                    }
+                }
+                assert_eq!(
+                    *g,
+                    Some(want),
+                    "case {case}: len {len} k {k} s {s} d {d} pad {pad} o {o}"
+                );
+            }
+        }
     }
 }
