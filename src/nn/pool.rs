@@ -462,7 +462,9 @@ fn position(
 /// `[C, H, W]`), output `[N, C, OH, OW]` with `OH = (H + 2 padding -
 /// dilation (k - 1) - 1) / stride + 1` (rounded up with `ceil_mode`). The
 /// gradient goes to the position of each window's maximum (the first one on
-/// ties). No parameters. Errors name `MaxPool2d` and the input's shape.
+/// ties in row-major order; a NaN wins, the last one if several). Windows
+/// of more than 64 taps slide, so the cost per output does not grow with the
+/// window. No parameters. Errors name `MaxPool2d` and the input's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPool2d {
     axes: [Axis; 2],
@@ -585,8 +587,10 @@ impl Module for MaxPool2d {
 /// `[C, H, W]`), output `[N, C, OH, OW]` with `OH = (H + 2 padding - k) /
 /// stride + 1` (rounded up with `ceil_mode`). Each output is its window's
 /// sum divided by the window size (including zero padding unless
-/// `count_include_pad` is off), or by `divisor_override`. No parameters.
-/// Errors name `AvgPool2d` and the input's shape.
+/// `count_include_pad` is off), or by `divisor_override`. The window sums
+/// are separable, and long overlapping windows are summed in two levels
+/// (about `2 sqrt(k)` additions per output and axis instead of `k`). No
+/// parameters. Errors name `AvgPool2d` and the input's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AvgPool2d {
     axes: [Axis; 2],
