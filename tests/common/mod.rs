@@ -314,3 +314,17 @@ pub fn randn(shape: &[usize], seed: u64) -> Tensor {
 pub fn uniform(shape: &[usize], seed: u64, low: f32, high: f32) -> Tensor {
     Generator::new(seed).uniform_tensor(shape, low, high)
 }
+
+/// Detached handles to `m`'s parameters, in `parameters()` order.
+pub fn params(m: &impl train_station::nn::Module) -> Vec<Tensor> {
+    m.parameters().iter().map(|p| p.detach()).collect()
+}
+
+/// `m` with its parameters replaced by `ps` (in `parameters()` order).
+pub fn with_params<M: train_station::nn::Module + Clone>(m: &M, ps: &[Tensor]) -> M {
+    let mut m = m.clone();
+    for (slot, p) in m.parameters_mut().into_iter().zip(ps) {
+        *slot = p.clone();
+    }
+    m
+}
