@@ -121,18 +121,30 @@ impl Tensor {
     /// no two elements aliased. Copies (keeping the values when `keep`) only when
     /// needed; the id is kept.
     pub(crate) fn try_make_writable(&mut self, keep: bool) -> Result<()> {
-        if self.storage.is_unique() && !self.layout.may_overlap() {
-            return Ok(());
-        }
-        if keep {
+        if keep && !self.writable_in_place() {
             let t = self.try_materialize()?;
             self.storage = t.storage;
             self.layout = t.layout;
-        } else {
-            self.storage = Storage::try_for_overwrite(self.numel())?;
-            self.layout = Layout::contiguous(self.shape().clone());
+            return Ok(());
+        }
+        if let Some(b) = self.try_write_buffer()? {
+            self.use_buffer(b);
         }
         Ok(())
+    }
+
+    /// Whether `self` can be written through its own layout as it is: its
+    /// storage unique and no two elements aliased.
+    fn writable_in_place(&self) -> bool {
+        self.storage.is_unique() && !self.layout.may_overlap()
+    }
+
+    /// Replaces the storage with `b` (at least `numel` elements, contents to
+    /// be overwritten), contiguous; the id is kept.
+    fn use_buffer(&mut self, b: Storage) {
+        debug_assert!(b.len() >= self.numel());
+        self.storage = b;
+        self.layout = Layout::contiguous(self.shape().clone());
     }
 
     /// The fresh buffer an overwrite of `self` needs (its storage is shared
@@ -140,7 +152,7 @@ impl Tensor {
     /// place. Lets a caller overwriting several tensors allocate everything
     /// before changing anything (see [`copy_from_with`](Self::copy_from_with)).
     pub(crate) fn try_write_buffer(&self) -> Result<Option<Storage>> {
-        if self.storage.is_unique() && !self.layout.may_overlap() {
+        if self.writable_in_place() {
             return Ok(None);
         }
         Storage::try_for_overwrite(self.numel()).map(Some)
@@ -151,9 +163,7 @@ impl Tensor {
     /// new handle to `self` since) when one was needed: allocates nothing.
     pub(crate) fn copy_from_with(&mut self, buffer: Option<Storage>, src: &Tensor) -> Result<()> {
         if let Some(b) = buffer {
-            debug_assert!(b.len() >= self.numel());
-            self.storage = b;
-            self.layout = Layout::contiguous(self.shape().clone());
+            self.use_buffer(b);
         }
         self.try_copy_from(src)
     }
