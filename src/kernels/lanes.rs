@@ -26,6 +26,11 @@
 ///
 /// The implementing type is also the capability token of its ISA: a value of
 /// it exists only once the CPU is known to support the instructions.
+/// `1.5 * 2^23 + 127`: for `|v| < 2^21`, `v + SHIFT_127` rounds `v` to the
+/// nearest integer `n` (ties to even) and holds `n + 127` in its low bits, so
+/// [`Lanes::pow2_shifted`] turns it into `2^n` with one shift.
+pub(crate) const SHIFT_127: f32 = 12_583_039.0;
+
 pub(crate) trait Lanes: Copy {
     /// A register of `LANES` floats.
     type V: Copy;
@@ -150,6 +155,10 @@ pub(crate) trait Lanes: Copy {
     /// through): results in the subnormal range are correctly rounded and
     /// overflow gives infinity.
     fn ldexp(self, p: Self::V, n: Self::V) -> Self::V;
+    /// `2^n` from `k = SHIFT_127 + n` (as `exp` rounds to an integer: see
+    /// [`SHIFT_127`]) for integral `n` in `-126..=127`: the low bits of `k`
+    /// moved into the exponent field. Other `k` give unspecified lanes.
+    fn pow2_shifted(self, k: Self::V) -> Self::V;
     /// For positive normal `x`: `(m, e)` with `x = m * 2^e`, `m` in `[0.5, 1)`
     /// and `e` integral. Other inputs give unspecified lanes.
     fn frexp(self, x: Self::V) -> (Self::V, Self::V);

@@ -65,7 +65,8 @@ pub struct Kernels {
     pub abs: Unary,
     /// `e^x`; overflows to `inf` above 88.72, subnormal results correctly
     /// rounded down to 0 at -103.97. SIMD: within 1.1 ulp on `[-110, 89.5]`
-    /// (1.010).
+    /// (1.014); blocks with every `|x| <= 87` take a clampless form that
+    /// agrees bit for bit.
     pub exp: Unary,
     /// Natural log: `-inf` at ±0, NaN below 0, subnormal inputs handled.
     /// SIMD: within 1 ulp on all positive `f32` (0.827).
@@ -82,7 +83,7 @@ pub struct Kernels {
     /// Cosine. SIMD: within 2 ulp for `|x| <= 65536` (1.564); larger `|x|`,
     /// `inf` and NaN lanes use `libm` (exact).
     pub cos: Unary,
-    /// Hyperbolic tangent. SIMD: within 1.5 ulp on `[-10, 10]` (1.330);
+    /// Hyperbolic tangent. SIMD: within 1.5 ulp on `[-10, 10]` (1.498);
     /// exactly ±1 beyond.
     pub tanh: Unary,
     /// Error function. SIMD: within 1 ulp on `[-6, 6]` (0.856); exactly ±1
@@ -91,22 +92,22 @@ pub struct Kernels {
     /// `max(x, 0)`; NaN stays NaN, `-0` gives `+0`. Exact.
     pub relu: Unary,
     /// Logistic sigmoid, evaluated without overflow or cancellation (see
-    /// [`scalar::sigmoid`]). SIMD: within 2.5 ulp on `[-110, 30]` (2.402),
-    /// subnormal results included.
+    /// [`scalar::sigmoid`]). SIMD: `1 / (1 + e^-x)` where `|x| <= 87`, within
+    /// 2.5 ulp on `[-110, 30]` (2.481), subnormal results included.
     pub sigmoid: Unary,
     /// Exact GELU `x Phi(x)` (PyTorch `approximate="none"`), accurate in the
     /// negative tail too; `gelu(-inf)` is NaN as in PyTorch. Scalar: `f64`.
-    /// SIMD: within 3 ulp on `[-15, 12]` (2.723), subnormal results included.
+    /// SIMD: within 3 ulp on `[-15, 12]` (2.812), subnormal results included.
     pub gelu: Unary,
     /// GELU, PyTorch `approximate="tanh"`, evaluated as `x sigmoid(2u)` so the
     /// negative tail keeps full relative accuracy; `-inf` gives NaN. Scalar:
     /// `f64`. SIMD: within 3.5 ulp on `[-14, 14]` (3.404).
     pub gelu_tanh: Unary,
     /// SiLU `x sigmoid(x)`; `silu(-inf)` is NaN as in PyTorch. Scalar: `f64`.
-    /// SIMD: within 3.5 ulp on `[-110, 30]` (3.344), subnormal results included.
+    /// SIMD: within 3.5 ulp on `[-110, 30]` (3.394), subnormal results included.
     pub silu: Unary,
     /// Softplus, PyTorch defaults (`beta = 1`, `threshold = 20`). SIMD: within
-    /// 2 ulp on `[-110, 30]` (1.800).
+    /// 2 ulp on `[-110, 30]` (1.810).
     pub softplus: Unary,
     /// `1 / x`. Exact.
     pub recip: Unary,
@@ -424,6 +425,49 @@ macro_rules! simd_unary {
     };
 }
 
+/// A SIMD [`Unary`] from a guarded op type of `generic::ops` (see
+/// `generic::map_guarded`): blocks outside the op's fast domain go through a
+/// plain map of the op compiled as a kernel of its own.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
+macro_rules! simd_guarded {
+    ($wrap:ident, $L:ty, $name:literal, $op:ident) => {
+        $crate::kernels::table::Unary {
+            map: $wrap!(
+                $L,
+                (x: &[f32], out: &mut [f32]),
+                $crate::kernels::generic::map_guarded,
+                [
+                    $name,
+                    &$crate::kernels::generic::ops::$op,
+                    $wrap!(
+                        $L,
+                        (x: &[f32], out: &mut [f32]),
+                        $crate::kernels::generic::map_apply,
+                        [&$crate::kernels::generic::ops::$op]
+                    )
+                ]
+            ),
+            map_inplace: $wrap!(
+                $L,
+                (buf: &mut [f32]),
+                $crate::kernels::generic::map_inplace_guarded,
+                [
+                    &$crate::kernels::generic::ops::$op,
+                    $wrap!(
+                        $L,
+                        (buf: &mut [f32]),
+                        $crate::kernels::generic::map_inplace,
+                        [&$crate::kernels::generic::ops::$op]
+                    )
+                ]
+            ),
+        }
+    };
+}
+
 /// A SIMD [`Binary`] from an op type of `generic::ops`.
 #[cfg(any(
     target_arch = "x86_64",
@@ -478,12 +522,15 @@ macro_rules! simd_backward {
 macro_rules! simd_table {
     ($L:ty, $isa:expr, $wrap:ident) => {{
         use $crate::kernels::generic::{ops, reduce};
-        use $crate::kernels::table::{Kernels, simd_backward as bwd, simd_binary as bin, simd_unary as un};
+        use $crate::kernels::table::{
+            Kernels, simd_backward as bwd, simd_binary as bin, simd_guarded as guarded,
+            simd_unary as un,
+        };
         Kernels {
             isa: $isa,
             neg: un!($wrap, $L, "neg", Neg),
             abs: un!($wrap, $L, "abs", Abs),
-            exp: un!($wrap, $L, "exp", Exp),
+            exp: guarded!($wrap, $L, "exp", Exp),
             log: un!($wrap, $L, "log", Log),
             log1p: un!($wrap, $L, "log1p", Log1p),
             sqrt: un!($wrap, $L, "sqrt", Sqrt),
@@ -493,7 +540,7 @@ macro_rules! simd_table {
             tanh: un!($wrap, $L, "tanh", Tanh),
             erf: un!($wrap, $L, "erf", Erf),
             relu: un!($wrap, $L, "relu", Relu),
-            sigmoid: un!($wrap, $L, "sigmoid", Sigmoid),
+            sigmoid: guarded!($wrap, $L, "sigmoid", Sigmoid),
             gelu: un!($wrap, $L, "gelu", Gelu),
             gelu_tanh: un!($wrap, $L, "gelu_tanh", GeluTanh),
             silu: un!($wrap, $L, "silu", Silu),
@@ -557,8 +604,28 @@ macro_rules! simd_table {
             argmax: $wrap!($L, (x: &[f32]) -> usize, reduce::argmax, []),
             argmin: $wrap!($L, (x: &[f32]) -> usize, reduce::argmin, []),
 
-            softmax: $wrap!($L, (x: &[f32], out: &mut [f32]), reduce::softmax, []),
-            softmax_inplace: $wrap!($L, (buf: &mut [f32]), reduce::softmax_inplace, []),
+            softmax: $wrap!(
+                $L,
+                (x: &[f32], out: &mut [f32]),
+                reduce::softmax,
+                [$wrap!(
+                    $L,
+                    (m: f32, x: &[f32], out: &mut [f32]),
+                    reduce::exp_shift_apply,
+                    []
+                )]
+            ),
+            softmax_inplace: $wrap!(
+                $L,
+                (buf: &mut [f32]),
+                reduce::softmax_inplace,
+                [$wrap!(
+                    $L,
+                    (m: f32, buf: &mut [f32]),
+                    reduce::exp_shift_apply_inplace,
+                    []
+                )]
+            ),
             log_softmax: $wrap!($L, (x: &[f32], out: &mut [f32]), reduce::log_softmax, []),
             log_softmax_inplace: $wrap!($L, (buf: &mut [f32]), reduce::log_softmax_inplace, []),
             logsumexp: $wrap!($L, (x: &[f32]) -> f32, reduce::logsumexp, []),
@@ -598,4 +665,4 @@ macro_rules! simd_table {
     target_arch = "x86_64",
     all(target_arch = "aarch64", target_feature = "neon")
 ))]
-pub(crate) use {simd_backward, simd_binary, simd_table, simd_unary};
+pub(crate) use {simd_backward, simd_binary, simd_guarded, simd_table, simd_unary};

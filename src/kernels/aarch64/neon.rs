@@ -190,6 +190,12 @@ impl Lanes for Neon {
         self.mul(self.mul(p, pow2i(n1)), pow2i(n2))
     }
     #[inline(always)]
+    fn pow2_shifted(self, k: float32x4_t) -> float32x4_t {
+        intr!(vreinterpretq_f32_u32(vshlq_n_u32::<23>(
+            vreinterpretq_u32_f32(k)
+        )))
+    }
+    #[inline(always)]
     fn frexp(self, x: float32x4_t) -> (float32x4_t, float32x4_t) {
         intr!({
             let bits = vreinterpretq_u32_f32(x);

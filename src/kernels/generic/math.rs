@@ -1,14 +1,22 @@
 //! Vector transcendental functions over [`Lanes`], one register at a time.
 //!
-//! Sources: the polynomials for `exp`, `log`, `sin`/`cos` and `tanh` are
-//! Cephes' single-precision ones (`expf.c`, `logf.c`, `sinf.c`, `tanhf.c`); the
-//! `erf`/`erfc` rationals are fdlibm's `s_erff.c` (as in the `libm` crate).
-//! Range reduction and the special-value handling are ours:
-//! - `exp` reduces with a two-part `ln 2` and scales with [`Lanes::ldexp`], so
-//!   subnormal results are correctly rounded and overflow gives `inf`.
-//!   [`exp_dd`] takes the argument as an unevaluated sum `hi + lo`; the GELU
-//!   family uses it because its exponent (`-x^2/2`, `-2u`) is large and its
-//!   rounding error would otherwise be multiplied into the result.
+//! Sources: the polynomials for `log`, `sin`/`cos` and small-argument `tanh`
+//! are Cephes' single-precision ones (`logf.c`, `sinf.c`, `tanhf.c`); the
+//! `exp` polynomial is our own minimax fit (`tests/reference/fit_exp_poly.py`,
+//! one degree below Cephes' `expf`); the `erf`/`erfc` rationals are fdlibm's
+//! `s_erff.c` (as in the `libm` crate). Range reduction and the special-value
+//! handling are ours:
+//! - `exp` rounds `x / ln 2` to `n` with the shifter [`SHIFT_127`] (whose low
+//!   bits then give `2^n` with one shift), reduces with a two-part `ln 2` and
+//!   returns `2^n + 2^n p` in one rounding. Where `|x| <= 87` ([`exp_fast`])
+//!   that is all; beyond, the argument is clamped and the lanes are scaled
+//!   with [`Lanes::ldexp`], so subnormal results are correctly rounded and
+//!   overflow gives `inf`. Kernels check blocks of registers and run
+//!   `exp_fast` where a whole block is inside (see `generic::map_guarded`);
+//!   the two forms agree bit for bit there. [`exp_dd`] takes the argument as
+//!   an unevaluated sum `hi + lo`; the GELU family and softmax use it because
+//!   their exponent (`-x^2/2`, `-2u`, `x - max`) carries a rounding error that
+//!   would otherwise be multiplied into the result.
 //! - `sin`/`cos` reduce by `pi/2` with a three-part constant and FMA (exact
 //!   first step); lanes with `|x| > SINCOS_MAX` (and `inf`/NaN) are recomputed
 //!   with `libm` so the large-argument results equal the scalar path's.
@@ -17,7 +25,7 @@
 //! of the [`Kernels`](crate::kernels::Kernels) fields and are asserted by
 //! `kernels::kernel_tests::accuracy`.
 
-use crate::kernels::lanes::Lanes;
+use crate::kernels::lanes::{Lanes, SHIFT_127};
 
 /// Horner evaluation `((c0 x + c1) x + c2) ...` with FMA.
 #[inline(always)]
@@ -51,28 +59,82 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// factor a caller applies (below `2^100`) is far below the smallest subnormal.
 const EXP_MAX: f32 = 89.0;
 const EXP_MIN: f32 = -174.0;
-/// Cephes `expf` polynomial for `(e^r - 1 - r) / r^2` on `|r| <= ln2 / 2`.
-const EXP_P: [f32; 6] = [
-    1.987_569_1e-4,
-    1.398_199_9e-3,
-    8.333_452e-3,
-    4.166_579_6e-2,
-    0.16666666,
-    0.5,
+/// `(e^r - 1 - r) / r^2` on `|r| <= ln2 / 2`: a degree-4 minimax fit (so
+/// `e^r` to degree 6), relative error of `e^r` 3.8e-9 with these `f32`
+/// coefficients (`tests/reference/fit_exp_poly.py`). One degree below Cephes'
+/// `expf`, whose extra term is below the rounding error of the result.
+const EXP_Q: [f32; 5] = [
+    1.381_461_2e-3,
+    8.368_71e-3,
+    4.166_839e-2,
+    0.166_665_21,
+    0.499_999_94,
 ];
+/// Inside `|x| <= EXP_FAST_MAX`, `2^n` (`n = round(x / ln 2)`, `|n| <= 126`)
+/// is a normal float and nothing overflows, so [`exp_fast`] needs no clamp
+/// and no split scaling.
+pub(crate) const EXP_FAST_MAX: f32 = 87.0;
+
+/// `e^(hi + lo) = 2^n (1 + p)` with integral `n` and `p` in about
+/// `[-0.3, 0.42]`, for `hi` within the clamp range (NaN gives NaN `p`).
+/// Returns `(p, n, k)` with `k = SHIFT_127 + n` (see [`Lanes::pow2_shifted`]).
+#[inline(always)]
+fn exp_core<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V, L::V) {
+    let k = l.fma(hi, l.splat(LOG2E), l.splat(SHIFT_127));
+    let n = l.sub(k, l.splat(SHIFT_127));
+    let r = l.fma(n, l.splat(-LN2_HI), hi);
+    let r = l.fma(n, l.splat(-LN2_LO), r);
+    let r = match lo {
+        Some(lo) => l.add(r, lo),
+        None => r,
+    };
+    let q = poly(l, r, &EXP_Q);
+    (l.fma(q, l.mul(r, r), r), n, k)
+}
+
+/// `e^(hi + lo)` for `|hi| <= EXP_FAST_MAX` (NaN gives NaN): `2^n + 2^n p`,
+/// one rounding. Equal bit for bit to [`exp_dd`] (and [`exp`]) there.
+#[inline(always)]
+pub(crate) fn exp_fast<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> L::V {
+    let (p, _, k) = exp_core(l, hi, lo);
+    let s = l.pow2_shifted(k);
+    l.fma(p, s, s)
+}
+
+/// `e^(hi + lo)` for any `hi`: [`exp_fast`] where `|hi| <= EXP_FAST_MAX`;
+/// elsewhere clamped and scaled with [`Lanes::ldexp`] (overflow to `inf`,
+/// subnormal results correctly rounded).
+#[inline(always)]
+fn exp_any<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> L::V {
+    // min/max return the second operand on NaN, so with `hi` second a NaN
+    // passes the clamp and propagates through every step below.
+    let xc = l.min(l.splat(EXP_MAX), l.max(l.splat(EXP_MIN), hi));
+    let (p, n, k) = exp_core(l, xc, lo);
+    let s = l.pow2_shifted(k);
+    let fast = l.fma(p, s, s);
+    let wide = exp_outside(l, hi);
+    if !l.any(wide) {
+        return fast;
+    }
+    l.select(wide, l.ldexp(l.add(p, l.splat(1.0)), n), fast)
+}
+
+/// The lanes where [`exp_fast`] does not apply: `|x| > EXP_FAST_MAX` or NaN.
+#[inline(always)]
+pub(crate) fn exp_outside<L: Lanes>(l: L, x: L::V) -> L::M {
+    l.mnot(l.le(l.abs(x), l.splat(EXP_FAST_MAX)))
+}
 
 /// `e^x`.
 #[inline(always)]
 pub(crate) fn exp<L: Lanes>(l: L, x: L::V) -> L::V {
-    let (y, n) = exp_parts(l, x, None);
-    l.ldexp(y, n)
+    exp_any(l, x, None)
 }
 
 /// `e^(hi + lo)` for `|lo|` at most a few ulp of `hi`.
 #[inline(always)]
 pub(crate) fn exp_dd<L: Lanes>(l: L, hi: L::V, lo: L::V) -> L::V {
-    let (y, n) = exp_parts(l, hi, Some(lo));
-    l.ldexp(y, n)
+    exp_any(l, hi, Some(lo))
 }
 
 /// `e^(hi + lo)` as `y * 2^n` with `y` in `[0.7, 1.42]` and integral `n` in
@@ -82,19 +144,9 @@ pub(crate) fn exp_dd<L: Lanes>(l: L, hi: L::V, lo: L::V) -> L::V {
 /// NaN `y`. (`lo = None` saves an add where there is no low part.)
 #[inline(always)]
 pub(crate) fn exp_parts<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V) {
-    // min/max return the second operand on NaN, so with `hi` second a NaN
-    // passes the clamp and propagates through every step below.
     let xc = l.min(l.splat(EXP_MAX), l.max(l.splat(EXP_MIN), hi));
-    let n = l.round(l.mul(xc, l.splat(LOG2E)));
-    let r = l.fma(n, l.splat(-LN2_HI), xc);
-    let r = l.fma(n, l.splat(-LN2_LO), r);
-    let r = match lo {
-        Some(lo) => l.add(r, lo),
-        None => r,
-    };
-    let p = poly(l, r, &EXP_P);
-    let y = l.add(l.fma(p, l.mul(r, r), r), l.splat(1.0));
-    (y, n)
+    let (p, n, _) = exp_core(l, xc, lo);
+    (l.add(p, l.splat(1.0)), n)
 }
 
 // ------------------------------------------------------------------ log
@@ -254,7 +306,8 @@ pub(crate) fn cos<L: Lanes>(l: L, x: L::V) -> L::V {
 
 // ------------------------------------------------------ tanh and sigmoids
 
-/// Cephes `tanhf` odd polynomial for `|x| < 0.625`.
+/// Cephes `tanhf` odd polynomial (fitted for `|x| < 0.625`; used below
+/// [`TANH_SMALL`]).
 const TANH_P: [f32; 5] = [
     -5.704_988_7e-3,
     0.02063909,
@@ -262,17 +315,25 @@ const TANH_P: [f32; 5] = [
     0.13331442,
     -0.3333328,
 ];
+/// Below this `|x|`, where `e / (e + 2)` (see [`tanh`]) rounds three times
+/// into a smaller binade than `e`'s (2.6 ulp measured), the polynomial.
+const TANH_SMALL: f32 = 0.375;
 
-/// Hyperbolic tangent: a polynomial below `|x| = 0.625`, `1 - 2 / (e^2|x| + 1)`
-/// above, sign restored.
+/// Hyperbolic tangent: the Cephes polynomial below `|x| = 0.375`, above it
+/// `e / (e + 2)` with `e = e^(2|x|) - 1 = s p + (s - 1)` from the parts
+/// `e^(2|x|) = s (1 + p)` (`s - 1` is exact, so nothing cancels); sign
+/// restored. `|x|` is clamped to 10, where the quotient already rounds to 1;
+/// NaN stays NaN.
 #[inline(always)]
 pub(crate) fn tanh<L: Lanes>(l: L, x: L::V) -> L::V {
-    let a = l.abs(x);
+    let a = l.min(l.splat(10.0), l.abs(x));
+    let (p, _, k) = exp_core(l, l.add(a, a), None);
+    let s = l.pow2_shifted(k);
+    let e = l.fma(s, p, l.sub(s, l.splat(1.0)));
+    let large = l.div(e, l.add(e, l.splat(2.0)));
     let z = l.mul(a, a);
     let small = l.fma(l.mul(poly(l, z, &TANH_P), z), a, a);
-    let e = exp(l, l.add(a, a));
-    let large = l.sub(l.splat(1.0), l.div(l.splat(2.0), l.add(e, l.splat(1.0))));
-    let t = l.select(l.lt(a, l.splat(0.625)), small, large);
+    let t = l.select(l.lt(a, l.splat(TANH_SMALL)), small, large);
     l.or(t, l.sign_bit(x))
 }
 
@@ -331,11 +392,26 @@ fn nan_at_inf<L: Lanes>(l: L, x: L::V, r: L::V) -> L::V {
     l.select(l.eq(l.abs(x), l.splat(f32::INFINITY)), l.splat(f32::NAN), r)
 }
 
-/// Logistic sigmoid (see [`crate::kernels::scalar::sigmoid`] for the formula).
+/// Logistic sigmoid: `1 / (1 + e^-x)` where `|x| <= EXP_FAST_MAX` (as
+/// [`sigmoid_fast`]); beyond, 1 above and `e^x` below (there `e^x (1 - e^x)`
+/// rounds to `e^x`, subnormal results correctly rounded); NaN stays NaN.
 #[inline(always)]
 pub(crate) fn sigmoid<L: Lanes>(l: L, x: L::V) -> L::V {
-    let g = logistic(l, x, None);
-    l.div(l.select(g.neg, g.t, l.splat(1.0)), g.d)
+    let fast = sigmoid_fast(l, x);
+    let out = exp_outside(l, x);
+    if !l.any(out) {
+        return fast;
+    }
+    let tail = l.select(l.gt(x, l.splat(0.0)), l.splat(1.0), exp(l, x));
+    l.select(out, tail, fast)
+}
+
+/// [`sigmoid`] for `|x| <= EXP_FAST_MAX` (bit for bit equal there; other
+/// lanes unspecified).
+#[inline(always)]
+pub(crate) fn sigmoid_fast<L: Lanes>(l: L, x: L::V) -> L::V {
+    let one = l.splat(1.0);
+    l.div(one, l.add(one, exp_fast(l, l.neg(x), None)))
 }
 
 /// `x * sigmoid(x)`; NaN at `-inf`.

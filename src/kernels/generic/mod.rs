@@ -20,9 +20,67 @@ use crate::kernels::check;
 use crate::kernels::lanes::Lanes;
 
 /// A lane-wise function of one register.
+///
+/// A function may also have a cheaper form on a common domain: the guarded
+/// maps ([`map_guarded`]) check each block of [`GUARD_REGS`] registers with
+/// [`outside`](VMap::outside) and run [`fast`](VMap::fast) on blocks that are
+/// wholly inside. `fast` must equal `apply` bit for bit on inside lanes, so a
+/// result never depends on its neighbours (nor on how threads split a slice).
 pub(crate) trait VMap<L: Lanes> {
     /// Applies the function to every lane of `v`.
     fn apply(&self, l: L, v: L::V) -> L::V;
+
+    /// The lanes of `v` outside the fast domain (NaN lanes count as outside).
+    #[inline(always)]
+    fn outside(&self, l: L, v: L::V) -> L::M {
+        l.lt(v, v)
+    }
+    /// `apply` for a register whose lanes are all inside the fast domain.
+    #[inline(always)]
+    fn fast(&self, l: L, v: L::V) -> L::V {
+        self.apply(l, v)
+    }
+}
+
+/// Registers per guarded block: the check is a second, cheap pass over a
+/// block that is still in L1 (8 registers measured best on Zen 4 for AVX2).
+pub(crate) const GUARD_REGS: usize = 8;
+
+/// Whether every element of `x` is inside `f`'s fast domain.
+#[inline(always)]
+fn all_inside<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32]) -> bool {
+    let mut regs = x.chunks_exact(L::LANES);
+    let mut bad = None;
+    for r in &mut regs {
+        let o = f.outside(l, l.load(r));
+        bad = Some(match bad {
+            Some(b) => l.mor(b, o),
+            None => o,
+        });
+    }
+    let r = regs.remainder();
+    if let Some(&first) = r.first() {
+        // Padding with a valid element leaves the answer unchanged.
+        let o = f.outside(l, l.load_partial(r, first));
+        bad = Some(match bad {
+            Some(b) => l.mor(b, o),
+            None => o,
+        });
+    }
+    // (A `match`, not a closure: see `math::logistic`.)
+    match bad {
+        Some(b) => !l.any(b),
+        None => true,
+    }
+}
+
+/// `f.fast` as a plain map.
+struct Fast<'a, F>(&'a F);
+impl<L: Lanes, F: VMap<L>> VMap<L> for Fast<'_, F> {
+    #[inline(always)]
+    fn apply(&self, l: L, v: L::V) -> L::V {
+        self.0.fast(l, v)
+    }
 }
 
 /// A lane-wise function of two registers.
@@ -65,6 +123,68 @@ pub(crate) fn map_inplace<L: Lanes, F: VMap<L>>(l: L, f: &F, buf: &mut [f32]) {
         let v = f.apply(l, l.load_partial(r, 0.0));
         l.store_partial(v, r);
     }
+}
+
+/// `out[i] = f(x[i])` for a guarded `f`: blocks of [`GUARD_REGS`] registers
+/// wholly inside `f`'s fast domain through `f.fast`, the others through
+/// `apply`, the plain map of `f.apply` compiled as its own kernel (so that
+/// its constants do not crowd the fast loop's registers). Panics if the
+/// lengths differ.
+#[inline(always)]
+pub(crate) fn map_guarded<L: Lanes, F: VMap<L>, A: Fn(&[f32], &mut [f32])>(
+    l: L,
+    op: &str,
+    f: &F,
+    apply: A,
+    x: &[f32],
+    out: &mut [f32],
+) {
+    check::same(op, x.len(), out.len());
+    let block = GUARD_REGS * L::LANES;
+    for (xb, ob) in x.chunks(block).zip(out.chunks_mut(block)) {
+        if all_inside(l, f, xb) {
+            map_body(l, &Fast(f), xb, ob);
+        } else {
+            apply(xb, ob);
+        }
+    }
+}
+
+/// In-place [`map_guarded`].
+#[inline(always)]
+pub(crate) fn map_inplace_guarded<L: Lanes, F: VMap<L>, A: Fn(&mut [f32])>(
+    l: L,
+    f: &F,
+    apply: A,
+    buf: &mut [f32],
+) {
+    for b in buf.chunks_mut(GUARD_REGS * L::LANES) {
+        if all_inside(l, f, b) {
+            map_inplace(l, &Fast(f), b);
+        } else {
+            apply(b);
+        }
+    }
+}
+
+/// `out[i] = f.fast(x[i])`, lengths unchecked: for a caller that knows every
+/// element is inside `f`'s fast domain.
+#[inline(always)]
+pub(crate) fn map_fast<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) {
+    map_body(l, &Fast(f), x, out);
+}
+
+/// In-place [`map_fast`].
+#[inline(always)]
+pub(crate) fn map_inplace_fast<L: Lanes, F: VMap<L>>(l: L, f: &F, buf: &mut [f32]) {
+    map_inplace(l, &Fast(f), buf);
+}
+
+/// `out[i] = f(x[i])` through `f.apply` only, lengths unchecked: the other
+/// half of [`map_guarded`].
+#[inline(always)]
+pub(crate) fn map_apply<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) {
+    map_body(l, f, x, out);
 }
 
 /// `f(x, b)` with `b` fixed: the broadcast-right adaptor.

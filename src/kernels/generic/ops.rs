@@ -48,8 +48,6 @@ unary_ops! {
     Neg => |l, v| l.neg(v);
     /// `|x|`
     Abs => |l, v| l.abs(v);
-    /// `e^x`
-    Exp => |l, v| math::exp(l, v);
     /// `ln x`
     Log => |l, v| math::log(l, v);
     /// `ln(1 + x)`
@@ -68,8 +66,6 @@ unary_ops! {
     Erf => |l, v| math::erf(l, v);
     /// `max(x, 0)`, NaN kept
     Relu => |l, v| l.select(l.le(v, l.splat(0.0)), l.splat(0.0), v);
-    /// logistic sigmoid
-    Sigmoid => |l, v| math::sigmoid(l, v);
     /// exact GELU
     Gelu => |l, v| math::gelu(l, v);
     /// tanh GELU
@@ -100,6 +96,41 @@ unary_ops! {
     Trunc => |l, v| l.trunc(v);
     /// `(0 < x) - (x < 0)`
     Sign => |l, v| l.sub(one_if(l, l.lt(l.splat(0.0), v)), one_if(l, l.lt(v, l.splat(0.0))));
+}
+
+/// `e^x`; blocks with every `|x| <= 87` skip the clamp and the split scaling.
+pub(crate) struct Exp;
+impl<L: Lanes> VMap<L> for Exp {
+    #[inline(always)]
+    fn apply(&self, l: L, v: L::V) -> L::V {
+        math::exp(l, v)
+    }
+    #[inline(always)]
+    fn outside(&self, l: L, v: L::V) -> L::M {
+        math::exp_outside(l, v)
+    }
+    #[inline(always)]
+    fn fast(&self, l: L, v: L::V) -> L::V {
+        math::exp_fast(l, v, None)
+    }
+}
+
+/// Logistic sigmoid; blocks with every `|x| <= 87` take `e^-|x|` without the
+/// clamp and the split scaling.
+pub(crate) struct Sigmoid;
+impl<L: Lanes> VMap<L> for Sigmoid {
+    #[inline(always)]
+    fn apply(&self, l: L, v: L::V) -> L::V {
+        math::sigmoid(l, v)
+    }
+    #[inline(always)]
+    fn outside(&self, l: L, v: L::V) -> L::M {
+        math::exp_outside(l, v)
+    }
+    #[inline(always)]
+    fn fast(&self, l: L, v: L::V) -> L::V {
+        math::sigmoid_fast(l, v)
+    }
 }
 
 binary_ops! {

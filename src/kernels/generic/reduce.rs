@@ -12,7 +12,10 @@
 //! log2(LANES) + 2) * eps * sum(|x|)`; on random data it is far smaller (see
 //! the 1e7-element test against `f64`).
 
-use super::{VMap, VZip, map_inplace, math, zip};
+use super::{
+    VMap, VZip, map_apply, map_fast, map_guarded, map_inplace, map_inplace_fast,
+    map_inplace_guarded, math, zip,
+};
 use crate::kernels::{check, lanes::Lanes, scalar};
 
 /// Registers per accumulator per block.
@@ -71,14 +74,38 @@ impl<V: Copy> ExpShift<V> {
         ExpShift { m: l.splat(m) }
     }
 
+    /// `x - m` and its rounding error (TwoSum; NaN where `x`, `m` or the
+    /// difference is infinite).
     #[inline(always)]
-    fn eval<L: Lanes<V = V>>(&self, l: L, x: V) -> V {
+    fn diff<L: Lanes<V = V>>(&self, l: L, x: V) -> (V, V) {
         let s = l.sub(x, self.m);
         let bb = l.sub(s, x);
-        let err = l.add(l.sub(x, l.sub(s, bb)), l.sub(l.neg(self.m), bb));
+        (s, l.add(l.sub(x, l.sub(s, bb)), l.sub(l.neg(self.m), bb)))
+    }
+
+    #[inline(always)]
+    fn eval<L: Lanes<V = V>>(&self, l: L, x: V) -> V {
+        let (s, err) = self.diff(l, x);
         // An infinite x, m or x - m makes the error NaN; nothing to correct.
         let err = l.select(l.eq(err, err), err, l.splat(0.0));
         math::exp_dd(l, s, err)
+    }
+}
+/// Guarded on `|x - m| <= 87`: there every term is finite, the error needs no
+/// NaN check and `exp` no clamp (equal bit for bit to `eval`).
+impl<L: Lanes> VMap<L> for ExpShift<L::V> {
+    #[inline(always)]
+    fn apply(&self, l: L, v: L::V) -> L::V {
+        self.eval(l, v)
+    }
+    #[inline(always)]
+    fn outside(&self, l: L, v: L::V) -> L::M {
+        math::exp_outside(l, l.sub(v, self.m))
+    }
+    #[inline(always)]
+    fn fast(&self, l: L, v: L::V) -> L::V {
+        let (s, err) = self.diff(l, v);
+        math::exp_fast(l, s, Some(err))
     }
 }
 impl<L: Lanes> Term<L> for ExpShift<L::V> {
@@ -86,12 +113,6 @@ impl<L: Lanes> Term<L> for ExpShift<L::V> {
     #[inline(always)]
     fn add(&self, l: L, acc: L::V, v: L::V) -> L::V {
         l.add(acc, self.eval(l, v))
-    }
-}
-impl<L: Lanes> VMap<L> for ExpShift<L::V> {
-    #[inline(always)]
-    fn apply(&self, l: L, v: L::V) -> L::V {
-        self.eval(l, v)
     }
 }
 
@@ -102,26 +123,63 @@ impl<L: Lanes> VMap<L> for ExpShift<L::V> {
 /// scalar path's, which uses the exact maximum.
 #[inline(always)]
 fn row_max<L: Lanes>(l: L, x: &[f32]) -> f32 {
+    row_range::<L, false>(l, x).0
+}
+
+/// [`row_max`] and, with `MIN`, the smallest element in the same pass (else
+/// `+inf`). Either may skip NaN elements.
+#[inline(always)]
+fn row_range<L: Lanes, const MIN: bool>(l: L, x: &[f32]) -> (f32, f32) {
     let n = L::LANES;
-    let mut acc = [l.splat(f32::NEG_INFINITY); ACCS];
+    let mut hi = [l.splat(f32::NEG_INFINITY); ACCS];
+    let mut lo = [l.splat(f32::INFINITY); ACCS];
     let mut quads = x.chunks_exact(ACCS * n);
     for q in &mut quads {
-        for (k, a) in acc.iter_mut().enumerate() {
-            *a = l.max(*a, l.load(&q[k * n..]));
+        for k in 0..ACCS {
+            let v = l.load(&q[k * n..]);
+            hi[k] = l.max(hi[k], v);
+            if MIN {
+                lo[k] = l.min(lo[k], v);
+            }
         }
     }
     let mut regs = quads.remainder().chunks_exact(n);
     for r in &mut regs {
-        acc[0] = l.max(acc[0], l.load(r));
+        let v = l.load(r);
+        hi[0] = l.max(hi[0], v);
+        if MIN {
+            lo[0] = l.min(lo[0], v);
+        }
     }
-    if !regs.remainder().is_empty() {
-        acc[1] = l.max(acc[1], l.load_partial(regs.remainder(), f32::NEG_INFINITY));
+    let tail = regs.remainder();
+    if let Some(&first) = tail.first() {
+        // Padding with an element of the row changes neither extreme.
+        let v = l.load_partial(tail, first);
+        hi[1] = l.max(hi[1], v);
+        if MIN {
+            lo[1] = l.min(lo[1], v);
+        }
     }
-    let v = l.max(l.max(acc[0], acc[1]), l.max(acc[2], acc[3]));
-    let lanes = l.to_array(v);
-    lanes[..n]
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+    let v = l.max(l.max(hi[0], hi[1]), l.max(hi[2], hi[3]));
+    let w = l.min(l.min(lo[0], lo[1]), l.min(lo[2], lo[3]));
+    let (vs, ws) = (l.to_array(v), l.to_array(w));
+    let mut m = (f32::NEG_INFINITY, f32::INFINITY);
+    for i in 0..n {
+        if vs[i] > m.0 {
+            m.0 = vs[i];
+        }
+        if ws[i] < m.1 {
+            m.1 = ws[i];
+        }
+    }
+    m
+}
+
+/// Whether every `|x - m|` of a row whose extremes are `m` and `lo` is
+/// within `exp`'s fast domain (false where `m` or `lo` is infinite or NaN).
+#[inline(always)]
+fn row_inside(m: f32, lo: f32) -> bool {
+    lo - m >= -math::EXP_FAST_MAX
 }
 
 /// Pairwise combination of block sums (a binary counter of partial sums).
@@ -205,81 +263,6 @@ fn sum_terms<L: Lanes, T: Term<L>>(l: L, t: &T, x: &[f32]) -> f32 {
     let mut c = Cascade::new();
     for b in x.chunks(block_len::<L>()) {
         c.push(l, block_sum(l, t, b));
-    }
-    c.finish(l)
-}
-
-/// Writes `out = f(x)` for one block and returns the block's sum of `out`
-/// as a register, in the order of [`block_sum`] (the accumulation is done
-/// while storing; only the padded tail register is read back, so its padding
-/// is zero).
-#[inline(always)]
-fn map_block_sum<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) -> L::V {
-    let n = L::LANES;
-    let mut acc = [l.splat(0.0); ACCS];
-    let mut qx = x.chunks_exact(ACCS * n);
-    let mut qo = out.chunks_exact_mut(ACCS * n);
-    for (xq, oq) in (&mut qx).zip(&mut qo) {
-        for (k, a) in acc.iter_mut().enumerate() {
-            let v = f.apply(l, l.load(&xq[k * n..]));
-            l.store(v, &mut oq[k * n..]);
-            *a = l.add(*a, v);
-        }
-    }
-    let mut rx = qx.remainder().chunks_exact(n);
-    let mut ro = qo.into_remainder().chunks_exact_mut(n);
-    let mut k = 0;
-    for (xr, or) in (&mut rx).zip(&mut ro) {
-        let v = f.apply(l, l.load(xr));
-        l.store(v, or);
-        acc[k] = l.add(acc[k], v);
-        k += 1;
-    }
-    let (xt, ot) = (rx.remainder(), ro.into_remainder());
-    if !xt.is_empty() {
-        l.store_partial(f.apply(l, l.load_partial(xt, 0.0)), ot);
-        acc[k] = l.add(acc[k], l.load_partial(ot, 0.0));
-    }
-    l.add(l.add(acc[0], acc[1]), l.add(acc[2], acc[3]))
-}
-
-/// In-place [`map_block_sum`].
-#[inline(always)]
-fn map_block_sum_inplace<L: Lanes, F: VMap<L>>(l: L, f: &F, buf: &mut [f32]) -> L::V {
-    let n = L::LANES;
-    let mut acc = [l.splat(0.0); ACCS];
-    let mut quads = buf.chunks_exact_mut(ACCS * n);
-    for q in &mut quads {
-        for (k, a) in acc.iter_mut().enumerate() {
-            let v = f.apply(l, l.load(&q[k * n..]));
-            l.store(v, &mut q[k * n..]);
-            *a = l.add(*a, v);
-        }
-    }
-    let mut regs = quads.into_remainder().chunks_exact_mut(n);
-    let mut k = 0;
-    for r in &mut regs {
-        let v = f.apply(l, l.load(r));
-        l.store(v, r);
-        acc[k] = l.add(acc[k], v);
-        k += 1;
-    }
-    let tail = regs.into_remainder();
-    if !tail.is_empty() {
-        let v = f.apply(l, l.load_partial(tail, 0.0));
-        l.store_partial(v, tail);
-        acc[k] = l.add(acc[k], l.load_partial(tail, 0.0));
-    }
-    l.add(l.add(acc[0], acc[1]), l.add(acc[2], acc[3]))
-}
-
-/// Writes `out = f(x)` and returns `sum(out)` (same order as [`sum`]).
-#[inline(always)]
-fn map_sum<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) -> f32 {
-    let mut c = Cascade::new();
-    let b = block_len::<L>();
-    for (xb, ob) in x.chunks(b).zip(out.chunks_mut(b)) {
-        c.push(l, map_block_sum(l, f, xb, ob));
     }
     c.finish(l)
 }
@@ -507,31 +490,67 @@ impl<L: Lanes> VMap<L> for ShiftLog<L::V> {
     }
 }
 
-/// Softmax of one row: `e^(x - max) / sum`, the sum in the order of [`sum`].
+/// Softmax of one row: `e^(x - max) / sum`, the terms written to `out` first
+/// and summed from there in the order of [`sum`]. Blocks where every
+/// `|x - max| <= 87` take the clampless `exp`; the others go through `apply`
+/// ([`exp_shift_apply`] compiled as its own kernel; see
+/// [`map_guarded`](super::map_guarded)).
 #[inline(always)]
-pub(crate) fn softmax<L: Lanes>(l: L, x: &[f32], out: &mut [f32]) {
+pub(crate) fn softmax<L: Lanes>(
+    l: L,
+    apply: fn(f32, &[f32], &mut [f32]),
+    x: &[f32],
+    out: &mut [f32],
+) {
     check::same("softmax", x.len(), out.len());
-    let m = row_max(l, x);
-    let s = map_sum(l, &ExpShift::new(l, m), x, out);
-    map_inplace(
-        l,
-        &Scale {
-            r: l.splat(1.0 / s),
-        },
-        out,
-    );
+    let (m, lo) = row_range::<L, true>(l, x);
+    let f = ExpShift::new(l, m);
+    if row_inside(m, lo) {
+        // Every block would pass the guard: skip it.
+        map_fast(l, &f, x, out);
+    } else {
+        map_guarded(
+            l,
+            "softmax",
+            &f,
+            |xb: &[f32], ob: &mut [f32]| apply(m, xb, ob),
+            x,
+            out,
+        );
+    }
+    normalize(l, out);
 }
 
-/// In-place softmax of one row.
+/// In-place softmax of one row (`apply` as [`exp_shift_apply_inplace`]).
 #[inline(always)]
-pub(crate) fn softmax_inplace<L: Lanes>(l: L, buf: &mut [f32]) {
-    let m = row_max(l, buf);
+pub(crate) fn softmax_inplace<L: Lanes>(l: L, apply: fn(f32, &mut [f32]), buf: &mut [f32]) {
+    let (m, lo) = row_range::<L, true>(l, buf);
     let f = ExpShift::new(l, m);
-    let mut c = Cascade::new();
-    for b in buf.chunks_mut(block_len::<L>()) {
-        c.push(l, map_block_sum_inplace(l, &f, b));
+    if row_inside(m, lo) {
+        map_inplace_fast(l, &f, buf);
+    } else {
+        map_inplace_guarded(l, &f, |b: &mut [f32]| apply(m, b), buf);
     }
-    let s = c.finish(l);
+    normalize(l, buf);
+}
+
+/// `out = e^(x - m)` through the general form only (lengths unchecked): the
+/// slow half of [`softmax`].
+#[inline(always)]
+pub(crate) fn exp_shift_apply<L: Lanes>(l: L, m: f32, x: &[f32], out: &mut [f32]) {
+    map_apply(l, &ExpShift::new(l, m), x, out);
+}
+
+/// In-place [`exp_shift_apply`].
+#[inline(always)]
+pub(crate) fn exp_shift_apply_inplace<L: Lanes>(l: L, m: f32, buf: &mut [f32]) {
+    map_inplace(l, &ExpShift::new(l, m), buf);
+}
+
+/// `buf /= sum(buf)` (as a product with the reciprocal).
+#[inline(always)]
+fn normalize<L: Lanes>(l: L, buf: &mut [f32]) {
+    let s = sum(l, buf);
     map_inplace(
         l,
         &Scale {

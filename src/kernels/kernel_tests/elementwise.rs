@@ -562,3 +562,43 @@ fn simd_tables_agree_bitwise() {
         }
     }
 }
+
+/// `exp` and `sigmoid` take a cheaper form on blocks whose lanes all satisfy
+/// `|x| <= 87`; it must equal the general form bit for bit, so an element's
+/// result cannot depend on its neighbours (nor on where threads split a
+/// slice). Each element of a slice that mixes both kinds of block is compared
+/// with the element computed alone.
+#[test]
+fn guarded_kernels_do_not_depend_on_neighbours() {
+    type Get = fn(&Kernels) -> Unary;
+    let cases: [(&str, Get); 2] = [("exp", |k| k.exp), ("sigmoid", |k| k.sigmoid)];
+    let mut rng = Rng::new(47);
+    for k in simd() {
+        for (name, get) in cases {
+            let mut x: Vec<f32> = (0..2000).map(|_| rng.range(-87.0, 87.0)).collect();
+            // Outside values in some blocks only; the boundary itself inside.
+            for (i, v) in [(5, 87.5), (300, -90.0), (301, f32::NAN), (1200, 1e30)] {
+                x[i] = v;
+            }
+            x[700] = 87.0;
+            x[701] = -87.0;
+            let mut all = vec![0.0; x.len()];
+            (get(k).map)(&x, &mut all);
+            let mut buf = x.clone();
+            (get(k).map_inplace)(&mut buf);
+            for i in 0..x.len() {
+                let mut one = [0.0];
+                (get(k).map)(&x[i..=i], &mut one);
+                let what = format!("{} {name} element {i} alone", k.isa);
+                assert_match(&what, &x[i..=i], &all[i..=i], &one, 0);
+                assert_match(
+                    &format!("{what}, in place"),
+                    &x[i..=i],
+                    &buf[i..=i],
+                    &one,
+                    0,
+                );
+            }
+        }
+    }
+}

@@ -4,7 +4,9 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{LENGTHS, OFFSETS, Rng, all, assert_match, assert_panics, inputs, same_bits, scalar};
+use super::{
+    LENGTHS, OFFSETS, Rng, all, assert_match, assert_panics, inputs, same_bits, scalar, simd,
+};
 use crate::kernels::Kernels;
 
 const EPS: f64 = 1.0 / (1u64 << 24) as f64;
@@ -388,5 +390,42 @@ fn copies_are_exact() {
         assert_panics("kernels::transpose", || {
             (k.transpose)(&[1.0; 9], 3, 3, 3, &mut [0.0; 8])
         });
+    }
+}
+
+/// Softmax takes a cheaper `exp` on blocks where every `|x - max| <= 87`; it
+/// must equal the general form bit for bit. One element moved from inside
+/// (`max - 80`) to outside (`max - 100`) sends its block through the general
+/// form; its term (below 1e-34) cannot change the sum, so every other output
+/// must stay bit for bit the same.
+#[test]
+fn softmax_guarded_blocks_equal_the_general_form() {
+    let mut rng = Rng::new(48);
+    for k in simd() {
+        for n in [37, 1000, 4099] {
+            let mut x: Vec<f32> = (0..n).map(|_| rng.range(-10.0, 0.0)).collect();
+            x[0] = 0.0;
+            let j = n / 2;
+            let mut inside = x.clone();
+            inside[j] = -80.0;
+            let mut outside = x.clone();
+            outside[j] = -100.0;
+            let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+            (k.softmax)(&inside, &mut a);
+            (k.softmax)(&outside, &mut b);
+            a[j] = 0.0;
+            b[j] = 0.0;
+            assert_match(&format!("{} softmax n={n}", k.isa), &x, &b, &a, 0);
+            let mut buf = outside.clone();
+            (k.softmax_inplace)(&mut buf);
+            buf[j] = 0.0;
+            assert_match(
+                &format!("{} softmax in place n={n}", k.isa),
+                &x,
+                &buf,
+                &a,
+                0,
+            );
+        }
     }
 }

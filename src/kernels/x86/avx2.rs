@@ -188,6 +188,12 @@ impl Lanes for Avx2 {
         self.mul(self.mul(p, pow2i(n1)), pow2i(n2))
     }
     #[inline(always)]
+    fn pow2_shifted(self, k: __m256) -> __m256 {
+        intr!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(
+            _mm256_castps_si256(k)
+        )))
+    }
+    #[inline(always)]
     fn frexp(self, x: __m256) -> (__m256, __m256) {
         intr!({
             let bits = _mm256_castps_si256(x);

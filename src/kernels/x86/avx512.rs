@@ -207,6 +207,12 @@ impl Lanes for Avx512 {
         intr!(_mm512_scalef_ps(p, n))
     }
     #[inline(always)]
+    fn pow2_shifted(self, k: __m512) -> __m512 {
+        intr!(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(
+            _mm512_castps_si512(k)
+        )))
+    }
+    #[inline(always)]
     fn frexp(self, x: __m512) -> (__m512, __m512) {
         intr!({
             // getmant to [0.5, 1) keeping the sign of x; getexp = floor(log2 x).
