@@ -98,39 +98,36 @@ unary_ops! {
     Sign => |l, v| l.sub(one_if(l, l.lt(l.splat(0.0), v)), one_if(l, l.lt(v, l.splat(0.0))));
 }
 
-/// `e^x`; blocks with every `|x| <= 87` skip the clamp and the split scaling.
-pub(crate) struct Exp;
-impl<L: Lanes> VMap<L> for Exp {
-    #[inline(always)]
-    fn apply(&self, l: L, v: L::V) -> L::V {
-        math::exp(l, v)
-    }
-    #[inline(always)]
-    fn outside(&self, l: L, v: L::V) -> L::M {
-        math::exp_outside(l, v)
-    }
-    #[inline(always)]
-    fn fast(&self, l: L, v: L::V) -> L::V {
-        math::exp_fast(l, v, None)
-    }
+/// Declares zero-sized [`VMap`] types guarded on `exp`'s fast domain
+/// (`|x| <= 87`, see `math::exp_outside`): `Name => |l, v| apply, fast;`.
+macro_rules! exp_guarded_ops {
+    ($($(#[$m:meta])* $name:ident => |$l:ident, $v:ident| $apply:expr, $fast:expr;)*) => {$(
+        $(#[$m])*
+        pub(crate) struct $name;
+        impl<L: Lanes> VMap<L> for $name {
+            #[inline(always)]
+            fn apply(&self, $l: L, $v: L::V) -> L::V {
+                $apply
+            }
+            #[inline(always)]
+            fn outside(&self, l: L, v: L::V) -> L::M {
+                math::exp_outside(l, v)
+            }
+            #[inline(always)]
+            fn fast(&self, $l: L, $v: L::V) -> L::V {
+                $fast
+            }
+        }
+    )*};
 }
 
-/// Logistic sigmoid; blocks with every `|x| <= 87` take `e^-|x|` without the
-/// clamp and the split scaling.
-pub(crate) struct Sigmoid;
-impl<L: Lanes> VMap<L> for Sigmoid {
-    #[inline(always)]
-    fn apply(&self, l: L, v: L::V) -> L::V {
-        math::sigmoid(l, v)
-    }
-    #[inline(always)]
-    fn outside(&self, l: L, v: L::V) -> L::M {
-        math::exp_outside(l, v)
-    }
-    #[inline(always)]
-    fn fast(&self, l: L, v: L::V) -> L::V {
-        math::sigmoid_fast(l, v)
-    }
+exp_guarded_ops! {
+    /// `e^x`; blocks with every `|x| <= 87` skip the clamp and the split
+    /// scaling.
+    Exp => |l, v| math::exp(l, v), math::exp_fast(l, v, None);
+    /// Logistic sigmoid; blocks with every `|x| <= 87` take `1 / (1 + e^-x)`
+    /// alone.
+    Sigmoid => |l, v| math::sigmoid(l, v), math::sigmoid_fast(l, v);
 }
 
 binary_ops! {
