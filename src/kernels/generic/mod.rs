@@ -92,8 +92,17 @@ pub(crate) trait VZip<L: Lanes> {
 /// `out = f(x)` for slices of equal length (unchecked here).
 #[inline(always)]
 fn map_body<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) {
-    let mut xs = x.chunks_exact(L::LANES);
-    let mut os = out.chunks_exact_mut(L::LANES);
+    let n = L::LANES;
+    let mut x2 = x.chunks_exact(2 * n);
+    let mut o2 = out.chunks_exact_mut(2 * n);
+    for (xc, oc) in (&mut x2).zip(&mut o2) {
+        let a = f.apply(l, l.load(xc));
+        let b = f.apply(l, l.load(&xc[n..]));
+        l.store(a, oc);
+        l.store(b, &mut oc[n..]);
+    }
+    let mut xs = x2.remainder().chunks_exact(L::LANES);
+    let mut os = o2.into_remainder().chunks_exact_mut(L::LANES);
     for (xc, oc) in (&mut xs).zip(&mut os) {
         l.store(f.apply(l, l.load(xc)), oc);
     }
