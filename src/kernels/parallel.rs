@@ -274,6 +274,13 @@ mod tests {
     use super::*;
     use alloc::vec::Vec;
 
+    /// The thread count is global and the test harness runs tests
+    /// concurrently: the tests here that set it hold this lock throughout.
+    fn thread_count_lock() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Sums and row maps are bit-identical for one thread and two.
     #[test]
     fn sums_and_rows_do_not_depend_on_the_thread_count() {
@@ -289,6 +296,7 @@ mod tests {
                 *v = libm::expf(x[r * 100 + j]);
             }
         };
+        let _serial = thread_count_lock();
         let prev = super::super::threads::num_threads();
         let mut out = [
             alloc::vec![0.0f32; (n / 100) * 100],
@@ -318,6 +326,7 @@ mod tests {
     #[test]
     fn split_work_equals_one_pass() {
         let t = super::super::table();
+        let _serial = thread_count_lock();
         let prev = super::super::threads::num_threads();
         for n in [2 * GRAIN - 1, 2 * GRAIN + 5, 5 * GRAIN + 123] {
             let x: Vec<f32> = (0..n).map(|i| (i % 997) as f32 * 0.01 - 3.0).collect();
@@ -358,6 +367,7 @@ mod tests {
     #[test]
     fn blocks_cover_the_output_in_whole_blocks() {
         use std::sync::Mutex;
+        let _serial = thread_count_lock();
         let prev = super::super::threads::num_threads();
         for threads in [1, 2, 3] {
             super::super::threads::set_num_threads(threads);
@@ -403,6 +413,7 @@ mod tests {
     /// there is more than one from two grains on.
     #[test]
     fn pieces_cover_the_slice_on_aligned_cuts() {
+        let _serial = thread_count_lock();
         let prev = super::super::threads::num_threads();
         for threads in [1, 2, 4] {
             super::super::threads::set_num_threads(threads);
