@@ -445,8 +445,8 @@ macro_rules! simd_guarded {
                     $wrap!(
                         $L,
                         (x: &[f32], out: &mut [f32]),
-                        $crate::kernels::generic::map_apply,
-                        [&$crate::kernels::generic::ops::$op]
+                        $crate::kernels::generic::map,
+                        [$name, &$crate::kernels::generic::ops::$op]
                     )
                 ]
             ),

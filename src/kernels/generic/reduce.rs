@@ -13,8 +13,8 @@
 //! the 1e7-element test against `f64`).
 
 use super::{
-    VMap, VZip, map_apply, map_fast, map_guarded, map_inplace, map_inplace_fast,
-    map_inplace_guarded, math, zip,
+    VMap, VZip, map, map_fast, map_guarded, map_inplace, map_inplace_fast, map_inplace_guarded,
+    math, zip,
 };
 use crate::kernels::{check, lanes::Lanes, scalar};
 
@@ -534,11 +534,11 @@ pub(crate) fn softmax_inplace<L: Lanes>(l: L, apply: fn(f32, &mut [f32]), buf: &
     normalize(l, buf);
 }
 
-/// `out = e^(x - m)` through the general form only (lengths unchecked): the
-/// slow half of [`softmax`].
+/// `out = e^(x - m)` through the general form only: the slow half of
+/// [`softmax`].
 #[inline(always)]
 pub(crate) fn exp_shift_apply<L: Lanes>(l: L, m: f32, x: &[f32], out: &mut [f32]) {
-    map_apply(l, &ExpShift::new(l, m), x, out);
+    map(l, "softmax", &ExpShift::new(l, m), x, out);
 }
 
 /// In-place [`exp_shift_apply`].
