@@ -78,6 +78,7 @@ fn peft_model() -> Sequential {
 
 #[test]
 fn peft_adapter_gives_pytorch_outputs_and_gradients() {
+    let _rng = common::global_rng_turn();
     let fx = Fixture::load();
     let model = peft_model();
     // The model's state dict has PEFT's names and the same trainable set.
@@ -127,6 +128,7 @@ fn peft_adapter_gives_pytorch_outputs_and_gradients() {
 
 #[test]
 fn add_lora_follows_peft() {
+    let _rng = common::global_rng_turn();
     manual_seed(5);
     let mut model = mlp();
     let x = randn(&[3, 4], 1);
@@ -207,6 +209,7 @@ fn add_lora_follows_peft() {
 
 #[test]
 fn targets_match_by_name_suffix_as_in_peft() {
+    let _rng = common::global_rng_turn();
     let mut outer = Sequential::new().with(mlp()).with(Relu).with(mlp());
     let names = outer.add_lora(&LoraConfig::new(1, 1.0, &["2"])).unwrap();
     // "2" matches "0.2" and "2.2"; the outer module "2" is not a Linear.
@@ -220,6 +223,7 @@ fn targets_match_by_name_suffix_as_in_peft() {
 
 #[test]
 fn merge_and_unmerge_are_exact_to_rounding() {
+    let _rng = common::global_rng_turn();
     manual_seed(9);
     let mut model = mlp();
     model
@@ -300,6 +304,7 @@ fn merge_and_unmerge_are_exact_to_rounding() {
 /// methods on the concrete type.
 #[test]
 fn dyn_module_fine_tuning_functions_match_the_trait_methods() {
+    let _rng = common::global_rng_turn();
     use train_station::nn;
     let cfg = LoraConfig::new(2, 5.0, &["0", "2"]);
     let x = randn(&[6, 4], 4);
@@ -364,6 +369,7 @@ fn unmerged_count(m: &Sequential) -> usize {
 
 #[test]
 fn lora_gradients_match_finite_differences() {
+    let _rng = common::global_rng_turn();
     manual_seed(2);
     let mut layer = Linear::new(5, 3);
     layer.weight.set_requires_grad(false);
@@ -391,6 +397,7 @@ fn lora_gradients_match_finite_differences() {
 
 #[test]
 fn dropout_applies_in_training_only() {
+    let _rng = common::global_rng_turn();
     manual_seed(3);
     let mut layer = Linear::new(16, 4);
     layer
@@ -415,6 +422,7 @@ fn dropout_applies_in_training_only() {
 
 #[test]
 fn freeze_all_but_last_sets_exactly_the_last_layers() {
+    let _rng = common::global_rng_turn();
     let mut model = Sequential::new()
         .with(Linear::new(4, 8))
         .with(Relu)
@@ -452,6 +460,7 @@ fn freeze_all_but_last_sets_exactly_the_last_layers() {
 
 #[test]
 fn bitfit_trains_biases_only() {
+    let _rng = common::global_rng_turn();
     let mut model = Sequential::new()
         .with(Conv2d::new(1, 2, 3))
         .with(Linear::new_no_bias(4, 4))
@@ -496,6 +505,7 @@ fn lora_model(seed: u64) -> Sequential {
 
 #[test]
 fn adapter_round_trips_through_bytes_and_directories() {
+    let _rng = common::global_rng_turn();
     let model = lora_model(1);
     let files = adapter_to_bytes(&model).unwrap();
     let config: serde_json::Value = serde_json::from_str(&files.config).unwrap();
@@ -576,6 +586,7 @@ fn directory_round_trip(model: &Sequential, base: &mut Sequential, x: &Tensor) {
 #[cfg(feature = "std")]
 #[test]
 fn writes_an_adapter_for_peft() {
+    let _rng = common::global_rng_turn();
     let mut model = peft_model();
     no_grad(|| {
         for (n, p) in model.named_parameters_mut() {
@@ -610,6 +621,7 @@ fn expect_state_dict_err(r: train_station::Result<LoraConfig>, key: &str) {
 
 #[test]
 fn bad_adapters_are_refused_with_the_key_and_change_nothing() {
+    let _rng = common::global_rng_turn();
     let model = lora_model(1);
     let good = adapter_to_bytes(&model).unwrap();
     let st = train_station::io::from_safetensors(&good.weights).unwrap();
@@ -746,6 +758,7 @@ fn bad_adapters_are_refused_with_the_key_and_change_nothing() {
 
 #[test]
 fn a_failed_load_leaves_the_model_unchanged() {
+    let _rng = common::global_rng_turn();
     let model = lora_model(1);
     let good = adapter_to_bytes(&model).unwrap();
     let mut target = lora_model(4);
@@ -784,6 +797,7 @@ fn a_failed_load_leaves_the_model_unchanged() {
 
 #[test]
 fn peft_config_parses() {
+    let _rng = common::global_rng_turn();
     let text = std::fs::read(format!("{FIX}lora_adapter/adapter_config.json")).unwrap();
     let c = parse_adapter_config(&text).unwrap();
     assert_eq!(c, LoraConfig::new(2, 6.0, &["0", "2"]));

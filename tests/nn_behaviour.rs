@@ -32,6 +32,7 @@ fn err_starts(r: train_station::Result<Tensor>, prefix: &str) {
 
 #[test]
 fn constructor_errors_name_the_layer() {
+    let _rng = common::global_rng_turn();
     let msg = |r: train_station::Result<()>| r.unwrap_err().to_string();
     let conv = |cin, cout, k, o| Conv2d::try_new(cin, cout, k, o).map(|_| ());
     assert_eq!(
@@ -118,6 +119,7 @@ fn constructor_errors_name_the_layer() {
 
 #[test]
 fn forward_errors_name_the_layer_and_shapes() {
+    let _rng = common::global_rng_turn();
     let conv = Conv2d::new(3, 4, 3);
     err_starts(
         conv.try_forward(&Tensor::zeros([2, 5, 8, 8])),
@@ -235,12 +237,14 @@ fn forward_errors_name_the_layer_and_shapes() {
 #[test]
 #[should_panic(expected = "Conv2d: shapes [2, 5, 8, 8] and [4, 3, 3, 3] do not match")]
 fn plain_forward_panics_with_the_same_message() {
+    let _rng = common::global_rng_turn();
     Conv2d::new(3, 4, 3).forward(&Tensor::zeros([2, 5, 8, 8]));
 }
 
 #[test]
 #[should_panic(expected = "Conv2d: in_channels must be divisible by groups")]
 fn plain_constructor_panics_with_the_same_message() {
+    let _rng = common::global_rng_turn();
     Conv2d::with_options(4, 6, 3, ConvOptions::default().groups(3));
 }
 
@@ -248,6 +252,7 @@ fn plain_constructor_panics_with_the_same_message() {
 
 #[test]
 fn dropout_keeps_one_minus_p_and_scales() {
+    let _rng = common::global_rng_turn();
     let x = Tensor::full([200, 500], 2.0).with_requires_grad();
     for p in [0.1f32, 0.5, 0.8] {
         x.zero_grad();
@@ -282,6 +287,7 @@ fn dropout_keeps_one_minus_p_and_scales() {
 
 #[test]
 fn dropout_modes_edges_and_streams() {
+    let _rng = common::global_rng_turn();
     let x = randn(&[4, 5], 1);
     let mut d = Dropout::with_seed(0.5, 1);
     d.eval();
@@ -330,6 +336,7 @@ fn bound_and_var(t: &Tensor, bound: f32) {
 
 #[test]
 fn default_initialisation_follows_pytorch() {
+    let _rng = common::global_rng_turn();
     manual_seed(3);
     // Conv: U(±1/sqrt(fan_in)), fan_in = in/groups * prod(k).
     let c = Conv2d::with_options(16, 32, [3, 5], ConvOptions::default().groups(4));
@@ -423,6 +430,7 @@ fn default_initialisation_follows_pytorch() {
 
 #[test]
 fn batch_norm_buffers_set_and_load() {
+    let _rng = common::global_rng_turn();
     let mut bn = BatchNorm1d::new(2);
     let m = Tensor::from_slice(&[1.0, -2.0], [2]).unwrap();
     let v = Tensor::from_slice(&[4.0, 0.25], [2]).unwrap();
@@ -468,6 +476,7 @@ fn batch_norm_buffers_set_and_load() {
 
 #[test]
 fn unbatched_equals_batched() {
+    let _rng = common::global_rng_turn();
     manual_seed(4);
     let x = randn(&[3, 6, 7], 1);
     let xb = x.unsqueeze(0);
@@ -510,6 +519,7 @@ fn unbatched_equals_batched() {
 /// values and input gradients.
 #[test]
 fn views_equal_contiguous_copies() {
+    let _rng = common::global_rng_turn();
     manual_seed(5);
     let layers: Vec<(&str, Box<dyn Module>)> = vec![
         (
@@ -575,6 +585,7 @@ fn views_equal_contiguous_copies() {
 
 #[test]
 fn empty_batches() {
+    let _rng = common::global_rng_turn();
     let x = Tensor::zeros([0, 3, 5, 5]);
     assert_eq!(
         Conv2d::with_options(3, 4, 3, ConvOptions::default().padding(1))
@@ -598,6 +609,7 @@ fn empty_batches() {
 
 #[test]
 fn self_attention_packed_projection_equals_separate() {
+    let _rng = common::global_rng_turn();
     manual_seed(6);
     let m = MultiheadAttention::new(6, 3);
     let x = randn(&[4, 2, 6], 3);
@@ -616,6 +628,7 @@ fn self_attention_packed_projection_equals_separate() {
 
 #[test]
 fn attention_dropout_only_in_training() {
+    let _rng = common::global_rng_turn();
     let m = MultiheadAttention::with_options(
         4,
         2,
@@ -648,6 +661,7 @@ fn attention_dropout_only_in_training() {
 #[cfg(feature = "std")]
 #[test]
 fn layers_shared_between_threads() {
+    let _rng = common::global_rng_turn();
     manual_seed(10);
     let conv = Conv2d::new(2, 3, 2);
     let bn = BatchNorm2d::new(3);

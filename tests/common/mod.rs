@@ -328,3 +328,13 @@ pub fn with_params<M: train_station::nn::Module + Clone>(m: &M, ps: &[Tensor]) -
     }
     m
 }
+
+/// The global generator (`manual_seed`, layer initialisation, dropout seeds)
+/// is process-wide, as in PyTorch, and the test harness runs a file's tests
+/// on several threads. A test that seeds it and expects the same stream again
+/// would see another test's draws in between: in files with such tests every
+/// test takes this turn first.
+pub fn global_rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
