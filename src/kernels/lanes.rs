@@ -185,4 +185,83 @@ pub(crate) trait Lanes: Copy {
         }
         b[0]
     }
+
+    /// Largest lane, combined in any order (a NaN lane may or may not make
+    /// the result NaN).
+    #[inline(always)]
+    fn hmax(self, v: Self::V) -> f32 {
+        let b = self.to_array(v);
+        b[1..Self::LANES]
+            .iter()
+            .fold(b[0], |m, &x| if x > m { x } else { m })
+    }
+
+    /// Smallest lane, as [`hmax`](Lanes::hmax).
+    #[inline(always)]
+    fn hmin(self, v: Self::V) -> f32 {
+        let b = self.to_array(v);
+        b[1..Self::LANES]
+            .iter()
+            .fold(b[0], |m, &x| if x < m { x } else { m })
+    }
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::Lanes;
+
+    /// The pairwise tree [`Lanes::hsum`] documents, on a plain array.
+    fn tree_sum(v: &[f32]) -> f32 {
+        if v.len() == 1 {
+            return v[0];
+        }
+        let (a, b) = v.split_at(v.len() / 2);
+        tree_sum(a) + tree_sum(b)
+    }
+
+    /// The ISA's horizontal reductions equal the documented tree (`hsum`, bit
+    /// for bit: values of mixed magnitude make every other order differ) and
+    /// the extremes of the lanes.
+    fn check<L: Lanes>(l: L) {
+        let mut s = 0x2545_f491_4f6c_dd1d_u64;
+        let mut differs = false;
+        for _ in 0..2000 {
+            let mut a = [0.0f32; 16];
+            for x in &mut a[..L::LANES] {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let m = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                *x = m * [1.0, 1e4, 1e8][(s % 3) as usize];
+            }
+            let a = &a[..L::LANES];
+            let v = l.load(a);
+            assert_eq!(l.hsum(v).to_bits(), tree_sum(a).to_bits(), "{a:?}");
+            let left = a.iter().fold(0.0, |acc, &x| acc + x);
+            differs |= left.to_bits() != tree_sum(a).to_bits();
+            let max = a.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let min = a.iter().copied().fold(f32::INFINITY, f32::min);
+            assert_eq!(l.hmax(v), max, "{a:?}");
+            assert_eq!(l.hmin(v), min, "{a:?}");
+        }
+        assert!(differs, "the inputs never tell the orders apart");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x86_horizontal_reductions_follow_the_tree() {
+        use crate::kernels::x86::{avx2::Avx2, avx512::Avx512};
+        if let Some(l) = Avx2::try_new() {
+            check(l);
+        }
+        if let Some(l) = Avx512::try_new() {
+            check(l);
+        }
+    }
+
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    #[test]
+    fn neon_horizontal_reductions_follow_the_tree() {
+        check(crate::kernels::aarch64::neon::Neon::new());
+    }
 }

@@ -207,6 +207,19 @@ impl Lanes for Neon {
             (vreinterpretq_f32_u32(m), vsubq_f32(e, vdupq_n_f32(126.0)))
         })
     }
+    #[inline(always)]
+    fn hsum(self, v: float32x4_t) -> f32 {
+        // [l0 + l1, l2 + l3, ..], then their sum: the tree of `Lanes::hsum`.
+        intr!(vpadds_f32(vget_low_f32(vpaddq_f32(v, v))))
+    }
+    #[inline(always)]
+    fn hmax(self, v: float32x4_t) -> f32 {
+        intr!(vmaxvq_f32(v))
+    }
+    #[inline(always)]
+    fn hmin(self, v: float32x4_t) -> f32 {
+        intr!(vminvq_f32(v))
+    }
 }
 
 /// `2^n` for integral `n` in `-126..=127`.

@@ -127,7 +127,7 @@ fn row_max<L: Lanes>(l: L, x: &[f32]) -> f32 {
 }
 
 /// [`row_max`] and, with `MIN`, the smallest element in the same pass (else
-/// `+inf`). Either may skip NaN elements.
+/// `+inf`). Either may skip NaN elements or be NaN when the row has one.
 #[inline(always)]
 fn row_range<L: Lanes, const MIN: bool>(l: L, x: &[f32]) -> (f32, f32) {
     let n = L::LANES;
@@ -162,17 +162,7 @@ fn row_range<L: Lanes, const MIN: bool>(l: L, x: &[f32]) -> (f32, f32) {
     }
     let v = l.max(l.max(hi[0], hi[1]), l.max(hi[2], hi[3]));
     let w = l.min(l.min(lo[0], lo[1]), l.min(lo[2], lo[3]));
-    let (vs, ws) = (l.to_array(v), l.to_array(w));
-    let mut m = (f32::NEG_INFINITY, f32::INFINITY);
-    for i in 0..n {
-        if vs[i] > m.0 {
-            m.0 = vs[i];
-        }
-        if ws[i] < m.1 {
-            m.1 = ws[i];
-        }
-    }
-    m
+    (l.hmax(v), if MIN { l.hmin(w) } else { f32::INFINITY })
 }
 
 /// Whether every `|x - m|` of a row whose extremes are `m` and `lo` is

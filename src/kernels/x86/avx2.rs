@@ -40,6 +40,22 @@ macro_rules! intr {
     };
 }
 
+/// `$op` over the lanes in the pairwise tree of [`Lanes::hsum`]: adjacent
+/// lanes, then pairs of those, then the two halves (`$op1` on lane 0).
+macro_rules! tree256 {
+    ($v:expr, $op:ident, $op1:ident) => {
+        intr!({
+            let v = $v;
+            let v = $op(v, _mm256_permute_ps::<0b10_11_00_01>(v));
+            let v = $op(v, _mm256_permute_ps::<0b01_00_11_10>(v));
+            _mm_cvtss_f32($op1(
+                _mm256_castps256_ps128(v),
+                _mm256_extractf128_ps::<1>(v),
+            ))
+        })
+    };
+}
+
 impl Lanes for Avx2 {
     type V = __m256;
     type M = __m256;
@@ -207,6 +223,18 @@ impl Lanes for Avx2 {
             );
             (m, _mm256_sub_ps(e, _mm256_set1_ps(126.0)))
         })
+    }
+    #[inline(always)]
+    fn hsum(self, v: __m256) -> f32 {
+        tree256!(v, _mm256_add_ps, _mm_add_ss)
+    }
+    #[inline(always)]
+    fn hmax(self, v: __m256) -> f32 {
+        tree256!(v, _mm256_max_ps, _mm_max_ss)
+    }
+    #[inline(always)]
+    fn hmin(self, v: __m256) -> f32 {
+        tree256!(v, _mm256_min_ps, _mm_min_ss)
     }
 }
 

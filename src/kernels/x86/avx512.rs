@@ -54,6 +54,22 @@ macro_rules! bitwise {
     };
 }
 
+/// `$op` over the lanes in the pairwise tree of [`Lanes::hsum`]: adjacent
+/// lanes, then pairs of those, then 128-bit quarters, then halves; lane 0
+/// holds the result at each level.
+macro_rules! tree512 {
+    ($v:expr, $op:ident) => {
+        intr!({
+            let v = $v;
+            let v = $op(v, _mm512_permute_ps::<0b10_11_00_01>(v));
+            let v = $op(v, _mm512_permute_ps::<0b01_00_11_10>(v));
+            let v = $op(v, _mm512_shuffle_f32x4::<0b10_11_00_01>(v, v));
+            let v = $op(v, _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v));
+            _mm512_cvtss_f32(v)
+        })
+    };
+}
+
 /// Mask of the low `n` lanes (`n <= 16`).
 #[inline(always)]
 fn low_mask(n: usize) -> __mmask16 {
@@ -220,6 +236,18 @@ impl Lanes for Avx512 {
             let e = _mm512_add_ps(_mm512_getexp_ps(x), _mm512_set1_ps(1.0));
             (m, e)
         })
+    }
+    #[inline(always)]
+    fn hsum(self, v: __m512) -> f32 {
+        tree512!(v, _mm512_add_ps)
+    }
+    #[inline(always)]
+    fn hmax(self, v: __m512) -> f32 {
+        tree512!(v, _mm512_max_ps)
+    }
+    #[inline(always)]
+    fn hmin(self, v: __m512) -> f32 {
+        tree512!(v, _mm512_min_ps)
     }
 }
 
