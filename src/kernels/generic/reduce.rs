@@ -29,6 +29,11 @@ trait Term<L: Lanes> {
     const FILL: f32;
     /// `acc + term(v)`.
     fn add(&self, l: L, acc: L::V, v: L::V) -> L::V;
+    /// The same for the last, padded register of a slice.
+    #[inline(always)]
+    fn add_tail(&self, l: L, acc: L::V, v: L::V) -> L::V {
+        self.add(l, acc, v)
+    }
 }
 
 /// `x`.
@@ -116,20 +121,45 @@ impl<L: Lanes> Term<L> for ExpShift<L::V> {
     }
 }
 
-/// The shift of the softmax family: the largest element, without the NaN and
-/// signed-zero bookkeeping of [`max`] (one `max` per register). A NaN in the
-/// row makes every output NaN through the sum whatever this returns, and the
-/// sign of a zero maximum does not change `x - m`; so the outputs equal the
-/// scalar path's, which uses the exact maximum.
-#[inline(always)]
-fn row_max<L: Lanes>(l: L, x: &[f32]) -> f32 {
-    row_range::<L, false>(l, x).0
+/// [`ExpShift`] as a sum term through the clampless `exp`, for a row where
+/// [`row_inside`] holds: full registers take the fast form and the padded
+/// tail (`-inf` lanes) the general one, so the sum equals `sum_terms` over
+/// [`ExpShift`] bit for bit.
+struct FastExpShift<V>(ExpShift<V>);
+impl<L: Lanes> Term<L> for FastExpShift<L::V> {
+    const FILL: f32 = f32::NEG_INFINITY;
+    #[inline(always)]
+    fn add(&self, l: L, acc: L::V, v: L::V) -> L::V {
+        l.add(acc, VMap::fast(&self.0, l, v))
+    }
+    #[inline(always)]
+    fn add_tail(&self, l: L, acc: L::V, v: L::V) -> L::V {
+        l.add(acc, self.0.eval(l, v))
+    }
 }
 
-/// [`row_max`] and, with `MIN`, the smallest element in the same pass (else
-/// `+inf`). Either may skip NaN elements or be NaN when the row has one.
+/// `sum(e^(x - m))` of a row whose extremes are `m` and `lo` ([`row_range`]),
+/// in the order of [`sum`]; rows wholly inside `exp`'s fast domain skip its
+/// clamp.
 #[inline(always)]
-fn row_range<L: Lanes, const MIN: bool>(l: L, x: &[f32]) -> (f32, f32) {
+fn sum_exp_shift<L: Lanes>(l: L, m: f32, lo: f32, x: &[f32]) -> f32 {
+    let f = ExpShift::new(l, m);
+    if row_inside(m, lo) {
+        sum_terms(l, &FastExpShift(f), x)
+    } else {
+        sum_terms(l, &f, x)
+    }
+}
+
+/// The shift of the softmax family, the largest element `m`, and the
+/// smallest `lo` (for [`row_inside`]) in one pass, without the NaN and
+/// signed-zero bookkeeping of [`max`]. Either may skip NaN elements or be NaN
+/// when the row has one: a NaN in the row makes every output NaN through the
+/// sum whatever they are, and the sign of a zero maximum does not change
+/// `x - m`; so the outputs equal the scalar path's, which uses the exact
+/// maximum.
+#[inline(always)]
+fn row_range<L: Lanes>(l: L, x: &[f32]) -> (f32, f32) {
     let n = L::LANES;
     let mut hi = [l.splat(f32::NEG_INFINITY); ACCS];
     let mut lo = [l.splat(f32::INFINITY); ACCS];
@@ -138,31 +168,25 @@ fn row_range<L: Lanes, const MIN: bool>(l: L, x: &[f32]) -> (f32, f32) {
         for k in 0..ACCS {
             let v = l.load(&q[k * n..]);
             hi[k] = l.max(hi[k], v);
-            if MIN {
-                lo[k] = l.min(lo[k], v);
-            }
+            lo[k] = l.min(lo[k], v);
         }
     }
     let mut regs = quads.remainder().chunks_exact(n);
     for r in &mut regs {
         let v = l.load(r);
         hi[0] = l.max(hi[0], v);
-        if MIN {
-            lo[0] = l.min(lo[0], v);
-        }
+        lo[0] = l.min(lo[0], v);
     }
     let tail = regs.remainder();
     if let Some(&first) = tail.first() {
         // Padding with an element of the row changes neither extreme.
         let v = l.load_partial(tail, first);
         hi[1] = l.max(hi[1], v);
-        if MIN {
-            lo[1] = l.min(lo[1], v);
-        }
+        lo[1] = l.min(lo[1], v);
     }
     let v = l.max(l.max(hi[0], hi[1]), l.max(hi[2], hi[3]));
     let w = l.min(l.min(lo[0], lo[1]), l.min(lo[2], lo[3]));
-    (l.hmax(v), if MIN { l.hmin(w) } else { f32::INFINITY })
+    (l.hmax(v), l.hmin(w))
 }
 
 /// Whether every `|x - m|` of a row whose extremes are `m` and `lo` is
@@ -242,7 +266,7 @@ fn block_sum<L: Lanes, T: Term<L>>(l: L, t: &T, x: &[f32]) -> L::V {
     }
     let tail = regs.remainder();
     if !tail.is_empty() {
-        acc[k] = t.add(l, acc[k], l.load_partial(tail, T::FILL));
+        acc[k] = t.add_tail(l, acc[k], l.load_partial(tail, T::FILL));
     }
     l.add(l.add(acc[0], acc[1]), l.add(acc[2], acc[3]))
 }
@@ -493,7 +517,7 @@ pub(crate) fn softmax<L: Lanes>(
     out: &mut [f32],
 ) {
     check::same("softmax", x.len(), out.len());
-    let (m, lo) = row_range::<L, true>(l, x);
+    let (m, lo) = row_range(l, x);
     let f = ExpShift::new(l, m);
     if row_inside(m, lo) {
         // Every block would pass the guard: skip it.
@@ -514,7 +538,7 @@ pub(crate) fn softmax<L: Lanes>(
 /// In-place softmax of one row (`apply` as [`exp_shift_apply_inplace`]).
 #[inline(always)]
 pub(crate) fn softmax_inplace<L: Lanes>(l: L, apply: fn(f32, &mut [f32]), buf: &mut [f32]) {
-    let (m, lo) = row_range::<L, true>(l, buf);
+    let (m, lo) = row_range(l, buf);
     let f = ExpShift::new(l, m);
     if row_inside(m, lo) {
         map_inplace_fast(l, &f, buf);
@@ -554,8 +578,8 @@ fn normalize<L: Lanes>(l: L, buf: &mut [f32]) {
 #[inline(always)]
 pub(crate) fn log_softmax<L: Lanes>(l: L, x: &[f32], out: &mut [f32]) {
     check::same("log_softmax", x.len(), out.len());
-    let m = row_max(l, x);
-    let ls = libm::logf(sum_terms(l, &ExpShift::new(l, m), x));
+    let (m, lo) = row_range(l, x);
+    let ls = libm::logf(sum_exp_shift(l, m, lo, x));
     super::map(
         l,
         "log_softmax",
@@ -571,8 +595,8 @@ pub(crate) fn log_softmax<L: Lanes>(l: L, x: &[f32], out: &mut [f32]) {
 /// In-place log-softmax of one row.
 #[inline(always)]
 pub(crate) fn log_softmax_inplace<L: Lanes>(l: L, buf: &mut [f32]) {
-    let m = row_max(l, buf);
-    let ls = libm::logf(sum_terms(l, &ExpShift::new(l, m), buf));
+    let (m, lo) = row_range(l, buf);
+    let ls = libm::logf(sum_exp_shift(l, m, lo, buf));
     map_inplace(
         l,
         &ShiftLog {
@@ -586,9 +610,13 @@ pub(crate) fn log_softmax_inplace<L: Lanes>(l: L, buf: &mut [f32]) {
 /// `ln(sum(e^x))` of one row, PyTorch's way (see [`scalar`]'s `logsumexp`).
 #[inline(always)]
 pub(crate) fn logsumexp<L: Lanes>(l: L, x: &[f32]) -> f32 {
-    let m = row_max(l, x);
-    let m = if m.is_infinite() { 0.0 } else { m };
-    libm::logf(sum_terms(l, &ExpShift::new(l, m), x)) + m
+    let (m, lo) = row_range(l, x);
+    if m.is_infinite() {
+        // Shift by 0 (PyTorch's rule), and no fast path: an infinite maximum
+        // is outside it, whatever `lo - 0` says.
+        return libm::logf(sum_terms(l, &ExpShift::new(l, 0.0), x));
+    }
+    libm::logf(sum_exp_shift(l, m, lo, x)) + m
 }
 
 /// `y * (g - d)` as a zip `(y, g)`.

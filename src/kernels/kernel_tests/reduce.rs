@@ -393,11 +393,12 @@ fn copies_are_exact() {
     }
 }
 
-/// Softmax takes a cheaper `exp` on blocks where every `|x - max| <= 87`; it
-/// must equal the general form bit for bit. One element moved from inside
-/// (`max - 80`) to outside (`max - 100`) sends its block through the general
-/// form; its term (below 1e-34) cannot change the sum, so every other output
-/// must stay bit for bit the same.
+/// The softmax family takes a cheaper `exp` where every `|x - max| <= 87`
+/// (softmax per block, log-softmax and logsumexp per row); it must equal the
+/// general form bit for bit. One element moved from inside (`max - 80`) to
+/// outside (`max - 100`) sends its block or row through the general form;
+/// its term (below 1e-34) cannot change the sum, so every other output must
+/// stay bit for bit the same.
 #[test]
 fn softmax_guarded_blocks_equal_the_general_form() {
     let mut rng = Rng::new(48);
@@ -426,6 +427,23 @@ fn softmax_guarded_blocks_equal_the_general_form() {
                 &a,
                 0,
             );
+            (k.log_softmax)(&inside, &mut a);
+            (k.log_softmax)(&outside, &mut b);
+            a[j] = 0.0;
+            b[j] = 0.0;
+            assert_match(&format!("{} log_softmax n={n}", k.isa), &x, &b, &a, 0);
+            let mut buf = outside.clone();
+            (k.log_softmax_inplace)(&mut buf);
+            buf[j] = 0.0;
+            assert_match(
+                &format!("{} log_softmax in place n={n}", k.isa),
+                &x,
+                &buf,
+                &a,
+                0,
+            );
+            let (si, so) = ((k.logsumexp)(&inside), (k.logsumexp)(&outside));
+            assert_eq!(si.to_bits(), so.to_bits(), "{} logsumexp n={n}", k.isa);
         }
     }
 }
