@@ -288,7 +288,10 @@ impl Tensor {
     /// `log(sum(exp(x)))` over `dims` (empty = all), keeping them as size 1 if
     /// `keepdim`. Stable: each group's maximum is subtracted before `exp` (0
     /// instead when the maximum is infinite), so all `-inf` gives `-inf`, as in
-    /// PyTorch. Gradient: `g * exp(x - result)`.
+    /// PyTorch. Each group is summed as a row by the kernel table (SIMD `exp`,
+    /// the documented summation order; the reduced dimensions are first moved
+    /// last, which copies unless they already are). Gradient:
+    /// `g * exp(x - result)`.
     ///
     /// # Panics
     /// If a dimension is out of range or repeated; see
@@ -301,35 +304,50 @@ impl Tensor {
     /// [`logsumexp`](Self::logsumexp), or `DimOutOfRange` / `InvalidArgument`.
     pub fn try_logsumexp<D: Dim>(&self, dims: impl AsRef<[D]>, keepdim: bool) -> Result<Tensor> {
         let op = "logsumexp";
-        let plan = Plan::new(op, self.shape(), dim_mask(op, dims.as_ref(), self.rank())?)?;
-        let shift = finish::<2>(
-            &extremum(&plan, self, Pick::Max, |v| v)?,
-            plan.keep.clone(),
-            |s| {
-                if s[0].is_infinite() { 0.0 } else { s[0] }
-            },
-        )?;
-        let sv = vals(&shift);
-        let sums = fold_sums(&plan, self, |v, j| [libm::expf(v - sv[j])])?;
-        let st = states::<1>(&sums);
-        let out = Tensor::try_from_fill(plan.shape(keepdim), |o| {
-            for ((o, s), &m) in o.iter_mut().zip(st).zip(sv) {
-                *o = libm::logf(s[0]) + m;
-            }
-        })?;
+        let mask = dim_mask(op, dims.as_ref(), self.rank())?;
+        let plan = Plan::new(op, self.shape(), mask)?;
+        let out = self.logsumexp_rows(&mask, &plan, keepdim)?;
         if !needs_grad(&[self]) {
             return Ok(out);
         }
         let (x, r) = (self.detach(), out.detach());
         Ok(out.record("LogsumexpBackward0", &[self], move |g, _| {
             let (r, g) = (per_group(&r, &plan)?, per_group(g, &plan)?);
-            let (rv, gv) = (vals(&r), vals(&g));
-            Ok(vec![Some(expand(&plan, &x, |v, _, j| {
-                gv[j] * libm::expf(v - rv[j])
-            })?)])
+            Ok(vec![Some(
+                x.try_sub_tensor(&r)?.try_exp()?.try_mul_tensor(&g)?,
+            )])
         }))
     }
 
+    /// The forward of [`try_logsumexp`](Self::try_logsumexp): the kept
+    /// dimensions first and the reduced ones last (in order), contiguous, so
+    /// each group is one row; rows in parallel.
+    fn logsumexp_rows(
+        &self,
+        mask: &[bool; MAX_RANK],
+        plan: &Plan,
+        keepdim: bool,
+    ) -> Result<Tensor> {
+        let rank = self.rank();
+        let mut perm = [0usize; MAX_RANK];
+        let (kept, reduced) = (0..rank).partition::<alloc::vec::Vec<usize>, _>(|&d| !mask[d]);
+        for (p, d) in perm.iter_mut().zip(kept.iter().chain(&reduced)) {
+            *p = *d;
+        }
+        let moved = self.with_layout(self.layout.permute(&perm[..rank]));
+        let rows = if moved.is_contiguous() {
+            moved
+        } else {
+            moved.try_materialize()?
+        };
+        let x = rows.as_slice().expect("contiguous");
+        let (len, k) = (plan.count, crate::kernels::table().logsumexp);
+        Tensor::try_from_fill(plan.shape(keepdim), |out| {
+            crate::kernels::parallel::rows(out, 1, |r, o| {
+                o[0] = k(&x[r * len..(r + 1) * len]);
+            })
+        })
+    }
     // ------------------------------------------------------------------ prod
 
     /// Product of all elements, as a 0-D tensor (1 for an empty tensor).
