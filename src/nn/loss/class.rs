@@ -366,48 +366,23 @@ pub fn try_cross_entropy(
     cross_entropy_indices(cls, input, ys, weight, options.reduction, eps)
 }
 
-/// Largest element of a row (`-inf` for an empty row; NaN elements are
-/// skipped, but they make the row's results NaN through the sum).
-fn row_max(x: &[f32]) -> f32 {
-    x.iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
-}
-
-/// `out = (x - max) - log(sum(exp(x - max)))`, PyTorch's order of
-/// operations: subtracting the maximum first keeps full precision for large
-/// logits (`x - (max + log(sum))` would round `max + log(sum)` at the
-/// magnitude of `max`). A row with NaN or `+inf`, or all `-inf`, gives NaN.
-fn log_softmax_row(x: &[f32], out: &mut [f32]) {
-    let m = row_max(x);
-    kern::map(x, out, |v| libm::expf(v - m));
-    let log_sum = libm::logf(kern::sum(out));
-    kern::map(x, out, |v| (v - m) - log_sum);
-}
-
-/// Log-softmax of every row of `x` (row order).
+/// Log-softmax of every row of `x` (row order), by the kernel table:
+/// `(x - max) - ln(sum(e^(x - max)))`, PyTorch's order of operations
+/// (subtracting the maximum first keeps full precision for large logits). A
+/// row with NaN or `+inf`, or all `-inf`, gives NaN.
 fn log_softmax_rows(cls: &Classes, x: &[f32]) -> Result<Tensor> {
+    let k = crate::kernels::table().log_softmax;
     Tensor::try_from_fill(Shape::try_for("cross_entropy", &[x.len()])?, |o| {
         for r in 0..cls.rows {
-            log_softmax_row(cls.row(x, r), &mut o[r * cls.c..(r + 1) * cls.c]);
+            k(cls.row(x, r), &mut o[r * cls.c..(r + 1) * cls.c]);
         }
     })
 }
 
-/// Writes `p = softmax(x)` and returns `(max, log_sum)`, from which
-/// `log p[j] = (x[j] - max) - log_sum` (as in [`log_softmax_row`]).
-fn softmax_row(x: &[f32], p: &mut [f32]) -> (f32, f32) {
-    let m = row_max(x);
-    kern::map(x, p, |v| libm::expf(v - m));
-    let sum = kern::sum(p);
-    for v in p.iter_mut() {
-        *v /= sum;
-    }
-    (m, libm::logf(sum))
-}
-
 /// Cross-entropy with class indices. The forward pass computes each row's
-/// softmax once (one `exp` per logit) and saves it; log-probabilities come
-/// from the logits, the row maximum and the log-sum. The backward pass
+/// softmax (saved for the backward pass) and log-softmax with the kernel
+/// table's row kernels (SIMD `exp`, two passes; a row whose target is ignored
+/// skips the second). The backward pass
 /// writes `(p * sum(q) - q) * scale` per row, where `q` is the row's target
 /// distribution: `a w[y]` at the target class `y` plus `b w[j]` everywhere
 /// (`a = 1 - smoothing`, `b = smoothing / C`).
@@ -429,33 +404,34 @@ fn cross_entropy_indices(
     let mut denom = 0.0f64;
     let x = cls.permute_rows(OP, input)?;
     let xs = slice(&x);
-    // Scratch row of weighted log-probabilities for the smoothing term.
-    let mut smooth = if eps > 0.0 { Some(work_buf(c)?) } else { None };
-    let smooth_row: &mut [f32] = match &mut smooth {
-        Some(t) => t.try_data_mut()?,
-        None => &mut [],
-    };
+    // Scratch row of (weighted) log-probabilities.
+    let mut scratch = work_buf(c)?;
+    let logp = scratch.try_data_mut()?;
     let ls = losses.try_data_mut()?;
+    let k = crate::kernels::table();
     let probs = Tensor::try_from_fill(Shape::try_for(OP, &[xs.len()])?, |p| {
         for (r, (&y, l)) in slice(&ys).iter().zip(ls.iter_mut()).enumerate() {
             let xr = cls.row(xs, r);
-            let (m, log_sum) = softmax_row(xr, &mut p[r * c..(r + 1) * c]);
+            (k.softmax)(xr, &mut p[r * c..(r + 1) * c]);
             let Some(y) = class_at(y) else {
                 continue;
             };
+            (k.log_softmax)(xr, logp);
             let wy = wt(&w, y);
             denom += f64::from(wy);
-            let mut v = -(a * wy * ((xr[y] - m) - log_sum));
+            let mut v = -(a * wy * logp[y]);
             if eps > 0.0 {
-                for (j, (o, &xj)) in smooth_row.iter_mut().zip(xr).enumerate() {
-                    *o = wt(&w, j) * ((xj - m) - log_sum);
+                if w.is_some() {
+                    for (j, o) in logp.iter_mut().enumerate() {
+                        *o *= wt(&w, j);
+                    }
                 }
-                v -= b * kern::sum(smooth_row);
+                v -= b * kern::sum(logp);
             }
             *l = v;
         }
     })?;
-    drop((x, smooth));
+    drop((x, scratch));
     let denom = denom as f32;
     let out = class_output(losses, &cls.sample, reduction, denom)?;
     if !needs_grad(&[input]) {
