@@ -38,6 +38,9 @@ pub(crate) trait Lanes: Copy {
     type M: Copy;
     /// Floats per register (at most 16).
     const LANES: usize;
+    /// Architectural vector registers (a loop keeping more values live than
+    /// this spills).
+    const REGISTERS: usize;
 
     /// Every lane set to `x`.
     fn splat(self, x: f32) -> Self::V;

@@ -80,6 +80,7 @@ impl Lanes for Avx512 {
     type V = __m512;
     type M = __mmask16;
     const LANES: usize = 16;
+    const REGISTERS: usize = 32;
 
     #[inline(always)]
     fn splat(self, x: f32) -> __m512 {
