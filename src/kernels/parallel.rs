@@ -233,6 +233,37 @@ pub fn rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
     });
 }
 
+/// `out[r] = f(r)` for every row `r` of a reduction whose rows cost about
+/// `row_len` elements each: groups of whole rows are cut as [`pieces`] cuts
+/// `out.len() * row_len` elements and run in parallel (so a few long rows
+/// spread as well as many short ones). Rows are independent, so results do
+/// not depend on the thread count.
+pub fn row_results(out: &mut [f32], row_len: usize, f: impl Fn(usize) -> f32 + Sync) {
+    let rows = out.len();
+    let groups = pieces(rows.saturating_mul(row_len)).0.min(rows);
+    let per = rows.div_ceil(groups.max(1));
+    let groups = if per == 0 { 0 } else { rows.div_ceil(per) };
+    if groups < 2 {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = f(r);
+        }
+        return;
+    }
+    let o = Disjoint::new(out);
+    let run = |g: usize| {
+        let r = g * per..((g + 1) * per).min(rows);
+        // SAFETY: groups cover disjoint row ranges of `out`.
+        let part = unsafe { o.range(r.clone()) };
+        for (i, v) in part.iter_mut().enumerate() {
+            *v = f(r.start + i);
+        }
+    };
+    #[cfg(feature = "std")]
+    super::threads::parallel_for(groups, run);
+    #[cfg(not(feature = "std"))]
+    (0..groups).for_each(run);
+}
+
 /// The table's fused Adam update over matching pieces of every slice.
 pub fn adam(
     p: &mut [f32],
@@ -303,14 +334,22 @@ mod tests {
             alloc::vec![0.0f32; (n / 100) * 100],
         ];
         let mut sums = [0.0f32; 2];
+        // Four long rows: one piece each on two threads.
+        let long = x.len() / 4;
+        let rowsum = |r: usize| x[r * long..(r + 1) * long].iter().sum::<f32>();
+        let mut results = [[f32::NAN; 4]; 2];
         for (t, threads) in [1usize, 2].into_iter().enumerate() {
             super::super::threads::set_num_threads(threads);
             sums[t] = sum(&x);
             rows(&mut out[t], 100, rowf);
+            row_results(&mut results[t], long, rowsum);
         }
         super::super::threads::set_num_threads(prev);
         assert_eq!(sums[0].to_bits(), sums[1].to_bits());
         assert_eq!(out[0], out[1]);
+        let want: Vec<f32> = (0..4).map(rowsum).collect();
+        assert_eq!(results[0].as_slice(), want.as_slice());
+        assert_eq!(results[1].as_slice(), want.as_slice());
         let exact: f64 = x.iter().map(|&v| v as f64).sum();
         assert!(
             (sums[0] as f64 - exact).abs() < 1e-3,

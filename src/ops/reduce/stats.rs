@@ -343,9 +343,7 @@ impl Tensor {
         let x = rows.as_slice().expect("contiguous");
         let (len, k) = (plan.count, crate::kernels::table().logsumexp);
         Tensor::try_from_fill(plan.shape(keepdim), |out| {
-            crate::kernels::parallel::rows(out, 1, |r, o| {
-                o[0] = k(&x[r * len..(r + 1) * len]);
-            })
+            crate::kernels::parallel::row_results(out, len, |r| k(&x[r * len..(r + 1) * len]))
         })
     }
     // ------------------------------------------------------------------ prod
