@@ -380,9 +380,8 @@ fn log_softmax_rows(cls: &Classes, x: &[f32]) -> Result<Tensor> {
 }
 
 /// Cross-entropy with class indices. The forward pass computes each row's
-/// softmax (saved for the backward pass) and log-softmax with the kernel
-/// table's row kernels (SIMD `exp`, two passes; a row whose target is ignored
-/// skips the second). The backward pass
+/// log-softmax with the kernel table's row kernel and saves `exp` of it (as
+/// PyTorch's `nll_loss(log_softmax)` does through its backward). The backward pass
 /// writes `(p * sum(q) - q) * scale` per row, where `q` is the row's target
 /// distribution: `a w[y]` at the target class `y` plus `b w[j]` everywhere
 /// (`a = 1 - smoothing`, `b = smoothing / C`).
@@ -404,32 +403,44 @@ fn cross_entropy_indices(
     let mut denom = 0.0f64;
     let x = cls.permute_rows(OP, input)?;
     let xs = slice(&x);
-    // Scratch row of (weighted) log-probabilities.
-    let mut scratch = work_buf(c)?;
-    let logp = scratch.try_data_mut()?;
+    // Scratch row of weighted log-probabilities for the smoothing term.
+    let mut scratch = if eps > 0.0 && w.is_some() {
+        Some(work_buf(c)?)
+    } else {
+        None
+    };
+    let weighted: &mut [f32] = match &mut scratch {
+        Some(t) => t.try_data_mut()?,
+        None => &mut [],
+    };
     let ls = losses.try_data_mut()?;
     let k = crate::kernels::table();
+    // `probs` holds each row's log-probabilities first, then (one `exp` over
+    // the whole buffer) the probabilities the backward pass uses, as
+    // PyTorch's `exp(log_softmax)`.
     let probs = Tensor::try_from_fill(Shape::try_for(OP, &[xs.len()])?, |p| {
         for (r, (&y, l)) in slice(&ys).iter().zip(ls.iter_mut()).enumerate() {
-            let xr = cls.row(xs, r);
-            (k.softmax)(xr, &mut p[r * c..(r + 1) * c]);
+            let logp = &mut p[r * c..(r + 1) * c];
+            (k.log_softmax)(cls.row(xs, r), logp);
             let Some(y) = class_at(y) else {
                 continue;
             };
-            (k.log_softmax)(xr, logp);
             let wy = wt(&w, y);
             denom += f64::from(wy);
             let mut v = -(a * wy * logp[y]);
             if eps > 0.0 {
-                if w.is_some() {
-                    for (j, o) in logp.iter_mut().enumerate() {
-                        *o *= wt(&w, j);
+                v -= b * if w.is_some() {
+                    for (j, (o, &q)) in weighted.iter_mut().zip(logp.iter()).enumerate() {
+                        *o = wt(&w, j) * q;
                     }
-                }
-                v -= b * kern::sum(logp);
+                    kern::sum(weighted)
+                } else {
+                    kern::sum(logp)
+                };
             }
             *l = v;
         }
+        (k.exp.map_inplace)(p);
     })?;
     drop((x, scratch));
     let denom = denom as f32;
