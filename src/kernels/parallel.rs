@@ -234,7 +234,7 @@ pub fn rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
 }
 
 /// `out[r] = f(r)` for every row `r` of a reduction whose rows cost about
-/// `row_len` elements each: groups of whole rows are cut as [`pieces`] cuts
+/// `row_len` elements each: groups of whole rows are cut as `pieces` cuts
 /// `out.len() * row_len` elements and run in parallel (so a few long rows
 /// spread as well as many short ones). Rows are independent, so results do
 /// not depend on the thread count.
