@@ -199,24 +199,28 @@ pub fn blocks(out: &mut [f32], block_len: usize, f: impl Fn(Range<usize>, &mut [
         return f(0..0, out);
     }
     assert!(block_len > 0, "parallel::blocks: empty blocks");
-    let n_blocks = len.div_ceil(block_len);
-    let groups = pieces(len).0.min(n_blocks);
-    let per = n_blocks.div_ceil(groups);
-    let groups = n_blocks.div_ceil(per);
-    if groups < 2 {
-        return f(0..n_blocks, out);
-    }
     let o = Disjoint::new(out);
-    let run = |g: usize| {
-        let b = g * per..((g + 1) * per).min(n_blocks);
+    for_groups(len.div_ceil(block_len), len, |b| {
         let r = b.start * block_len..(b.end * block_len).min(len);
         // SAFETY: groups cover disjoint block ranges of `out`.
         f(b, unsafe { o.range(r) })
-    };
+    });
+}
+
+/// Runs `f(items)` over groups of consecutive items of `0..n` whose whole
+/// costs about `work` elements: as many groups as [`pieces`] cuts `work`
+/// into (at most `n`), in parallel from two on; otherwise `f(0..n)` once.
+fn for_groups(n: usize, work: usize, f: impl Fn(Range<usize>) + Sync) {
+    let groups = pieces(work).0.min(n);
+    if groups < 2 {
+        return f(0..n);
+    }
+    let per = n.div_ceil(groups);
+    let run = |g: usize| f(g * per..((g + 1) * per).min(n));
     #[cfg(feature = "std")]
-    super::threads::parallel_for(groups, run);
+    super::threads::parallel_for(n.div_ceil(per), run);
     #[cfg(not(feature = "std"))]
-    (0..groups).for_each(run);
+    (0..n.div_ceil(per)).for_each(run);
 }
 
 /// `f(row, out_row)` for every row of `out` (`row_len` elements each),
@@ -240,28 +244,14 @@ pub fn rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
 /// not depend on the thread count.
 pub fn row_results(out: &mut [f32], row_len: usize, f: impl Fn(usize) -> f32 + Sync) {
     let rows = out.len();
-    let groups = pieces(rows.saturating_mul(row_len)).0.min(rows);
-    let per = rows.div_ceil(groups.max(1));
-    let groups = if per == 0 { 0 } else { rows.div_ceil(per) };
-    if groups < 2 {
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = f(r);
-        }
-        return;
-    }
     let o = Disjoint::new(out);
-    let run = |g: usize| {
-        let r = g * per..((g + 1) * per).min(rows);
+    for_groups(rows, rows.saturating_mul(row_len), |r| {
         // SAFETY: groups cover disjoint row ranges of `out`.
         let part = unsafe { o.range(r.clone()) };
-        for (i, v) in part.iter_mut().enumerate() {
-            *v = f(r.start + i);
+        for (v, i) in part.iter_mut().zip(r) {
+            *v = f(i);
         }
-    };
-    #[cfg(feature = "std")]
-    super::threads::parallel_for(groups, run);
-    #[cfg(not(feature = "std"))]
-    (0..groups).for_each(run);
+    });
 }
 
 /// The table's fused Adam update over matching pieces of every slice.

@@ -414,35 +414,34 @@ fn cross_entropy_indices(
         None => &mut [],
     };
     let ls = losses.try_data_mut()?;
-    let k = crate::kernels::table();
     // `probs` holds each row's log-probabilities first, then (one `exp` over
     // the whole buffer) the probabilities the backward pass uses, as
     // PyTorch's `exp(log_softmax)`.
-    let probs = Tensor::try_from_fill(Shape::try_for(OP, &[xs.len()])?, |p| {
-        for (r, (&y, l)) in slice(&ys).iter().zip(ls.iter_mut()).enumerate() {
-            let logp = &mut p[r * c..(r + 1) * c];
-            (k.log_softmax)(cls.row(xs, r), logp);
-            let Some(y) = class_at(y) else {
-                continue;
+    let mut probs = log_softmax_rows(&cls, xs)?;
+    drop(x);
+    let p = probs.try_data_mut()?;
+    for (r, (&y, l)) in slice(&ys).iter().zip(ls.iter_mut()).enumerate() {
+        let Some(y) = class_at(y) else {
+            continue;
+        };
+        let logp = cls.row(p, r);
+        let wy = wt(&w, y);
+        denom += f64::from(wy);
+        let mut v = -(a * wy * logp[y]);
+        if eps > 0.0 {
+            v -= b * if w.is_some() {
+                for (j, (o, &q)) in weighted.iter_mut().zip(logp).enumerate() {
+                    *o = wt(&w, j) * q;
+                }
+                kern::sum(weighted)
+            } else {
+                kern::sum(logp)
             };
-            let wy = wt(&w, y);
-            denom += f64::from(wy);
-            let mut v = -(a * wy * logp[y]);
-            if eps > 0.0 {
-                v -= b * if w.is_some() {
-                    for (j, (o, &q)) in weighted.iter_mut().zip(logp.iter()).enumerate() {
-                        *o = wt(&w, j) * q;
-                    }
-                    kern::sum(weighted)
-                } else {
-                    kern::sum(logp)
-                };
-            }
-            *l = v;
         }
-        (k.exp.map_inplace)(p);
-    })?;
-    drop((x, scratch));
+        *l = v;
+    }
+    (crate::kernels::table().exp.map_inplace)(p);
+    drop(scratch);
     let denom = denom as f32;
     let out = class_output(losses, &cls.sample, reduction, denom)?;
     if !needs_grad(&[input]) {

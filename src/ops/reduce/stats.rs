@@ -330,9 +330,12 @@ impl Tensor {
     ) -> Result<Tensor> {
         let rank = self.rank();
         let mut perm = [0usize; MAX_RANK];
-        let (kept, reduced) = (0..rank).partition::<alloc::vec::Vec<usize>, _>(|&d| !mask[d]);
-        for (p, d) in perm.iter_mut().zip(kept.iter().chain(&reduced)) {
-            *p = *d;
+        let kept = (0..rank).filter(|&d| !mask[d]);
+        for (p, d) in perm
+            .iter_mut()
+            .zip(kept.chain((0..rank).filter(|&d| mask[d])))
+        {
+            *p = d;
         }
         let moved = self.with_layout(self.layout.permute(&perm[..rank]));
         let rows = if moved.is_contiguous() {
