@@ -361,3 +361,64 @@ fn linear_layer_tolerance_sanity() {
         Tensor::from_slice(&want.iter().map(|&v| v as f32).collect::<Vec<_>>(), [m, n]).unwrap();
     common::assert_close(&got, &want, Tol::new(1e-4, 1e-4), "linear");
 }
+
+/// `x.linear(w, b)` computes its gradients with direct products; they equal,
+/// bit for bit, the gradients of `x.matmul(w.t()) + b` (the general matmul
+/// and broadcast-add backward) for plain, batched, strided, empty and
+/// inner-dimension-0 operands.
+#[test]
+fn linear_gradients_equal_the_matmul_forms_bit_for_bit() {
+    type Case = (&'static str, Vec<usize>, usize, usize);
+    let cases: [Case; 6] = [
+        ("row", vec![1, 64], 64, 32),
+        ("batch", vec![37, 19], 19, 23),
+        ("3-d", vec![2, 5, 300], 300, 9),
+        ("no rows", vec![0, 6], 6, 4),
+        ("in 0", vec![3, 0], 0, 5),
+        ("wide", vec![9, 700], 700, 300),
+    ];
+    for (name, xd, inf, outf) in cases {
+        for strided in [false, true] {
+            // Strided: x is the transpose of a contiguous buffer (copied by
+            // linear) and w a transposed view (read where it lies).
+            let x = if strided && xd.len() == 2 {
+                randn(&[xd[1], xd[0]], 60).t()
+            } else {
+                randn(&xd, 60)
+            };
+            let w = if strided {
+                randn(&[inf, outf], 61).t()
+            } else {
+                randn(&[outf, inf], 61)
+            };
+            let b = randn(&[outf], 62);
+            let mut gd = xd.clone();
+            *gd.last_mut().unwrap() = outf;
+            let g = randn(&gd, 63);
+            let grads = |use_linear: bool| {
+                let (x, w, b) = (
+                    x.detach().with_requires_grad(),
+                    w.detach().with_requires_grad(),
+                    b.detach().with_requires_grad(),
+                );
+                let y = if use_linear {
+                    x.linear(&w, Some(&b))
+                } else {
+                    x.matmul(&w.t()).add_tensor(&b)
+                };
+                y.backward_with(Some(&g), false).unwrap();
+                [x, w, b].map(|t| t.grad().unwrap())
+            };
+            let (got, want) = (grads(true), grads(false));
+            for (what, (a, e)) in ["x", "weight", "bias"].iter().zip(got.iter().zip(&want)) {
+                assert_eq!(
+                    a.dims(),
+                    e.dims(),
+                    "{name} strided={strided}: d{what} shape"
+                );
+                let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(a), bits(e), "{name} strided={strided}: d{what}");
+            }
+        }
+    }
+}

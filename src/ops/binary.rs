@@ -9,7 +9,7 @@
 
 use alloc::vec;
 
-use super::matmul::saved;
+use super::saved;
 use super::{binary_inplace, grad_if, kern, map_binary, map_unary, sum_to_shape};
 use crate::autograd::needs_grad;
 use crate::error::{Result, unwrap};

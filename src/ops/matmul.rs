@@ -25,9 +25,8 @@
 //! contiguous.
 
 use alloc::vec;
-use alloc::vec::Vec;
 
-use super::grad_if;
+use super::{grad_if, saved};
 use crate::autograd::needs_grad;
 use crate::error::{Error, Result, unwrap};
 use crate::kernels::gemm::{MatMut, MatRef};
@@ -38,7 +37,7 @@ use crate::tensor::{Shape, Tensor};
 /// C = alpha * A B + beta * C through the packed SIMD GEMM
 /// ([`crate::kernels::gemm::sgemm`]); beta == 0 ignores C's prior contents.
 /// Every product of this module goes through here.
-fn sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) -> Result<()> {
+pub(super) fn sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) -> Result<()> {
     #[cfg(all(test, feature = "std"))]
     trace::record(&a, &b);
     crate::kernels::gemm::try_sgemm_fused(alpha, a, b, beta, c, Default::default())
@@ -623,157 +622,4 @@ mod tests {
         let one = Layout::contiguous(Shape::new(&[1, 1, 4]).unwrap());
         assert_eq!(fold(&one, 1, 1), Some(0));
     }
-}
-
-// ------------------------------------------------------------------ linear
-
-impl Tensor {
-    /// `self @ weight.t() + bias` (PyTorch's `F.linear`): input `[..., in]`,
-    /// weight `[out, in]`, bias `[out]`, output `[..., out]`. The bias is added
-    /// inside the matrix product's write-back, and the transposed weight is
-    /// read in place (no copy).
-    ///
-    /// # Panics
-    /// On mismatched shapes; see [`try_linear`](Self::try_linear).
-    #[track_caller]
-    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
-        unwrap(self.try_linear(weight, bias))
-    }
-
-    /// [`linear`](Self::linear), or `ShapeMismatch` (op `linear`) naming the
-    /// input and weight (or weight and bias) shapes.
-    pub fn try_linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        const OP: &str = "linear";
-        let mismatch = |l: &Tensor, r: &Tensor, detail| Error::ShapeMismatch {
-            op: OP,
-            lhs: l.shape().into(),
-            rhs: r.shape().into(),
-            detail,
-        };
-        if weight.rank() != 2
-            || self.rank() == 0
-            || self.dims()[self.rank() - 1] != weight.dims()[1]
-        {
-            return Err(mismatch(
-                self,
-                weight,
-                "the input's last dimension must equal the weight's [out, in] in",
-            ));
-        }
-        let (out_f, in_f) = (weight.dims()[0], weight.dims()[1]);
-        if let Some(b) = bias
-            && b.dims() != [out_f]
-        {
-            return Err(mismatch(weight, b, "the bias must be [out]"));
-        }
-        let rows: usize = self.dims()[..self.rank() - 1].iter().product();
-        let x2 = self.detach().try_reshape([rows, in_f])?;
-        let x2 = if x2.strides()[1] == 1 || in_f <= 1 {
-            x2
-        } else {
-            x2.try_contiguous()?
-        };
-        let bias_c = match bias {
-            Some(b) => Some(b.detach().try_contiguous()?),
-            None => None,
-        };
-        let mut shape: Vec<usize> = self.dims()[..self.rank() - 1].to_vec();
-        shape.push(out_f);
-        let mut c = Storage::try_for_overwrite(rows.saturating_mul(out_f))?;
-        linear_into(
-            &x2,
-            weight,
-            bias_c.as_ref(),
-            c.unique_mut(),
-            (rows, in_f, out_f),
-        )?;
-        let out = Tensor::from_parts(c, Layout::contiguous(Shape::new(&[rows, out_f])?))
-            .try_reshape(&shape[..])?;
-        let mut inputs: Vec<&Tensor> = vec![self, weight];
-        if let Some(b) = bias {
-            inputs.push(b);
-        }
-        if !needs_grad(&inputs) {
-            return Ok(out);
-        }
-        // Save only what the wanted gradients read: dx = g W needs the
-        // weight, dW = g^T x the input, db = sum(g) neither (a frozen weight
-        // with a trained bias keeps no activation alive).
-        let x_shape = self.shape().clone();
-        let w_saved = self.requires_grad().then(|| weight.detach());
-        let x_saved = weight.requires_grad().then_some(x2);
-        Ok(out.record("LinearBackward0", &inputs, move |g, need| {
-            let g2 = g.try_reshape([rows, out_f])?;
-            let mut grads = vec![
-                grad_if(need[0], || {
-                    g2.try_matmul(saved(&w_saved)?)?.try_reshape(&x_shape)
-                })?,
-                grad_if(need[1], || g2.try_t()?.try_matmul(saved(&x_saved)?))?,
-            ];
-            if need.len() == 3 {
-                grads.push(grad_if(need[2], || g2.try_sum_dims([0], false))?);
-            }
-            Ok(grads)
-        }))
-    }
-}
-
-/// A tensor an op saved for a gradient it was told would be wanted; an
-/// internal error if the backward pass asks for another one.
-pub(crate) fn saved(t: &Option<Tensor>) -> Result<&Tensor> {
-    t.as_ref().ok_or(Error::InvalidArgument {
-        op: "backward",
-        detail: "internal error: a gradient was asked for that the op did not save inputs for",
-    })
-}
-
-/// `c = x2 W^T + bias` for `x2` `[rows, in]` (unit column stride), `W`
-/// `[out, in]`, `c` `[rows, out]` contiguous.
-fn linear_into(
-    x2: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    c: &mut [f32],
-    (rows, in_f, out_f): (usize, usize, usize),
-) -> Result<()> {
-    if rows == 0 || out_f == 0 {
-        return Ok(());
-    }
-    if in_f == 0 {
-        match bias {
-            Some(b) => {
-                for row in c.chunks_exact_mut(out_f) {
-                    row.copy_from_slice(b.as_slice().expect("contiguous"));
-                }
-            }
-            None => c.fill(0.0),
-        }
-        return Ok(());
-    }
-    let a = MatRef {
-        data: &x2.storage.as_slice()[x2.offset()..],
-        rows,
-        cols: in_f,
-        row_stride: x2.strides()[0],
-        col_stride: 1,
-    };
-    let w = MatRef {
-        data: &weight.storage.as_slice()[weight.offset()..],
-        rows: in_f,
-        cols: out_f,
-        row_stride: weight.strides()[1],
-        col_stride: weight.strides()[0],
-    };
-    let cm = MatMut {
-        data: c,
-        rows,
-        cols: out_f,
-        row_stride: out_f,
-        col_stride: 1,
-    };
-    let epilogue = crate::kernels::gemm::Epilogue {
-        bias: bias.map(|b| b.as_slice().expect("contiguous")),
-        relu: false,
-    };
-    crate::kernels::gemm::try_sgemm_fused(1.0, a, w, 0.0, cm, epilogue)
 }

@@ -12,6 +12,7 @@
 //! pointers.
 
 pub(crate) mod binary;
+mod linear;
 pub(crate) mod matmul;
 pub(crate) mod nn;
 pub(crate) mod reduce;
@@ -411,4 +412,13 @@ pub(crate) fn binary_inplace(
 #[inline]
 pub(crate) fn grad_if(need: bool, f: impl FnOnce() -> Result<Tensor>) -> Result<Option<Tensor>> {
     if need { f().map(Some) } else { Ok(None) }
+}
+
+/// A tensor an op saved for a gradient it was told would be wanted; an
+/// internal error if the backward pass asks for another one.
+pub(crate) fn saved(t: &Option<Tensor>) -> Result<&Tensor> {
+    t.as_ref().ok_or(crate::error::Error::InvalidArgument {
+        op: "backward",
+        detail: "internal error: a gradient was asked for that the op did not save inputs for",
+    })
 }

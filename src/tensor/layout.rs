@@ -125,6 +125,9 @@ impl Layout {
     /// Whether two logical elements may share one storage element (a stride-0 or
     /// otherwise overlapping view). Conservative: `false` is exact.
     pub(crate) fn may_overlap(&self) -> bool {
+        if self.is_contiguous() {
+            return false; // the common case, without the sort below
+        }
         let mut dims: heapless::Vec<(usize, usize), MAX_RANK> = (0..self.rank())
             .filter(|&i| self.shape[i] > 1)
             .map(|i| (self.strides[i], self.shape[i]))

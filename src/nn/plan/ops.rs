@@ -95,11 +95,10 @@ impl Planner {
     }
 
     /// `sum` over the rows of a contiguous `[rows, cols]` tensor into
-    /// `[cols]`: the result and its compensation buffer (freed on return).
+    /// `[cols]` (the bias gradient): the result only (the compensations live
+    /// on the stack).
     fn sum_rows(&mut self, _rows: usize, cols: usize) -> Result<PlanTensor> {
-        let out = self.alloc(&[cols])?;
-        self.work(cols);
-        Ok(out)
+        self.alloc(&[cols])
     }
 
     /// An element-wise unary operation (an activation, `exp`, `mul_scalar`,

@@ -142,6 +142,34 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The sums over the rows of a 2-D tensor `[rows, cols]` (a bias gradient):
+/// `x.sum_dims([0], false)` with the same bits, without the general walk
+/// when the columns are contiguous.
+pub(crate) fn sum_rows(x: &Tensor) -> Result<Tensor> {
+    debug_assert_eq!(x.rank(), 2);
+    let (rows, cols) = (x.dims()[0], x.dims()[1]);
+    if x.strides()[1] != 1 && cols > 1 {
+        return x.try_sum_dims([0], false);
+    }
+    let mut out = Tensor::try_zeros([cols])?;
+    let acc = out.storage.get_mut().expect("fresh buffer");
+    let (src, rs) = (&x.storage.as_slice()[x.offset()..], x.strides()[0]);
+    // Column blocks with their compensations on the stack: each column's
+    // Kahan sum runs over the rows in order, as in `sum_keepdim`.
+    let mut comp = [0.0f32; super::CHUNK];
+    for (b, acc) in acc.chunks_mut(super::CHUNK).enumerate() {
+        let c = &mut comp[..acc.len()];
+        c.fill(0.0);
+        for i in 0..rows {
+            let row = &src[i * rs + b * super::CHUNK..][..acc.len()];
+            for ((a, cc), &v) in acc.iter_mut().zip(c.iter_mut()).zip(row) {
+                kahan_add(a, cc, v);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Sums `g` down to `shape` (the reverse of broadcasting `shape` to `g`'s
 /// shape): leading extra dimensions and dimensions that were 1 are summed.
 pub(crate) fn sum_to_shape(g: &Tensor, shape: &Shape) -> Result<Tensor> {
