@@ -458,7 +458,16 @@ fn check_len(
 /// nesting rule: sorted by stride, each stride exceeds the largest offset the
 /// smaller dimensions reach. `dims` are `(extent, stride)`.
 fn distinct(dims: &mut [(usize, usize)]) -> bool {
-    crate::sort::sort_unstable_by(dims, |a, b| a.1.cmp(&b.1));
+    // By stride, insertion sort: three entries, on every call (the shared
+    // heapsort's dynamic callback cost more than the small products it
+    // guarded).
+    for i in 1..dims.len() {
+        let mut j = i;
+        while j > 0 && dims[j - 1].1 > dims[j].1 {
+            dims.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     let mut reach = 0usize;
     for &(e, s) in dims.iter().filter(|&&(e, _)| e > 1) {
         if s <= reach {

@@ -16,6 +16,8 @@ use super::{
     VMap, VZip, map, map_fast, map_guarded, map_inplace, map_inplace_fast, map_inplace_guarded,
     math, zip,
 };
+use core::mem::MaybeUninit;
+
 use crate::kernels::{check, lanes::Lanes, scalar};
 
 /// Registers per accumulator per block.
@@ -197,10 +199,13 @@ fn row_inside(m: f32, lo: f32) -> bool {
 }
 
 /// Pairwise combination of block sums (a binary counter of partial sums).
-/// Entries are `Option`s so that creating the counter writes 48 tags rather
-/// than 48 registers (3 KB on AVX-512), which mattered for short rows.
+/// The entries are left uninitialised until pushed: creating the counter
+/// writes nothing but the level tags, which matters for short rows (48
+/// registers are 3 KB on AVX-512, and even 48 `Option` tags touched 48 cache
+/// lines per row).
 struct Cascade<L: Lanes> {
-    stack: [Option<L::V>; 48],
+    /// Entries `..len` are initialised.
+    stack: [MaybeUninit<L::V>; 48],
     level: [u8; 48],
     len: usize,
 }
@@ -209,7 +214,7 @@ impl<L: Lanes> Cascade<L> {
     #[inline(always)]
     fn new() -> Self {
         Cascade {
-            stack: [None; 48],
+            stack: [const { MaybeUninit::uninit() }; 48],
             level: [0; 48],
             len: 0,
         }
@@ -220,12 +225,11 @@ impl<L: Lanes> Cascade<L> {
         let mut level = 0;
         while self.len > 0 && self.level[self.len - 1] == level {
             self.len -= 1;
-            if let Some(s) = self.stack[self.len] {
-                v = l.add(s, v);
-            }
+            // SAFETY: entries below the old `len` were written by `push`.
+            v = l.add(unsafe { self.stack[self.len].assume_init() }, v);
             level += 1;
         }
-        self.stack[self.len] = Some(v);
+        self.stack[self.len].write(v);
         self.level[self.len] = level;
         self.len += 1;
     }
@@ -234,9 +238,9 @@ impl<L: Lanes> Cascade<L> {
     fn finish(&self, l: L) -> f32 {
         let mut acc = l.splat(0.0);
         for i in (0..self.len).rev() {
-            if let Some(s) = self.stack[i] {
-                acc = if i == self.len - 1 { s } else { l.add(s, acc) };
-            }
+            // SAFETY: `i < len`: written by `push`.
+            let s = unsafe { self.stack[i].assume_init() };
+            acc = if i == self.len - 1 { s } else { l.add(s, acc) };
         }
         l.hsum(acc)
     }
