@@ -503,10 +503,77 @@ impl<M: Module + ?Sized> Module for alloc::boxed::Box<M> {
     }
 }
 
+/// Bytes of a [`Name`] kept on the stack.
+const NAME_STACK: usize = 96;
+
+/// A dotted parameter or module name, on the stack when it fits (names are
+/// built on every visit of the parameters: every `zero_grad` and optimizer
+/// step, where allocating and formatting them cost more than a small
+/// layer's update), on the heap otherwise. Dereferences to `str`.
+pub(crate) enum Name {
+    Stack(heapless::String<NAME_STACK>),
+    Heap(String),
+}
+
+impl core::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Name::Stack(s) => s,
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+/// The concatenation of `parts`.
+fn concat(parts: &[&str]) -> Name {
+    let mut s = heapless::String::new();
+    if parts.iter().all(|p| s.push_str(p).is_ok()) {
+        return Name::Stack(s);
+    }
+    Name::Heap(parts.concat())
+}
+
 /// `prefix + name`, e.g. `join("layers.0.", "weight")`.
-pub(crate) fn join(prefix: &str, name: &str) -> String {
-    let mut s = String::with_capacity(prefix.len() + name.len());
-    s.push_str(prefix);
-    s.push_str(name);
-    s
+pub(crate) fn join(prefix: &str, name: &str) -> Name {
+    concat(&[prefix, name])
+}
+
+/// The prefix of child `i` of a container: `prefix + i + "."`.
+pub(crate) fn child(prefix: &str, i: usize) -> Name {
+    let mut digits = [0u8; 20];
+    let (mut n, mut at) = (i, digits.len());
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let i = core::str::from_utf8(&digits[at..]).expect("ASCII digits");
+    concat(&[prefix, i, "."])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names are the same on the stack and on the heap (past `NAME_STACK`
+    /// bytes), and child indices print in decimal.
+    #[test]
+    fn names_join_on_the_stack_and_past_it() {
+        assert_eq!(&*join("layers.0.", "weight"), "layers.0.weight");
+        assert!(matches!(join("a.", "b"), Name::Stack(_)));
+        for i in [0usize, 7, 10, 123_456, usize::MAX] {
+            assert_eq!(&*child("seq.", i), alloc::format!("seq.{i}."));
+        }
+        let long = "x".repeat(NAME_STACK);
+        let name = join(&long, ".weight");
+        assert!(matches!(name, Name::Heap(_)));
+        assert_eq!(&*name, alloc::format!("{long}.weight"));
+        let edge = "y".repeat(NAME_STACK - 1);
+        assert!(matches!(join(&edge, "z"), Name::Stack(_)));
+        assert_eq!(&*child(&edge, 5), alloc::format!("{edge}5."));
+    }
 }

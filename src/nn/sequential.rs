@@ -4,6 +4,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
+use super::module::child;
 use super::plan::{PlanTensor, Planner};
 use super::{Linear, Module};
 use crate::error::{Error, Result};
@@ -90,25 +91,25 @@ impl Module for Sequential {
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
         for (i, m) in self.layers.iter().enumerate() {
-            m.visit_params(&format!("{prefix}{i}."), f);
+            m.visit_params(&child(prefix, i), f);
         }
     }
 
     fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor)) {
         for (i, m) in self.layers.iter_mut().enumerate() {
-            m.visit_params_mut(&format!("{prefix}{i}."), f);
+            m.visit_params_mut(&child(prefix, i), f);
         }
     }
 
     fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
         for (i, m) in self.layers.iter().enumerate() {
-            m.visit_buffers(&format!("{prefix}{i}."), f);
+            m.visit_buffers(&child(prefix, i), f);
         }
     }
 
     fn visit_state(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
         for (i, m) in self.layers.iter().enumerate() {
-            m.visit_state(&format!("{prefix}{i}."), f);
+            m.visit_state(&child(prefix, i), f);
         }
     }
 
@@ -128,7 +129,7 @@ impl Module for Sequential {
 
     fn visit_rng_states(&self, prefix: &str, f: &mut dyn FnMut(&str, [u64; 4])) {
         for (i, m) in self.layers.iter().enumerate() {
-            m.visit_rng_states(&format!("{prefix}{i}."), f);
+            m.visit_rng_states(&child(prefix, i), f);
         }
     }
 
@@ -159,13 +160,13 @@ impl Module for Sequential {
 
     fn visit_linears(&self, prefix: &str, f: &mut dyn FnMut(&str, &Linear)) {
         for (i, m) in self.layers.iter().enumerate() {
-            m.visit_linears(&format!("{prefix}{i}."), f);
+            m.visit_linears(&child(prefix, i), f);
         }
     }
 
     fn visit_linears_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Linear)) {
         for (i, m) in self.layers.iter_mut().enumerate() {
-            m.visit_linears_mut(&format!("{prefix}{i}."), f);
+            m.visit_linears_mut(&child(prefix, i), f);
         }
     }
 }
