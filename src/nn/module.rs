@@ -541,18 +541,8 @@ pub(crate) fn join(prefix: &str, name: &str) -> Name {
 
 /// The prefix of child `i` of a container: `prefix + i + "."`.
 pub(crate) fn child(prefix: &str, i: usize) -> Name {
-    let mut digits = [0u8; 20];
-    let (mut n, mut at) = (i, digits.len());
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let i = core::str::from_utf8(&digits[at..]).expect("ASCII digits");
-    concat(&[prefix, i, "."])
+    let mut buf = [0u8; 20];
+    concat(&[prefix, crate::math::decimal(i, &mut buf), "."])
 }
 
 #[cfg(test)]

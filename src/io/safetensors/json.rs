@@ -270,18 +270,9 @@ pub(super) fn write_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends `v` in decimal.
-pub(super) fn write_uint(out: &mut Vec<u8>, mut v: usize) {
+pub(super) fn write_uint(out: &mut Vec<u8>, v: usize) {
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(crate::math::decimal(v, &mut buf).as_bytes());
 }
 
 #[cfg(test)]
