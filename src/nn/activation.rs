@@ -4,10 +4,19 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 use super::Module;
+use super::capture::{Act, Activation, Capture};
 use super::plan::{PlanTensor, Planner, Saves};
 
+/// The error of a layer [`Module::capture`] does not support.
+fn not_captured() -> crate::error::Error {
+    crate::error::Error::InvalidArgument {
+        op: "capture",
+        detail: "an activation other than Relu, Sigmoid, Tanh (or Identity) cannot be captured",
+    }
+}
+
 macro_rules! stateless {
-    ($(#[$doc:meta])* $name:ident, $saves:expr, |$self_:ident, $x:ident| $body:expr) => {
+    ($(#[$doc:meta])* $name:ident, $saves:expr, $cap:expr, |$self_:ident, $x:ident| $body:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
@@ -17,6 +26,10 @@ macro_rules! stateless {
                 let $self_ = self;
                 let _ = $self_;
                 $body
+            }
+            fn capture(&self, c: &mut Capture, x: Act) -> Result<Act> {
+                let f: fn(&mut Capture, Act) -> Result<Act> = $cap;
+                f(c, x)
             }
             fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {
                 match $saves {
@@ -32,23 +45,23 @@ macro_rules! stateless {
 
 stateless!(
     /// `max(x, 0)` (`torch.nn.ReLU`).
-    Relu, Some(Saves::Output), |s, x| x.try_relu()
+    Relu, Some(Saves::Output), |c, x| c.activation(x, Activation::Relu), |s, x| x.try_relu()
 );
 stateless!(
     /// Logistic sigmoid (`torch.nn.Sigmoid`).
-    Sigmoid, Some(Saves::Output), |s, x| x.try_sigmoid()
+    Sigmoid, Some(Saves::Output), |c, x| c.activation(x, Activation::Sigmoid), |s, x| x.try_sigmoid()
 );
 stateless!(
     /// Hyperbolic tangent (`torch.nn.Tanh`).
-    Tanh, Some(Saves::Output), |s, x| x.try_tanh()
+    Tanh, Some(Saves::Output), |c, x| c.activation(x, Activation::Tanh), |s, x| x.try_tanh()
 );
 stateless!(
     /// `x * sigmoid(x)` (`torch.nn.SiLU`).
-    Silu, Some(Saves::Input), |s, x| x.try_silu()
+    Silu, Some(Saves::Input), |_, _| Err(not_captured()), |s, x| x.try_silu()
 );
 stateless!(
     /// Returns its input (`torch.nn.Identity`).
-    Identity, None, |s, x| Ok(x.clone())
+    Identity, None, |_, x| Ok(x), |s, x| Ok(x.clone())
 );
 
 /// GELU (`torch.nn.GELU`): exact (erf) by default, or the tanh approximation.

@@ -2,6 +2,7 @@
 
 use alloc::boxed::Box;
 
+use super::capture::{Act, Capture};
 use super::plan::{PlanTensor, Planner, Saves};
 use super::{Lora, Module, init, module::join};
 use crate::error::{Error, Result};
@@ -160,6 +161,16 @@ impl Module for Linear {
             Some(lora) if !lora.is_merged() => y.try_add_tensor(&lora.delta(x)?),
             _ => Ok(y),
         }
+    }
+
+    fn capture(&self, c: &mut Capture, x: Act) -> Result<Act> {
+        if self.lora.as_ref().is_some_and(|l| !l.is_merged()) {
+            return Err(Error::InvalidArgument {
+                op: "capture",
+                detail: "a Linear with an unmerged LoRA adapter cannot be captured",
+            });
+        }
+        c.linear(x, &self.weight, self.bias.as_ref())
     }
 
     fn plan(&self, p: &mut Planner, x: &PlanTensor) -> Result<PlanTensor> {

@@ -4,6 +4,7 @@
 
 mod activation;
 mod attention;
+pub mod capture;
 mod conv;
 mod dropout;
 mod embedding;

@@ -126,6 +126,25 @@ pub trait Module: Send + Sync {
         })
     }
 
+    /// Describes the forward pass to a captured training step
+    /// ([`CapturedStep`](crate::nn::capture::CapturedStep)) with the
+    /// [`Capture`](crate::nn::capture::Capture)'s operations, which run the
+    /// same kernels as the layer's tensor operations.
+    ///
+    /// The default returns `InvalidArgument` (op `capture`): a module that
+    /// does not describe itself cannot be captured.
+    fn capture(
+        &self,
+        c: &mut crate::nn::capture::Capture,
+        x: crate::nn::capture::Act,
+    ) -> Result<crate::nn::capture::Act> {
+        let _ = (c, x);
+        Err(Error::InvalidArgument {
+            op: "capture",
+            detail: "a module does not implement Module::capture, so its step cannot be captured",
+        })
+    }
+
     // ------------------------------------------------------------ provided
 
     /// Training mode (PyTorch's `model.train()`).
@@ -500,6 +519,13 @@ impl<M: Module + ?Sized> Module for alloc::boxed::Box<M> {
         x: &crate::nn::plan::PlanTensor,
     ) -> Result<crate::nn::plan::PlanTensor> {
         (**self).plan(p, x)
+    }
+    fn capture(
+        &self,
+        c: &mut crate::nn::capture::Capture,
+        x: crate::nn::capture::Act,
+    ) -> Result<crate::nn::capture::Act> {
+        (**self).capture(c, x)
     }
 }
 

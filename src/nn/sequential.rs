@@ -4,6 +4,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
+use super::capture::{Act, Capture};
 use super::module::child;
 use super::plan::{PlanTensor, Planner};
 use super::{Linear, Module};
@@ -75,6 +76,14 @@ impl Module for Sequential {
         let mut h = x.clone();
         for m in &self.layers {
             h = m.try_forward(&h)?;
+        }
+        Ok(h)
+    }
+
+    fn capture(&self, c: &mut Capture, x: Act) -> Result<Act> {
+        let mut h = x;
+        for m in &self.layers {
+            h = m.capture(c, h)?;
         }
         Ok(h)
     }

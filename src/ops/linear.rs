@@ -70,11 +70,10 @@ impl Tensor {
         shape.push(out_f);
         let mut c = Storage::try_for_overwrite(rows.saturating_mul(out_f))?;
         linear_into(
-            &x2,
-            weight,
-            bias_c.as_ref(),
+            mat(&x2),
+            mat(weight),
+            bias_c.as_ref().map(|b| b.as_slice().expect("contiguous")),
             c.unique_mut(),
-            (rows, in_f, out_f),
         )?;
         let out = Tensor::from_parts(c, Layout::contiguous(Shape::new(&[rows, out_f])?))
             .try_reshape(&shape[..])?;
@@ -115,7 +114,7 @@ impl Tensor {
 }
 
 /// A 2-D tensor as a strided matrix view of its storage.
-fn mat(t: &Tensor) -> MatRef<'_> {
+pub(crate) fn mat(t: &Tensor) -> MatRef<'_> {
     debug_assert_eq!(t.rank(), 2);
     MatRef {
         data: &t.storage.as_slice()[t.offset()..],
@@ -131,29 +130,31 @@ fn mat(t: &Tensor) -> MatRef<'_> {
 fn product_into(a: MatRef, b: MatRef, shape: Shape) -> Result<Tensor> {
     debug_assert_eq!(shape.numel(), a.rows * b.cols);
     let mut c = Storage::try_for_overwrite(a.rows * b.cols)?;
-    if a.rows > 0 && b.cols > 0 {
-        // beta = 0: C's uninitialised contents are never read (k = 0 gives
-        // zeros).
-        sgemm(
-            1.0,
-            a,
-            b,
-            0.0,
-            MatMut::row_major(c.unique_mut(), a.rows, b.cols),
-        )?;
-    }
+    product_rows(a, b, c.unique_mut())?;
     Ok(Tensor::from_parts(c, Layout::contiguous(shape)))
 }
 
-/// `c = x2 W^T + bias` for `x2` `[rows, in]` (unit column stride), `W`
-/// `[out, in]`, `c` `[rows, out]` contiguous.
-fn linear_into(
-    x2: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
+/// `c = a b`, `c` row-major `[a.rows, b.cols]` (its prior contents are
+/// never read): the products of [`linear`](Tensor::linear)'s backward,
+/// `dx = g W` and `dW = g^T x`.
+pub(crate) fn product_rows(a: MatRef, b: MatRef, c: &mut [f32]) -> Result<()> {
+    if a.rows > 0 && b.cols > 0 {
+        // beta = 0 (k = 0 gives zeros).
+        sgemm(1.0, a, b, 0.0, MatMut::row_major(c, a.rows, b.cols))?;
+    }
+    Ok(())
+}
+
+/// `c = x W^T + bias` for `x` `[rows, in]` (unit column stride), `W`
+/// `[out, in]` (any strides), `c` `[rows, out]` contiguous (its prior
+/// contents are never read).
+pub(crate) fn linear_into(
+    x: MatRef,
+    weight: MatRef,
+    bias: Option<&[f32]>,
     c: &mut [f32],
-    (rows, in_f, out_f): (usize, usize, usize),
 ) -> Result<()> {
+    let (rows, in_f, out_f) = (x.rows, x.cols, weight.rows);
     if rows == 0 || out_f == 0 {
         return Ok(());
     }
@@ -161,37 +162,14 @@ fn linear_into(
         match bias {
             Some(b) => {
                 for row in c.chunks_exact_mut(out_f) {
-                    row.copy_from_slice(b.as_slice().expect("contiguous"));
+                    row.copy_from_slice(b);
                 }
             }
             None => c.fill(0.0),
         }
         return Ok(());
     }
-    let a = MatRef {
-        data: &x2.storage.as_slice()[x2.offset()..],
-        rows,
-        cols: in_f,
-        row_stride: x2.strides()[0],
-        col_stride: 1,
-    };
-    let w = MatRef {
-        data: &weight.storage.as_slice()[weight.offset()..],
-        rows: in_f,
-        cols: out_f,
-        row_stride: weight.strides()[1],
-        col_stride: weight.strides()[0],
-    };
-    let cm = MatMut {
-        data: c,
-        rows,
-        cols: out_f,
-        row_stride: out_f,
-        col_stride: 1,
-    };
-    let epilogue = crate::kernels::gemm::Epilogue {
-        bias: bias.map(|b| b.as_slice().expect("contiguous")),
-        relu: false,
-    };
-    crate::kernels::gemm::try_sgemm_fused(1.0, a, w, 0.0, cm, epilogue)
+    let cm = MatMut::row_major(c, rows, out_f);
+    let epilogue = crate::kernels::gemm::Epilogue { bias, relu: false };
+    crate::kernels::gemm::try_sgemm_fused(1.0, x, weight.t(), 0.0, cm, epilogue)
 }

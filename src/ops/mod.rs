@@ -12,7 +12,7 @@
 //! pointers.
 
 pub(crate) mod binary;
-mod linear;
+pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod nn;
 pub(crate) mod reduce;

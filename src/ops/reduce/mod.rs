@@ -153,21 +153,33 @@ pub(crate) fn sum_rows(x: &Tensor) -> Result<Tensor> {
     }
     let mut out = Tensor::try_zeros([cols])?;
     let acc = out.storage.get_mut().expect("fresh buffer");
-    let (src, rs) = (&x.storage.as_slice()[x.offset()..], x.strides()[0]);
-    // Column blocks with their compensations on the stack: each column's
-    // Kahan sum runs over the rows in order, as in `sum_keepdim`.
+    sum_rows_into(
+        &x.storage.as_slice()[x.offset()..],
+        rows,
+        x.strides()[0],
+        acc,
+    );
+    Ok(out)
+}
+
+/// `out[j] = sum_i src[i * row_stride + j]` for `i < rows`, `j <
+/// out.len()`: each column's Kahan sum over the rows in order, as
+/// `sum_keepdim` adds a leading dimension (so the same bits as
+/// `sum_dims([0])`); `out`'s prior contents are overwritten.
+pub(crate) fn sum_rows_into(src: &[f32], rows: usize, row_stride: usize, out: &mut [f32]) {
+    // Column blocks with their compensations on the stack.
     let mut comp = [0.0f32; super::CHUNK];
-    for (b, acc) in acc.chunks_mut(super::CHUNK).enumerate() {
+    for (b, acc) in out.chunks_mut(super::CHUNK).enumerate() {
+        acc.fill(0.0);
         let c = &mut comp[..acc.len()];
         c.fill(0.0);
         for i in 0..rows {
-            let row = &src[i * rs + b * super::CHUNK..][..acc.len()];
+            let row = &src[i * row_stride + b * super::CHUNK..][..acc.len()];
             for ((a, cc), &v) in acc.iter_mut().zip(c.iter_mut()).zip(row) {
                 kahan_add(a, cc, v);
             }
         }
     }
-    Ok(out)
 }
 
 /// Sums `g` down to `shape` (the reverse of broadcasting `shape` to `g`'s
