@@ -534,3 +534,52 @@ fn cross_entropy_keeps_its_buffers_in_the_pool() {
         "only x's gradient is left"
     );
 }
+
+/// A captured step holds all of its buffers from the capture on: once the
+/// optimizer has its state, a step ends with the pool as it found it, and
+/// its peak above that is the largest GEMM packing scratch among its five
+/// products (the only pool memory it takes while it runs); the capture's
+/// own buffers are what `CapturedStep::bytes` reports.
+#[test]
+fn a_warm_captured_step_takes_only_gemm_scratch() {
+    use train_station::kernels::gemm::{Config, scratch_bytes};
+    use train_station::nn::capture::CapturedStep;
+    let rm = |r: usize, c: usize| (r, c, c, 1);
+    let tr = |r: usize, c: usize| (r, c, 1, r);
+    let cfg = Config::current();
+    // Forward x W1^T, h W2^T; backward dx2 = g W2, dW2 = g^T h, dW1 = g^T x.
+    let scratch = [
+        scratch_bytes(cfg, 1, rm(16, 64), tr(64, 32), rm(16, 32)),
+        scratch_bytes(cfg, 1, rm(16, 32), tr(32, 10), rm(16, 10)),
+        scratch_bytes(cfg, 1, rm(16, 10), rm(10, 32), rm(16, 32)),
+        scratch_bytes(cfg, 1, tr(10, 16), rm(16, 32), rm(10, 32)),
+        scratch_bytes(cfg, 1, tr(32, 16), rm(16, 64), rm(32, 64)),
+    ];
+    let _g = lock();
+    let mut model = mlp(&[64, 32, 10]);
+    let mut opt = Adam::new(&model.parameters(), AdamConfig::default());
+    let (x, y) = inputs(16, 64, &[16, 10], PlanLoss::CrossEntropy);
+    let before_capture = pool::stats().bytes_in_use;
+    let mut step = CapturedStep::new(&model, 16, 64, PlanLoss::CrossEntropy).unwrap();
+    let held = pool::stats().bytes_in_use - before_capture;
+    assert!(
+        held >= step.bytes() && held < step.bytes() + 16 * 1024,
+        "{held} vs {}",
+        step.bytes()
+    );
+    step.step(&mut model, &mut opt, &x, &y).unwrap();
+    let s0 = pool::stats();
+    let before = s0.bytes_in_use;
+    pool::reset_peak();
+    for _ in 0..3 {
+        step.step(&mut model, &mut opt, &x, &y).unwrap();
+    }
+    let s1 = pool::stats();
+    assert_eq!(
+        s1.peak_bytes_in_use - before,
+        scratch.into_iter().max().unwrap()
+    );
+    assert_eq!(s1.bytes_in_use, before);
+    let takes = scratch.iter().filter(|&&b| b > 0).count();
+    assert_eq!(s1.hits + s1.misses - s0.hits - s0.misses, 3 * takes);
+}

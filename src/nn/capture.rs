@@ -8,8 +8,10 @@
 //! to describe its forward pass once ([`Module::capture`]), allocates every
 //! activation and gradient buffer for a fixed batch, and
 //! [`CapturedStep::step`] then runs forward, loss, backward and the
-//! optimizer's update with no graph and no allocation (the optimizer's state
-//! is allocated on its first update, as in an eager step).
+//! optimizer's update with no graph and no tensor allocation of its own:
+//! the only pool memory a step takes is each product's GEMM packing
+//! scratch, returned when the product ends (as in the eager operations),
+//! and the optimizer's state on its first update.
 //!
 //! The kernels are those of the eager operations, called on the same
 //! operands in the same order, so a captured step computes the same bits as
