@@ -8,7 +8,9 @@
 use candle_core::{DType, Device, Tensor as CTensor, Var};
 use candle_nn::{AdamW, Module as _, Optimizer as _, ParamsAdamW};
 use train_station::Tensor;
+use train_station::nn::capture::CapturedStep;
 use train_station::nn::loss::{CrossEntropyOptions, cross_entropy};
+use train_station::nn::plan::PlanLoss;
 use train_station::nn::{Linear, Module, Relu, Sequential};
 use train_station::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 
@@ -139,6 +141,14 @@ impl Ours {
             .step_module(&mut self.model)
             .expect("optimizer step");
         loss
+    }
+
+    /// One captured step ([`CapturedStep`]) on batch `i`; returns the loss
+    /// (computed before the update).
+    fn step_captured(&mut self, cap: &mut CapturedStep, i: usize) -> f32 {
+        let (x, y) = &self.data[i % self.data.len()];
+        cap.step(&mut self.model, self.opt.as_mut(), x, y)
+            .expect("captured step")
     }
 
     fn loss(&self, i: usize) -> f32 {
@@ -402,6 +412,19 @@ pub fn tiny_step(batch: usize, budget: Budget, out: &mut Vec<Record>) {
         (l0, &g, ours.loss(0)),
         &want,
     );
+    // The same step captured once and replayed (`nn::capture`).
+    let captured_case = format!("{case}, captured");
+    let mut ours_c = Ours::new(&params, rule, &data);
+    let mut cap = CapturedStep::new(&ours_c.model, batch, TINY[0], PlanLoss::CrossEntropy)
+        .expect("capture the tiny MLP");
+    let l0 = ours_c.step_captured(&mut cap, 0);
+    let g = ours_c.grads();
+    check_step(
+        "train-station",
+        &format!("tiny {captured_case}"),
+        (l0, &g, ours_c.loss(0)),
+        &want,
+    );
     let mut plain = Mlp::<f32>::new(&params, &TINY);
     let l0 = plain.forward_backward(&data[0].x, &data[0].y) as f32;
     let g: Vec<Vec<f32>> = plain
@@ -421,11 +444,15 @@ pub fn tiny_step(batch: usize, budget: Budget, out: &mut Vec<Record>) {
     .forward_backward(&data[0].x, &data[0].y) as f32;
     check_step("plain-rust", &format!("tiny {case}"), (l0, &g, l1), &want);
 
-    let (mut i, mut j) = (0usize, 0usize);
+    let (mut i, mut j, mut k) = (0usize, 0usize, 0usize);
     let mut cs = vec![
         Contender::new("train-station", 1, || {
             i += 1;
             ours.step(i);
+        }),
+        Contender::new("train-station (captured)", 1, || {
+            k += 1;
+            std::hint::black_box(ours_c.step_captured(&mut cap, k));
         }),
         Contender::new("plain-rust", 1, || {
             j += 1;
@@ -435,7 +462,14 @@ pub fn tiny_step(batch: usize, budget: Budget, out: &mut Vec<Record>) {
         }),
     ];
     let t = interleaved(budget, &mut cs);
-    for (lib, secs) in [("train-station", t[0]), ("plain-rust", t[1])] {
+    // Each case row compares one train-station form with the same plain
+    // loop timing.
+    for (case, lib, secs) in [
+        (&case, "train-station", t[0]),
+        (&case, "plain-rust", t[2]),
+        (&captured_case, "train-station", t[1]),
+        (&captured_case, "plain-rust", t[2]),
+    ] {
         out.push(Record::new(
             "tiny-mlp",
             case.clone(),
