@@ -6,8 +6,9 @@
 mod common;
 
 use common::randn;
+use train_station::nn::Reduction;
 use train_station::nn::capture::CapturedStep;
-use train_station::nn::loss::{CrossEntropyOptions, cross_entropy};
+use train_station::nn::loss::{CrossEntropyOptions, cross_entropy, mse_loss};
 use train_station::nn::plan::PlanLoss;
 use train_station::nn::{Dropout, Linear, Module, Relu, Sequential, Sigmoid, Silu, Tanh};
 use train_station::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
@@ -79,26 +80,45 @@ fn same_bits(a: &Tensor, b: &Tensor, what: &str) {
     }
 }
 
-/// Batches `[batch, widths[0]]` with class targets in `0..classes` (row 1
-/// ignored when `ignore`).
-fn batches(batch: usize, features: usize, classes: usize, ignore: bool) -> Vec<(Tensor, Tensor)> {
+/// Batches `[batch, features]` with targets for `loss`: class indices in
+/// `0..outputs` (row 1 ignored when `ignore`), or values `[batch, outputs]`.
+fn batches(
+    batch: usize,
+    features: usize,
+    outputs: usize,
+    loss: PlanLoss,
+    ignore: bool,
+) -> Vec<(Tensor, Tensor)> {
     (0..3)
         .map(|s| {
             let x = randn(&[batch, features], 100 + s);
-            let y = Tensor::from_fn([batch], |i| {
-                if ignore && i[0] == 1 {
-                    -100.0
-                } else {
-                    ((i[0] * 7 + s as usize) % classes) as f32
-                }
-            });
+            let y = match loss {
+                PlanLoss::CrossEntropy => Tensor::from_fn([batch], |i| {
+                    if ignore && i[0] == 1 {
+                        -100.0
+                    } else {
+                        ((i[0] * 7 + s as usize) % outputs) as f32
+                    }
+                }),
+                PlanLoss::Mse => randn(&[batch, outputs], 200 + s),
+            };
             (x, y)
         })
         .collect()
 }
 
-fn eager_step(model: &mut Sequential, opt: &mut dyn Optimizer, x: &Tensor, y: &Tensor) -> f32 {
-    let loss = cross_entropy(&model.forward(x), y, &CrossEntropyOptions::default());
+fn eager_step(
+    model: &mut Sequential,
+    opt: &mut dyn Optimizer,
+    x: &Tensor,
+    y: &Tensor,
+    kind: PlanLoss,
+) -> f32 {
+    let out = model.forward(x);
+    let loss = match kind {
+        PlanLoss::CrossEntropy => cross_entropy(&out, y, &CrossEntropyOptions::default()),
+        PlanLoss::Mse => mse_loss(&out, y, Reduction::Mean),
+    };
     model.zero_grad();
     loss.backward();
     opt.step_module(model).unwrap();
@@ -107,8 +127,15 @@ fn eager_step(model: &mut Sequential, opt: &mut dyn Optimizer, x: &Tensor, y: &T
 
 /// Runs three steps eagerly and captured from equal models and compares
 /// every loss, gradient and parameter bit for bit.
-fn check_same_bits(widths: &[usize], act: &str, opt_kind: &str, batch: usize, freeze_first: bool) {
-    let what = format!("{widths:?} {act} {opt_kind} batch {batch} freeze {freeze_first}");
+fn check_same_bits(
+    widths: &[usize],
+    act: &str,
+    opt_kind: &str,
+    batch: usize,
+    freeze_first: bool,
+    loss: PlanLoss,
+) {
+    let what = format!("{widths:?} {act} {opt_kind} batch {batch} freeze {freeze_first} {loss:?}");
     let (mut eager, mut captured) = (mlp(widths, act, 7), mlp(widths, act, 7));
     if freeze_first {
         for m in [&mut eager, &mut captured] {
@@ -120,13 +147,13 @@ fn check_same_bits(widths: &[usize], act: &str, opt_kind: &str, batch: usize, fr
         }
     }
     let (mut oe, mut oc) = (optimizer(&eager, opt_kind), optimizer(&captured, opt_kind));
-    let classes = *widths.last().unwrap();
-    let mut step = CapturedStep::new(&captured, batch, widths[0], PlanLoss::CrossEntropy).unwrap();
-    for (i, (x, y)) in batches(batch, widths[0], classes, batch > 2)
+    let outputs = *widths.last().unwrap();
+    let mut step = CapturedStep::new(&captured, batch, widths[0], loss).unwrap();
+    for (i, (x, y)) in batches(batch, widths[0], outputs, loss, batch > 2)
         .iter()
         .enumerate()
     {
-        let le = eager_step(&mut eager, oe.as_mut(), x, y);
+        let le = eager_step(&mut eager, oe.as_mut(), x, y, loss);
         let lc = step.step(&mut captured, oc.as_mut(), x, y).unwrap();
         assert_eq!(
             le.to_bits(),
@@ -157,12 +184,21 @@ fn captured_steps_equal_eager_steps_bit_for_bit() {
     ] {
         for opt in ["sgd", "momentum", "adam"] {
             for batch in [1, 3, 16] {
-                check_same_bits(widths, act, opt, batch, false);
+                for loss in [PlanLoss::CrossEntropy, PlanLoss::Mse] {
+                    check_same_bits(widths, act, opt, batch, false, loss);
+                }
             }
         }
     }
-    check_same_bits(&[64, 32, 10], "relu", "adam", 16, true);
-    check_same_bits(&[5, 7, 6, 3], "tanh", "momentum", 4, true);
+    check_same_bits(
+        &[64, 32, 10],
+        "relu",
+        "adam",
+        16,
+        true,
+        PlanLoss::CrossEntropy,
+    );
+    check_same_bits(&[5, 7, 6, 3], "tanh", "momentum", 4, true, PlanLoss::Mse);
 }
 
 #[test]
@@ -170,7 +206,7 @@ fn a_step_lowers_the_loss_and_leaves_gradients_in_the_parameters() {
     let mut model = mlp(&[8, 16, 4], "relu", 3);
     let mut opt = optimizer(&model, "sgd");
     let mut step = CapturedStep::new(&model, 8, 8, PlanLoss::CrossEntropy).unwrap();
-    let (x, y) = batches(8, 8, 4, false).remove(0);
+    let (x, y) = batches(8, 8, 4, PlanLoss::CrossEntropy, false).remove(0);
     let first = step.step(&mut model, opt.as_mut(), &x, &y).unwrap();
     // A caller holding a gradient does not see it overwritten by the next
     // step (the step's buffer is then copied on write).
@@ -206,10 +242,6 @@ fn modules_and_losses_that_cannot_be_captured_are_refused() {
         assert_eq!(err_op(e), "capture");
     }
     let model = mlp(&[4, 3], "relu", 1);
-    let e = CapturedStep::new(&model, 2, 4, PlanLoss::Mse)
-        .err()
-        .unwrap();
-    assert_eq!(err_op(e), "capture");
     let e = CapturedStep::new(&model, 2, 5, PlanLoss::CrossEntropy)
         .err()
         .unwrap();
@@ -223,13 +255,14 @@ fn bad_batches_targets_and_models_are_errors_that_change_nothing() {
     let mut step = CapturedStep::new(&model, 2, 4, PlanLoss::CrossEntropy).unwrap();
     let x = randn(&[2, 4], 9);
     let before: Vec<Vec<f32>> = model.parameters().iter().map(|p| p.to_vec()).collect();
-    let bad: [(Tensor, Tensor); 6] = [
+    let bad: [(Tensor, Tensor); 7] = [
         (randn(&[3, 4], 1), Tensor::zeros([3])),
         (randn(&[2, 5], 1), Tensor::zeros([2])),
         (x.clone(), Tensor::zeros([3])),
         (x.clone(), Tensor::from_slice(&[0.0, 3.0], [2]).unwrap()),
         (x.clone(), Tensor::from_slice(&[0.5, 1.0], [2]).unwrap()),
         (x.clone(), Tensor::from_slice(&[-1.0, 1.0], [2]).unwrap()),
+        (x.clone(), Tensor::zeros([2, 3])),
     ];
     for (bx, by) in &bad {
         let e = step.step(&mut model, opt.as_mut(), bx, by).err().unwrap();

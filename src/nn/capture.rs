@@ -22,10 +22,10 @@
 //! What can be captured: [`Sequential`](super::Sequential) chains of
 //! [`Linear`](super::Linear) (without LoRA), [`Relu`](super::Relu),
 //! [`Sigmoid`](super::Sigmoid) and [`Tanh`](super::Tanh), on an input
-//! `[batch, features]`, with the cross-entropy of [`PlanLoss`] (class
-//! indices, mean, `ignore_index = -100`, no weight or smoothing: the default
-//! [`CrossEntropyOptions`](super::loss::CrossEntropyOptions)); any
-//! [`Optimizer`]. A module that cannot be captured makes
+//! `[batch, features]`, ending in either loss of [`PlanLoss`]: cross-entropy
+//! with class indices (mean, `ignore_index = -100`, no weight or smoothing:
+//! the default [`CrossEntropyOptions`](super::loss::CrossEntropyOptions)) or
+//! the mean squared error; any [`Optimizer`]. A module that cannot be captured makes
 //! [`CapturedStep::new`] fail with `InvalidArgument` (op `capture`); a
 //! custom module built from these layers captures by implementing
 //! [`Module::capture`] with [`Capture::linear`] and [`Capture::activation`].
@@ -194,8 +194,10 @@ pub struct CapturedStep {
     /// Gradient buffers of the trained parameters, handed to their `grad`
     /// after each step and taken back at the next.
     param_grads: Vec<Option<Tensor>>,
-    /// Per-row losses and class indices.
+    loss: PlanLoss,
+    /// Per-row (cross-entropy) or per-element (MSE) losses.
     losses: Tensor,
+    /// Cross-entropy's class per row.
     classes: Vec<Option<usize>>,
 }
 
@@ -206,18 +208,13 @@ impl CapturedStep {
     /// values, ending with `loss`: records the forward pass and allocates
     /// every buffer (from the tensor pool: `OutOfMemory` here, not later).
     /// Errors with `InvalidArgument` (op `capture`) if a module cannot be
-    /// captured, or the loss is not supported.
+    /// captured.
     pub fn new(
         model: &dyn Module,
         batch: usize,
         features: usize,
         loss: PlanLoss,
     ) -> Result<CapturedStep> {
-        if loss != PlanLoss::CrossEntropy {
-            return Err(unsupported(
-                "only the cross-entropy loss (class indices) is captured",
-            ));
-        }
         let mut ids = Vec::new();
         let mut shapes = Vec::new();
         let mut trained = Vec::new();
@@ -252,13 +249,18 @@ impl CapturedStep {
         for (shape, &t) in shapes.iter().zip(&cap.trained) {
             param_grads.push(t.then(|| Tensor::try_zeros(shape.dims())).transpose()?);
         }
+        let per_row = match loss {
+            PlanLoss::CrossEntropy => 1,
+            PlanLoss::Mse => out.width,
+        };
         Ok(CapturedStep {
             cap,
             ids,
             acts,
             grads,
             param_grads,
-            losses: Tensor::try_zeros([batch])?,
+            loss,
+            losses: Tensor::try_zeros([batch * per_row])?,
             classes: alloc::vec![None; batch],
         })
     }
@@ -269,9 +271,10 @@ impl CapturedStep {
         (held.flatten().map(Tensor::numel).sum::<usize>() + self.losses.numel()) * 4
     }
 
-    /// One step on the batch `x` `[batch, features]` with class indices
-    /// `target` `[batch]` (whole numbers in `0..C`, or -100 to ignore a row):
-    /// forward, loss, backward, then `optimizer`'s
+    /// One step on the batch `x` `[batch, features]` against `target`
+    /// (cross-entropy: class indices `[batch]`, whole numbers in `0..C` or
+    /// -100 to ignore a row; MSE: `[batch, outputs]`): forward, loss,
+    /// backward, then `optimizer`'s
     /// [`step`](Optimizer::step) over the trained parameters. Returns the
     /// loss before the update. The parameters' gradients are replaced (as
     /// after `zero_grad` and `backward`).
@@ -303,26 +306,31 @@ impl CapturedStep {
             });
         }
         let features = self.cap.widths[0];
-        if x.dims() != [rows, features] || target.dims() != [rows] {
+        if x.dims() != [rows, features] {
             return Err(Error::ShapeMismatch {
                 op: OP,
                 lhs: [rows, features][..].into(),
                 rhs: x.shape().into(),
-                detail: "the batch must be [batch, features] and the target [batch], as captured",
+                detail: "the batch must be [batch, features], as captured",
             });
         }
-        let classes = *self.cap.widths.last().expect("an output");
-        for (c, v) in self.classes.iter_mut().zip(target.values()) {
-            *c = if v == IGNORE_INDEX {
-                None
-            } else if v >= 0.0 && v < classes as f32 && libm::truncf(v) == v {
-                Some(v as usize)
-            } else {
-                return Err(Error::InvalidArgument {
-                    op: OP,
-                    detail: "targets must be class indices in 0..C (or -100, ignored)",
-                });
-            };
+        let outputs = *self.cap.widths.last().expect("an output");
+        let want: &[usize] = match self.loss {
+            PlanLoss::CrossEntropy => &[rows],
+            PlanLoss::Mse => &[rows, outputs],
+        };
+        if target.dims() != want {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                lhs: want.into(),
+                rhs: target.shape().into(),
+                detail: "the target must be [batch] (class indices) or [batch, outputs] (MSE)",
+            });
+        }
+        let target = target.try_contiguous()?;
+        let target = target.as_slice().expect("contiguous");
+        if self.loss == PlanLoss::CrossEntropy {
+            self.classes_of(target, outputs)?;
         }
         // The gradient buffers come back from the parameters' slots (unique
         // again unless the caller kept a handle: then they are copied).
@@ -333,7 +341,10 @@ impl CapturedStep {
         }
         let x = x.try_contiguous()?;
         self.forward(&params, x.as_slice().expect("contiguous"))?;
-        let loss = self.loss()?;
+        let loss = match self.loss {
+            PlanLoss::CrossEntropy => self.cross_entropy()?,
+            PlanLoss::Mse => self.mse(target)?,
+        };
         self.backward(&params, x.as_slice().expect("contiguous"))?;
         for (p, g) in params.iter().zip(&self.param_grads) {
             if let Some(g) = g {
@@ -343,6 +354,24 @@ impl CapturedStep {
         params.retain(|p| p.requires_grad());
         optimizer.step(&mut params)?;
         Ok(loss)
+    }
+
+    /// Reads cross-entropy's class indices (validated before anything
+    /// changes).
+    fn classes_of(&mut self, target: &[f32], classes: usize) -> Result<()> {
+        for (c, &v) in self.classes.iter_mut().zip(target) {
+            *c = if v == IGNORE_INDEX {
+                None
+            } else if v >= 0.0 && v < classes as f32 && libm::truncf(v) == v {
+                Some(v as usize)
+            } else {
+                return Err(Error::InvalidArgument {
+                    op: "captured_step",
+                    detail: "targets must be class indices in 0..C (or -100, ignored)",
+                });
+            };
+        }
+        Ok(())
     }
 
     /// The input activation's values (the batch) or a buffer's.
@@ -382,7 +411,7 @@ impl CapturedStep {
     /// Cross-entropy of the last activation (logits) against the classes:
     /// the loss, and the logits' gradient in its buffer (as the eager
     /// `cross_entropy` and its backward compute them).
-    fn loss(&mut self) -> Result<f32> {
+    fn cross_entropy(&mut self) -> Result<f32> {
         let n = self.acts.len() - 1;
         let c = self.cap.widths[n];
         let k = crate::kernels::table();
@@ -419,6 +448,24 @@ impl CapturedStep {
             }
         }
         Ok(loss)
+    }
+
+    /// Mean squared error of the last activation against `target`, and the
+    /// output's gradient `(1 / n) (2 (y - t))` in its buffer (as the eager
+    /// `mse_loss`, its mean and their backward compute them).
+    fn mse(&mut self, target: &[f32]) -> Result<f32> {
+        let n = self.acts.len() - 1;
+        let y = self.acts[n].as_ref().expect("a buffer").as_slice();
+        let y = y.expect("contiguous buffer");
+        let g = self.grads[n].as_mut().expect("the output needs a gradient");
+        let g = g.try_data_mut()?;
+        let losses = self.losses.try_data_mut()?;
+        let scale = 1.0 / y.len() as f32;
+        for (((l, g), &y), &t) in losses.iter_mut().zip(g.iter_mut()).zip(y).zip(target) {
+            *l = (y - t) * (y - t);
+            *g = scale * (2.0 * (y - t));
+        }
+        Ok(crate::kernels::parallel::sum(losses) * scale)
     }
 
     fn backward(&mut self, params: &[&mut Tensor], input: &[f32]) -> Result<()> {
