@@ -229,12 +229,22 @@ fn err_op(e: Error) -> &'static str {
 }
 
 #[test]
-fn modules_and_losses_that_cannot_be_captured_are_refused() {
+fn models_that_cannot_be_captured_are_refused() {
+    // A layer used twice (its clone shares the parameters): the gradients
+    // of both uses would have to be summed.
+    let shared = Linear::new(4, 4);
+    let mut frozen = mlp(&[4, 3], "relu", 1);
+    frozen.set_requires_grad(false);
     for model in [
         Sequential::new().with(Linear::new(4, 4)).with(Silu),
         Sequential::new()
             .with(Linear::new(4, 4))
             .with(Dropout::new(0.5)),
+        Sequential::new()
+            .with(shared.clone())
+            .with(Relu)
+            .with(shared),
+        frozen,
     ] {
         let e = CapturedStep::new(&model, 2, 4, PlanLoss::CrossEntropy)
             .err()

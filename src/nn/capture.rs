@@ -114,6 +114,8 @@ pub struct Capture {
     by_id: BTreeMap<u64, usize>,
     /// Whether each parameter requires grad, at capture.
     trained: Vec<bool>,
+    /// Whether an operation already uses each parameter.
+    used: Vec<bool>,
 }
 
 fn unsupported(detail: &'static str) -> Error {
@@ -124,10 +126,18 @@ fn unsupported(detail: &'static str) -> Error {
 }
 
 impl Capture {
-    fn param(&self, t: &Tensor) -> Result<usize> {
-        self.by_id.get(&t.id()).copied().ok_or(unsupported(
+    /// The index of parameter `t`, which no other operation uses (a
+    /// parameter used twice would need its gradients summed).
+    fn param(&mut self, t: &Tensor) -> Result<usize> {
+        let i = self.by_id.get(&t.id()).copied().ok_or(unsupported(
             "a module used a tensor that it does not list as a parameter",
-        ))
+        ))?;
+        if core::mem::replace(&mut self.used[i], true) {
+            return Err(unsupported(
+                "a parameter is used twice (shared or tied weights cannot be captured)",
+            ));
+        }
+        Ok(i)
     }
 
     fn push(&mut self, width: usize, needs: bool) -> Act {
@@ -229,12 +239,23 @@ impl CapturedStep {
             needs: Vec::new(),
             ops: Vec::new(),
             by_id: ids.iter().enumerate().map(|(i, &id)| (id, i)).collect(),
+            used: alloc::vec![false; ids.len()],
             trained,
         };
+        if cap.by_id.len() != ids.len() {
+            return Err(unsupported(
+                "the model lists a parameter twice (shared or tied weights cannot be captured)",
+            ));
+        }
         let x = cap.push(features, false);
         let out = model.capture(&mut cap, x)?;
         if out.index == 0 {
             return Err(unsupported("the model's output is its input"));
+        }
+        if !cap.needs[out.index] {
+            return Err(unsupported(
+                "no parameter the output depends on requires grad: nothing to train",
+            ));
         }
         let n = cap.widths.len();
         let mut acts = Vec::with_capacity(n);
@@ -279,10 +300,18 @@ impl CapturedStep {
     /// loss before the update. The parameters' gradients are replaced (as
     /// after `zero_grad` and `backward`).
     ///
-    /// Errors (changing nothing) if `model` is not the captured one (other
+    /// A batch or target that is not contiguous is copied first (the only
+    /// tensor allocation of a step besides the GEMM's scratch).
+    ///
+    /// Errors, changing nothing, if `model` is not the captured one (other
     /// parameters, or other parameters requiring grad), the shapes differ
-    /// from the capture, or a target is not a class index; the optimizer's
-    /// errors are returned as they are.
+    /// from the capture, a target is not a class index, or copying the batch
+    /// runs out of memory. `OutOfMemory` later can only come from the
+    /// gradients' buffers when the caller still holds a handle to a
+    /// parameter's last gradient (they are then copied on write); it leaves
+    /// the gradients cleared. The
+    /// optimizer's errors are returned as they are (its update is all or
+    /// nothing).
     pub fn step(
         &mut self,
         model: &mut dyn Module,
@@ -327,7 +356,7 @@ impl CapturedStep {
                 detail: "the target must be [batch] (class indices) or [batch, outputs] (MSE)",
             });
         }
-        let target = target.try_contiguous()?;
+        let (x, target) = (x.try_contiguous()?, target.try_contiguous()?);
         let target = target.as_slice().expect("contiguous");
         if self.loss == PlanLoss::CrossEntropy {
             self.classes_of(target, outputs)?;
@@ -339,7 +368,6 @@ impl CapturedStep {
                 drop(p.take_grad());
             }
         }
-        let x = x.try_contiguous()?;
         self.forward(&params, x.as_slice().expect("contiguous"))?;
         let loss = match self.loss {
             PlanLoss::CrossEntropy => self.cross_entropy()?,
