@@ -197,6 +197,128 @@ pub(crate) fn adam<L: Lanes>(
     );
 }
 
+/// Per-step constants of one SGD update (see
+/// `torch.optim.sgd._single_tensor_sgd`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep {
+    /// `-lr`.
+    pub neg_lr: f32,
+    /// L2 weight decay added to the gradient (0: none).
+    pub weight_decay: f32,
+    /// Momentum (0: no buffer).
+    pub momentum: f32,
+    /// `1 - dampening`.
+    pub one_minus_dampening: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+    /// The momentum buffer is new: it takes the gradient.
+    pub first: bool,
+}
+
+/// One element of the SGD update; writes `p` and the momentum buffer `b`.
+#[inline(always)]
+fn sgd_one(p: &mut f32, g: f32, b: Option<&mut f32>, s: &SgdStep) {
+    let mut d = if s.maximize { -g } else { g };
+    if s.weight_decay != 0.0 {
+        d += s.weight_decay * *p;
+    }
+    if let Some(b) = b {
+        *b = if s.first {
+            d
+        } else {
+            *b * s.momentum + s.one_minus_dampening * d
+        };
+        d = if s.nesterov { d + s.momentum * *b } else { *b };
+    }
+    *p += s.neg_lr * d;
+}
+
+/// The scalar reference SGD update (also the tail of the SIMD ones):
+///
+/// ```text
+/// g = maximize ? -g : g;   g = g + wd * p            (wd != 0)
+/// buf = first ? g : buf * momentum + (1 - dampening) * g
+/// d = nesterov ? g + momentum * buf : buf            (with a buffer; else d = g)
+/// p = p + (-lr) * d
+/// ```
+///
+/// # Panics
+/// If the slice lengths differ.
+pub fn sgd_scalar(p: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, s: &SgdStep) {
+    check::same("sgd", p.len(), g.len());
+    match buf {
+        None => {
+            for (p, &g) in p.iter_mut().zip(g) {
+                sgd_one(p, g, None, s);
+            }
+        }
+        Some(buf) => {
+            check::same("sgd", p.len(), buf.len());
+            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                sgd_one(p, g, Some(b), s);
+            }
+        }
+    }
+}
+
+/// The SGD update on whole vectors of `L` (the same operations, no fused
+/// multiply-add), the remainder through the scalar reference.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
+#[inline(always)]
+pub(crate) fn sgd<L: Lanes>(
+    l: L,
+    p: &mut [f32],
+    g: &[f32],
+    mut buf: Option<&mut [f32]>,
+    s: &SgdStep,
+) {
+    let n = p.len();
+    check::same("sgd", n, g.len());
+    if let Some(b) = &buf {
+        check::same("sgd", n, b.len());
+    }
+    let (neg_lr, wd, mom, omd) = (
+        l.splat(s.neg_lr),
+        l.splat(s.weight_decay),
+        l.splat(s.momentum),
+        l.splat(s.one_minus_dampening),
+    );
+    let full = n - n % L::LANES;
+    let mut i = 0;
+    while i < full {
+        let r = i..i + L::LANES;
+        let pv = l.load(&p[r.clone()]);
+        let mut d = l.load(&g[r.clone()]);
+        if s.maximize {
+            d = l.neg(d);
+        }
+        if s.weight_decay != 0.0 {
+            d = l.add(d, l.mul(wd, pv));
+        }
+        if let Some(b) = buf.as_deref_mut() {
+            let bv = if s.first {
+                d
+            } else {
+                l.add(l.mul(l.load(&b[r.clone()]), mom), l.mul(omd, d))
+            };
+            l.store(bv, &mut b[r.clone()]);
+            d = if s.nesterov {
+                l.add(d, l.mul(mom, bv))
+            } else {
+                bv
+            };
+        }
+        l.store(l.add(pv, l.mul(neg_lr, d)), &mut p[r]);
+        i += L::LANES;
+    }
+    sgd_scalar(&mut p[full..], &g[full..], buf.map(|b| &mut b[full..]), s);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +384,74 @@ mod tests {
                         assert_eq!(bits(&v1), bits(&v2), "{isa:?} n={n} v");
                         assert_eq!(bits(&x1), bits(&x2), "{isa:?} n={n} vmax");
                     }
+                }
+            }
+        }
+    }
+
+    /// Every ISA's fused SGD update is bit-identical to the scalar
+    /// reference: plain, momentum (first step and later), dampening,
+    /// Nesterov, weight decay and maximize, on the usual awkward lengths.
+    #[test]
+    fn simd_sgd_matches_scalar_bit_for_bit() {
+        let base = SgdStep {
+            neg_lr: -0.1,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            one_minus_dampening: 1.0,
+            nesterov: false,
+            maximize: false,
+            first: false,
+        };
+        let steps = [
+            (base, false),
+            (
+                SgdStep {
+                    weight_decay: 0.01,
+                    maximize: true,
+                    ..base
+                },
+                false,
+            ),
+            (
+                SgdStep {
+                    momentum: 0.9,
+                    one_minus_dampening: 0.7,
+                    first: true,
+                    ..base
+                },
+                true,
+            ),
+            (
+                SgdStep {
+                    momentum: 0.9,
+                    one_minus_dampening: 0.7,
+                    weight_decay: 1e-3,
+                    ..base
+                },
+                true,
+            ),
+            (
+                SgdStep {
+                    momentum: 0.8,
+                    nesterov: true,
+                    ..base
+                },
+                true,
+            ),
+        ];
+        for isa in supported() {
+            let k = table_for(isa).unwrap();
+            for (s, with_buf) in &steps {
+                for n in [0usize, 1, 7, 8, 15, 16, 17, 31, 63, 64, 65, 1000] {
+                    let g = data(n, 1);
+                    let (mut p1, mut b1) = (data(n, 2), data(n, 3));
+                    let (mut p2, mut b2) = (p1.clone(), b1.clone());
+                    sgd_scalar(&mut p1, &g, with_buf.then_some(&mut b1[..]), s);
+                    (k.sgd)(&mut p2, &g, with_buf.then_some(&mut b2[..]), s);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&p1), bits(&p2), "{isa:?} n={n} {s:?} p");
+                    assert_eq!(bits(&b1), bits(&b2), "{isa:?} n={n} {s:?} buf");
                 }
             }
         }

@@ -13,7 +13,7 @@
 use core::marker::PhantomData;
 use core::ops::Range;
 
-use super::optim::AdamStep;
+use super::optim::{AdamStep, SgdStep};
 
 /// The smallest piece of work handed to a thread, in elements (64 KiB of
 /// f32): a task costs a hand-off of about a microsecond, and a worker that
@@ -287,6 +287,29 @@ pub fn adam(
         // SAFETY: as above.
         let xc = xx.as_ref().map(|x| unsafe { x.range(r.clone()) });
         k(pc, &g[r], mc, vc, xc, s)
+    });
+}
+
+/// The table's fused SGD update over matching pieces of the slices.
+pub fn sgd(p: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, s: &SgdStep) {
+    let k = super::table().sgd;
+    let n = p.len();
+    if n < 2 * GRAIN {
+        return k(p, g, buf, s);
+    }
+    assert!(
+        g.len() == n && buf.as_ref().is_none_or(|b| b.len() == n),
+        "parallel::sgd: slice lengths differ"
+    );
+    let pp = Disjoint::new(p);
+    let bb = buf.map(Disjoint::new);
+    for_pieces(n, |r| {
+        // SAFETY: pieces are disjoint ranges within each slice, and the two
+        // slices are distinct memory (separate `&mut` borrows).
+        let pc = unsafe { pp.range(r.clone()) };
+        // SAFETY: as above.
+        let bc = bb.as_ref().map(|b| unsafe { b.range(r.clone()) });
+        k(pc, &g[r], bc, s)
     });
 }
 

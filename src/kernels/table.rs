@@ -271,7 +271,15 @@ pub struct Kernels {
     /// to [`optim::adam_scalar`](super::optim::adam_scalar) on every ISA;
     /// panics unless all lengths are equal.
     pub adam: AdamFn,
+    /// One fused SGD update (momentum, dampening, Nesterov, weight decay,
+    /// maximize) of a parameter: `sgd(p, g, momentum_buffer, step)`.
+    /// Bit-identical to [`optim::sgd_scalar`](super::optim::sgd_scalar) on
+    /// every ISA; panics unless the lengths are equal.
+    pub sgd: SgdFn,
 }
+
+/// See [`Kernels::sgd`].
+pub type SgdFn = fn(&mut [f32], &[f32], Option<&mut [f32]>, &super::optim::SgdStep);
 
 /// See [`Kernels::adam`].
 pub type AdamFn =
@@ -397,6 +405,7 @@ pub(crate) static SCALAR: Kernels = Kernels {
     log_softmax_backward: scalar::log_softmax_backward,
 
     adam: super::optim::adam_scalar,
+    sgd: super::optim::sgd_scalar,
     copy_strided: scalar::copy_strided,
     transpose: scalar::transpose,
 };
@@ -655,6 +664,17 @@ macro_rules! simd_table {
                     s: &$crate::kernels::optim::AdamStep
                 ),
                 $crate::kernels::optim::adam,
+                []
+            ),
+            sgd: $wrap!(
+                $L,
+                (
+                    p: &mut [f32],
+                    g: &[f32],
+                    buf: Option<&mut [f32]>,
+                    s: &$crate::kernels::optim::SgdStep
+                ),
+                $crate::kernels::optim::sgd,
                 []
             ),
         }

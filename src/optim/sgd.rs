@@ -124,40 +124,16 @@ pub(crate) fn sgd_update(
     first: bool,
     s: &SgdScalars,
 ) {
-    assert_eq!(
-        p.len(),
-        g.len(),
-        "sgd_update: parameter and gradient lengths"
-    );
-    let grad = |p: f32, g: f32| {
-        let g = if s.maximize { -g } else { g };
-        if s.weight_decay != 0.0 {
-            g + s.weight_decay * p
-        } else {
-            g
-        }
+    let step = crate::kernels::optim::SgdStep {
+        neg_lr: s.neg_lr,
+        weight_decay: s.weight_decay,
+        momentum: s.momentum,
+        one_minus_dampening: s.one_minus_dampening,
+        nesterov: s.nesterov,
+        maximize: s.maximize,
+        first,
     };
-    match buf {
-        None => {
-            for (p, &g) in p.iter_mut().zip(g) {
-                let d = grad(*p, g);
-                *p += s.neg_lr * d;
-            }
-        }
-        Some(buf) => {
-            assert_eq!(buf.len(), p.len(), "sgd_update: buffer length");
-            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-                let d = grad(*p, g);
-                *b = if first {
-                    d
-                } else {
-                    *b * s.momentum + s.one_minus_dampening * d
-                };
-                let d = if s.nesterov { d + s.momentum * *b } else { *b };
-                *p += s.neg_lr * d;
-            }
-        }
-    }
+    crate::kernels::parallel::sgd(p, g, buf, &step)
 }
 
 /// Stochastic gradient descent with optional momentum, dampening, Nesterov
