@@ -245,6 +245,14 @@ fn models_that_cannot_be_captured_are_refused() {
             .with(Relu)
             .with(shared),
         frozen,
+        // A strided bias (the captured step reads biases as slices).
+        Sequential::new().with(
+            Linear::from_parameters(
+                randn(&[3, 4], 1).with_requires_grad(),
+                Some(randn(&[3, 2], 2).select(1, 0).with_requires_grad()),
+            )
+            .unwrap(),
+        ),
     ] {
         let e = CapturedStep::new(&model, 2, 4, PlanLoss::CrossEntropy)
             .err()

@@ -149,8 +149,8 @@ impl Capture {
         }
     }
 
-    /// `x.linear(weight, bias)` with the module's own parameters (contiguous
-    /// `[out, in]` weight, `[out]` bias).
+    /// `x.linear(weight, bias)` with the module's own parameters: weight
+    /// `[out, in]` (any strides), bias `[out]` (contiguous).
     pub fn linear(&mut self, x: Act, weight: &Tensor, bias: Option<&Tensor>) -> Result<Act> {
         let &[out_f, in_f] = weight.dims() else {
             return Err(unsupported("linear: the weight must be [out, in]"));
@@ -163,8 +163,8 @@ impl Capture {
                 detail: "linear: the input's width must equal the weight's in_features",
             });
         }
-        if bias.is_some_and(|b| b.dims() != [out_f]) {
-            return Err(unsupported("linear: the bias must be [out]"));
+        if bias.is_some_and(|b| b.dims() != [out_f] || !b.is_contiguous()) {
+            return Err(unsupported("linear: the bias must be a contiguous [out]"));
         }
         let w = self.param(weight)?;
         let b = bias.map(|b| self.param(b)).transpose()?;
@@ -334,6 +334,16 @@ impl CapturedStep {
                 detail: "the model's parameters (or which require grad) differ from the capture",
             });
         }
+        let mut biases = self.cap.ops.iter().filter_map(|op| match *op {
+            Op::Linear { b, .. } => b,
+            Op::Act { .. } => None,
+        });
+        if biases.any(|b| !params[b].is_contiguous()) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                detail: "a Linear bias is not contiguous",
+            });
+        }
         let features = self.cap.widths[0];
         if x.dims() != [rows, features] {
             return Err(Error::ShapeMismatch {
@@ -423,7 +433,7 @@ impl CapturedStep {
             match *op {
                 Op::Linear { w, b, .. } => {
                     let xm = MatRef::row_major(xs, rows, self.cap.widths[x]);
-                    let bias = b.map(|b| params[b].as_slice().expect("contiguous bias"));
+                    let bias = b.map(|b| params[b].as_slice().expect("checked contiguous"));
                     linear_into(xm, mat(params[w]), bias, out)?;
                 }
                 Op::Act { f, .. } => match f {
