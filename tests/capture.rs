@@ -223,7 +223,9 @@ fn a_step_lowers_the_loss_and_leaves_gradients_in_the_parameters() {
 
 fn err_op(e: Error) -> &'static str {
     match e {
-        Error::InvalidArgument { op, .. } | Error::ShapeMismatch { op, .. } => op,
+        Error::InvalidArgument { op, .. }
+        | Error::ShapeMismatch { op, .. }
+        | Error::IndexOutOfRange { op, .. } => op,
         other => panic!("unexpected error {other:?}"),
     }
 }

@@ -51,6 +51,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use super::Module;
+use super::loss::class_index;
 use super::plan::PlanLoss;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::MatRef;
@@ -99,6 +100,15 @@ enum Op {
         y: usize,
         f: Activation,
     },
+}
+
+impl Op {
+    /// The activations it reads and writes.
+    fn ends(&self) -> (usize, usize) {
+        match *self {
+            Op::Linear { x, y, .. } | Op::Act { x, y, .. } => (x, y),
+        }
+    }
 }
 
 /// The recorder [`Module::capture`] describes a forward pass to (see the
@@ -211,7 +221,9 @@ pub struct CapturedStep {
     classes: Vec<Option<usize>>,
 }
 
-const IGNORE_INDEX: f32 = -100.0;
+/// PyTorch's default `ignore_index` (that of the default
+/// [`CrossEntropyOptions`](super::loss::CrossEntropyOptions)).
+const IGNORE_INDEX: i64 = -100;
 
 impl CapturedStep {
     /// Captures `model`'s step on batches of `batch` rows of `features`
@@ -394,20 +406,11 @@ impl CapturedStep {
         Ok(loss)
     }
 
-    /// Reads cross-entropy's class indices (validated before anything
-    /// changes).
+    /// Reads cross-entropy's class indices, checked as the eager
+    /// `cross_entropy` checks them (before anything changes).
     fn classes_of(&mut self, target: &[f32], classes: usize) -> Result<()> {
         for (c, &v) in self.classes.iter_mut().zip(target) {
-            *c = if v == IGNORE_INDEX {
-                None
-            } else if v >= 0.0 && v < classes as f32 && libm::truncf(v) == v {
-                Some(v as usize)
-            } else {
-                return Err(Error::InvalidArgument {
-                    op: "captured_step",
-                    detail: "targets must be class indices in 0..C (or -100, ignored)",
-                });
-            };
+            *c = class_index("captured_step", v, classes, Some(IGNORE_INDEX))?;
         }
         Ok(())
     }
@@ -424,9 +427,7 @@ impl CapturedStep {
         let rows = self.cap.rows;
         let k = crate::kernels::table();
         for op in &self.cap.ops {
-            let (x, y) = match *op {
-                Op::Linear { x, y, .. } | Op::Act { x, y, .. } => (x, y),
-            };
+            let (x, y) = op.ends();
             let (lo, hi) = self.acts.split_at_mut(y);
             let out = hi[0].as_mut().expect("a buffer").try_data_mut()?;
             let xs = Self::values(lo, input, x);
@@ -510,9 +511,7 @@ impl CapturedStep {
         let rows = self.cap.rows;
         let k = crate::kernels::table();
         for op in self.cap.ops.iter().rev() {
-            let (x, y) = match *op {
-                Op::Linear { x, y, .. } | Op::Act { x, y, .. } => (x, y),
-            };
+            let (x, y) = op.ends();
             if !self.cap.needs[y] {
                 continue;
             }

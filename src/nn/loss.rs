@@ -63,6 +63,7 @@ use crate::ops::unary::f::sigmoid;
 use crate::tensor::{Shape, Tensor};
 
 mod class;
+pub(crate) use class::class_index;
 
 pub use class::{
     CrossEntropyOptions, NllLossOptions, cross_entropy, nll_loss, try_cross_entropy, try_nll_loss,

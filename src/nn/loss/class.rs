@@ -238,25 +238,37 @@ fn class_indices(
     let mut buf = work_buf(target.numel())?;
     let out = buf.try_data_mut()?;
     for (o, v) in out.iter_mut().zip(target.values()) {
-        if !v.is_finite() || libm::truncf(v) != v {
-            return Err(Error::InvalidArgument {
-                op,
-                detail: "class indices must be whole numbers (f32 values without a fraction)",
-            });
-        }
-        if ignore.is_some_and(|i| v as i64 == i) {
-            *o = IGNORED;
-        } else if v < 0.0 || v >= c as f32 {
-            return Err(Error::IndexOutOfRange {
-                op,
-                index: v as isize,
-                size: c,
-            });
-        } else {
-            *o = v;
-        }
+        *o = class_index(op, v, c, ignore)?.map_or(IGNORED, |k| k as f32);
     }
     Ok(buf)
+}
+
+/// The class a target value names: `None` for `ignore`, else a whole number
+/// in `0..c`; `InvalidArgument` for a fraction or a non-finite value,
+/// `IndexOutOfRange` outside `0..c`.
+pub(crate) fn class_index(
+    op: &'static str,
+    v: f32,
+    c: usize,
+    ignore: Option<i64>,
+) -> Result<Option<usize>> {
+    if !v.is_finite() || libm::truncf(v) != v {
+        return Err(Error::InvalidArgument {
+            op,
+            detail: "class indices must be whole numbers (f32 values without a fraction)",
+        });
+    }
+    if ignore.is_some_and(|i| v as i64 == i) {
+        Ok(None)
+    } else if v < 0.0 || v >= c as f32 {
+        Err(Error::IndexOutOfRange {
+            op,
+            index: v as isize,
+            size: c,
+        })
+    } else {
+        Ok(Some(v as usize))
+    }
 }
 
 /// The per-sample `losses` (a pool buffer) reduced as asked; `denom`
