@@ -6,7 +6,9 @@
 //!
 //! Run: `cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick] [--out DIR]`
 //! PyTorch is measured by `torch_bench.py` through `$TORCH_PYTHON` (default
-//! `python3`) and skipped, with a note, when `import torch` fails.
+//! `python3`), LibTorch by `libtorch_bench.cpp` compiled against that torch's
+//! headers and libraries; both are skipped, with a note, when `import torch`
+//! fails (and LibTorch alone when the C++ compiler fails).
 
 mod elementwise;
 mod gemm;
@@ -16,9 +18,10 @@ mod plain;
 mod plots;
 mod report;
 mod timing;
+mod torch;
 
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -96,9 +99,10 @@ fn parse_args() -> Args {
             "-h" | "--help" => {
                 println!(
                     "compare [--quick] [--out DIR] [--no-torch]\n\
-                     Times train-station against candle, gemm, matrixmultiply and PyTorch\n\
-                     ($TORCH_PYTHON, default python3) and writes DIR/results.json,\n\
-                     DIR/results.md and PNG plots (default DIR: target/compare)."
+                     Times train-station against candle, gemm, matrixmultiply, PyTorch\n\
+                     ($TORCH_PYTHON, default python3) and LibTorch (C++, built with $CXX,\n\
+                     default c++) and writes DIR/results.json, DIR/results.md and PNG\n\
+                     plots (default DIR: target/compare)."
                 );
                 std::process::exit(0);
             }
@@ -161,57 +165,6 @@ fn matrixmultiply_1t(args: &Args, notes: &mut Vec<String>) -> Vec<Record> {
             Vec::new()
         }
     }
-}
-
-/// Runs `torch_bench.py`; on success returns its records, else a note.
-fn pytorch(args: &Args, threads: &[usize], notes: &mut Vec<String>) -> Vec<Record> {
-    let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("torch_bench.py");
-    let json_path = args.out.join("torch.json");
-    let probe = Command::new(&python)
-        .args(["-c", "import torch; print(torch.__version__)"])
-        .output();
-    let version = match probe {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        Ok(_) | Err(_) => {
-            let note = format!(
-                "PyTorch skipped: `{python} -c 'import torch'` failed (set TORCH_PYTHON to a Python with torch)"
-            );
-            eprintln!("{note}");
-            notes.push(note);
-            return Vec::new();
-        }
-    };
-    eprintln!("== PyTorch {version} ({python})");
-    let mut cmd = Command::new(&python);
-    cmd.arg(&script)
-        .arg("--out")
-        .arg(&json_path)
-        .arg("--threads")
-        .arg(
-            threads
-                .iter()
-                .map(|t| t.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    if args.quick {
-        cmd.arg("--quick");
-    }
-    let status = cmd.status().expect("start torch_bench.py");
-    if !status.success() {
-        eprintln!("torch_bench.py failed ({status}); a wrong result aborts the run");
-        std::process::exit(3);
-    }
-    let text = std::fs::read_to_string(&json_path).expect("torch.json");
-    let v: Value = serde_json::from_str(&text).expect("torch.json is JSON");
-    notes.push(format!(
-        "PyTorch {version} via {python} (torch_bench.py), same workloads and clocks"
-    ));
-    v["records"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Record::from_json).collect())
-        .unwrap_or_default()
 }
 
 fn main() {
@@ -280,9 +233,10 @@ fn main() {
         mlp::tiny_step(batch, budget, &mut rec);
     }
     if args.torch {
-        rec.extend(pytorch(&args, &threads, &mut notes));
+        rec.extend(torch::pytorch(&args.out, args.quick, &threads, &mut notes));
+        rec.extend(torch::libtorch(&args.out, args.quick, &threads, &mut notes));
     } else {
-        notes.push("PyTorch skipped (--no-torch)".to_string());
+        notes.push("PyTorch and LibTorch skipped (--no-torch)".to_string());
     }
 
     let end = limits::measure(budget);

@@ -45,6 +45,7 @@ fn color(lib: &str) -> RGBColor {
         "matrixmultiply" => RGBColor(44, 160, 44),
         "candle" => RGBColor(255, 127, 14),
         "pytorch" => RGBColor(148, 103, 189),
+        "libtorch" => RGBColor(140, 86, 75),
         _ => RGBColor(127, 127, 127),
     }
 }

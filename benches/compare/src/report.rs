@@ -7,12 +7,13 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 /// The libraries in table order.
-pub const LIBS: [&str; 6] = [
+pub const LIBS: [&str; 7] = [
     "train-station",
     "gemm",
     "matrixmultiply",
     "candle",
     "pytorch",
+    "libtorch",
     "plain-rust",
 ];
 
