@@ -44,6 +44,10 @@ static POOL: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
 /// How long an idle worker polls for the next job before sleeping.
 const SPIN: Duration = Duration::from_micros(200);
 
+/// Times a worker went to sleep (tests only).
+#[cfg(test)]
+static PARKS: StaticUsize = StaticUsize::new(0);
+
 /// Number of threads kernels may use (including the calling thread).
 ///
 /// Default: `TRAIN_STATION_NUM_THREADS` if it is set to a positive integer,
@@ -115,10 +119,13 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
         (0..n_tasks).for_each(f);
         return;
     }
+    // Task 0 is the caller's, taken without touching `next`: the caller
+    // starts working at once, and the first atomic read-modify-write (which
+    // waits for the posts below to reach the workers' cores) comes after it.
     let job = Job {
         f: &f,
         n: n_tasks,
-        next: AtomicUsize::new(0),
+        next: AtomicUsize::new(1),
         panic: Mutex::new(None),
     };
     // The workers see the job through a lifetime-erased pointer; it stays valid
@@ -128,9 +135,18 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
     let ptr = (&job as *const Job<'_>).cast::<Job<'static>>().cast_mut();
     for w in &pool[..helpers] {
         w.slot.post(ptr);
-        w.thread.unpark();
+        // A worker that is spinning sees the post without a wake-up. The
+        // flag may be stale (a worker falling asleep just now): it then
+        // sleeps through this job, which the caller finishes alone (it
+        // withdraws the post), and the next post wakes it.
+        if w.slot.asleep.load(Ordering::Relaxed) != 0 {
+            w.thread.unpark();
+        }
     }
-    let mine = catch_unwind(AssertUnwindSafe(|| job.work()));
+    let mine = catch_unwind(AssertUnwindSafe(|| {
+        f(0);
+        job.work()
+    }));
     if mine.is_err() {
         job.stop();
     }
@@ -189,6 +205,8 @@ impl Job<'_> {
 /// only the worker clears it, when it is done with the job).
 struct Slot {
     job: AtomicPtr<Job<'static>>,
+    /// 1 while the worker sleeps (or is about to): posts must unpark it.
+    asleep: AtomicUsize,
 }
 
 /// The hand-off protocol of one worker's slot (the loom models drive these
@@ -198,6 +216,7 @@ impl Slot {
     fn new() -> Slot {
         Slot {
             job: AtomicPtr::new(null_mut()),
+            asleep: AtomicUsize::new(0),
         }
     }
 
@@ -270,7 +289,7 @@ fn spawn_workers(pool: &mut Vec<Worker>, want: usize) -> usize {
 
 fn worker_main(slot: &Slot) -> ! {
     loop {
-        let start = Instant::now();
+        let mut start = Instant::now();
         let job = loop {
             if let Some(p) = slot.take() {
                 break p;
@@ -278,9 +297,24 @@ fn worker_main(slot: &Slot) -> ! {
             if start.elapsed() < SPIN {
                 core::hint::spin_loop();
             } else {
+                slot.asleep.store(1, Ordering::Relaxed);
+                if let Some(p) = slot.take() {
+                    slot.asleep.store(0, Ordering::Relaxed);
+                    break p;
+                }
                 // `unpark` before `park` makes `park` return at once, so a job
                 // posted between the check and here is not missed.
+                #[cfg(test)]
+                PARKS.fetch_add(1, Ordering::Relaxed);
                 thread::park();
+                slot.asleep.store(0, Ordering::Relaxed);
+                // Woken: jobs are being posted again. The one that woke us
+                // may be finished already (a small job is over before a
+                // sleeping thread is scheduled), so spin again for the next
+                // one instead of going straight back to sleep, which would
+                // leave the caller alone for every job shorter than a
+                // wake-up.
+                start = Instant::now();
             }
         };
         // SAFETY: the caller of `parallel_for_with` keeps the job alive until
@@ -341,6 +375,34 @@ mod tests {
             total.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(total.load(Ordering::Relaxed), 64);
+    }
+
+    /// A worker woken by a job that is over before it runs (any job shorter
+    /// than a wake-up) spins for the next one instead of going back to
+    /// sleep: a burst of small jobs after an idle spell wakes it once, not
+    /// once per job (which left every job of the burst to the caller).
+    #[test]
+    fn a_woken_worker_stays_awake_through_a_burst_of_small_jobs() {
+        if num_threads() < 2 {
+            return;
+        }
+        parallel_for_with(2, 2, |_| {});
+        thread::sleep(SPIN * 10);
+        let before = PARKS.load(Ordering::Relaxed);
+        for _ in 0..100 {
+            parallel_for_with(2, 2, |_| core::hint::black_box(()));
+            // A gap well within the worker's spin, and longer than a wake-up.
+            let t = Instant::now();
+            while t.elapsed() < SPIN / 4 {
+                core::hint::spin_loop();
+            }
+        }
+        let parks = PARKS.load(Ordering::Relaxed) - before;
+        // About one sleep per job before the fix; a busy machine may add a few.
+        assert!(
+            parks <= 20,
+            "the worker went to sleep {parks} times in 100 jobs"
+        );
     }
 
     #[test]
