@@ -1,6 +1,6 @@
 //! Element-wise ops over broadcast and strided operands split their walk
 //! between threads: results equal an element-by-element reference and are
-//! bit-identical for one, two and three threads.
+//! bit-identical for one, two and three threads; so are row sums.
 //!
 //! The thread count is global, so this file is its own test binary with one
 //! test. The thread count exists only with `std`.
@@ -114,6 +114,25 @@ fn strided_and_broadcast_ops_do_not_depend_on_the_thread_count() {
             }
             results.push(bits(&e));
             results.push(bits(&x.tanh().to_vec()));
+        }
+        // Sums over trailing dimensions of contiguous tensors (rows summed in
+        // parallel): each output equals the sum of its row alone, bit for bit.
+        let cube = Tensor::from_fn([40, 30, 50], val);
+        let sums: [(&str, Tensor, Tensor); 3] = [
+            ("[1024,1024] rows", big.sum_dims([1], false), big.clone()),
+            ("[300,1000] rows", wide.sum_dims([-1], true), wide.clone()),
+            (
+                "[40,30,50] over 1,2",
+                cube.sum_dims([1, 2], false),
+                cube.reshape([40, 1500]),
+            ),
+        ];
+        for (name, fast, rows) in &sums {
+            let each: Vec<f32> = (0..rows.dims()[0])
+                .map(|r| rows.slice(0, r, r + 1, 1).sum().to_vec()[0])
+                .collect();
+            assert_eq!(bits(&fast.to_vec()), bits(&each), "{name} sum");
+            results.push(bits(&fast.to_vec()));
         }
         seen.push(results);
     }

@@ -1,6 +1,6 @@
 // LibTorch (C++) side of benches/compare: the workloads of torch_bench.py
 // without Python in the loop (sgemm and the MLP shapes, element-wise add/mul
-// and broadcast add, exp/sigmoid/tanh/softmax as multiples of a copy, the
+// and broadcast add, sums, exp/sigmoid/tanh/softmax as multiples of a copy, the
 // 784-256-128-10 Adam training step), each checked against a float64
 // reference before timing.
 //
@@ -163,6 +163,25 @@ void elementwise(int threads) {
   }
 }
 
+void reductions(int threads) {
+  struct Case {
+    std::string name;
+    std::vector<int64_t> shape;
+  };
+  std::vector<Case> cases = {{"sum 1e5", {100000}}, {"sum 1e6", {1000000}},
+                             {"sum rows [1024,1024]", {1024, 1024}}};
+  for (auto& c : cases) {
+    auto x = uniform(c.shape);
+    bool whole = c.shape.size() == 1;
+    auto f = [&](const torch::Tensor& t) { return whole ? t.sum() : t.sum(1); };
+    auto xd = x.to(torch::kFloat64);
+    check(c.name, f(x), f(xd), 1e-6, 1e-30, f(xd.abs()));
+    torch::Tensor r;
+    double secs = best(threads, [&] { r = f(x); });
+    record("reduction", c.name, threads, secs, secs * 1e6, "us");
+  }
+}
+
 void transcendental(int threads) {
   auto x = uniform({1000000}, 4.0);
   auto xs = uniform({1024, 1024}, 4.0);
@@ -277,6 +296,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "== libtorch on %d thread(s)\n", t);
     matmuls(t);
     elementwise(t);
+    reductions(t);
     transcendental(t);
     train(t);
   }

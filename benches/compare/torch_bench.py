@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch side of benches/compare: the same workloads as the Rust harness
-(sgemm and the MLP shapes, element-wise add/mul and broadcast add,
+(sgemm and the MLP shapes, element-wise add/mul and broadcast add, sums,
 exp/sigmoid/tanh/softmax as multiples of a copy, the 784-256-128-10 Adam
 training step), each checked against a float64 reference before timing.
 
@@ -102,6 +102,17 @@ def elementwise(threads, quick, out):
         out.append(record("elementwise", case, threads, secs, secs * 1e6, "us"))
 
 
+def reductions(threads, quick, out):
+    for case, shape in [("sum 1e5", [100000]), ("sum 1e6", [1000000]),
+                        ("sum rows [1024,1024]", [1024, 1024])]:
+        x = torch.rand(shape) * 2 - 1
+        f = (lambda t: t.sum()) if len(shape) == 1 else (lambda t: t.sum(1))
+        scale = f(x.double().abs())
+        check(case, f(x), f(x.double()), 1e-6, 1e-30, scale)
+        secs = best(threads, quick, lambda: f(x))
+        out.append(record("reduction", case, threads, secs, secs * 1e6, "us"))
+
+
 def transcendental(threads, quick, out):
     x = (torch.rand(1000000) * 2 - 1) * 4
     xs = (torch.rand(1024, 1024) * 2 - 1) * 4
@@ -183,6 +194,7 @@ def main():
         print(f"== pytorch on {t} thread(s)", file=sys.stderr)
         matmuls(t, args.quick, out)
         elementwise(t, args.quick, out)
+        reductions(t, args.quick, out)
         transcendental(t, args.quick, out)
         train(t, args.quick, out)
     with open(args.out, "w") as f:

@@ -1,6 +1,7 @@
 //! Element-wise and row-wise workloads through the tensor APIs (allocation and
 //! dispatch included) of train-station and candle: add and mul at 1e3..1e7
-//! elements, broadcast add [1024,1024]+[1024], exp / sigmoid / tanh on 1e6
+//! elements, broadcast add [1024,1024]+[1024], sums (1e5, 1e6, the rows of
+//! [1024,1024]), exp / sigmoid / tanh on 1e6
 //! elements and softmax over the last dimension of [1024,1024], the last four
 //! reported as multiples of a plain copy of the same tensor by the same
 //! library.
@@ -46,15 +47,21 @@ fn cvec(t: &CTensor) -> Vec<f32> {
 }
 
 /// Interleaves train-station and candle on `threads` threads; returns their
-/// best seconds per call.
-fn pair(
+/// best seconds per call (each call's result is kept from the optimiser).
+fn pair<A, B>(
     threads: usize,
     pools: &Pools,
     budget: Budget,
-    mut ours: impl FnMut(),
-    mut theirs: impl FnMut() + Send,
+    ours: impl Fn() -> A,
+    theirs: impl Fn() -> B + Send + Sync,
 ) -> (f64, f64) {
     train_station::set_num_threads(threads);
+    let mut ours = || {
+        std::hint::black_box(ours());
+    };
+    let mut theirs = || {
+        std::hint::black_box(theirs());
+    };
     let mut cs = vec![
         Contender::new("train-station", threads, &mut ours),
         Contender {
@@ -66,6 +73,21 @@ fn pair(
     ];
     let t = interleaved(budget, &mut cs);
     (t[0], t[1])
+}
+
+/// Records train-station's and candle's times of `case` in microseconds.
+fn push_us(out: &mut Vec<Record>, group: &str, case: &str, threads: usize, ours: f64, theirs: f64) {
+    for (lib, t) in [("train-station", ours), ("candle", theirs)] {
+        out.push(Record::new(
+            group,
+            case.to_string(),
+            threads,
+            lib,
+            t,
+            t * 1e6,
+            "us",
+        ));
+    }
 }
 
 /// Add, mul and broadcast add on `threads` threads.
@@ -123,24 +145,10 @@ pub fn binary(threads: usize, quick: bool, pools: &Pools, budget: Budget, out: &
             threads,
             pools,
             budget,
-            || {
-                std::hint::black_box(op_ours(&a, &b));
-            },
-            || {
-                std::hint::black_box(op_candle(&ca, &cb));
-            },
+            || op_ours(&a, &b),
+            || op_candle(&ca, &cb),
         );
-        for (lib, t) in [("train-station", t_ours), ("candle", t_candle)] {
-            out.push(Record::new(
-                "elementwise",
-                case.clone(),
-                threads,
-                lib,
-                t,
-                t * 1e6,
-                "us",
-            ));
-        }
+        push_us(out, "elementwise", &case, threads, t_ours, t_candle);
     }
 }
 
@@ -164,23 +172,15 @@ pub fn transcendental(threads: usize, pools: &Pools, budget: Budget, out: &mut V
         threads,
         pools,
         budget,
-        || {
-            std::hint::black_box(x.deep_clone());
-        },
-        || {
-            std::hint::black_box(cx.copy().expect("candle copy"));
-        },
+        || x.deep_clone(),
+        || cx.copy().expect("candle copy"),
     );
     let (copys_ours, copys_candle) = pair(
         threads,
         pools,
         budget,
-        || {
-            std::hint::black_box(xs.deep_clone());
-        },
-        || {
-            std::hint::black_box(cxs.copy().expect("candle copy"));
-        },
+        || xs.deep_clone(),
+        || cxs.copy().expect("candle copy"),
     );
     for (case, lib, t) in [
         ("copy 1e6", "train-station", copy_ours),
@@ -239,17 +239,7 @@ pub fn transcendental(threads: usize, pools: &Pools, budget: Budget, out: &mut V
             1e-5,
             1e-6,
         );
-        let (to, tc) = pair(
-            threads,
-            pools,
-            budget,
-            || {
-                std::hint::black_box(f_ours(&x));
-            },
-            || {
-                std::hint::black_box(f_candle(&cx));
-            },
-        );
+        let (to, tc) = pair(threads, pools, budget, || f_ours(&x), || f_candle(&cx));
         out.push(Record::new(
             "transcendental",
             case.to_string(),
@@ -293,12 +283,8 @@ pub fn transcendental(threads: usize, pools: &Pools, budget: Budget, out: &mut V
         threads,
         pools,
         budget,
-        || {
-            std::hint::black_box(xs.softmax(-1));
-        },
-        || {
-            std::hint::black_box(candle_nn::ops::softmax_last_dim(&cxs).expect("softmax"));
-        },
+        || xs.softmax(-1),
+        || candle_nn::ops::softmax_last_dim(&cxs).expect("softmax"),
     );
     let case = "softmax [1024,1024]".to_string();
     out.push(Record::new(
@@ -319,4 +305,65 @@ pub fn transcendental(threads: usize, pools: &Pools, budget: Budget, out: &mut V
         tc / copys_candle,
         "x copy",
     ));
+}
+
+/// Sums: of every element of 1e5 and 1e6 elements, and of each row of
+/// [1024,1024] (over the last dimension), on `threads` threads.
+pub fn reductions(threads: usize, pools: &Pools, budget: Budget, out: &mut Vec<Record>) {
+    train_station::set_num_threads(threads);
+    type Case = (String, Vec<usize>);
+    let cases: [Case; 3] = [
+        ("sum 1e5".to_string(), vec![100_000]),
+        ("sum 1e6".to_string(), vec![1_000_000]),
+        ("sum rows [1024,1024]".to_string(), vec![1024, 1024]),
+    ];
+    for (case, shape) in cases {
+        let n: usize = shape.iter().product();
+        let row = *shape.last().expect("a shape");
+        let v = data(n, 31 + n as u64);
+        let (x, cx) = (ts(&v, &shape), ct(&v, &shape));
+        let whole = shape.len() == 1;
+        let want: Vec<f64> = v
+            .chunks(row)
+            .map(|r| r.iter().map(|&x| x as f64).sum())
+            .collect();
+        let scale: Vec<f64> = v
+            .chunks(row)
+            .map(|r| r.iter().map(|&x| (x as f64).abs()).sum())
+            .collect();
+        let ours = |t: &Tensor| {
+            if whole {
+                t.sum()
+            } else {
+                t.sum_dims([1], false)
+            }
+        };
+        let theirs = |t: &CTensor| {
+            if whole {
+                t.sum_all().expect("candle sum")
+            } else {
+                t.sum(1).expect("candle sum")
+            }
+        };
+        // A sum's error grows with the terms' magnitudes, not its value.
+        check_close(
+            &format!("{case} (train-station)"),
+            &ours(&x).to_vec(),
+            &want,
+            Some(&scale),
+            1e-6,
+            1e-30,
+        );
+        let cr = pools.install(threads, || theirs(&cx));
+        check_close(
+            &format!("{case} (candle)"),
+            &cvec(&cr),
+            &want,
+            Some(&scale),
+            1e-6,
+            1e-30,
+        );
+        let (t_ours, t_candle) = pair(threads, pools, budget, || ours(&x), || theirs(&cx));
+        push_us(out, "reduction", &case, threads, t_ours, t_candle);
+    }
 }

@@ -219,6 +219,8 @@ fn main() {
     for &t in &threads {
         eprintln!("== element-wise on {t} thread(s)");
         elementwise::binary(t, args.quick, &pools, budget, &mut rec);
+        eprintln!("== reductions on {t} thread(s)");
+        elementwise::reductions(t, &pools, budget, &mut rec);
         eprintln!("== transcendentals on {t} thread(s)");
         elementwise::transcendental(t, &pools, budget, &mut rec);
     }

@@ -91,6 +91,22 @@ pub(crate) fn reduced_shape(shape: &Shape, mask: &[bool], keepdim: bool) -> Shap
 pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
     let keep = reduced_shape(x.shape(), mask, true);
     let mut out = Tensor::try_zeros(keep.dims())?;
+    if let Some(len) = contiguous_rows(x, mask) {
+        // Each output is the sum of one contiguous row: rows in parallel,
+        // each summed exactly as the walk below sums it (one kernel call,
+        // added to a zero accumulator), so the bits are the same.
+        let (src, k) = (
+            x.as_slice().expect("contiguous"),
+            crate::kernels::table().sum,
+        );
+        let acc = out.storage.get_mut().expect("fresh buffer");
+        crate::kernels::parallel::row_results(acc, len, |r| {
+            let (mut a, mut c) = (0.0, 0.0);
+            kahan_add(&mut a, &mut c, k(&src[r * len..(r + 1) * len]));
+            a
+        });
+        return Ok(out);
+    }
     let mut comp = Tensor::try_zeros(keep.dims())?;
     let lo = out.layout.broadcast_to("sum", x.shape())?;
     let src = x.storage.as_slice();
@@ -140,6 +156,20 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
         }
     }
     Ok(out)
+}
+
+/// The row length when `x` is contiguous and `mask` reduces its trailing
+/// dimensions only, into at least two outputs, with rows short enough that
+/// the general walk sums each with one kernel call (below two parallel
+/// grains; longer rows are split over threads by `parallel::sum` itself).
+fn contiguous_rows(x: &Tensor, mask: &[bool]) -> Option<usize> {
+    let first = mask.iter().position(|&m| m)?;
+    if !mask[first..].iter().all(|&m| m) || !x.is_contiguous() {
+        return None;
+    }
+    let len: usize = x.dims()[first..].iter().product();
+    let rows: usize = x.dims()[..first].iter().product();
+    (len > 0 && rows >= 2 && len < 2 * crate::kernels::parallel::GRAIN).then_some(len)
 }
 
 /// The sums over the rows of a 2-D tensor `[rows, cols]` (a bias gradient):
