@@ -186,6 +186,13 @@ struct Job<'a> {
 impl Job<'_> {
     fn work(&self) {
         loop {
+            // Look before claiming: when every task is taken (how most
+            // calls end), a plain load shares the counter's cache line where
+            // a read-modify-write would pull it away from the other thread,
+            // which then waits for it on its own last look.
+            if self.next.load(Ordering::Relaxed) >= self.n {
+                return;
+            }
             let t = self.next.fetch_add(1, Ordering::Relaxed);
             if t >= self.n {
                 return;
