@@ -398,7 +398,10 @@ fn copies_are_exact() {
 /// general form bit for bit. One element moved from inside (`max - 80`) to
 /// outside (`max - 100`) sends its block or row through the general form;
 /// its term (below 1e-34) cannot change the sum, so every other output must
-/// stay bit for bit the same.
+/// stay bit for bit the same. Each row is also shifted up by 40: with its
+/// maximum at 40 and the moved element at -40 every element is at most the
+/// maximum in magnitude, so the cheap form also takes the rounding error of
+/// `x - max` by Fast2Sum, and the general form (element at -60) by TwoSum.
 #[test]
 fn softmax_guarded_blocks_equal_the_general_form() {
     let mut rng = Rng::new(48);
@@ -426,13 +429,17 @@ fn softmax_guarded_blocks_equal_the_general_form() {
                 .map(|i| [0.0, -16.9, -80.0, -16.9][(i / lanes) % 4])
                 .collect(),
         );
-        for x in rows {
+        let shifted: Vec<(f32, Vec<f32>)> = rows
+            .iter()
+            .map(|x| (40.0, x.iter().map(|v| v + 40.0).collect()))
+            .collect();
+        for (top, x) in rows.into_iter().map(|x| (0.0, x)).chain(shifted) {
             let n = x.len();
             let j = n - 3;
             let mut inside = x.clone();
-            inside[j] = -80.0;
+            inside[j] = top - 80.0;
             let mut outside = x.clone();
-            outside[j] = -100.0;
+            outside[j] = top - 100.0;
             let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
             (k.softmax)(&inside, &mut a);
             (k.softmax)(&outside, &mut b);
