@@ -89,12 +89,15 @@ impl<V: Copy> ExpShift<V> {
         }
     }
 
-    /// For a row whose largest element is `m` and smallest `lo`.
+    /// For a row whose largest element is `m` and smallest `lo`. Ordered
+    /// only inside `exp`'s fast domain ([`row_inside`]), where no `x - m`
+    /// overflows: at `x = -MAX`, `m = MAX` Fast2Sum gives an infinite error
+    /// where TwoSum's is NaN (which `eval` drops).
     #[inline(always)]
     fn for_row<L: Lanes<V = V>>(l: L, m: f32, lo: f32) -> Self {
         ExpShift {
             m: l.splat(m),
-            ordered: lo.abs() <= m.abs(),
+            ordered: row_inside(m, lo) && lo.abs() <= m.abs(),
         }
     }
 
