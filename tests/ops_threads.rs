@@ -1,6 +1,6 @@
 //! Element-wise ops over broadcast and strided operands split their walk
 //! between threads: results equal an element-by-element reference and are
-//! bit-identical for one, two and three threads; so are row sums.
+//! bit-identical for one, two and three threads; so are row and column sums.
 //!
 //! The thread count is global, so this file is its own test binary with one
 //! test. The thread count exists only with `std`.
@@ -132,6 +132,36 @@ fn strided_and_broadcast_ops_do_not_depend_on_the_thread_count() {
                 .map(|r| rows.slice(0, r, r + 1, 1).sum().to_vec()[0])
                 .collect();
             assert_eq!(bits(&fast.to_vec()), bits(&each), "{name} sum");
+            results.push(bits(&fast.to_vec()));
+        }
+        // Sums over leading dimensions of contiguous tensors (column blocks
+        // in parallel) equal the general walk's, which a column slice of a
+        // wider tensor takes: bit for bit.
+        let wider = Tensor::from_fn([1024, 1100], val);
+        let view = wider.slice(1, 0, 1024, 1);
+        let dense = view.contiguous();
+        assert!(!view.is_contiguous() && dense.is_contiguous());
+        let cube_view = Tensor::from_fn([40, 30, 60], val).slice(2, 0, 50, 1);
+        let leading: [(&str, Tensor, Tensor); 3] = [
+            (
+                "[1024,1024] over 0",
+                dense.sum_dims([0], false),
+                view.sum_dims([0], false),
+            ),
+            (
+                "[1024,1024] mean over 0",
+                dense.mean_dims([0], true),
+                view.mean_dims([0], true),
+            ),
+            (
+                "[40,30,50] over 0,1",
+                cube_view.contiguous().sum_dims([0, 1], true),
+                cube_view.sum_dims([0, 1], true),
+            ),
+        ];
+        for (name, fast, walked) in &leading {
+            assert_eq!(fast.dims(), walked.dims(), "{name} shape");
+            assert_eq!(bits(&fast.to_vec()), bits(&walked.to_vec()), "{name} sum");
             results.push(bits(&fast.to_vec()));
         }
         seen.push(results);

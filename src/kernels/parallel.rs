@@ -194,13 +194,28 @@ pub fn sum(x: &[f32]) -> f32 {
 /// # Panics
 /// If `block_len` is 0 and `out` is not empty.
 pub fn blocks(out: &mut [f32], block_len: usize, f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    blocks_weighted(out, block_len, 1, f);
+}
+
+/// [`blocks`] for work that costs `per` elements for each output element (a
+/// reduction of `per` rows into one): the groups are cut as [`blocks`] cuts
+/// `out.len() * per` elements of output.
+///
+/// # Panics
+/// If `block_len` is 0 and `out` is not empty.
+pub fn blocks_weighted(
+    out: &mut [f32],
+    block_len: usize,
+    per: usize,
+    f: impl Fn(Range<usize>, &mut [f32]) + Sync,
+) {
     let len = out.len();
     if len == 0 {
         return f(0..0, out);
     }
     assert!(block_len > 0, "parallel::blocks: empty blocks");
     let o = Disjoint::new(out);
-    for_groups(len.div_ceil(block_len), len, |b| {
+    for_groups(len.div_ceil(block_len), len.saturating_mul(per), |b| {
         let r = b.start * block_len..(b.end * block_len).min(len);
         // SAFETY: groups cover disjoint block ranges of `out`.
         f(b, unsafe { o.range(r) })

@@ -511,6 +511,26 @@ pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// One step of Kahan summation: `acc += v` with the running compensation
+/// `c`, reset to 0 where the sum is not finite (so an infinite sum stays
+/// infinite instead of turning NaN).
+#[inline]
+pub(crate) fn kahan_step(acc: &mut f32, c: &mut f32, v: f32) {
+    let y = v - *c;
+    let t = *acc + y;
+    *c = if t.is_finite() { (t - *acc) - y } else { 0.0 };
+    *acc = t;
+}
+
+/// [`kahan_step`] per element: `acc[i] += x[i]` with compensation `comp[i]`.
+pub(crate) fn kahan_add(acc: &mut [f32], comp: &mut [f32], x: &[f32]) {
+    check::same("kahan_add", x.len(), acc.len());
+    check::same("kahan_add", comp.len(), acc.len());
+    for ((a, c), &v) in acc.iter_mut().zip(comp.iter_mut()).zip(x) {
+        kahan_step(a, c, v);
+    }
+}
+
 // ------------------------------------------------------------------ copy
 
 /// `out[i] = src[i * stride]`.

@@ -205,6 +205,11 @@ pub struct Kernels {
     /// `axpy(alpha, x, y)`: `y[i] += alpha * x[i]` (two roundings); panics
     /// unless `x.len() == y.len()`. Exact.
     pub axpy: fn(f32, &[f32], &mut [f32]),
+    /// `kahan_add(acc, comp, x)`: one step of Kahan summation per element,
+    /// `acc[i] += x[i]` with the running compensation `comp[i]` (reset to 0
+    /// where the sum is not finite); panics unless the three lengths are
+    /// equal. Exact.
+    pub kahan_add: fn(&mut [f32], &mut [f32], &[f32]),
 
     /// Sum (0 if empty). Deterministic per ISA; order in
     /// `kernels::generic::reduce` (SIMD) and pairwise (scalar).
@@ -385,6 +390,7 @@ pub(crate) static SCALAR: Kernels = Kernels {
         scalar::zip("softplus_backward", x, g, out, scalar::softplus_backward)
     },
     axpy: scalar::axpy,
+    kahan_add: scalar::kahan_add,
 
     sum: scalar::sum,
     sum_sq: scalar::sum_sq,
@@ -602,6 +608,12 @@ macro_rules! simd_table {
             silu_backward: bwd!($wrap, $L, "silu_backward", SiluBackward),
             softplus_backward: bwd!($wrap, $L, "softplus_backward", SoftplusBackward),
             axpy: $wrap!($L, (alpha: f32, x: &[f32], y: &mut [f32]), ops::axpy, []),
+            kahan_add: $wrap!(
+                $L,
+                (acc: &mut [f32], comp: &mut [f32], x: &[f32]),
+                ops::kahan_add,
+                []
+            ),
 
             sum: $wrap!($L, (x: &[f32]) -> f32, reduce::sum, []),
             sum_sq: $wrap!($L, (x: &[f32]) -> f32, reduce::sum_sq, []),

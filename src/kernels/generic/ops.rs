@@ -354,6 +354,42 @@ pub(crate) fn axpy<L: Lanes>(l: L, alpha: f32, x: &[f32], y: &mut [f32]) {
     );
 }
 
+/// [`scalar::kahan_add`] a register at a time: the same operations on every
+/// lane, so the same bits.
+#[inline(always)]
+pub(crate) fn kahan_add<L: Lanes>(l: L, acc: &mut [f32], comp: &mut [f32], x: &[f32]) {
+    check::same("kahan_add", x.len(), acc.len());
+    check::same("kahan_add", comp.len(), acc.len());
+    let n = L::LANES;
+    let mut i = 0;
+    while i + n <= x.len() {
+        let (a, c) = kahan_reg(l, l.load(&acc[i..]), l.load(&comp[i..]), l.load(&x[i..]));
+        l.store(a, &mut acc[i..]);
+        l.store(c, &mut comp[i..]);
+        i += n;
+    }
+    if i < x.len() {
+        let (a, c) = kahan_reg(
+            l,
+            l.load_partial(&acc[i..], 0.0),
+            l.load_partial(&comp[i..], 0.0),
+            l.load_partial(&x[i..], 0.0),
+        );
+        l.store_partial(a, &mut acc[i..]);
+        l.store_partial(c, &mut comp[i..]);
+    }
+}
+
+/// [`scalar::kahan_step`] on every lane: `(acc, c)` after adding `v`.
+#[inline(always)]
+fn kahan_reg<L: Lanes>(l: L, a: L::V, c: L::V, v: L::V) -> (L::V, L::V) {
+    let y = l.sub(v, c);
+    let t = l.add(a, y);
+    // |t| < inf: false for infinities and NaN, as `is_finite`.
+    let finite = l.lt(l.abs(t), l.splat(f32::INFINITY));
+    (t, l.select(finite, l.sub(l.sub(t, a), y), l.splat(0.0)))
+}
+
 /// `x^p` with the fast paths of [`scalar::pow_scalar`]; other `p` use the
 /// scalar `powf` loop.
 #[inline(always)]

@@ -522,6 +522,63 @@ fn leaky_relu_backward_and_axpy_exact() {
     );
 }
 
+/// Kahan steps match the scalar path bit for bit, sums and compensations,
+/// over three steps (so compensations carry over), from sums near 1e7 (where
+/// the additions round) and near `f32::MAX` (where they overflow), with the
+/// special values of `inputs` among the addends.
+#[test]
+fn kahan_add_exact() {
+    let s = scalar();
+    for_each_layout(
+        23,
+        |rng, n| inputs(rng, n, -1e3, 1e3),
+        |k, x, off| {
+            let n = x.len();
+            let what = format!("{} n={n} off={off} kahan_add", k.isa);
+            let start: Vec<f32> = (0..n)
+                .map(|i| {
+                    if i % 13 == 5 {
+                        3.0e38
+                    } else {
+                        1.0e7 + i as f32
+                    }
+                })
+                .collect();
+            let (mut wa, mut wc) = (start.clone(), vec![0.0; n]);
+            let (mut ga, mut gc) = (start, vec![0.0; n]);
+            for step in 0..3 {
+                let v: Vec<f32> = x.iter().map(|&xi| xi * (0.37 + step as f32)).collect();
+                (s.kahan_add)(&mut wa, &mut wc, &v);
+                (k.kahan_add)(&mut ga, &mut gc, &v);
+                assert_match(&format!("{what} sum, step {step}"), &v, &ga, &wa, 0);
+                assert_match(
+                    &format!("{what} compensation, step {step}"),
+                    &v,
+                    &gc,
+                    &wc,
+                    0,
+                );
+            }
+        },
+    );
+    // The compensation works: 1e8 + 1 rounds back to 1e8 (its ulp is 8), but
+    // sixteen compensated steps of 1 reach 1e8 + 16 exactly; an infinite sum
+    // stays infinite (the compensation is dropped, not `inf - inf`).
+    for k in all() {
+        let (mut acc, mut comp) = ([1e8f32, 3.0e38, 0.0], [0.0f32; 3]);
+        for _ in 0..16 {
+            (k.kahan_add)(&mut acc, &mut comp, &[1.0, 3.0e38, 1.0]);
+        }
+        assert_eq!(
+            acc,
+            [1e8 + 16.0, f32::INFINITY, 16.0],
+            "{} kahan_add",
+            k.isa
+        );
+        assert_eq!(comp[1], 0.0, "{} kahan_add at infinity", k.isa);
+    }
+}
+
 #[test]
 fn length_mismatch_panics_on_every_table() {
     for k in all() {
@@ -539,6 +596,13 @@ fn length_mismatch_panics_on_every_table() {
             (k.gelu_backward)(&x, &x, &mut out)
         });
         assert_panics("kernels::axpy", || (k.axpy)(1.0, &x, &mut out));
+        let mut comp = [0.0f32; 4];
+        assert_panics("kernels::kahan_add", || {
+            (k.kahan_add)(&mut out, &mut comp, &x)
+        });
+        assert_panics("kernels::kahan_add", || {
+            (k.kahan_add)(&mut out, &mut [0.0; 5], &x[..4])
+        });
     }
 }
 

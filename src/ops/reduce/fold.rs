@@ -17,16 +17,10 @@ use super::{reduced_shape, resolve_dim};
 // result depends only on the values, never on the input's strides (a view and
 // its contiguous copy give bit-identical results). Sums are Kahan-compensated.
 
-/// `acc += v` with Kahan compensation `c`. Once the sum stops being finite the
-/// compensation is dropped, so an infinity stays infinite instead of turning
-/// into NaN (`inf - inf`).
-#[inline]
-pub(super) fn kahan_add(acc: &mut f32, c: &mut f32, v: f32) {
-    let y = v - *c;
-    let t = *acc + y;
-    *c = if t.is_finite() { (t - *acc) - y } else { 0.0 };
-    *acc = t;
-}
+/// `acc += v` with Kahan compensation `c` (dropped once the sum stops being
+/// finite); the element step of the `kahan_add` kernel, so scalar folds and
+/// the kernel give the same bits.
+pub(super) use crate::kernels::scalar::kahan_step as kahan_add;
 
 /// Largest reduced-group size whose positions an f32 index holds exactly.
 pub(super) const MAX_F32_INDEX: usize = 1 << 24;

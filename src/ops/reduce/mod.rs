@@ -107,6 +107,15 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
         });
         return Ok(out);
     }
+    if let Some(rows) = leading_rows(x, mask) {
+        // A sum over leading dimensions (a batch mean, a bias gradient):
+        // column blocks in parallel, the same Kahan sums in the same order
+        // as the walk's contiguous-run branch below.
+        let acc = out.storage.get_mut().expect("fresh buffer");
+        let cols = acc.len();
+        sum_rows_into(x.as_slice().expect("contiguous"), rows, cols, acc);
+        return Ok(out);
+    }
     let mut comp = Tensor::try_zeros(keep.dims())?;
     let lo = out.layout.broadcast_to("sum", x.shape())?;
     let src = x.storage.as_slice();
@@ -143,12 +152,9 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
             add(acc, c, oj, s);
         } else if so == 1 && sx == 1 {
             // A contiguous row into contiguous accumulators (a sum over a
-            // leading dimension, e.g. a bias gradient): element-wise over
-            // slices, which the compiler vectorizes.
+            // leading dimension of a view): the SIMD Kahan kernel.
             let (a, cc) = (&mut acc[oj..oj + run.len], &mut c[oj..oj + run.len]);
-            for ((a, cc), &v) in a.iter_mut().zip(cc.iter_mut()).zip(&src[ox..ox + run.len]) {
-                kahan_add(a, cc, v);
-            }
+            (k.kahan_add)(a, cc, &src[ox..ox + run.len]);
         } else {
             for i in 0..run.len {
                 add(acc, c, oj + i * so, src[ox + i * sx]);
@@ -170,6 +176,17 @@ fn contiguous_rows(x: &Tensor, mask: &[bool]) -> Option<usize> {
     let len: usize = x.dims()[first..].iter().product();
     let rows: usize = x.dims()[..first].iter().product();
     (len > 0 && rows >= 2 && len < 2 * crate::kernels::parallel::GRAIN).then_some(len)
+}
+
+/// The number of rows when `x` is contiguous and `mask` reduces its leading
+/// dimensions only (at least one, and not all), so that the sum is
+/// [`sum_rows_into`] over `[rows, rest]`.
+fn leading_rows(x: &Tensor, mask: &[bool]) -> Option<usize> {
+    let kept = mask.iter().position(|&m| !m)?;
+    if kept == 0 || mask[kept..].iter().any(|&m| m) || !x.is_contiguous() {
+        return None;
+    }
+    Some(x.dims()[..kept].iter().product())
 }
 
 /// The sums over the rows of a 2-D tensor `[rows, cols]` (a bias gradient):
@@ -196,20 +213,25 @@ pub(crate) fn sum_rows(x: &Tensor) -> Result<Tensor> {
 /// out.len()`: each column's Kahan sum over the rows in order, as
 /// `sum_keepdim` adds a leading dimension (so the same bits as
 /// `sum_dims([0])`); `out`'s prior contents are overwritten.
+///
+/// Column blocks with their compensations on the stack; groups of blocks run
+/// in parallel once `rows * out.len()` reaches two grains (each column is
+/// summed by one thread in row order, so the bits do not depend on the
+/// thread count).
 pub(crate) fn sum_rows_into(src: &[f32], rows: usize, row_stride: usize, out: &mut [f32]) {
-    // Column blocks with their compensations on the stack.
-    let mut comp = [0.0f32; super::CHUNK];
-    for (b, acc) in out.chunks_mut(super::CHUNK).enumerate() {
-        acc.fill(0.0);
-        let c = &mut comp[..acc.len()];
-        c.fill(0.0);
-        for i in 0..rows {
-            let row = &src[i * row_stride + b * super::CHUNK..][..acc.len()];
-            for ((a, cc), &v) in acc.iter_mut().zip(c.iter_mut()).zip(row) {
-                kahan_add(a, cc, v);
+    const B: usize = super::CHUNK;
+    let k = crate::kernels::table().kahan_add;
+    crate::kernels::parallel::blocks_weighted(out, B, rows, |blocks, part| {
+        let mut comp = [0.0f32; B];
+        for (b, acc) in blocks.zip(part.chunks_mut(B)) {
+            acc.fill(0.0);
+            let c = &mut comp[..acc.len()];
+            c.fill(0.0);
+            for i in 0..rows {
+                k(acc, c, &src[i * row_stride + b * B..][..acc.len()]);
             }
         }
-    }
+    });
 }
 
 /// Sums `g` down to `shape` (the reverse of broadcasting `shape` to `g`'s
