@@ -167,13 +167,15 @@ void reductions(int threads) {
   struct Case {
     std::string name;
     std::vector<int64_t> shape;
+    int64_t dim;  // -1: every element
   };
-  std::vector<Case> cases = {{"sum 1e5", {100000}}, {"sum 1e6", {1000000}},
-                             {"sum rows [1024,1024]", {1024, 1024}}};
+  std::vector<Case> cases = {{"sum 1e5", {100000}, -1},
+                             {"sum 1e6", {1000000}, -1},
+                             {"sum rows [1024,1024]", {1024, 1024}, 1},
+                             {"sum columns [1024,1024]", {1024, 1024}, 0}};
   for (auto& c : cases) {
     auto x = uniform(c.shape);
-    bool whole = c.shape.size() == 1;
-    auto f = [&](const torch::Tensor& t) { return whole ? t.sum() : t.sum(1); };
+    auto f = [&](const torch::Tensor& t) { return c.dim < 0 ? t.sum() : t.sum(c.dim); };
     auto xd = x.to(torch::kFloat64);
     check(c.name, f(x), f(xd), 1e-6, 1e-30, f(xd.abs()));
     torch::Tensor r;

@@ -103,10 +103,11 @@ def elementwise(threads, quick, out):
 
 
 def reductions(threads, quick, out):
-    for case, shape in [("sum 1e5", [100000]), ("sum 1e6", [1000000]),
-                        ("sum rows [1024,1024]", [1024, 1024])]:
+    for case, shape, dim in [("sum 1e5", [100000], None), ("sum 1e6", [1000000], None),
+                             ("sum rows [1024,1024]", [1024, 1024], 1),
+                             ("sum columns [1024,1024]", [1024, 1024], 0)]:
         x = torch.rand(shape) * 2 - 1
-        f = (lambda t: t.sum()) if len(shape) == 1 else (lambda t: t.sum(1))
+        f = (lambda t: t.sum()) if dim is None else (lambda t, d=dim: t.sum(d))
         scale = f(x.double().abs())
         check(case, f(x), f(x.double()), 1e-6, 1e-30, scale)
         secs = best(threads, quick, lambda: f(x))

@@ -311,39 +311,47 @@ pub fn transcendental(threads: usize, pools: &Pools, budget: Budget, out: &mut V
 /// [1024,1024] (over the last dimension), on `threads` threads.
 pub fn reductions(threads: usize, pools: &Pools, budget: Budget, out: &mut Vec<Record>) {
     train_station::set_num_threads(threads);
-    type Case = (String, Vec<usize>);
-    let cases: [Case; 3] = [
-        ("sum 1e5".to_string(), vec![100_000]),
-        ("sum 1e6".to_string(), vec![1_000_000]),
-        ("sum rows [1024,1024]".to_string(), vec![1024, 1024]),
+    // The dimension summed over (`None`: every element).
+    type Case = (&'static str, Vec<usize>, Option<usize>);
+    let cases: [Case; 4] = [
+        ("sum 1e5", vec![100_000], None),
+        ("sum 1e6", vec![1_000_000], None),
+        ("sum rows [1024,1024]", vec![1024, 1024], Some(1)),
+        ("sum columns [1024,1024]", vec![1024, 1024], Some(0)),
     ];
-    for (case, shape) in cases {
+    for (case, shape, dim) in cases {
         let n: usize = shape.iter().product();
-        let row = *shape.last().expect("a shape");
         let v = data(n, 31 + n as u64);
         let (x, cx) = (ts(&v, &shape), ct(&v, &shape));
-        let whole = shape.len() == 1;
-        let want: Vec<f64> = v
-            .chunks(row)
-            .map(|r| r.iter().map(|&x| x as f64).sum())
-            .collect();
-        let scale: Vec<f64> = v
-            .chunks(row)
-            .map(|r| r.iter().map(|&x| (x as f64).abs()).sum())
-            .collect();
-        let ours = |t: &Tensor| {
-            if whole {
-                t.sum()
-            } else {
-                t.sum_dims([1], false)
-            }
+        // The f64 sums (and sums of magnitudes) of each output's terms.
+        let groups: Vec<Vec<f64>> = match dim {
+            None => vec![v.iter().map(|&x| x as f64).collect()],
+            Some(1) => v
+                .chunks(shape[1])
+                .map(|r| r.iter().map(|&x| x as f64).collect())
+                .collect(),
+            _ => (0..shape[1])
+                .map(|c| {
+                    v.iter()
+                        .skip(c)
+                        .step_by(shape[1])
+                        .map(|&x| x as f64)
+                        .collect()
+                })
+                .collect(),
         };
-        let theirs = |t: &CTensor| {
-            if whole {
-                t.sum_all().expect("candle sum")
-            } else {
-                t.sum(1).expect("candle sum")
-            }
+        let want: Vec<f64> = groups.iter().map(|g| g.iter().sum()).collect();
+        let scale: Vec<f64> = groups
+            .iter()
+            .map(|g| g.iter().map(|x| x.abs()).sum())
+            .collect();
+        let ours = |t: &Tensor| match dim {
+            None => t.sum(),
+            Some(d) => t.sum_dims([d], false),
+        };
+        let theirs = |t: &CTensor| match dim {
+            None => t.sum_all().expect("candle sum"),
+            Some(d) => t.sum(d).expect("candle sum"),
         };
         // A sum's error grows with the terms' magnitudes, not its value.
         check_close(
@@ -364,6 +372,6 @@ pub fn reductions(threads: usize, pools: &Pools, budget: Budget, out: &mut Vec<R
             1e-30,
         );
         let (t_ours, t_candle) = pair(threads, pools, budget, || ours(&x), || theirs(&cx));
-        push_us(out, "reduction", &case, threads, t_ours, t_candle);
+        push_us(out, "reduction", case, threads, t_ours, t_candle);
     }
 }
