@@ -2,7 +2,7 @@
 values and gradients w.r.t. the input, the target (where PyTorch defines one)
 and the class weight of probability-target cross-entropy (see gen.py).
 
-Case names encode the call for tests/nn_loss.rs: `<loss>:<key=value,...>`.
+Case names encode the call for tests/nn_loss/: `<loss>:<key=value,...>`.
 Inputs are [input, target] followed by `weight` when the key `w` is present
 and `pos_weight` when `pw` is present. Keys: red (mean|sum|none), beta,
 delta, ig (ignore_index; absent = PyTorch's default -100, `none` = no

@@ -17,7 +17,7 @@ PEFT):
   the loss sum(output * w), and the gradients of that loss with respect to
   every lora_A / lora_B (keys as in the adapter file) and to the input.
 
-tests/lora.rs loads the base weights and the PEFT adapter and compares.
+tests/lora/ loads the base weights and the PEFT adapter and compares.
 
 `verify` loads target/interop/lora_rust/ (written by `cargo test --test lora`:
 an adapter saved by train-station, plus expected.json with an input and
