@@ -87,12 +87,28 @@ pub(crate) fn transpose(src: usize, rows: usize, cols: usize, stride: usize, out
     if stride < cols {
         panic!("kernels::transpose: row stride {stride} is smaller than cols {cols}");
     }
+    row_block("transpose", src, rows, stride, cols);
+}
+
+/// The checks of `kahan_rows`: `comp` as long as `acc`, and `rows` rows of
+/// `acc`'s length at row stride `stride` inside `src`.
+pub(crate) fn kahan_rows(acc: usize, comp: usize, src: usize, rows: usize, stride: usize) {
+    same("kahan_rows", comp, acc);
+    row_block("kahan_rows", src, rows, stride, acc);
+}
+
+/// Panics unless `rows` rows of `cols` elements at row stride `stride` fit in
+/// a source of `src` elements.
+pub(crate) fn row_block(op: &str, src: usize, rows: usize, stride: usize, cols: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
     let need = (rows - 1)
         .checked_mul(stride)
-        .and_then(|v| v.checked_add(cols));
+        .and_then(|last| last.checked_add(cols));
     if need.is_none_or(|need| need > src) {
         panic!(
-            "kernels::transpose: {rows} x {cols} at row stride {stride} does not fit in a source of {src}"
+            "kernels::{op}: {rows} rows of {cols} elements at stride {stride} do not fit in a source of {src}"
         );
     }
 }

@@ -531,6 +531,16 @@ pub(crate) fn kahan_add(acc: &mut [f32], comp: &mut [f32], x: &[f32]) {
     }
 }
 
+/// [`kahan_add`] of each of `rows` rows of `x` in turn (row `i` is
+/// `x[i * stride..][..acc.len()]`), with compensations `c`.
+pub(crate) fn kahan_rows(acc: &mut [f32], c: &mut [f32], x: &[f32], rows: usize, stride: usize) {
+    check::kahan_rows(acc.len(), c.len(), x.len(), rows, stride);
+    let cols = acc.len();
+    for i in 0..rows {
+        kahan_add(acc, c, &x[i * stride..][..cols]);
+    }
+}
+
 // ------------------------------------------------------------------ copy
 
 /// `out[i] = src[i * stride]`.

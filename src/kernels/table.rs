@@ -210,6 +210,11 @@ pub struct Kernels {
     /// where the sum is not finite); panics unless the three lengths are
     /// equal. Exact.
     pub kahan_add: fn(&mut [f32], &mut [f32], &[f32]),
+    /// `kahan_rows(acc, comp, src, rows, stride)`: [`kahan_add`](Self::kahan_add)
+    /// of the rows `src[i * stride..][..acc.len()]`, `i < rows`, in order (a
+    /// column sum); panics unless `comp` has `acc`'s length and the rows fit
+    /// in `src`. Exact.
+    pub kahan_rows: fn(&mut [f32], &mut [f32], &[f32], usize, usize),
 
     /// Sum (0 if empty). Deterministic per ISA; order in
     /// `kernels::generic::reduce` (SIMD) and pairwise (scalar).
@@ -391,6 +396,7 @@ pub(crate) static SCALAR: Kernels = Kernels {
     },
     axpy: scalar::axpy,
     kahan_add: scalar::kahan_add,
+    kahan_rows: scalar::kahan_rows,
 
     sum: scalar::sum,
     sum_sq: scalar::sum_sq,
@@ -612,6 +618,12 @@ macro_rules! simd_table {
                 $L,
                 (acc: &mut [f32], comp: &mut [f32], x: &[f32]),
                 ops::kahan_add,
+                []
+            ),
+            kahan_rows: $wrap!(
+                $L,
+                (acc: &mut [f32], comp: &mut [f32], src: &[f32], rows: usize, stride: usize),
+                ops::kahan_rows,
                 []
             ),
 

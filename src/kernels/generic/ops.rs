@@ -380,6 +380,73 @@ pub(crate) fn kahan_add<L: Lanes>(l: L, acc: &mut [f32], comp: &mut [f32], x: &[
     }
 }
 
+/// [`scalar::kahan_rows`]: column groups of four registers (then one, then
+/// the tail) keep their sums and compensations in registers over every row;
+/// each lane takes the same steps as [`kahan_add`] row by row, so the same
+/// bits.
+#[inline(always)]
+pub(crate) fn kahan_rows<L: Lanes>(
+    l: L,
+    acc: &mut [f32],
+    comp: &mut [f32],
+    src: &[f32],
+    rows: usize,
+    stride: usize,
+) {
+    check::kahan_rows(acc.len(), comp.len(), src.len(), rows, stride);
+    let (n, cols) = (L::LANES, acc.len());
+    let mut j = 0;
+    while j + 4 * n <= cols {
+        // (Arrays written out: a closure would be compiled without the
+        // target features.)
+        let (a0, c0) = (&acc[j..], &comp[j..]);
+        let mut a = [
+            l.load(a0),
+            l.load(&a0[n..]),
+            l.load(&a0[2 * n..]),
+            l.load(&a0[3 * n..]),
+        ];
+        let mut c = [
+            l.load(c0),
+            l.load(&c0[n..]),
+            l.load(&c0[2 * n..]),
+            l.load(&c0[3 * n..]),
+        ];
+        for i in 0..rows {
+            let row = &src[i * stride + j..][..4 * n];
+            for u in 0..4 {
+                (a[u], c[u]) = kahan_reg(l, a[u], c[u], l.load(&row[u * n..]));
+            }
+        }
+        for u in 0..4 {
+            l.store(a[u], &mut acc[j + u * n..]);
+            l.store(c[u], &mut comp[j + u * n..]);
+        }
+        j += 4 * n;
+    }
+    while j + n <= cols {
+        let (mut a, mut c) = (l.load(&acc[j..]), l.load(&comp[j..]));
+        for i in 0..rows {
+            (a, c) = kahan_reg(l, a, c, l.load(&src[i * stride + j..]));
+        }
+        l.store(a, &mut acc[j..]);
+        l.store(c, &mut comp[j..]);
+        j += n;
+    }
+    if j < cols {
+        let (mut a, mut c) = (
+            l.load_partial(&acc[j..], 0.0),
+            l.load_partial(&comp[j..], 0.0),
+        );
+        for i in 0..rows {
+            let v = l.load_partial(&src[i * stride + j..][..cols - j], 0.0);
+            (a, c) = kahan_reg(l, a, c, v);
+        }
+        l.store_partial(a, &mut acc[j..]);
+        l.store_partial(c, &mut comp[j..]);
+    }
+}
+
 /// [`scalar::kahan_step`] on every lane: `(acc, c)` after adding `v`.
 #[inline(always)]
 fn kahan_reg<L: Lanes>(l: L, a: L::V, c: L::V, v: L::V) -> (L::V, L::V) {

@@ -561,6 +561,27 @@ fn kahan_add_exact() {
             }
         },
     );
+    // kahan_rows over row blocks (column counts around the 4-register
+    // groups, strides past the row) equals kahan_add row by row.
+    let mut rng = Rng::new(24);
+    for k in simd() {
+        for cols in [0, 1, 7, 8, 15, 16, 17, 33, 63, 64, 65, 100] {
+            for rows in [0, 1, 2, 5] {
+                let stride = cols + 3;
+                let src = inputs(&mut rng, rows * stride + cols, -1e3, 1e3);
+                let start: Vec<f32> = (0..cols).map(|i| 1.0e7 + i as f32).collect();
+                let (mut wa, mut wc) = (start.clone(), vec![0.0; cols]);
+                let (mut ga, mut gc) = (start, vec![0.0; cols]);
+                for i in 0..rows {
+                    (s.kahan_add)(&mut wa, &mut wc, &src[i * stride..][..cols]);
+                }
+                (k.kahan_rows)(&mut ga, &mut gc, &src, rows, stride);
+                let what = format!("{} kahan_rows {rows} x {cols}", k.isa);
+                assert_match(&format!("{what} sum"), &wa, &ga, &wa, 0);
+                assert_match(&format!("{what} compensation"), &wc, &gc, &wc, 0);
+            }
+        }
+    }
     // The compensation works: 1e8 + 1 rounds back to 1e8 (its ulp is 8), but
     // sixteen compensated steps of 1 reach 1e8 + 16 exactly; an infinite sum
     // stays infinite (the compensation is dropped, not `inf - inf`).
@@ -602,6 +623,9 @@ fn length_mismatch_panics_on_every_table() {
         });
         assert_panics("kernels::kahan_add", || {
             (k.kahan_add)(&mut out, &mut [0.0; 5], &x[..4])
+        });
+        assert_panics("kernels::kahan_rows", || {
+            (k.kahan_rows)(&mut out, &mut [0.0; 4], &x, 2, 2)
         });
     }
 }

@@ -220,16 +220,15 @@ pub(crate) fn sum_rows(x: &Tensor) -> Result<Tensor> {
 /// thread count).
 pub(crate) fn sum_rows_into(src: &[f32], rows: usize, row_stride: usize, out: &mut [f32]) {
     const B: usize = super::CHUNK;
-    let k = crate::kernels::table().kahan_add;
+    let k = crate::kernels::table().kahan_rows;
     crate::kernels::parallel::blocks_weighted(out, B, rows, |blocks, part| {
         let mut comp = [0.0f32; B];
         for (b, acc) in blocks.zip(part.chunks_mut(B)) {
             acc.fill(0.0);
             let c = &mut comp[..acc.len()];
             c.fill(0.0);
-            for i in 0..rows {
-                k(acc, c, &src[i * row_stride + b * B..][..acc.len()]);
-            }
+            // (No rows: `src` may be empty; the kernel reads nothing.)
+            k(acc, c, src.get(b * B..).unwrap_or(&[]), rows, row_stride);
         }
     });
 }
