@@ -522,22 +522,15 @@ pub(crate) fn kahan_step(acc: &mut f32, c: &mut f32, v: f32) {
     *acc = t;
 }
 
-/// [`kahan_step`] per element: `acc[i] += x[i]` with compensation `comp[i]`.
-pub(crate) fn kahan_add(acc: &mut [f32], comp: &mut [f32], x: &[f32]) {
-    check::same("kahan_add", x.len(), acc.len());
-    check::same("kahan_add", comp.len(), acc.len());
-    for ((a, c), &v) in acc.iter_mut().zip(comp.iter_mut()).zip(x) {
-        kahan_step(a, c, v);
-    }
-}
-
-/// [`kahan_add`] of each of `rows` rows of `x` in turn (row `i` is
-/// `x[i * stride..][..acc.len()]`), with compensations `c`.
+/// [`kahan_step`] of each of `rows` rows of `x` in turn into the columns
+/// (row `i` is `x[i * stride..][..acc.len()]`), with compensations `c`.
 pub(crate) fn kahan_rows(acc: &mut [f32], c: &mut [f32], x: &[f32], rows: usize, stride: usize) {
     check::kahan_rows(acc.len(), c.len(), x.len(), rows, stride);
-    let cols = acc.len();
     for i in 0..rows {
-        kahan_add(acc, c, &x[i * stride..][..cols]);
+        let row = &x[i * stride..][..acc.len()];
+        for ((a, c), &v) in acc.iter_mut().zip(c.iter_mut()).zip(row) {
+            kahan_step(a, c, v);
+        }
     }
 }
 

@@ -205,15 +205,12 @@ pub struct Kernels {
     /// `axpy(alpha, x, y)`: `y[i] += alpha * x[i]` (two roundings); panics
     /// unless `x.len() == y.len()`. Exact.
     pub axpy: fn(f32, &[f32], &mut [f32]),
-    /// `kahan_add(acc, comp, x)`: one step of Kahan summation per element,
-    /// `acc[i] += x[i]` with the running compensation `comp[i]` (reset to 0
-    /// where the sum is not finite); panics unless the three lengths are
-    /// equal. Exact.
-    pub kahan_add: fn(&mut [f32], &mut [f32], &[f32]),
-    /// `kahan_rows(acc, comp, src, rows, stride)`: [`kahan_add`](Self::kahan_add)
-    /// of the rows `src[i * stride..][..acc.len()]`, `i < rows`, in order (a
-    /// column sum); panics unless `comp` has `acc`'s length and the rows fit
-    /// in `src`. Exact.
+    /// `kahan_rows(acc, comp, src, rows, stride)`: the rows
+    /// `src[i * stride..][..acc.len()]`, `i < rows`, added in order into the
+    /// columns by Kahan summation (`acc[j] += row[j]` with the running
+    /// compensation `comp[j]`, reset to 0 where the sum is not finite): a
+    /// column sum, or one compensated step with `rows = 1`. Panics unless
+    /// `comp` has `acc`'s length and the rows fit in `src`. Exact.
     pub kahan_rows: fn(&mut [f32], &mut [f32], &[f32], usize, usize),
 
     /// Sum (0 if empty). Deterministic per ISA; order in
@@ -395,7 +392,6 @@ pub(crate) static SCALAR: Kernels = Kernels {
         scalar::zip("softplus_backward", x, g, out, scalar::softplus_backward)
     },
     axpy: scalar::axpy,
-    kahan_add: scalar::kahan_add,
     kahan_rows: scalar::kahan_rows,
 
     sum: scalar::sum,
@@ -614,12 +610,6 @@ macro_rules! simd_table {
             silu_backward: bwd!($wrap, $L, "silu_backward", SiluBackward),
             softplus_backward: bwd!($wrap, $L, "softplus_backward", SoftplusBackward),
             axpy: $wrap!($L, (alpha: f32, x: &[f32], y: &mut [f32]), ops::axpy, []),
-            kahan_add: $wrap!(
-                $L,
-                (acc: &mut [f32], comp: &mut [f32], x: &[f32]),
-                ops::kahan_add,
-                []
-            ),
             kahan_rows: $wrap!(
                 $L,
                 (acc: &mut [f32], comp: &mut [f32], src: &[f32], rows: usize, stride: usize),

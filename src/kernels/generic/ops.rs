@@ -354,36 +354,10 @@ pub(crate) fn axpy<L: Lanes>(l: L, alpha: f32, x: &[f32], y: &mut [f32]) {
     );
 }
 
-/// [`scalar::kahan_add`] a register at a time: the same operations on every
-/// lane, so the same bits.
-#[inline(always)]
-pub(crate) fn kahan_add<L: Lanes>(l: L, acc: &mut [f32], comp: &mut [f32], x: &[f32]) {
-    check::same("kahan_add", x.len(), acc.len());
-    check::same("kahan_add", comp.len(), acc.len());
-    let n = L::LANES;
-    let mut i = 0;
-    while i + n <= x.len() {
-        let (a, c) = kahan_reg(l, l.load(&acc[i..]), l.load(&comp[i..]), l.load(&x[i..]));
-        l.store(a, &mut acc[i..]);
-        l.store(c, &mut comp[i..]);
-        i += n;
-    }
-    if i < x.len() {
-        let (a, c) = kahan_reg(
-            l,
-            l.load_partial(&acc[i..], 0.0),
-            l.load_partial(&comp[i..], 0.0),
-            l.load_partial(&x[i..], 0.0),
-        );
-        l.store_partial(a, &mut acc[i..]);
-        l.store_partial(c, &mut comp[i..]);
-    }
-}
-
 /// [`scalar::kahan_rows`]: column groups of four registers (then one, then
 /// the tail) keep their sums and compensations in registers over every row;
-/// each lane takes the same steps as [`kahan_add`] row by row, so the same
-/// bits.
+/// each lane takes the same steps as [`scalar::kahan_step`] row by row, so
+/// the same bits.
 #[inline(always)]
 pub(crate) fn kahan_rows<L: Lanes>(
     l: L,

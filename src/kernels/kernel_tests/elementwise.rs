@@ -522,19 +522,19 @@ fn leaky_relu_backward_and_axpy_exact() {
     );
 }
 
-/// Kahan steps match the scalar path bit for bit, sums and compensations,
+/// Kahan steps (`kahan_rows` of one row) match the scalar path bit for bit, sums and compensations,
 /// over three steps (so compensations carry over), from sums near 1e7 (where
 /// the additions round) and near `f32::MAX` (where they overflow), with the
 /// special values of `inputs` among the addends.
 #[test]
-fn kahan_add_exact() {
+fn kahan_rows_exact() {
     let s = scalar();
     for_each_layout(
         23,
         |rng, n| inputs(rng, n, -1e3, 1e3),
         |k, x, off| {
             let n = x.len();
-            let what = format!("{} n={n} off={off} kahan_add", k.isa);
+            let what = format!("{} n={n} off={off} kahan_rows of one row", k.isa);
             let start: Vec<f32> = (0..n)
                 .map(|i| {
                     if i % 13 == 5 {
@@ -548,8 +548,8 @@ fn kahan_add_exact() {
             let (mut ga, mut gc) = (start, vec![0.0; n]);
             for step in 0..3 {
                 let v: Vec<f32> = x.iter().map(|&xi| xi * (0.37 + step as f32)).collect();
-                (s.kahan_add)(&mut wa, &mut wc, &v);
-                (k.kahan_add)(&mut ga, &mut gc, &v);
+                (s.kahan_rows)(&mut wa, &mut wc, &v, 1, n);
+                (k.kahan_rows)(&mut ga, &mut gc, &v, 1, n);
                 assert_match(&format!("{what} sum, step {step}"), &v, &ga, &wa, 0);
                 assert_match(
                     &format!("{what} compensation, step {step}"),
@@ -562,7 +562,8 @@ fn kahan_add_exact() {
         },
     );
     // kahan_rows over row blocks (column counts around the 4-register
-    // groups, strides past the row) equals kahan_add row by row.
+    // groups, strides past the row) equals the scalar path one row at a
+    // time.
     let mut rng = Rng::new(24);
     for k in simd() {
         for cols in [0, 1, 7, 8, 15, 16, 17, 33, 63, 64, 65, 100] {
@@ -573,7 +574,7 @@ fn kahan_add_exact() {
                 let (mut wa, mut wc) = (start.clone(), vec![0.0; cols]);
                 let (mut ga, mut gc) = (start, vec![0.0; cols]);
                 for i in 0..rows {
-                    (s.kahan_add)(&mut wa, &mut wc, &src[i * stride..][..cols]);
+                    (s.kahan_rows)(&mut wa, &mut wc, &src[i * stride..], 1, cols);
                 }
                 (k.kahan_rows)(&mut ga, &mut gc, &src, rows, stride);
                 let what = format!("{} kahan_rows {rows} x {cols}", k.isa);
@@ -588,15 +589,15 @@ fn kahan_add_exact() {
     for k in all() {
         let (mut acc, mut comp) = ([1e8f32, 3.0e38, 0.0], [0.0f32; 3]);
         for _ in 0..16 {
-            (k.kahan_add)(&mut acc, &mut comp, &[1.0, 3.0e38, 1.0]);
+            (k.kahan_rows)(&mut acc, &mut comp, &[1.0, 3.0e38, 1.0], 1, 3);
         }
         assert_eq!(
             acc,
             [1e8 + 16.0, f32::INFINITY, 16.0],
-            "{} kahan_add",
+            "{} kahan_rows",
             k.isa
         );
-        assert_eq!(comp[1], 0.0, "{} kahan_add at infinity", k.isa);
+        assert_eq!(comp[1], 0.0, "{} kahan_rows at infinity", k.isa);
     }
 }
 
@@ -617,12 +618,8 @@ fn length_mismatch_panics_on_every_table() {
             (k.gelu_backward)(&x, &x, &mut out)
         });
         assert_panics("kernels::axpy", || (k.axpy)(1.0, &x, &mut out));
-        let mut comp = [0.0f32; 4];
-        assert_panics("kernels::kahan_add", || {
-            (k.kahan_add)(&mut out, &mut comp, &x)
-        });
-        assert_panics("kernels::kahan_add", || {
-            (k.kahan_add)(&mut out, &mut [0.0; 5], &x[..4])
+        assert_panics("kernels::kahan_rows", || {
+            (k.kahan_rows)(&mut out, &mut [0.0; 5], &x, 1, 4)
         });
         assert_panics("kernels::kahan_rows", || {
             (k.kahan_rows)(&mut out, &mut [0.0; 4], &x, 2, 2)

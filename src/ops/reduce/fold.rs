@@ -18,7 +18,7 @@ use super::{reduced_shape, resolve_dim};
 // its contiguous copy give bit-identical results). Sums are Kahan-compensated.
 
 /// `acc += v` with Kahan compensation `c` (dropped once the sum stops being
-/// finite); the element step of the `kahan_add` kernel, so scalar folds and
+/// finite); the element step of the `kahan_rows` kernel, so scalar folds and
 /// the kernel give the same bits.
 pub(super) use crate::kernels::scalar::kahan_step as kahan_add;
 

@@ -154,7 +154,7 @@ pub(crate) fn sum_keepdim(x: &Tensor, mask: &[bool]) -> Result<Tensor> {
             // A contiguous row into contiguous accumulators (a sum over a
             // leading dimension of a view): the SIMD Kahan kernel.
             let (a, cc) = (&mut acc[oj..oj + run.len], &mut c[oj..oj + run.len]);
-            (k.kahan_add)(a, cc, &src[ox..ox + run.len]);
+            (k.kahan_rows)(a, cc, &src[ox..ox + run.len], 1, run.len);
         } else {
             for i in 0..run.len {
                 add(acc, c, oj + i * so, src[ox + i * sx]);
