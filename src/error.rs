@@ -8,7 +8,8 @@
 
 use core::fmt;
 
-use crate::tensor::{MAX_RANK, Shape};
+use crate::limits::MAX_RANK;
+use crate::tensor::Shape;
 
 /// The dimensions of a shape as an error carries them: inline and compact
 /// (sizes above `u32::MAX` are shown as `u32::MAX`), so [`Error`] stays small

@@ -59,6 +59,7 @@ pub mod distributed;
 pub mod error;
 pub mod io;
 pub mod kernels;
+pub(crate) mod limits;
 pub(crate) mod math;
 pub mod nn;
 pub(crate) mod ops;

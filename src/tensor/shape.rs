@@ -6,15 +6,7 @@ use core::fmt;
 
 use crate::error::{Error, Result};
 
-/// Highest rank a tensor can have. Shapes and strides live inline in the tensor,
-/// so this bounds the metadata size; asking for more is [`Error::RankTooHigh`].
-pub const MAX_RANK: usize = 8;
-
-/// Most elements a shape may hold: `isize::MAX`, as PyTorch bounds `numel`
-/// by `int64` (zero dimensions count as 1 here; see [`Shape`]). Element
-/// counts and contiguous strides of any [`Shape`] therefore never overflow
-/// `usize` (byte sizes are checked where memory is allocated).
-pub const MAX_NUMEL: usize = isize::MAX as usize;
+pub use crate::limits::{MAX_NUMEL, MAX_RANK};
 
 /// The element count of `dims`, or `InvalidArgument` naming `op` when the
 /// product of the dimensions, zeros counted as 1, exceeds [`MAX_NUMEL`]
