@@ -9,7 +9,6 @@
 use core::fmt;
 
 use crate::limits::MAX_RANK;
-use crate::tensor::Shape;
 
 /// The dimensions of a shape as an error carries them: inline and compact
 /// (sizes above `u32::MAX` are shown as `u32::MAX`), so [`Error`] stays small
@@ -45,18 +44,6 @@ impl From<&[usize]> for Dims {
         }
         out.rank = d.len().min(MAX_RANK) as u8;
         out
-    }
-}
-
-impl From<&Shape> for Dims {
-    fn from(s: &Shape) -> Dims {
-        Dims::from(s.dims())
-    }
-}
-
-impl From<Shape> for Dims {
-    fn from(s: Shape) -> Dims {
-        Dims::from(s.dims())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use crate::error::{Error, Result};
+use crate::error::{Dims, Error, Result};
 
 pub use crate::limits::{MAX_NUMEL, MAX_RANK};
 
@@ -135,6 +135,18 @@ impl core::ops::Deref for Shape {
     type Target = [usize];
     fn deref(&self) -> &[usize] {
         &self.0
+    }
+}
+
+impl From<&Shape> for Dims {
+    fn from(s: &Shape) -> Dims {
+        Dims::from(s.dims())
+    }
+}
+
+impl From<Shape> for Dims {
+    fn from(s: Shape) -> Dims {
+        Dims::from(s.dims())
     }
 }
 
