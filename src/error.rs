@@ -344,19 +344,6 @@ pub(crate) fn unwrap<T>(r: Result<T>) -> T {
     }
 }
 
-/// An empty `Vec` with room for `n` items, or [`Error::OutOfMemory`]: for
-/// lists whose length comes from a caller's size (an upsampling target, the
-/// pieces of a split), which a `try_` form must not turn into an abort.
-pub(crate) fn try_vec<T>(n: usize) -> Result<alloc::vec::Vec<T>> {
-    let mut v = alloc::vec::Vec::new();
-    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
-        requested: n.saturating_mul(core::mem::size_of::<T>()),
-        reserved: crate::tensor::pool::stats().bytes_reserved,
-        budget: usize::MAX,
-    })?;
-    Ok(v)
-}
-
 #[track_caller]
 #[cold]
 #[inline(never)]

@@ -622,6 +622,19 @@ impl Drop for WorkBuf {
     }
 }
 
+/// An empty `Vec` with room for `n` items, or [`Error::OutOfMemory`]: for
+/// lists whose length comes from a caller's size (an upsampling target, the
+/// pieces of a split), which a `try_` form must not turn into an abort.
+pub(crate) fn try_vec<T>(n: usize) -> Result<alloc::vec::Vec<T>> {
+    let mut v = alloc::vec::Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        requested: n.saturating_mul(core::mem::size_of::<T>()),
+        reserved: stats().bytes_reserved,
+        budget: usize::MAX,
+    })?;
+    Ok(v)
+}
+
 /// Bytes the pool accounts for a buffer of `len` floats (tensor or work
 /// buffer) allocated with pooling on: its size class, or the exact size past
 /// [`MAX_POOLED_BYTES`]. This is what [`stats`] adds to `bytes_in_use` for it,
