@@ -64,6 +64,8 @@ pub(crate) mod math;
 pub mod nn;
 pub(crate) mod ops;
 pub mod optim;
+#[doc(hidden)] // documented where it is public: `tensor::pool`
+pub mod pool;
 pub(crate) mod sort;
 pub(crate) mod sync;
 pub mod tensor;

@@ -16,7 +16,8 @@ mod iter;
 pub(crate) mod layout;
 #[cfg(all(test, loom))]
 mod loom_models;
-pub mod pool;
+#[doc(inline)]
+pub use crate::pool;
 mod shape;
 pub(crate) mod storage;
 mod view;

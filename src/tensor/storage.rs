@@ -10,8 +10,8 @@ use core::ptr::NonNull;
 
 use crate::sync::atomic::{AtomicUsize, Ordering, fence};
 
-use super::pool::{self, Header};
 use crate::error::Result;
+use crate::pool::{self, Header};
 
 /// A shared, immutable-while-shared buffer of f32 from the pool.
 pub(crate) struct Storage {

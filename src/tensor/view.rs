@@ -409,7 +409,7 @@ impl Tensor {
             });
         }
         let n = self.dims()[d];
-        let mut out = crate::tensor::pool::try_vec(n.div_ceil(size).max(1))?;
+        let mut out = crate::pool::try_vec(n.div_ceil(size).max(1))?;
         out.extend((0..n.div_ceil(size).max(1)).map(|i| {
             let s = (i * size).min(n);
             self.make_view(
@@ -494,7 +494,7 @@ impl Tensor {
     /// [`unbind`](Self::unbind), or `DimOutOfRange`.
     pub fn try_unbind(&self, dim: impl Dim) -> Result<Vec<Tensor>> {
         let d = dim.resolve("unbind", self.rank())?;
-        let mut out = crate::tensor::pool::try_vec(self.dims()[d])?;
+        let mut out = crate::pool::try_vec(self.dims()[d])?;
         out.extend((0..self.dims()[d]).map(|i| {
             self.make_view(
                 self.layout.select(d, i),

@@ -265,7 +265,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<TensorFile> {
     }
     drop(names);
     // What the format allows but this library does not read.
-    let mut checked = crate::tensor::pool::try_vec(entries.len())?;
+    let mut checked = crate::pool::try_vec(entries.len())?;
     for e in entries {
         let (dtype, shape) = (e.dtype.map_err(bad)?, e.shape.map_err(bad)?);
         checked.push((e.start, e.end, e.name, dtype, shape));
@@ -290,7 +290,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<TensorFile> {
             "the tensor data does not cover exactly the rest of the buffer",
         ));
     }
-    let mut tensors = crate::tensor::pool::try_vec(checked.len())?;
+    let mut tensors = crate::pool::try_vec(checked.len())?;
     for (start, end, name, dtype, shape) in checked {
         let (src, width) = (&data[start..end], dtype.width());
         let t = Tensor::try_from_fill(shape, |out| {
@@ -375,7 +375,7 @@ pub(super) fn encode<'a>(
     let total = (8 + h.len())
         .checked_add(offset)
         .ok_or(invalid("the tensors hold more bytes than fit in memory"))?;
-    let mut out = crate::tensor::pool::try_vec(total)?;
+    let mut out = crate::pool::try_vec(total)?;
     out.extend_from_slice(&(h.len() as u64).to_le_bytes());
     out.extend_from_slice(&h);
     drop(h);

@@ -692,5 +692,5 @@ pub fn scratch_bytes(
         return 0;
     }
     let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
-    crate::tensor::pool::block_bytes(scratch::block_len(plan.scratch_len, slots))
+    crate::pool::block_bytes(scratch::block_len(plan.scratch_len, slots))
 }

@@ -1,5 +1,5 @@
 //! Scratch memory for packing, taken from the crate's memory pool
-//! ([`crate::tensor::pool`]) so it is accounted (in use, peak, budget) like
+//! ([`crate::pool`]) so it is accounted (in use, peak, budget) like
 //! every other buffer of a training step.
 //!
 //! A call takes one pool block on the calling thread for all the tasks that
@@ -13,7 +13,7 @@ use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
-use crate::tensor::pool::WorkBuf;
+use crate::pool::WorkBuf;
 
 /// Most tasks that share one call's scratch at once (bits of the claim mask;
 /// `AtomicUsize` because 32-bit boards have no 64-bit atomics).

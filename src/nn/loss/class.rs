@@ -576,7 +576,7 @@ fn cross_entropy_probs(
                 grads.push(grad_if(need[2], || {
                     // f64 sums over the rows, one per class (C values on
                     // the heap, fallibly).
-                    let mut acc = crate::tensor::pool::try_vec(c)?;
+                    let mut acc = crate::pool::try_vec(c)?;
                     acc.resize(c, 0.0f64);
                     for (r, &s) in slice(&scale).iter().enumerate() {
                         for ((a, &l), &q) in acc.iter_mut().zip(cls.row(lp, r)).zip(cls.row(qs, r))

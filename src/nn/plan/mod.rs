@@ -42,7 +42,8 @@ use crate::error::{Error, Result};
 use crate::kernels::gemm::Config;
 use crate::nn::Module;
 use crate::optim::Optimizer;
-use crate::tensor::{Shape, Tensor, pool};
+use crate::pool;
+use crate::tensor::{Shape, Tensor};
 
 /// The loss a planned step ends with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use core::fmt;
 
 use crate::error::{Error, Result};
 use crate::kernels::Isa;
-use crate::tensor::pool;
+use crate::pool;
 
 /// What a buffer of a training step holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -197,9 +197,9 @@ fn max_pool_sliding(
         buf.fill(f32::NEG_INFINITY);
         return Ok(());
     }
-    let mut work = crate::tensor::pool::WorkBuf::try_new(2 * h * ow)?;
+    let mut work = crate::pool::WorkBuf::try_new(2 * h * ow)?;
     let (rv, rc) = work.as_mut_slice().split_at_mut(h * ow);
-    let mut queue = crate::tensor::pool::try_vec(h.max(w))?;
+    let mut queue = crate::pool::try_vec(h.max(w))?;
     for (p, plane) in src.chunks_exact(h * w).enumerate() {
         for (r, row) in plane.chunks_exact(w).enumerate() {
             let (rv, rc) = (&mut rv[r * ow..(r + 1) * ow], &mut rc[r * ow..(r + 1) * ow]);

@@ -67,7 +67,7 @@ const INDEX_LIMIT: f32 = 16_777_216.0;
 /// The values of `index` in logical order, each a whole number in `0..size`.
 fn indices(op: &'static str, index: &Tensor, size: usize) -> Result<Vec<usize>> {
     // An expanded index can claim more entries than memory holds.
-    let mut out = crate::tensor::pool::try_vec(index.numel())?;
+    let mut out = crate::pool::try_vec(index.numel())?;
     for v in index.values() {
         if !v.is_finite() || libm::truncf(v) != v {
             return Err(Error::InvalidArgument {

@@ -49,6 +49,11 @@
 //! each).
 //! Without `std` every figure is exact.
 
+// Layering: this module (`crate::pool`) imports only `error` and `sync`, so
+// `kernels` (GEMM scratch) and `tensor` (storage) both build on it. Its public
+// path is `tensor::pool`, a re-export that rustdoc shows inline; the crate-root
+// path is `doc(hidden)`.
+
 use core::alloc::Layout as AllocLayout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -587,8 +592,9 @@ mod trimmer;
 /// tensor (in use, peak, budget) and returned to the pool when dropped, so
 /// the pool's peak covers every buffer of a training step.
 ///
-/// This module depends only on `error` and `sync`, so the kernels (which
-/// sit below tensors) may take their scratch from here.
+/// The pool is a bottom-layer module (it depends only on `error` and
+/// `sync`), so the kernels, which sit below tensors, take their scratch from
+/// here without importing `tensor`.
 pub(crate) struct WorkBuf {
     hdr: NonNull<Header>,
 }
