@@ -1,6 +1,7 @@
 //! Element-wise ops over broadcast and strided operands split their walk
 //! between threads: results equal an element-by-element reference and are
-//! bit-identical for one, two and three threads; so are row and column sums.
+//! bit-identical for one, two and three threads; so are row, column and
+//! whole sums.
 //!
 //! The thread count is global, so this file is its own test binary with one
 //! test. The thread count exists only with `std`.
@@ -163,6 +164,23 @@ fn strided_and_broadcast_ops_do_not_depend_on_the_thread_count() {
             assert_eq!(fast.dims(), walked.dims(), "{name} shape");
             assert_eq!(bits(&fast.to_vec()), bits(&walked.to_vec()), "{name} sum");
             results.push(bits(&fast.to_vec()));
+        }
+        // Whole sums long enough to be cut into blocks (each thread takes a
+        // run of consecutive blocks): close to the f64 sum, so no block is
+        // skipped or summed twice whatever the thread count (a block is at
+        // most a third of these sums), and the same bits on every count.
+        for n in [32_768, 100_000, 1_000_003] {
+            let x = Tensor::from_fn([n], |i: &[usize]| 1.0 + (i[0] % 1013) as f32 * 1e-3);
+            let want: f64 = (0..n)
+                .map(|i| 1.0 + f64::from((i % 1013) as f32 * 1e-3))
+                .sum();
+            let got = x.sum().to_vec()[0];
+            let err = (f64::from(got) - want).abs() / want;
+            assert!(
+                err < 1e-6,
+                "sum of {n} on {threads} threads: {got} vs {want}"
+            );
+            results.push(bits(&[got]));
         }
         seen.push(results);
     }
