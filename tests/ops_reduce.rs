@@ -586,3 +586,17 @@ fn gradients_at_special_points() {
     // std of a constant: gradient 0 (PyTorch masks 1/std there).
     assert_eq!(g(&Tensor::full([4], 2.0), &|v| v.std()), vec![0.0; 4]);
 }
+
+#[test]
+fn whole_sums_of_contiguous_tensors_take_the_documented_order() {
+    // One run of every element through `parallel::sum` (blocks by length,
+    // then their sums), whatever the shape.
+    for shape in [&[7][..], &[], &[5, 0], &[300, 1000], &[2, 3, 40_000]] {
+        let x = uniform(shape, 55, -6.0, 7.0);
+        let want = train_station::kernels::parallel::sum(x.as_slice().unwrap());
+        let got = x.sum();
+        assert_eq!(got.dims(), &[] as &[usize], "{shape:?}");
+        assert_eq!(got.to_vec()[0].to_bits(), want.to_bits(), "{shape:?}");
+        assert_eq!(x.sum_dims::<usize>(&[], true).dims().len(), shape.len());
+    }
+}
