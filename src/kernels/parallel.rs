@@ -171,10 +171,16 @@ pub fn sum(x: &[f32]) -> f32 {
     let n = x.len().div_ceil(block);
     let mut partial = [0.0f32; MAX_BLOCKS];
     let o = Disjoint::new(&mut partial[..n]);
-    let run = |t: usize| {
-        // SAFETY: each task writes only its own element.
-        let slot = unsafe { o.range(t..t + 1) };
-        slot[0] = k(&x[t * block..((t + 1) * block).min(x.len())]);
+    // The sums of the blocks `r`, kept local and written at the end: threads
+    // write neighbouring entries of `partial`, one cache line for all.
+    let run = |r: Range<usize>| {
+        let mut mine = [0.0f32; MAX_BLOCKS];
+        for (m, t) in mine.iter_mut().zip(r.clone()) {
+            *m = k(&x[t * block..((t + 1) * block).min(x.len())]);
+        }
+        let len = r.len();
+        // SAFETY: each task writes only its own blocks' entries.
+        unsafe { o.range(r) }.copy_from_slice(&mine[..len]);
     };
     // One task per thread, each a run of consecutive blocks: 60 blocks
     // handed out one by one (a sum of 1e6) cost a claim on a shared counter
@@ -184,10 +190,10 @@ pub fn sum(x: &[f32]) -> f32 {
     #[cfg(feature = "std")]
     {
         let t = super::threads::num_threads().min(n);
-        super::threads::parallel_for(t, |i| (i * n / t..(i + 1) * n / t).for_each(run));
+        super::threads::parallel_for(t, |i| run(i * n / t..(i + 1) * n / t));
     }
     #[cfg(not(feature = "std"))]
-    (0..n).for_each(run);
+    run(0..n);
     k(&partial[..n])
 }
 
