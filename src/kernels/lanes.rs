@@ -92,6 +92,11 @@ pub(crate) trait Lanes: Copy {
     fn xor(self, a: Self::V, b: Self::V) -> Self::V;
     /// Bitwise `!a & b`.
     fn andnot(self, a: Self::V, b: Self::V) -> Self::V;
+    /// The larger bit pattern per lane, both read as signed 32-bit integers.
+    /// On non-negative floats (sign bit clear) that is the larger value, and
+    /// a NaN is larger than infinity: a running `max_bits` of `|x|` over a
+    /// block is NaN-sticky, where the float `max` is not.
+    fn max_bits(self, a: Self::V, b: Self::V) -> Self::V;
 
     /// `|a|` (clears the sign bit).
     #[inline(always)]
@@ -248,6 +253,37 @@ mod tests {
             assert_eq!(l.hmin(v), min, "{a:?}");
         }
         assert!(differs, "the inputs never tell the orders apart");
+        check_max_bits(l);
+    }
+
+    /// `max_bits` of magnitudes is the larger magnitude lane by lane, with
+    /// NaN above infinity whichever side it is on.
+    fn check_max_bits<L: Lanes>(l: L) {
+        let vals = [
+            0.0,
+            1e-40,
+            0.5,
+            87.0,
+            87.00001,
+            3e38,
+            f32::INFINITY,
+            f32::NAN,
+        ];
+        for &x in &vals {
+            for &y in &vals {
+                let (a, b) = ([x; 16], [-y; 16]);
+                let m = l.max_bits(l.abs(l.load(&a)), l.abs(l.load(&b)));
+                let want = if x.is_nan() || y.is_nan() {
+                    f32::NAN
+                } else {
+                    x.max(y)
+                };
+                let got = l.to_array(m);
+                for g in &got[..L::LANES] {
+                    assert_eq!(g.to_bits(), want.to_bits(), "max_bits(|{x}|, |-{y}|)");
+                }
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]

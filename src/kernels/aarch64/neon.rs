@@ -94,6 +94,13 @@ impl Lanes for Neon {
         intr!(vsqrtq_f32(a))
     }
     #[inline(always)]
+    fn max_bits(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        intr!(vreinterpretq_f32_s32(vmaxq_s32(
+            vreinterpretq_s32_f32(a),
+            vreinterpretq_s32_f32(b)
+        )))
+    }
+    #[inline(always)]
     fn and(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         intr!(vreinterpretq_f32_u32(vandq_u32(
             vreinterpretq_u32_f32(a),

@@ -30,10 +30,13 @@ pub(crate) trait VMap<L: Lanes> {
     /// Applies the function to every lane of `v`.
     fn apply(&self, l: L, v: L::V) -> L::V;
 
-    /// The lanes of `v` outside the fast domain (NaN lanes count as outside).
+    /// The fast domain is `|guard(v)| <= FAST_BOUND` lane by lane (a NaN
+    /// guard is outside). The default has no fast domain to leave.
+    const FAST_BOUND: f32 = f32::INFINITY;
+    /// The value a lane's guard compares (see [`FAST_BOUND`](Self::FAST_BOUND)).
     #[inline(always)]
-    fn outside(&self, l: L, v: L::V) -> L::M {
-        l.lt(v, v)
+    fn guard(&self, l: L, _v: L::V) -> L::V {
+        l.splat(0.0)
     }
     /// `apply` for a register whose lanes are all inside the fast domain.
     #[inline(always)]
@@ -46,34 +49,36 @@ pub(crate) trait VMap<L: Lanes> {
 /// block that is still in L1 (8 registers measured best on Zen 4 for AVX2).
 pub(crate) const GUARD_REGS: usize = 8;
 
-/// Whether every element of `x` is inside `f`'s fast domain.
+/// Whether every element of `x` is inside `f`'s fast domain: the largest
+/// `|guard|` of the block, kept as bits ([`Lanes::max_bits`], so a NaN
+/// sticks), against the bound once. Two integer operations a register, off
+/// the floating-point pipes the maps fill, where a compare and a mask merge
+/// per register were (Zen 4, 1e6 elements, same-run pairs: AVX-512 exp 7 %
+/// and sigmoid 5 % faster, AVX2 sigmoid 8 % faster, AVX2 exp 5 % slower).
 #[inline(always)]
 fn all_inside<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32]) -> bool {
-    // Starting from the first register's mask rather than an all-false one
-    // measured faster on AVX2 (exp 2.7x a copy against 3.0x on Zen 4).
-    let mut regs = x.chunks_exact(L::LANES);
-    let mut bad = None;
-    for r in &mut regs {
-        let o = f.outside(l, l.load(r));
-        bad = Some(match bad {
-            Some(b) => l.mor(b, o),
-            None => o,
-        });
-    }
-    let r = regs.remainder();
-    if let Some(&first) = r.first() {
+    let n = L::LANES;
+    if x.len() < n {
         // Padding with a valid element leaves the answer unchanged.
-        let o = f.outside(l, l.load_partial(r, first));
-        bad = Some(match bad {
-            Some(b) => l.mor(b, o),
-            None => o,
-        });
+        let Some(&first) = x.first() else {
+            return true;
+        };
+        let g = l.abs(f.guard(l, l.load_partial(x, first)));
+        return !l.any(l.mnot(l.le(g, l.splat(F::FAST_BOUND))));
     }
-    // (A `match`, not a closure: see `math::logistic`.)
-    match bad {
-        Some(b) => !l.any(b),
-        None => true,
+    // From the first register on (no zero to keep in a register); a
+    // partial last register is read as the last full `n` elements instead
+    // (they overlap the previous register, which changes no maximum).
+    let mut top = l.abs(f.guard(l, l.load(x)));
+    let mut i = n;
+    while i + n <= x.len() {
+        top = l.max_bits(top, l.abs(f.guard(l, l.load(&x[i..]))));
+        i += n;
     }
+    if i < x.len() {
+        top = l.max_bits(top, l.abs(f.guard(l, l.load(&x[x.len() - n..]))));
+    }
+    !l.any(l.mnot(l.le(top, l.splat(F::FAST_BOUND))))
 }
 
 /// `f.fast` as a plain map.

@@ -109,9 +109,10 @@ macro_rules! exp_guarded_ops {
             fn apply(&self, $l: L, $v: L::V) -> L::V {
                 $apply
             }
+            const FAST_BOUND: f32 = math::EXP_FAST_MAX;
             #[inline(always)]
-            fn outside(&self, l: L, v: L::V) -> L::M {
-                math::exp_outside(l, v)
+            fn guard(&self, _l: L, v: L::V) -> L::V {
+                v
             }
             #[inline(always)]
             fn fast(&self, $l: L, $v: L::V) -> L::V {

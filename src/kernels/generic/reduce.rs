@@ -129,9 +129,10 @@ impl<L: Lanes> VMap<L> for ExpShift<L::V> {
     fn apply(&self, l: L, v: L::V) -> L::V {
         self.eval(l, v)
     }
+    const FAST_BOUND: f32 = math::EXP_FAST_MAX;
     #[inline(always)]
-    fn outside(&self, l: L, v: L::V) -> L::M {
-        math::exp_outside(l, l.sub(v, self.m))
+    fn guard(&self, l: L, v: L::V) -> L::V {
+        l.sub(v, self.m)
     }
     #[inline(always)]
     fn fast(&self, l: L, v: L::V) -> L::V {

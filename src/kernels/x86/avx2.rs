@@ -113,6 +113,13 @@ impl Lanes for Avx2 {
         intr!(_mm256_sqrt_ps(a))
     }
     #[inline(always)]
+    fn max_bits(self, a: __m256, b: __m256) -> __m256 {
+        intr!(_mm256_castsi256_ps(_mm256_max_epi32(
+            _mm256_castps_si256(a),
+            _mm256_castps_si256(b)
+        )))
+    }
+    #[inline(always)]
     fn and(self, a: __m256, b: __m256) -> __m256 {
         intr!(_mm256_and_ps(a, b))
     }

@@ -146,6 +146,10 @@ impl Lanes for Avx512 {
         intr!(_mm512_sqrt_ps(a))
     }
     #[inline(always)]
+    fn max_bits(self, a: __m512, b: __m512) -> __m512 {
+        bitwise!(_mm512_max_epi32, a, b)
+    }
+    #[inline(always)]
     fn and(self, a: __m512, b: __m512) -> __m512 {
         bitwise!(_mm512_and_si512, a, b)
     }
