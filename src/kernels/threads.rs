@@ -44,9 +44,12 @@ static POOL: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
 /// How long an idle worker polls for the next job before sleeping.
 const SPIN: Duration = Duration::from_micros(200);
 
-/// Times a worker went to sleep (tests only).
+/// Times a worker woke up, and times it went back to sleep less than
+/// [`SPIN`] after waking (tests only).
 #[cfg(test)]
-static PARKS: StaticUsize = StaticUsize::new(0);
+static WAKES: StaticUsize = StaticUsize::new(0);
+#[cfg(test)]
+static QUICK_SLEEPS: StaticUsize = StaticUsize::new(0);
 
 /// Number of threads kernels may use (including the calling thread).
 ///
@@ -295,6 +298,8 @@ fn spawn_workers(pool: &mut Vec<Worker>, want: usize) -> usize {
 }
 
 fn worker_main(slot: &Slot) -> ! {
+    #[cfg(test)]
+    let mut woke: Option<Instant> = None;
     loop {
         let mut start = Instant::now();
         let job = loop {
@@ -312,9 +317,16 @@ fn worker_main(slot: &Slot) -> ! {
                 // `unpark` before `park` makes `park` return at once, so a job
                 // posted between the check and here is not missed.
                 #[cfg(test)]
-                PARKS.fetch_add(1, Ordering::Relaxed);
+                if woke.is_some_and(|w| w.elapsed() < SPIN) {
+                    QUICK_SLEEPS.fetch_add(1, Ordering::Relaxed);
+                }
                 thread::park();
                 slot.asleep.store(0, Ordering::Relaxed);
+                #[cfg(test)]
+                {
+                    woke = Some(Instant::now());
+                    WAKES.fetch_add(1, Ordering::Relaxed);
+                }
                 // Woken: jobs are being posted again. The one that woke us
                 // may be finished already (a small job is over before a
                 // sleeping thread is scheduled), so spin again for the next
@@ -388,32 +400,40 @@ mod tests {
     /// than a wake-up) spins for the next one instead of going back to
     /// sleep: a burst of small jobs after an idle spell wakes it once, not
     /// once per job (which left every job of the burst to the caller).
+    /// Checked without timing the machine: the worker counts the times it
+    /// went back to sleep within [`SPIN`] of a wake-up, which the spin makes
+    /// impossible; the loop waits until a wake-up has happened (other tests
+    /// may keep the worker busy, and so awake, for a while).
     #[test]
     #[cfg_attr(
         miri,
-        ignore = "counts sleeps against the real clock, which miri's pace outruns"
+        ignore = "sleeps in real time to let the worker fall asleep, which miri's pace outruns"
     )]
-    fn a_woken_worker_stays_awake_through_a_burst_of_small_jobs() {
+    fn a_woken_worker_spins_before_sleeping_again() {
         if num_threads() < 2 {
             return;
         }
-        parallel_for_with(2, 2, |_| {});
-        thread::sleep(SPIN * 10);
-        let before = PARKS.load(Ordering::Relaxed);
-        for _ in 0..100 {
+        let (wakes, quick) = (
+            WAKES.load(Ordering::Relaxed),
+            QUICK_SLEEPS.load(Ordering::Relaxed),
+        );
+        for _ in 0..200 {
+            // Idle long enough for the worker to fall asleep, then a job
+            // that is over before it wakes.
+            thread::sleep(SPIN * 10);
             parallel_for_with(2, 2, |_| core::hint::black_box(()));
-            // A gap well within the worker's spin, and longer than a wake-up.
-            let t = Instant::now();
-            while t.elapsed() < SPIN / 4 {
-                core::hint::spin_loop();
+            // Long enough for a woken worker to spin and fall asleep again.
+            thread::sleep(SPIN * 3);
+            if WAKES.load(Ordering::Relaxed) > wakes {
+                break;
             }
         }
-        let parks = PARKS.load(Ordering::Relaxed) - before;
-        // About one sleep per job before the fix; a busy machine may add a few.
         assert!(
-            parks <= 20,
-            "the worker went to sleep {parks} times in 100 jobs"
+            WAKES.load(Ordering::Relaxed) > wakes,
+            "the worker never slept and woke in 200 idle spells"
         );
+        let quick = QUICK_SLEEPS.load(Ordering::Relaxed) - quick;
+        assert_eq!(quick, 0, "the worker went back to sleep right after waking");
     }
 
     #[test]
