@@ -58,26 +58,28 @@ pub(crate) const GUARD_REGS: usize = 8;
 #[inline(always)]
 fn all_inside<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32]) -> bool {
     let n = L::LANES;
-    if x.len() < n {
+    let top = if x.len() < n {
         // Padding with a valid element leaves the answer unchanged.
         let Some(&first) = x.first() else {
             return true;
         };
-        let g = l.abs(f.guard(l, l.load_partial(x, first)));
-        return !l.any(l.mnot(l.le(g, l.splat(F::FAST_BOUND))));
-    }
-    // From the first register on (no zero to keep in a register); a
-    // partial last register is read as the last full `n` elements instead
-    // (they overlap the previous register, which changes no maximum).
-    let mut top = l.abs(f.guard(l, l.load(x)));
-    let mut i = n;
-    while i + n <= x.len() {
-        top = l.max_bits(top, l.abs(f.guard(l, l.load(&x[i..]))));
-        i += n;
-    }
-    if i < x.len() {
-        top = l.max_bits(top, l.abs(f.guard(l, l.load(&x[x.len() - n..]))));
-    }
+        l.abs(f.guard(l, l.load_partial(x, first)))
+    } else {
+        // From the first register on (no zero to keep in a register); a
+        // partial last register is read as the last full `n` elements
+        // instead (they overlap the previous register, which changes no
+        // maximum).
+        let mut top = l.abs(f.guard(l, l.load(x)));
+        let mut i = n;
+        while i + n <= x.len() {
+            top = l.max_bits(top, l.abs(f.guard(l, l.load(&x[i..]))));
+            i += n;
+        }
+        if i < x.len() {
+            top = l.max_bits(top, l.abs(f.guard(l, l.load(&x[x.len() - n..]))));
+        }
+        top
+    };
     !l.any(l.mnot(l.le(top, l.splat(F::FAST_BOUND))))
 }
 
