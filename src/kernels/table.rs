@@ -554,7 +554,20 @@ macro_rules! simd_table {
             rsqrt: un!($wrap, $L, "rsqrt", Rsqrt),
             sin: un!($wrap, $L, "sin", Sin),
             cos: un!($wrap, $L, "cos", Cos),
-            tanh: un!($wrap, $L, "tanh", Tanh),
+            tanh: $crate::kernels::table::Unary {
+                map: $wrap!(
+                    $L,
+                    (x: &[f32], out: &mut [f32]),
+                    $crate::kernels::generic::map_staged,
+                    ["tanh", &ops::Tanh]
+                ),
+                map_inplace: $wrap!(
+                    $L,
+                    (buf: &mut [f32]),
+                    $crate::kernels::generic::map_inplace_staged,
+                    ["tanh", &ops::Tanh]
+                ),
+            },
             erf: un!($wrap, $L, "erf", Erf),
             relu: un!($wrap, $L, "relu", Relu),
             sigmoid: guarded!($wrap, $L, "sigmoid", Sigmoid),

@@ -315,16 +315,30 @@ const TANH_P: [f32; 4] = [1.908_983_3e-2, -5.364_936_6e-2, 0.133_318_69, -0.333_
 const TANH_SMALL: f32 = 0.375;
 
 /// Hyperbolic tangent: an odd polynomial below `|x| = 0.375`, above it
-/// `e / (e + 2)` with `e = e^(2|x|) - 1 = s p + (s - 1)` from the parts
-/// `e^(2|x|) = s (1 + p)` (`s - 1` is exact, so nothing cancels); sign
-/// restored. `|x|` is clamped to 10, where the quotient already rounds to 1;
-/// NaN stays NaN.
+/// `e / (e + 2)` with `e = e^(2|x|) - 1` ([`tanh_expm1`]); sign restored.
+/// `|x|` is clamped to 10, where the quotient already rounds to 1; NaN stays
+/// NaN. Kernels compute it in two passes ([`tanh_expm1`], then
+/// [`tanh_from`]): the same bits.
 #[inline(always)]
 pub(crate) fn tanh<L: Lanes>(l: L, x: L::V) -> L::V {
+    tanh_from(l, x, tanh_expm1(l, x))
+}
+
+/// `e = e^(2a) - 1` for `a = min(|x|, 10)`, as `s p + (s - 1)` from the parts
+/// `e^(2a) = s (1 + p)` (`s - 1` is exact, so nothing cancels).
+#[inline(always)]
+pub(crate) fn tanh_expm1<L: Lanes>(l: L, x: L::V) -> L::V {
     let a = l.min(l.splat(10.0), l.abs(x));
     let (p, _, k) = exp_core(l, l.add(a, a), None);
     let s = l.pow2_shifted(k);
-    let e = l.fma(s, p, l.sub(s, l.splat(1.0)));
+    l.fma(s, p, l.sub(s, l.splat(1.0)))
+}
+
+/// [`tanh`] from `x` and `e =` [`tanh_expm1`]`(x)`.
+#[inline(always)]
+pub(crate) fn tanh_from<L: Lanes>(l: L, x: L::V, e: L::V) -> L::V {
+    // Unclamped: where the clamp would act, the polynomial is not taken.
+    let a = l.abs(x);
     let large = l.div(e, l.add(e, l.splat(2.0)));
     let z = l.mul(a, a);
     let small = l.fma(l.mul(a, z), poly(l, z, &TANH_P), a);

@@ -23,7 +23,7 @@ use crate::kernels::lanes::Lanes;
 ///
 /// A function may also have a cheaper form on a common domain: the guarded
 /// maps ([`map_guarded`]) check each block of [`GUARD_REGS`] registers with
-/// [`outside`](VMap::outside) and run [`fast`](VMap::fast) on blocks that are
+/// [`guard`](VMap::guard) and run [`fast`](VMap::fast) on blocks that are
 /// wholly inside. `fast` must equal `apply` bit for bit on inside lanes, so a
 /// result never depends on its neighbours (nor on how threads split a slice).
 pub(crate) trait VMap<L: Lanes> {
@@ -118,6 +118,88 @@ fn map_body<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) {
     let (xr, or) = (xs.remainder(), os.into_remainder());
     if !xr.is_empty() {
         l.store_partial(f.apply(l, l.load_partial(xr, 0.0)), or);
+    }
+}
+
+/// A lane-wise function computed in two passes: `apply(x)` must equal
+/// `second(x, first(x))` bit for bit.
+///
+/// A function whose one-pass body holds more constants and a longer
+/// dependence chain than the registers and the scheduler cover (tanh on
+/// AVX2's 16 registers) runs faster as two short loops over a chunk in L1,
+/// the first storing its intermediate: see [`map_staged`]. (Zen 4, 1e6
+/// elements, same-run pairs: AVX2 tanh 545 -> 470 us; AVX-512 unchanged.
+/// exp and sigmoid split the same way gained nothing.)
+pub(crate) trait VStaged<L: Lanes>: VMap<L> {
+    /// The first pass: an intermediate value per lane.
+    fn first(&self, l: L, x: L::V) -> L::V;
+    /// The second pass: the result from `x` and `first(x)`.
+    fn second(&self, l: L, x: L::V, mid: L::V) -> L::V;
+}
+
+/// Elements per chunk of a staged map (a multiple of every `LANES`): the
+/// intermediates go to the chunk's output, which stays in L1 between the
+/// passes (in place, the chunk's input is first copied to 2 KiB of stack).
+const STAGE_LEN: usize = 512;
+
+/// [`VStaged::second`] as a zip `(mid, x)`.
+struct Second<'a, F>(&'a F);
+impl<L: Lanes, F: VStaged<L>> VZip<L> for Second<'_, F> {
+    #[inline(always)]
+    fn apply(&self, l: L, mid: L::V, x: L::V) -> L::V {
+        self.0.second(l, x, mid)
+    }
+}
+
+/// One chunk of a staged map: `out = f.first(x)`, then `out = f.second(x,
+/// out)` (`x.len() == out.len()`). The first pass takes one register per
+/// iteration: with two (as `map_body`) AVX2 tanh is 9 % slower (Zen 4).
+#[inline(always)]
+fn staged_chunk<L: Lanes, F: VStaged<L>>(l: L, op: &str, f: &F, x: &[f32], out: &mut [f32]) {
+    let mut xs = x.chunks_exact(L::LANES);
+    let mut os = out.chunks_exact_mut(L::LANES);
+    for (xv, ov) in (&mut xs).zip(&mut os) {
+        l.store(f.first(l, l.load(xv)), ov);
+    }
+    let (xr, or) = (xs.remainder(), os.into_remainder());
+    if !xr.is_empty() {
+        l.store_partial(f.first(l, l.load_partial(xr, 0.0)), or);
+    }
+    zip_inplace(l, op, &Second(f), out, x);
+}
+
+/// `out[i] = f(x[i])` in two passes per chunk of [`STAGE_LEN`] elements
+/// (slices shorter than a chunk in one pass: the same bits). Panics if the
+/// lengths differ.
+#[inline(always)]
+pub(crate) fn map_staged<L: Lanes, F: VStaged<L>>(
+    l: L,
+    op: &str,
+    f: &F,
+    x: &[f32],
+    out: &mut [f32],
+) {
+    check::same(op, x.len(), out.len());
+    if x.len() < STAGE_LEN {
+        return map_body(l, f, x, out);
+    }
+    for (xc, oc) in x.chunks(STAGE_LEN).zip(out.chunks_mut(STAGE_LEN)) {
+        staged_chunk(l, op, f, xc, oc);
+    }
+}
+
+/// In-place [`map_staged`]: each chunk is copied out (2 KiB on the stack)
+/// and mapped back into place.
+#[inline(always)]
+pub(crate) fn map_inplace_staged<L: Lanes, F: VStaged<L>>(l: L, op: &str, f: &F, buf: &mut [f32]) {
+    if buf.len() < STAGE_LEN {
+        return map_inplace(l, f, buf);
+    }
+    let mut tmp = [0.0f32; STAGE_LEN];
+    for bc in buf.chunks_mut(STAGE_LEN) {
+        let x = &mut tmp[..bc.len()];
+        x.copy_from_slice(bc);
+        staged_chunk(l, op, f, x, bc);
     }
 }
 

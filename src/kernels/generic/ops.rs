@@ -6,7 +6,7 @@
 //! comparisons, `relu`, `maximum`, ...) are bit-identical to the scalar path;
 //! the transcendental ones differ by the error of `generic::math`.
 
-use super::{VMap, VZip, map, map_inplace, math, zip, zip_inplace};
+use super::{VMap, VStaged, VZip, map, map_inplace, math, zip, zip_inplace};
 use crate::kernels::{check, lanes::Lanes, scalar};
 
 /// Declares zero-sized [`VMap`] types: `Name => |l, v| body;`.
@@ -21,6 +21,26 @@ macro_rules! unary_ops {
             }
         }
     )*};
+}
+
+/// `tanh x`, staged: `e^(2|x|) - 1` first, the quotient (or the small-`x`
+/// polynomial) second.
+pub(crate) struct Tanh;
+impl<L: Lanes> VMap<L> for Tanh {
+    #[inline(always)]
+    fn apply(&self, l: L, v: L::V) -> L::V {
+        math::tanh(l, v)
+    }
+}
+impl<L: Lanes> VStaged<L> for Tanh {
+    #[inline(always)]
+    fn first(&self, l: L, x: L::V) -> L::V {
+        math::tanh_expm1(l, x)
+    }
+    #[inline(always)]
+    fn second(&self, l: L, x: L::V, e: L::V) -> L::V {
+        math::tanh_from(l, x, e)
+    }
 }
 
 /// Declares zero-sized [`VZip`] types: `Name => |l, a, b| body;`.
@@ -60,8 +80,6 @@ unary_ops! {
     Sin => |l, v| math::sin(l, v);
     /// `cos x`
     Cos => |l, v| math::cos(l, v);
-    /// `tanh x`
-    Tanh => |l, v| math::tanh(l, v);
     /// `erf x`
     Erf => |l, v| math::erf(l, v);
     /// `max(x, 0)`, NaN kept
