@@ -65,7 +65,7 @@ pub struct Kernels {
     pub abs: Unary,
     /// `e^x`; overflows to `inf` above 88.72, subnormal results correctly
     /// rounded down to 0 at -103.97. SIMD: within 1.1 ulp on `[-110, 89.5]`
-    /// (1.014); blocks with every `|x| <= 87` take a clampless form that
+    /// (1.019); blocks with every `|x| <= 87` take a clampless form that
     /// agrees bit for bit.
     pub exp: Unary,
     /// Natural log: `-inf` at ±0, NaN below 0, subnormal inputs handled.
@@ -101,10 +101,10 @@ pub struct Kernels {
     pub gelu: Unary,
     /// GELU, PyTorch `approximate="tanh"`, evaluated as `x sigmoid(2u)` so the
     /// negative tail keeps full relative accuracy; `-inf` gives NaN. Scalar:
-    /// `f64`. SIMD: within 3.5 ulp on `[-14, 14]` (3.404).
+    /// `f64`. SIMD: within 3.5 ulp on `[-14, 14]` (3.207).
     pub gelu_tanh: Unary,
     /// SiLU `x sigmoid(x)`; `silu(-inf)` is NaN as in PyTorch. Scalar: `f64`.
-    /// SIMD: within 3.5 ulp on `[-110, 30]` (3.394), subnormal results included.
+    /// SIMD: within 3.5 ulp on `[-110, 30]` (3.344), subnormal results included.
     pub silu: Unary,
     /// Softplus, PyTorch defaults (`beta = 1`, `threshold = 20`). SIMD: within
     /// 2 ulp on `[-110, 30]` (1.810).

@@ -75,11 +75,25 @@ const EXP_Q: [f32; 5] = [
 /// and no split scaling.
 pub(crate) const EXP_FAST_MAX: f32 = 87.0;
 
+/// How [`exp_core`] evaluates its polynomial `q(r)`.
+#[derive(Clone, Copy)]
+enum Scheme {
+    /// `(c0 r^2 + (c1 r + c2)) r^2 + (c3 r + c4)`, reusing the `r^2` the
+    /// result needs anyway: the same four FMAs as Horner's, three of them in
+    /// a chain instead of four (Zen 4, 1e6 elements, same-run pairs: AVX2
+    /// exp 241 -> 230 us, sigmoid 306 -> 295 us; AVX-512 unchanged).
+    Estrin,
+    /// `(((c0 r + c1) r + c2) r + c3) r + c4`: one live register fewer,
+    /// which tanh's first pass needs on AVX2 (with Estrin it spills: 3 %
+    /// slower).
+    Horner,
+}
+
 /// `e^(hi + lo) = 2^n (1 + p)` with integral `n` and `p` in about
 /// `[-0.3, 0.42]`, for `hi` within the clamp range (NaN gives NaN `p`).
 /// Returns `(p, n, k)` with `k = SHIFT_127 + n` (see [`Lanes::pow2_shifted`]).
 #[inline(always)]
-fn exp_core<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V, L::V) {
+fn exp_core<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>, scheme: Scheme) -> (L::V, L::V, L::V) {
     let k = l.fma(hi, l.splat(LOG2E), l.splat(SHIFT_127));
     let n = l.sub(k, l.splat(SHIFT_127));
     let r = l.fma(n, l.splat(-LN2_HI), hi);
@@ -88,15 +102,23 @@ fn exp_core<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V, L::V) {
         Some(lo) => l.add(r, lo),
         None => r,
     };
-    let q = poly(l, r, &EXP_Q);
-    (l.fma(q, l.mul(r, r), r), n, k)
+    let r2 = l.mul(r, r);
+    let q = match scheme {
+        Scheme::Estrin => {
+            let [c0, c1, c2, c3, c4] = EXP_Q;
+            let top = l.fma(l.splat(c0), r2, l.fma(l.splat(c1), r, l.splat(c2)));
+            l.fma(top, r2, l.fma(l.splat(c3), r, l.splat(c4)))
+        }
+        Scheme::Horner => poly(l, r, &EXP_Q),
+    };
+    (l.fma(q, r2, r), n, k)
 }
 
 /// `e^(hi + lo)` for `|hi| <= EXP_FAST_MAX` (NaN gives NaN): `2^n + 2^n p`,
 /// one rounding. Equal bit for bit to [`exp_dd`] (and [`exp`]) there.
 #[inline(always)]
 pub(crate) fn exp_fast<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> L::V {
-    let (p, _, k) = exp_core(l, hi, lo);
+    let (p, _, k) = exp_core(l, hi, lo, Scheme::Estrin);
     let s = l.pow2_shifted(k);
     l.fma(p, s, s)
 }
@@ -109,7 +131,7 @@ fn exp_any<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> L::V {
     // min/max return the second operand on NaN, so with `hi` second a NaN
     // passes the clamp and propagates through every step below.
     let xc = l.min(l.splat(EXP_MAX), l.max(l.splat(EXP_MIN), hi));
-    let (p, n, k) = exp_core(l, xc, lo);
+    let (p, n, k) = exp_core(l, xc, lo, Scheme::Estrin);
     let s = l.pow2_shifted(k);
     let fast = l.fma(p, s, s);
     let wide = exp_outside(l, hi);
@@ -145,7 +167,7 @@ pub(crate) fn exp_dd<L: Lanes>(l: L, hi: L::V, lo: L::V) -> L::V {
 #[inline(always)]
 pub(crate) fn exp_parts<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V) {
     let xc = l.min(l.splat(EXP_MAX), l.max(l.splat(EXP_MIN), hi));
-    let (p, n, _) = exp_core(l, xc, lo);
+    let (p, n, _) = exp_core(l, xc, lo, Scheme::Estrin);
     (l.add(p, l.splat(1.0)), n)
 }
 
@@ -329,7 +351,7 @@ pub(crate) fn tanh<L: Lanes>(l: L, x: L::V) -> L::V {
 #[inline(always)]
 pub(crate) fn tanh_expm1<L: Lanes>(l: L, x: L::V) -> L::V {
     let a = l.min(l.splat(10.0), l.abs(x));
-    let (p, _, k) = exp_core(l, l.add(a, a), None);
+    let (p, _, k) = exp_core(l, l.add(a, a), None, Scheme::Horner);
     let s = l.pow2_shifted(k);
     l.fma(s, p, l.sub(s, l.splat(1.0)))
 }
