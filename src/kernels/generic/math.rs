@@ -207,17 +207,11 @@ pub(crate) fn log<L: Lanes>(l: L, x: L::V) -> L::V {
     // Scale subnormals (and, harmlessly, zeros and negatives) into the
     // normal range first.
     let tiny = l.lt(x, l.splat(f32::MIN_POSITIVE));
-    let any_tiny = l.any(tiny);
-    let xs = if any_tiny {
-        l.select(tiny, l.mul(x, l.splat(8_388_608.0)), x)
+    let (m, e) = if l.any(tiny) {
+        let (m, e) = l.frexp(l.select(tiny, l.mul(x, l.splat(8_388_608.0)), x));
+        (m, l.sub(e, l.select(tiny, l.splat(23.0), l.splat(0.0))))
     } else {
-        x
-    };
-    let (m, e) = l.frexp(xs);
-    let e = if any_tiny {
-        l.sub(e, l.select(tiny, l.splat(23.0), l.splat(0.0)))
-    } else {
-        e
+        l.frexp(x)
     };
     // m in [0.5, 1): move it to [sqrt(1/2), sqrt(2)) and subtract 1.
     let small = l.lt(m, l.splat(SQRT_HALF));
@@ -352,21 +346,12 @@ pub(crate) fn cos<L: Lanes>(l: L, x: L::V) -> L::V {
 /// minimax fit (`tests/reference/fit_polys.py`), relative error of `tanh`
 /// 2.4e-9 with these `f32` coefficients.
 const TANH_P: [f32; 4] = [1.908_983_3e-2, -5.364_936_6e-2, 0.133_318_69, -0.333_333_13];
-/// Below this `|x|`, where `e / (e + 2)` (see [`tanh`]) rounds three times
+/// Below this `|x|`, where `e / (e + 2)` (see [`tanh_from`]) rounds three times
 /// into a smaller binade than `e`'s (2.6 ulp measured), the polynomial.
 const TANH_SMALL: f32 = 0.375;
 
-/// Hyperbolic tangent: an odd polynomial below `|x| = 0.375`, above it
-/// `e / (e + 2)` with `e = e^(2|x|) - 1` ([`tanh_expm1`]); sign restored.
-/// `|x|` is clamped to 10, where the quotient already rounds to 1; NaN stays
-/// NaN. Kernels compute it in two passes ([`tanh_expm1`], then
-/// [`tanh_from`]): the same bits.
-#[inline(always)]
-pub(crate) fn tanh<L: Lanes>(l: L, x: L::V) -> L::V {
-    tanh_from(l, x, tanh_expm1(l, x))
-}
-
-/// `e = e^(2a) - 1` for `a = min(|x|, 10)`, as `s p + (s - 1)` from the parts
+/// First pass of the hyperbolic tangent (see [`tanh_from`]): `e = e^(2a) -
+/// 1` for `a = min(|x|, 10)`, as `s p + (s - 1)` from the parts
 /// `e^(2a) = s (1 + p)` (`s - 1` is exact, so nothing cancels).
 #[inline(always)]
 pub(crate) fn tanh_expm1<L: Lanes>(l: L, x: L::V) -> L::V {
@@ -376,7 +361,10 @@ pub(crate) fn tanh_expm1<L: Lanes>(l: L, x: L::V) -> L::V {
     l.fma(s, p, l.sub(s, l.splat(1.0)))
 }
 
-/// [`tanh`] from `x` and `e =` [`tanh_expm1`]`(x)`.
+/// Hyperbolic tangent from `x` and `e =` [`tanh_expm1`]`(x)`: an odd
+/// polynomial below `|x| = 0.375`, above it `e / (e + 2)`; sign restored.
+/// `|x|` is clamped to 10 in `e`, where the quotient already rounds to 1;
+/// NaN stays NaN.
 #[inline(always)]
 pub(crate) fn tanh_from<L: Lanes>(l: L, x: L::V, e: L::V) -> L::V {
     // Unclamped: where the clamp would act, the polynomial is not taken.

@@ -29,7 +29,7 @@ pub(crate) struct Tanh;
 impl<L: Lanes> VMap<L> for Tanh {
     #[inline(always)]
     fn apply(&self, l: L, v: L::V) -> L::V {
-        math::tanh(l, v)
+        self.second(l, v, self.first(l, v))
     }
 }
 impl<L: Lanes> VStaged<L> for Tanh {
