@@ -10,7 +10,14 @@
 //! - `nc`: the B block fills at most half of L2: `kc * nc * 4 <= L2 / 2`,
 //!   rounded down to whole `nr` panels, within `nr` ..= 4096;
 //! - `mc`: the A block fills at most half of this core's share of L3, in
-//!   whole `mr` panels, within `16 mr` ..= 1024.
+//!   whole `mr` panels, within `16 mr` ..= 1024;
+//! - `pack_b_min`, on paths whose tile rows span at least [`WIDE_ROW`]
+//!   bytes (AVX-512's 64 columns): row-major B is read in place while a
+//!   task's B fits in what a packed B block may fill (half of L2); packing
+//!   it would copy what is read from L2 either way. Narrower paths keep
+//!   their own threshold: AVX2's 16-column tiles (one cache line per k step)
+//!   read in place were 3-5 % slower than packed from N = 192 (Zen 4), where
+//!   AVX-512's gained 1.5-2.5 % at N = 128..352 and reached `gemm`'s speed.
 //!
 //! With `std` on Linux the sizes come from sysfs
 //! (`/sys/devices/system/cpu/cpu0/cache`), read once. Elsewhere (other
@@ -64,8 +71,23 @@ pub(super) fn tuned(base: Blocking, c: CacheSizes) -> Blocking {
     };
     let nc = (c.l2 / 2 / (kc * 4) / nr * nr).clamp(nr, 4096);
     let mc = (c.l3_per_core / 2 / (kc * 4) / mr * mr).clamp(16 * mr, 1024);
-    Blocking { kc, nc, mc, ..base }
+    let pack_b_min = if nr * 4 >= WIDE_ROW {
+        base.pack_b_min.max(c.l2 / 2 / 4)
+    } else {
+        base.pack_b_min
+    };
+    Blocking {
+        kc,
+        nc,
+        mc,
+        pack_b_min,
+        ..base
+    }
 }
+
+/// Bytes of one tile row from which a path reads row-major B in place up to
+/// half of L2 (see the module docs).
+const WIDE_ROW: usize = 256;
 
 #[cfg(all(feature = "std", target_os = "linux", not(miri)))]
 mod detect {
@@ -203,8 +225,15 @@ mod tests {
         assert_eq!((small.kc, small.nc, small.mc), (256, 64, 96));
         let none = tuned(AVX2, sizes(0, 0, 0));
         assert_eq!((none.kc, none.nc, none.mc), (128, 16, 96));
-        // The tile and the packing thresholds are the path's own.
+        // The tile and, for 16-column tiles, the packing thresholds are the
+        // path's own.
         assert_eq!((zen4.mr, zen4.nr, zen4.pack_b_min), (6, 16, 8 * 1024));
+        // 64-column tiles read B in place up to half of L2 (in floats),
+        // never below the path's own threshold.
+        let wide = Blocking { nr: 64, ..AVX2 };
+        assert_eq!(tuned(wide, sizes(32, 1024, 4096)).pack_b_min, 128 * 1024);
+        assert_eq!(tuned(wide, sizes(32, 512, 4096)).pack_b_min, 64 * 1024);
+        assert_eq!(tuned(wide, sizes(16, 32, 0)).pack_b_min, 8 * 1024);
     }
 
     #[cfg(all(feature = "std", target_os = "linux", not(miri)))]
