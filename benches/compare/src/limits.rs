@@ -264,13 +264,33 @@ pub fn date_utc() -> String {
     )
 }
 
-/// The machine description: CPU, ISA in force, caches, threads, date.
+/// Which code the peers' GEMM runs here: `gemm` and candle's matmul (which
+/// runs on `gemm`) take AVX-512 when the `avx512-peers` feature is on and the
+/// CPU has it, AVX2 otherwise; matrixmultiply takes AVX2 (its own `avx512`
+/// feature is left off).
+fn peer_gemm() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        if cfg!(feature = "avx512-peers") && std::is_x86_feature_detected!("avx512f") {
+            return "gemm and candle on AVX-512, matrixmultiply on AVX2";
+        }
+        if avx2 {
+            return "gemm, candle and matrixmultiply on AVX2";
+        }
+    }
+    "each peer's own choice"
+}
+
+/// The machine description: CPU, ISA in force, the peers' GEMM code, caches,
+/// threads, date.
 pub fn machine() -> Value {
     let caches = cache_sizes()
         .map(|c| json!({"l1d_bytes": c.l1d, "l2_bytes": c.l2, "l3_per_core_bytes": c.l3_per_core}));
     json!({
         "cpu": cpu_model(),
         "isa": isa().name(),
+        "peer_gemm": peer_gemm(),
         "caches": caches,
         "threads": threads_all(),
         "date": date_utc(),

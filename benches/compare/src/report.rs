@@ -133,9 +133,10 @@ pub fn markdown(meta: &Value, records: &[Record], notes: &[String]) -> String {
     let _ = writeln!(s, "# train-station vs peers\n");
     let _ = writeln!(
         s,
-        "CPU: {} · ISA in force: {} · threads: {} · {}\n",
+        "CPU: {} · ISA in force: {} (peers' GEMM: {}) · threads: {} · {}\n",
         m["cpu"].as_str().unwrap_or("?"),
         m["isa"].as_str().unwrap_or("?"),
+        m["peer_gemm"].as_str().unwrap_or("?"),
         m["threads"],
         m["date"].as_str().unwrap_or("?")
     );
