@@ -11,7 +11,10 @@
 //! caller's stack and is handed to each worker through its own slot), which the
 //! training loop needs after warm-up, and a worker that just finished a job spins
 //! briefly before sleeping, so back-to-back kernel calls start without a
-//! wake-up.
+//! wake-up. A worker's slot carries its first task and the closure to call, so
+//! it starts on the cache line it polls, without first reading the job and
+//! claiming a task from the shared counter (with two threads and two tasks it
+//! never touches the counter at all).
 //!
 //! Rules:
 //! - one job at a time: a call made while the pool is busy (from inside a task,
@@ -24,6 +27,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
+use core::marker::PhantomData;
 use core::ptr::null_mut;
 // Statics keep `core`'s atomics (loom's cannot be built in a `const`); the
 // slots and jobs, made at run time, use the `crate::sync` seam.
@@ -90,9 +94,11 @@ fn default_threads() -> usize {
 
 /// Runs `f(task)` once for every `task < n_tasks`, spread over up to
 /// [`num_threads`] threads (the calling thread included). Returns when all
-/// tasks are done. Tasks are handed out in increasing order, one at a time, so
-/// a task should be worth at least some microseconds of work; for less, call
-/// with `n_tasks == 1` (it then runs inline).
+/// tasks are done. With `t` threads, tasks `0..t` start at once (task 0 on the
+/// calling thread, one each on the workers); the rest are handed out in
+/// increasing order, one at a time, to whichever thread is free. A task should
+/// be worth at least some microseconds of work; for less, call with
+/// `n_tasks == 1` (it then runs inline).
 ///
 /// # Panics
 /// Re-raises the first panic of a task, after all running tasks finished.
@@ -122,22 +128,25 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
         (0..n_tasks).for_each(f);
         return;
     }
-    // Task 0 is the caller's, taken without touching `next`: the caller
-    // starts working at once, and the first atomic read-modify-write (which
-    // waits for the posts below to reach the workers' cores) comes after it.
+    // Task 0 is the caller's and task `w` worker `w`'s, taken without
+    // touching `next`: every thread starts working at once, and the first
+    // atomic read-modify-write on the counter (only when there are more
+    // tasks than threads) comes after them.
+    let call = Call::of(&f);
     let job = Job {
-        f: &f,
         n: n_tasks,
-        next: AtomicUsize::new(1),
+        next: AtomicUsize::new(helpers + 1),
         panic: Mutex::new(None),
+        _f: PhantomData,
     };
+    let more = n_tasks > helpers + 1;
     // The workers see the job through a lifetime-erased pointer; it stays valid
     // because this function does not return (or unwind) before every helper
     // has either been withdrawn before taking the job, or cleared its slot
     // after its last access to the job.
     let ptr = (&job as *const Job<'_>).cast::<Job<'static>>().cast_mut();
-    for w in &pool[..helpers] {
-        w.slot.post(ptr);
+    for (i, w) in pool[..helpers].iter().enumerate() {
+        w.slot.post(ptr, i + 1, call, more);
         // A worker that is spinning sees the post without a wake-up. The
         // flag may be stale (a worker falling asleep just now): it then
         // sleeps through this job, which the caller finishes alone (it
@@ -146,18 +155,25 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
             w.thread.unpark();
         }
     }
-    let mine = catch_unwind(AssertUnwindSafe(|| {
+    let mut mine = catch_unwind(AssertUnwindSafe(|| {
         f(0);
-        job.work()
+        job.work(call)
     }));
     if mine.is_err() {
         job.stop();
     }
-    for w in &pool[..helpers] {
+    for (i, w) in pool[..helpers].iter().enumerate() {
         // A worker that has not taken the job yet (busy machine, still waking
-        // up) is simply withdrawn: the tasks it would have run were claimed
-        // here instead.
+        // up) is withdrawn and its first task runs here (unless a task has
+        // panicked: the call then ends as soon as it can); the other tasks
+        // it would have run were claimed here already.
         if w.slot.withdraw(ptr) {
+            if mine.is_ok() && job.panic.lock().is_none() {
+                mine = catch_unwind(AssertUnwindSafe(|| f(i + 1)));
+                if mine.is_err() {
+                    job.stop();
+                }
+            }
             continue;
         }
         let start = Instant::now();
@@ -178,16 +194,52 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
     }
 }
 
-/// A running `parallel_for`: tasks are claimed from `next`.
+/// A running `parallel_for`: tasks past the threads' first ones are claimed
+/// from `next`. The closure, of lifetime `'a`, travels as a [`Call`].
 struct Job<'a> {
-    f: &'a (dyn Fn(usize) + Sync),
     n: usize,
     next: AtomicUsize,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
+    _f: PhantomData<&'a ()>,
+}
+
+/// A `parallel_for` closure as two thin pointers (so that a slot can carry it
+/// in atomics): the closure's address and a function that calls it.
+#[derive(Clone, Copy)]
+struct Call {
+    data: *const (),
+    run: unsafe fn(*const (), usize),
+}
+
+impl Call {
+    /// `f` as a call; valid while `f` is.
+    fn of<F: Fn(usize) + Sync>(f: &F) -> Call {
+        /// # Safety
+        /// `data` is the address of a live `F`.
+        unsafe fn run<F: Fn(usize) + Sync>(data: *const (), t: usize) {
+            // SAFETY: the caller's promise.
+            unsafe { (*data.cast::<F>())(t) }
+        }
+        Call {
+            data: (f as *const F).cast(),
+            run: run::<F>,
+        }
+    }
+
+    /// Runs task `t`.
+    ///
+    /// # Safety
+    /// The closure this call was made of is alive (and, on another thread
+    /// than its owner's, `Sync`, as `parallel_for_with` requires).
+    unsafe fn task(self, t: usize) {
+        // SAFETY: the caller's promise; `run` was made for this `data`.
+        unsafe { (self.run)(self.data, t) }
+    }
 }
 
 impl Job<'_> {
-    fn work(&self) {
+    /// Claims and runs tasks from `next` until none is left.
+    fn work(&self, call: Call) {
         loop {
             // Look before claiming: when every task is taken (how most
             // calls end), a plain load shares the counter's cache line where
@@ -200,7 +252,9 @@ impl Job<'_> {
             if t >= self.n {
                 return;
             }
-            (self.f)(t);
+            // SAFETY: the job, and so its closure, is alive while a thread
+            // works on it (see `parallel_for_with`).
+            unsafe { call.task(t) };
         }
     }
 
@@ -212,11 +266,30 @@ impl Job<'_> {
 
 /// A worker's mailbox: null when idle; the job's address when a job is posted;
 /// the address with its low bit set once the worker has taken it (from then on
-/// only the worker clears it, when it is done with the job).
+/// only the worker clears it, when it is done with the job). The posted job's
+/// first task for this worker and its closure sit beside it, on the line the
+/// worker polls.
 struct Slot {
     job: AtomicPtr<Job<'static>>,
+    /// The worker's first task.
+    first: AtomicUsize,
+    /// The closure ([`Call`]): its address and its caller function's.
+    data: AtomicPtr<()>,
+    run: AtomicPtr<()>,
+    /// 1 if the job has tasks past the threads' first ones.
+    more: AtomicUsize,
     /// 1 while the worker sleeps (or is about to): posts must unpark it.
     asleep: AtomicUsize,
+}
+
+/// What a worker takes from its slot: the job, its first task, the closure,
+/// and whether to claim more tasks after the first.
+#[derive(Clone, Copy)]
+struct Taken {
+    job: *mut Job<'static>,
+    first: usize,
+    call: Call,
+    more: bool,
 }
 
 /// The hand-off protocol of one worker's slot (the loom models drive these
@@ -226,18 +299,29 @@ impl Slot {
     fn new() -> Slot {
         Slot {
             job: AtomicPtr::new(null_mut()),
+            first: AtomicUsize::new(0),
+            data: AtomicPtr::new(null_mut()),
+            run: AtomicPtr::new(null_mut()),
+            more: AtomicUsize::new(0),
             asleep: AtomicUsize::new(0),
         }
     }
 
-    /// The caller posts `job`; the slot must be idle.
-    fn post(&self, job: *mut Job<'static>) {
+    /// The caller posts `job`, whose task `first` is this worker's; the slot
+    /// must be idle. The fields are written before the job is published (the
+    /// release store), and read only by a worker that took it.
+    fn post(&self, job: *mut Job<'static>, first: usize, call: Call, more: bool) {
+        self.first.store(first, Ordering::Relaxed);
+        self.data.store(call.data.cast_mut(), Ordering::Relaxed);
+        self.run
+            .store(call.run as *const () as *mut (), Ordering::Relaxed);
+        self.more.store(usize::from(more), Ordering::Relaxed);
         self.job.store(job, Ordering::Release);
     }
 
     /// The worker takes the posted job, if any: marks it taken so that the
     /// caller waits for [`Slot::finish`] instead of withdrawing it.
-    fn take(&self) -> Option<*mut Job<'static>> {
+    fn take(&self) -> Option<Taken> {
         let p = self.job.load(Ordering::Acquire);
         if p.is_null() {
             return None;
@@ -249,7 +333,19 @@ impl Slot {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             )
-            .ok()
+            .ok()?;
+        let run = self.run.load(Ordering::Relaxed);
+        Some(Taken {
+            job: p,
+            first: self.first.load(Ordering::Relaxed),
+            call: Call {
+                data: self.data.load(Ordering::Relaxed),
+                // SAFETY: `post` stored a `Call::run` function pointer here,
+                // before publishing the job this worker took (acquire above).
+                run: unsafe { core::mem::transmute::<*mut (), unsafe fn(*const (), usize)>(run) },
+            },
+            more: self.more.load(Ordering::Relaxed) != 0,
+        })
     }
 
     /// The worker is done with the job it took: after this it never touches
@@ -336,10 +432,24 @@ fn worker_main(slot: &Slot) -> ! {
                 start = Instant::now();
             }
         };
-        // SAFETY: the caller of `parallel_for_with` keeps the job alive until
-        // this slot is cleared below, after the last use of `job`.
+        let Taken {
+            job,
+            first,
+            call,
+            more,
+        } = job;
+        // SAFETY: the caller of `parallel_for_with` keeps the job (and its
+        // closure) alive until this slot is cleared below, after the last use
+        // of either.
         let job = unsafe { &*job };
-        if let Err(e) = catch_unwind(AssertUnwindSafe(|| job.work())) {
+        let run = || {
+            // SAFETY: as for `job` above.
+            unsafe { call.task(first) };
+            if more {
+                job.work(call);
+            }
+        };
+        if let Err(e) = catch_unwind(AssertUnwindSafe(run)) {
             job.stop();
             let mut first = job.panic.lock();
             if first.is_none() {
@@ -470,23 +580,37 @@ mod loom_models {
         }
     }
 
-    /// The caller posts a job of two tasks, works on it itself, then withdraws
-    /// it or waits for the worker: every task runs exactly once, and every
-    /// access the worker makes to the job happens before the caller lets the
-    /// job go (the write to `alive` below races otherwise).
+    /// The caller posts a job of `n` tasks (the worker's first task is 1;
+    /// with three, task 2 is claimed from the counter), works on it itself,
+    /// then withdraws it (and runs task 1) or waits for the worker: every
+    /// task runs exactly once, and every access the worker makes to the job
+    /// and its closure happens before the caller lets them go (the write to
+    /// `alive` below races otherwise).
     #[test]
     fn job_hand_off() {
-        model(|| {
+        for n in [2, 3] {
+            hand_off(n);
+        }
+    }
+
+    fn hand_off(n: usize) {
+        model(move || {
             let slot = Arc::new(Slot::new());
             let quit = Arc::new(AtomicUsize::new(0));
             let worker = {
                 let (slot, quit) = (slot.clone(), quit.clone());
                 thread::spawn(move || {
                     loop {
-                        if let Some(p) = slot.take() {
-                            // SAFETY: the caller keeps the job alive until
-                            // `finish` (what this model checks).
-                            unsafe { (*p).work() };
+                        if let Some(t) = slot.take() {
+                            // SAFETY: the caller keeps the job and its
+                            // closure alive until `finish` (what this model
+                            // checks).
+                            unsafe {
+                                t.call.task(t.first);
+                                if t.more {
+                                    (*t.job).work(t.call);
+                                }
+                            }
                             slot.finish();
                             return;
                         }
@@ -497,22 +621,30 @@ mod loom_models {
                     }
                 })
             };
-            let hits = [AtomicUsize::new(0), AtomicUsize::new(0)];
+            let hits = [
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ];
             let alive = Alive(UnsafeCell::new(true));
             let f = |t: usize| {
                 assert!(alive.get());
                 hits[t].fetch_add(1, Ordering::Relaxed);
             };
+            let call = Call::of(&f);
             let job = Job {
-                f: &f,
-                n: 2,
-                next: AtomicUsize::new(0),
+                n,
+                next: AtomicUsize::new(2),
                 panic: Mutex::new(None),
+                _f: PhantomData,
             };
             let ptr = (&job as *const Job<'_>).cast::<Job<'static>>().cast_mut();
-            slot.post(ptr);
-            job.work();
-            if !slot.withdraw(ptr) {
+            slot.post(ptr, 1, call, n > 2);
+            f(0);
+            job.work(call);
+            if slot.withdraw(ptr) {
+                f(1);
+            } else {
                 while !slot.is_idle() {
                     thread::yield_now();
                 }
@@ -521,7 +653,7 @@ mod loom_models {
             alive.end();
             quit.store(1, Ordering::Release);
             worker.join().unwrap();
-            for h in &hits {
+            for h in &hits[..n] {
                 assert_eq!(h.load(Ordering::Relaxed), 1);
             }
         });
