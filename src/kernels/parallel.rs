@@ -9,6 +9,13 @@
 //! piece, as in an unsplit call), so results are bit-identical for every
 //! thread count and every split. Sums cut by the length alone (see [`sum`]).
 //! Without `std` it all runs on the calling thread.
+//!
+//! The closures handed to the pool here are `move` closures, which hold what
+//! they capture by value: a worker reads them from one or two adjacent lines
+//! of the caller's stack, where closures capturing by reference made it
+//! follow a chain of pointers, each step a cache-line transfer from the
+//! caller's core (a sum of 1e5 elements on two threads: 2.21-2.26 ->
+//! 2.16-2.19 us, Zen 4).
 
 use core::marker::PhantomData;
 use core::ops::Range;
@@ -85,7 +92,7 @@ fn pieces(len: usize) -> (usize, usize) {
 #[inline]
 fn for_pieces(len: usize, f: impl Fn(Range<usize>) + Sync) {
     let (n, piece) = pieces(len);
-    let run = |t: usize| f(t * piece..((t + 1) * piece).min(len));
+    let run = move |t: usize| f(t * piece..((t + 1) * piece).min(len));
     #[cfg(feature = "std")]
     if n >= 2 {
         super::threads::parallel_for(n, run);
@@ -101,7 +108,7 @@ pub fn map(x: &[f32], out: &mut [f32], k: impl Fn(&[f32], &mut [f32]) + Sync) {
         return k(x, out);
     }
     let o = Disjoint::new(out);
-    for_pieces(x.len(), |r| {
+    for_pieces(x.len(), move |r| {
         // SAFETY: pieces are disjoint ranges within `out`.
         let dst = unsafe { o.range(r.clone()) };
         k(&x[r], dst)
@@ -122,7 +129,7 @@ pub fn zip(a: &[f32], b: &[f32], out: &mut [f32], k: impl Fn(&[f32], &[f32], &mu
         b.len()
     );
     let o = Disjoint::new(out);
-    for_pieces(n, |r| {
+    for_pieces(n, move |r| {
         // SAFETY: pieces are disjoint ranges within `out`.
         let dst = unsafe { o.range(r.clone()) };
         k(part(a, r.clone()), part(b, r), dst)
@@ -147,7 +154,7 @@ pub fn zip_inplace(acc: &mut [f32], b: &[f32], k: impl Fn(&mut [f32], &[f32]) + 
         "parallel::zip_inplace: lengths differ"
     );
     let o = Disjoint::new(acc);
-    for_pieces(n, |r| {
+    for_pieces(n, move |r| {
         // SAFETY: pieces are disjoint ranges within `acc`.
         let dst = unsafe { o.range(r.clone()) };
         k(dst, if b.len() == 1 { b } else { &b[r] })
@@ -173,7 +180,7 @@ pub fn sum(x: &[f32]) -> f32 {
     let o = Disjoint::new(&mut partial[..n]);
     // The sums of the blocks `r`, kept local and written at the end: threads
     // write neighbouring entries of `partial`, one cache line for all.
-    let run = |r: Range<usize>| {
+    let run = move |r: Range<usize>| {
         let mut mine = [0.0f32; MAX_BLOCKS];
         for (m, t) in mine.iter_mut().zip(r.clone()) {
             *m = k(&x[t * block..((t + 1) * block).min(x.len())]);
@@ -190,7 +197,7 @@ pub fn sum(x: &[f32]) -> f32 {
     #[cfg(feature = "std")]
     {
         let t = super::threads::num_threads().min(n);
-        super::threads::parallel_for(t, |i| run(i * n / t..(i + 1) * n / t));
+        super::threads::parallel_for(t, move |i| run(i * n / t..(i + 1) * n / t));
     }
     #[cfg(not(feature = "std"))]
     run(0..n);
@@ -230,7 +237,7 @@ pub fn blocks_weighted(
     }
     assert!(block_len > 0, "parallel::blocks: empty blocks");
     let o = Disjoint::new(out);
-    for_groups(len.div_ceil(block_len), len.saturating_mul(per), |b| {
+    for_groups(len.div_ceil(block_len), len.saturating_mul(per), move |b| {
         let r = b.start * block_len..(b.end * block_len).min(len);
         // SAFETY: groups cover disjoint block ranges of `out`.
         f(b, unsafe { o.range(r) })
@@ -246,7 +253,7 @@ fn for_groups(n: usize, work: usize, f: impl Fn(Range<usize>) + Sync) {
         return f(0..n);
     }
     let per = n.div_ceil(groups);
-    let run = |g: usize| f(g * per..((g + 1) * per).min(n));
+    let run = move |g: usize| f(g * per..((g + 1) * per).min(n));
     #[cfg(feature = "std")]
     super::threads::parallel_for(n.div_ceil(per), run);
     #[cfg(not(feature = "std"))]
@@ -275,7 +282,7 @@ pub fn rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
 pub fn row_results(out: &mut [f32], row_len: usize, f: impl Fn(usize) -> f32 + Sync) {
     let rows = out.len();
     let o = Disjoint::new(out);
-    for_groups(rows, rows.saturating_mul(row_len), |r| {
+    for_groups(rows, rows.saturating_mul(row_len), move |r| {
         // SAFETY: groups cover disjoint row ranges of `out`.
         let part = unsafe { o.range(r.clone()) };
         for (v, i) in part.iter_mut().zip(r) {
@@ -304,7 +311,7 @@ pub fn adam(
     );
     let (pp, mm, vv) = (Disjoint::new(p), Disjoint::new(m), Disjoint::new(v));
     let xx = vmax.map(Disjoint::new);
-    for_pieces(n, |r| {
+    for_pieces(n, move |r| {
         // SAFETY: pieces are disjoint ranges within each slice, and each
         // slice is distinct memory (separate `&mut` borrows).
         let (pc, mc, vc) = unsafe {
@@ -333,7 +340,7 @@ pub fn sgd(p: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, s: &SgdStep) {
     );
     let pp = Disjoint::new(p);
     let bb = buf.map(Disjoint::new);
-    for_pieces(n, |r| {
+    for_pieces(n, move |r| {
         // SAFETY: pieces are disjoint ranges within each slice, and the two
         // slices are distinct memory (separate `&mut` borrows).
         let pc = unsafe { pp.range(r.clone()) };
