@@ -176,14 +176,7 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
             }
             continue;
         }
-        let start = Instant::now();
-        while !w.slot.is_idle() {
-            if start.elapsed() < SPIN {
-                core::hint::spin_loop();
-            } else {
-                thread::yield_now();
-            }
-        }
+        wait_until(|| w.slot.is_idle());
     }
     drop(pool);
     if let Err(e) = mine {
@@ -191,6 +184,30 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
     }
     if let Some(e) = job.panic.lock().take() {
         resume_unwind(e);
+    }
+}
+
+/// Checks of a spin loop between two reads of the clock: a read costs more
+/// than a check (a `clock_gettime` against a load and a pause), and it
+/// delayed seeing the awaited store, the hand-off's critical path.
+const CLOCK_EVERY: u32 = 64;
+
+/// Returns once `done()`: spins for up to [`SPIN`], then yields between
+/// checks.
+fn wait_until(done: impl Fn() -> bool) {
+    let mut start: Option<Instant> = None;
+    let mut checks = 0u32;
+    let mut spinning = true;
+    while !done() {
+        checks = checks.wrapping_add(1);
+        if spinning && checks.is_multiple_of(CLOCK_EVERY) {
+            spinning = start.get_or_insert_with(Instant::now).elapsed() < SPIN;
+        }
+        if spinning {
+            core::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
     }
 }
 
@@ -398,11 +415,13 @@ fn worker_main(slot: &Slot) -> ! {
     let mut woke: Option<Instant> = None;
     loop {
         let mut start = Instant::now();
+        let mut checks = 0u32;
         let job = loop {
             if let Some(p) = slot.take() {
                 break p;
             }
-            if start.elapsed() < SPIN {
+            checks = checks.wrapping_add(1);
+            if !checks.is_multiple_of(CLOCK_EVERY) || start.elapsed() < SPIN {
                 core::hint::spin_loop();
             } else {
                 slot.asleep.store(1, Ordering::Relaxed);
