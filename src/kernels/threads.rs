@@ -285,7 +285,8 @@ impl Job<'_> {
 /// the address with its low bit set once the worker has taken it (from then on
 /// only the worker clears it, when it is done with the job). The posted job's
 /// first task for this worker and its closure sit beside it, on the line the
-/// worker polls.
+/// worker polls (the slot is aligned to a cache line of its own).
+#[repr(align(64))]
 struct Slot {
     job: AtomicPtr<Job<'static>>,
     /// The worker's first task.
