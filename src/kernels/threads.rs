@@ -192,16 +192,37 @@ pub fn parallel_for_with<F: Fn(usize) + Sync>(max_threads: usize, n_tasks: usize
 /// delayed seeing the awaited store, the hand-off's critical path.
 const CLOCK_EVERY: u32 = 64;
 
+/// The clock of a spin loop: [`SPIN`] counted from its first reading, taken
+/// at the [`CLOCK_EVERY`]th check and read again once per as many checks.
+struct Spin {
+    start: Option<Instant>,
+    checks: u32,
+}
+
+impl Spin {
+    fn new() -> Spin {
+        Spin {
+            start: None,
+            checks: 0,
+        }
+    }
+
+    /// Counts one check; true once [`SPIN`] has passed (seen at a reading).
+    fn over(&mut self) -> bool {
+        self.checks = self.checks.wrapping_add(1);
+        self.checks.is_multiple_of(CLOCK_EVERY)
+            && self.start.get_or_insert_with(Instant::now).elapsed() >= SPIN
+    }
+}
+
 /// Returns once `done()`: spins for up to [`SPIN`], then yields between
 /// checks.
 fn wait_until(done: impl Fn() -> bool) {
-    let mut start: Option<Instant> = None;
-    let mut checks = 0u32;
+    let mut spin = Spin::new();
     let mut spinning = true;
     while !done() {
-        checks = checks.wrapping_add(1);
-        if spinning && checks.is_multiple_of(CLOCK_EVERY) {
-            spinning = start.get_or_insert_with(Instant::now).elapsed() < SPIN;
+        if spinning && spin.over() {
+            spinning = false;
         }
         if spinning {
             core::hint::spin_loop();
@@ -415,14 +436,12 @@ fn worker_main(slot: &Slot) -> ! {
     #[cfg(test)]
     let mut woke: Option<Instant> = None;
     loop {
-        let mut start = Instant::now();
-        let mut checks = 0u32;
+        let mut spin = Spin::new();
         let job = loop {
             if let Some(p) = slot.take() {
                 break p;
             }
-            checks = checks.wrapping_add(1);
-            if !checks.is_multiple_of(CLOCK_EVERY) || start.elapsed() < SPIN {
+            if !spin.over() {
                 core::hint::spin_loop();
             } else {
                 slot.asleep.store(1, Ordering::Relaxed);
@@ -449,7 +468,7 @@ fn worker_main(slot: &Slot) -> ! {
                 // one instead of going straight back to sleep, which would
                 // leave the caller alone for every job shorter than a
                 // wake-up.
-                start = Instant::now();
+                spin = Spin::new();
             }
         };
         let Taken {
