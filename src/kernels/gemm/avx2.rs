@@ -57,6 +57,20 @@ pub(super) unsafe fn transpose8(src: *const f32, stride: usize, dst: *mut f32, d
     // SAFETY: the caller's promises cover every load, store and intrinsic.
     unsafe {
         let r: [__m256; 8] = core::array::from_fn(|c| _mm256_loadu_ps(src.add(c * stride)));
+        for (t, v) in transpose8_regs(r).into_iter().enumerate() {
+            _mm256_storeu_ps(dst.add(t * dst_stride), v);
+        }
+    }
+}
+
+/// Lane `c` of output `t` is lane `t` of input `c`.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[inline(always)]
+unsafe fn transpose8_regs(r: [__m256; 8]) -> [__m256; 8] {
+    // SAFETY: register-only intrinsics; the caller guarantees AVX2.
+    unsafe {
         // Pairs of rows interleaved, then groups of four, then the 128-bit
         // halves exchanged.
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
@@ -75,7 +89,7 @@ pub(super) unsafe fn transpose8(src: *const f32, stride: usize, dst: *mut f32, d
         let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
         let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
         let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        let out = [
+        [
             _mm256_permute2f128_ps::<0x20>(u0, u4),
             _mm256_permute2f128_ps::<0x20>(u1, u5),
             _mm256_permute2f128_ps::<0x20>(u2, u6),
@@ -84,10 +98,38 @@ pub(super) unsafe fn transpose8(src: *const f32, stride: usize, dst: *mut f32, d
             _mm256_permute2f128_ps::<0x31>(u1, u5),
             _mm256_permute2f128_ps::<0x31>(u2, u6),
             _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ];
-        for (t, v) in out.into_iter().enumerate() {
-            _mm256_storeu_ps(dst.add(t * dst_stride), v);
+        ]
+    }
+}
+
+/// `dst[t * R + i] = rows[i][t]` for `i < R`, `t < 8`: eight columns of `R`
+/// rows (4 to 8) interleaved as in a packed A panel, by one 8 x 8 transpose.
+/// Output row `t` is stored whole (its lanes past `R` land where row `t + 1`
+/// then goes, and are overwritten by it), the last one masked, so exactly
+/// `8 * R` values are written.
+///
+/// # Safety
+/// The CPU supports AVX2; `4 <= R <= 8`; `rows[i] .. + 8` is readable for `i < R` and
+/// `dst .. + 8 * R` writable, not overlapping them.
+#[inline(always)]
+pub(super) unsafe fn pack_rows8<const R: usize>(rows: &[*const f32; R], dst: *mut f32) {
+    debug_assert!((4..=8).contains(&R));
+    // SAFETY: the caller's promises cover every load, store and intrinsic; the
+    // stores go in increasing order, so each overwrites the previous one's
+    // spill (`R >= 4`: a spill of `8 - R` lanes is within the next `R`).
+    unsafe {
+        let r: [__m256; 8] = core::array::from_fn(|i| {
+            if i < R {
+                _mm256_loadu_ps(rows[i])
+            } else {
+                _mm256_setzero_ps()
+            }
+        });
+        let out = transpose8_regs(r);
+        for (t, v) in out.iter().enumerate().take(7) {
+            _mm256_storeu_ps(dst.add(t * R), *v);
         }
+        _mm256_maskstore_ps(dst.add(7 * R), mask(R), out[7]);
     }
 }
 
@@ -150,6 +192,16 @@ impl Simd for Avx2 {
     ) {
         // SAFETY: forwarded from the caller; this token proves AVX2.
         unsafe { transpose8(src, stride, dst, dst_stride) }
+    }
+    #[inline(always)]
+    unsafe fn pack_rows<const R: usize>(self, rows: &[*const f32; R], dst: *mut f32) {
+        if (4..=8).contains(&R) {
+            // SAFETY: forwarded from the caller; this token proves AVX2.
+            unsafe { pack_rows8(rows, dst) }
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { super::simd::pack_rows_scalar::<R>(8, rows, dst) }
+        }
     }
     #[inline(always)]
     fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {

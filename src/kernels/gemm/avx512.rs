@@ -116,6 +116,22 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    unsafe fn pack_rows<const R: usize>(self, rows: &[*const f32; R], dst: *mut f32) {
+        if (4..=8).contains(&R) {
+            // Two 8-column halves (AVX-512F implies AVX2).
+            let hi: [*const f32; R] = core::array::from_fn(|i| rows[i].wrapping_add(8));
+            // SAFETY: forwarded from the caller (each half lies within the
+            // readable 16 columns and the 16 * R writable values).
+            unsafe {
+                super::avx2::pack_rows8(rows, dst);
+                super::avx2::pack_rows8(&hi, dst.add(8 * R));
+            }
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { super::simd::pack_rows_scalar::<R>(16, rows, dst) }
+        }
+    }
+    #[inline(always)]
     unsafe fn accumulate_tuned<const R: usize, const N: usize>(
         self,
         acc: &mut [[__m512; N]; R],

@@ -11,7 +11,8 @@ use super::simd::Simd;
 /// # Safety
 /// The A block is readable; `dst` has room for `ceil(mc / MR) * MR * kc` values.
 #[inline(always)]
-pub(super) unsafe fn pack_a<const MR: usize>(
+pub(super) unsafe fn pack_a<S: Simd, const MR: usize>(
+    s: S,
     dst: *mut f32,
     a: *const f32,
     rs: usize,
@@ -31,7 +32,16 @@ pub(super) unsafe fn pack_a<const MR: usize>(
         // i < rows, else i0) and p < kc an existing column; `d` has room for
         // MR * kc values.
         unsafe {
-            for p in 0..kc {
+            let mut p0 = 0;
+            if cs == 1 && rows == MR {
+                // Row-major A, full panel: W columns at a time in registers.
+                while p0 + S::W <= kc {
+                    let at: [*const f32; MR] = core::array::from_fn(|i| src[i].add(p0));
+                    s.pack_rows(&at, d.add(p0 * MR));
+                    p0 += S::W;
+                }
+            }
+            for p in p0..kc {
                 let out = d.add(p * MR);
                 for (i, r) in src.iter().enumerate() {
                     let v = *r.add(p * cs);

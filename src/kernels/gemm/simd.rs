@@ -71,6 +71,17 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
             }
         }
     }
+    /// `dst[t * R + i] = rows[i][t]` for `i < R`, `t < W`: `W` columns of `R`
+    /// rows in the order of a packed A panel (used to pack a row-major A).
+    ///
+    /// # Safety
+    /// `rows[i] .. + W` is readable for `i < R` and `dst .. + W * R` writable,
+    /// not overlapping them.
+    #[inline(always)]
+    unsafe fn pack_rows<const R: usize>(self, rows: &[*const f32; R], dst: *mut f32) {
+        // SAFETY: forwarded from the caller.
+        unsafe { pack_rows_scalar::<R>(Self::W, rows, dst) }
+    }
     /// A hand-scheduled k loop for one tile shape: adds
     /// `sum_p A[i, p] * B[p, v*W ..]` to `acc[i][v]` exactly as the generic loop
     /// in `kernel.rs` does (same operations, same order) and returns true, or
@@ -104,6 +115,24 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     fn relu(self, v: Self::V) -> Self::V;
     /// Sum of the lanes, in a fixed order.
     fn hsum(self, v: Self::V) -> f32;
+}
+
+/// [`Simd::pack_rows`] for `w` columns, one value at a time.
+///
+/// # Safety
+/// `rows[i] .. + w` is readable for `i < R` and `dst .. + w * R` writable.
+#[inline(always)]
+pub(super) unsafe fn pack_rows_scalar<const R: usize>(
+    w: usize,
+    rows: &[*const f32; R],
+    dst: *mut f32,
+) {
+    for t in 0..w {
+        for (i, r) in rows.iter().enumerate() {
+            // SAFETY: forwarded from the caller.
+            unsafe { *dst.add(t * R + i) = *r.add(t) };
+        }
+    }
 }
 
 /// The portable path: one lane, plain Rust. It is the reference the SIMD paths

@@ -49,6 +49,9 @@ enum Layout {
     ColMajor,
     /// Both strides non-unit: row-major with every element 2 apart and padded rows.
     Strided,
+    /// Row-major with rows a page and a bit apart (a column block of a wide
+    /// matrix).
+    Wide,
 }
 
 /// A logical `rows x cols` matrix laid out in `layout`, starting `off` elements
@@ -68,6 +71,7 @@ impl Mat {
             Layout::RowMajor => (cols.max(1), 1),
             Layout::ColMajor => (1, rows.max(1)),
             Layout::Strided => (2 * cols + 3, 2),
+            Layout::Wide => (cols.max(1030), 1),
         };
         let len = off
             + if rows * cols == 0 {
@@ -543,6 +547,46 @@ fn thread_count_does_not_change_results() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Row-major A whose task rows (with C's) span more pages than the TLB maps is
+/// packed, W columns at a time in registers on the SIMD paths, with a tail of
+/// `k % W` columns and an edge panel of `m % 6` rows.
+#[cfg(feature = "std")]
+#[test]
+fn row_major_a_past_the_tlb_reach_is_packed() {
+    use Layout::*;
+    if cfg!(miri) {
+        return;
+    }
+    let (m, n, k) = (1100, 300, 37);
+    for isa in isas() {
+        let (bl, w) = blocking_of(isa);
+        let mut rng = Rng(3);
+        let av = rng.vec(m * k);
+        let a = Mat::new(&av, m, k, Wide, 0, 0.0);
+        let b = Mat::new(&rng.vec(k * n), k, n, RowMajor, 0, 0.0);
+        let mut c = Mat::new(&rng.vec(m * n), m, n, Wide, 0, 0.0);
+        let ep = Epilogue::NONE;
+        let p = problem(Batch::ONE, 1.0, a.r(), b.r(), 0.0, c.w(), ep);
+        assert!(driver::plan(&p, bl, w, 1).pack_a, "{isa}: A not packed");
+        // Rows closer than a page span fewer pages: read in place.
+        let narrow = Mat::new(&av, m, k, RowMajor, 0, 0.0);
+        let p = problem(Batch::ONE, 1.0, narrow.r(), b.r(), 0.0, c.w(), ep);
+        assert!(!driver::plan(&p, bl, w, 1).pack_a, "{isa}: A packed");
+        for seed in [1, 2] {
+            check(
+                isa,
+                (m, n, k),
+                (Wide, RowMajor, Wide),
+                1.0,
+                0.0,
+                false,
+                false,
+                seed,
+            );
         }
     }
 }
