@@ -597,6 +597,17 @@ fn whole_sums_of_contiguous_tensors_take_the_documented_order() {
         let got = x.sum();
         assert_eq!(got.dims(), &[] as &[usize], "{shape:?}");
         assert_eq!(got.to_vec()[0].to_bits(), want.to_bits(), "{shape:?}");
-        assert_eq!(x.sum_dims::<usize>(&[], true).dims().len(), shape.len());
+        let kept = x.sum_dims::<usize>(&[], true);
+        assert!(kept.dims().iter().all(|&d| d == 1) && kept.dims().len() == shape.len());
+        assert_eq!(kept.to_vec()[0].to_bits(), want.to_bits(), "{shape:?}");
+        // A graph-free tensor takes a shortcut to the result; one that records
+        // a graph takes the general path: the same bits, sum and mean.
+        let tracked = x.detach().with_requires_grad();
+        assert_eq!(tracked.sum().to_vec()[0].to_bits(), want.to_bits());
+        let (mean, tracked_mean) = (x.mean().to_vec()[0], tracked.mean().to_vec()[0]);
+        assert_eq!(mean.to_bits(), tracked_mean.to_bits(), "{shape:?}");
+        if x.numel() > 0 {
+            assert_eq!(mean.to_bits(), (want * (1.0 / x.numel() as f32)).to_bits());
+        }
     }
 }
