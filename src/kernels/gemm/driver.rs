@@ -202,9 +202,9 @@ const TLB_PAGES: usize = 2048;
 /// than the TLB maps. Each N block sweeps every row of the task's A (the
 /// current k block of it) and its C tile rows; rows at least a page apart take
 /// a page each, so past the TLB's reach every panel pays page walks. A packed
-/// A block is contiguous (a page per 1024 values), and measured 2 % faster at
-/// N = 2000 and 2048 on both paths (Zen 4), level at 1536 and 1 % slower at
-/// 512 to 1000.
+/// A block is contiguous (a page per 1024 values). Zen 4, one thread: packed
+/// A measured 2-4 % faster at N = 2000 and 2048 on AVX2 (0-2 % on AVX-512),
+/// level at 1536, and 1-2 % slower at 512 to 1000, where the TLB covers both.
 fn pages_exceed_tlb(rows: usize, a_rs: usize, c_rs: usize) -> bool {
     let pages = |rs: usize| rows.saturating_mul(rs.min(1024)) / 1024;
     pages(a_rs).saturating_add(pages(c_rs)) > TLB_PAGES
