@@ -31,6 +31,7 @@ impl Arch for Avx2 {
         nc: 256,
         pack_b_min: 8 * 1024,
         direct_b_max: 32 * 1024,
+        fuse_b_max: 64 * 1024,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {

@@ -18,6 +18,11 @@
 //!   their own threshold: AVX2's 16-column tiles (one cache line per k step)
 //!   read in place were 3-5 % slower than packed from N = 192 (Zen 4), where
 //!   AVX-512's gained 1.5-2.5 % at N = 128..352 and reached `gemm`'s speed.
+//! - `fuse_b_max`: a packed B block is packed by its first row panel's tiles
+//!   as they read B in place while the rows such a panel spans (`kc` rows of
+//!   B's row stride) fit in half of L2; past that, a separate pass reading
+//!   whole rows is cheaper (Zen 4, AVX2: fused +1-4 % at N 128-256 and on
+//!   `[64,784]x[784,256]`, -2-3 % at N = 1024, whose panels span 2 MiB).
 //!
 //! With `std` on Linux the sizes come from sysfs
 //! (`/sys/devices/system/cpu/cpu0/cache`), read once. Elsewhere (other
@@ -76,11 +81,17 @@ pub(super) fn tuned(base: Blocking, c: CacheSizes) -> Blocking {
     } else {
         base.pack_b_min
     };
+    let fuse_b_max = if c.l2 == 0 {
+        base.fuse_b_max
+    } else {
+        c.l2 / 2 / 4
+    };
     Blocking {
         kc,
         nc,
         mc,
         pack_b_min,
+        fuse_b_max,
         ..base
     }
 }
@@ -202,6 +213,7 @@ mod tests {
         nc: 256,
         pack_b_min: 8 * 1024,
         direct_b_max: 32 * 1024,
+        fuse_b_max: 64 * 1024,
     };
 
     fn sizes(l1d: usize, l2: usize, l3: usize) -> CacheSizes {
@@ -234,6 +246,10 @@ mod tests {
         assert_eq!(tuned(wide, sizes(32, 1024, 4096)).pack_b_min, 128 * 1024);
         assert_eq!(tuned(wide, sizes(32, 512, 4096)).pack_b_min, 64 * 1024);
         assert_eq!(tuned(wide, sizes(16, 32, 0)).pack_b_min, 8 * 1024);
+        // B is packed while read up to a span of half of L2 (in floats).
+        assert_eq!(zen3.fuse_b_max, 64 * 1024);
+        assert_eq!(intel.fuse_b_max, 256 * 1024);
+        assert_eq!(none.fuse_b_max, AVX2.fuse_b_max);
     }
 
     #[cfg(all(feature = "std", target_os = "linux", not(miri)))]

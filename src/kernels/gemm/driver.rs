@@ -45,15 +45,22 @@ unsafe fn tile_fit<S: Simd, const MR: usize, const NV: usize>(
     up: &Update,
 ) {
     let nv = out.n.div_ceil(S::W);
+    const NONE: *mut f32 = core::ptr::null_mut();
     macro_rules! with_rows {
         ($r:expr) => {
             // SAFETY: forwarded from the caller; `$r >= out.m`, `nv * W >= out.n`.
             unsafe {
                 match nv {
-                    1 if NV > 1 => tile::<S, { $r }, 1>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
-                    2 if NV > 2 => tile::<S, { $r }, 2>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
-                    3 if NV > 3 => tile::<S, { $r }, 3>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
-                    _ => tile::<S, { $r }, NV>(s, kc, a, a_rs, a_cs, b, b_rs, out, up),
+                    1 if NV > 1 => {
+                        tile::<S, { $r }, 1>(s, kc, a, a_rs, a_cs, b, b_rs, NONE, out, up)
+                    }
+                    2 if NV > 2 => {
+                        tile::<S, { $r }, 2>(s, kc, a, a_rs, a_cs, b, b_rs, NONE, out, up)
+                    }
+                    3 if NV > 3 => {
+                        tile::<S, { $r }, 3>(s, kc, a, a_rs, a_cs, b, b_rs, NONE, out, up)
+                    }
+                    _ => tile::<S, { $r }, NV>(s, kc, a, a_rs, a_cs, b, b_rs, NONE, out, up),
                 }
             }
         };
@@ -88,6 +95,10 @@ pub(super) struct Blocking {
     /// Up to this many elements, row-major B is read in place when at most
     /// `16 * mr` rows of A use it (it stays in L2; packing would not pay off).
     pub direct_b_max: usize,
+    /// A packed row-major B is packed by the tiles of its first row panel as
+    /// they read it in place (no separate pass) while `kc` rows of it span at
+    /// most this many elements (`kc * row stride`); see `cache.rs`.
+    pub fuse_b_max: usize,
 }
 
 /// One ISA path: its lanes, its blocking, and its task entry point compiled
@@ -176,6 +187,8 @@ pub(super) struct Plan {
     pub tn: usize,
     pub pack_a: bool,
     pub pack_b: bool,
+    /// B is packed by the first row panel's tiles (see `Blocking::fuse_b_max`).
+    pub fuse_b: bool,
     /// Scratch floats one task needs.
     pub scratch_len: usize,
     /// Number of tasks (`batch * tm * tn`).
@@ -234,6 +247,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         tn: 1,
         pack_a: false,
         pack_b: false,
+        fuse_b: false,
         scratch_len: 0,
         tasks: 0,
         threads: 1,
@@ -319,6 +333,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     let b_len = p.k * task_n;
     let few_rows = task_m <= 16 * bl.mr && b_len <= bl.direct_b_max;
     plan.pack_b = p.b_cs != 1 || (b_len > bl.pack_b_min && !few_rows);
+    plan.fuse_b = plan.pack_b && p.b_cs == 1 && plan.kc * p.b_rs <= bl.fuse_b_max;
     // Pack A when it is column-major (rows adjacent, columns far apart): read in
     // place, every k step of a panel would touch a new page. Row-major and
     // general A are read in place (six row streams, no packing cost) unless
@@ -471,7 +486,22 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
                     };
                     let b_blk = b.add(p0 * p.b_rs + jc * p.b_cs);
                     let n_full = nc - nc % nr;
-                    if plan.pack_b {
+                    // Row-major B is packed by the first row panel's tiles as
+                    // they read it (full panels; the edge panel up front).
+                    let fused = plan.fuse_b && mc >= MR;
+                    if fused {
+                        if n_full < nc {
+                            pack_b::<S, NV>(
+                                s,
+                                sb.add(n_full * kc),
+                                b_blk.add(n_full),
+                                p.b_rs,
+                                1,
+                                kc,
+                                nc - n_full,
+                            );
+                        }
+                    } else if plan.pack_b {
                         pack_b::<S, NV>(s, sb, b_blk, p.b_rs, p.b_cs, kc, nc);
                     } else if n_full < nc {
                         pack_b::<S, NV>(
@@ -515,7 +545,15 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
                                 bias: up.bias.offset(ic + ir, jc + jr),
                                 ..up
                             };
-                            tile_fit::<S, MR, NV>(s, kc, ap, a_rs, a_cs, bp, b_rs, out, &up);
+                            if fused && ir == 0 && jr < n_full {
+                                // A full tile reading B in place, packing it.
+                                let (b_in, packed) = (b_blk.add(jr), sb.add(jr * kc));
+                                tile::<S, MR, NV>(
+                                    s, kc, ap, a_rs, a_cs, b_in, p.b_rs, packed, out, &up,
+                                );
+                            } else {
+                                tile_fit::<S, MR, NV>(s, kc, ap, a_rs, a_cs, bp, b_rs, out, &up);
+                            }
                             jr += nr;
                         }
                         ir += MR;

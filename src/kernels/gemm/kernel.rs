@@ -131,12 +131,16 @@ pub(super) fn finish<S: Simd>(
 /// Computes one `MR x (NV * W)` tile over `kc` steps and writes it to `out`.
 ///
 /// A panel: `A[i, p]` at `a + i * a_rs + p * a_cs`. B panel: `B[p, j]` at
-/// `b + p * b_rs + j`.
+/// `b + p * b_rs + j`. Unless `packed` is null, each B row the k loop loads
+/// is also stored at `packed + p * NV * W`: the first row panel of a block
+/// packs B for the others without a separate pass over it.
 ///
 /// # Safety
 /// - all `MR` rows and `kc` columns of the A panel and all `kc` rows and
 ///   `NV * W` columns of the B panel are readable (edge panels are packed with
 ///   zero padding by the caller);
+/// - a non-null `packed .. + kc * NV * W` is writable and overlaps neither
+///   the panels nor C;
 /// - `out` describes `out.m <= MR` rows and `out.n <= NV * W` columns of
 ///   writable C memory, not read or written by anyone else meanwhile;
 /// - a `Bias` in `up` points at `out.m` (row) or `out.n` (column) readable values.
@@ -150,22 +154,40 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     a_cs: usize,
     b: *const f32,
     b_rs: usize,
+    packed: *mut f32,
     out: Out,
     up: &Update,
 ) {
     let mut acc = [[s.zero(); NV]; MR];
+    if !packed.is_null() {
+        // Packing B on the way: the generic loop, storing each B row it loads
+        // (same operations and order as every path's loop, so the same bits).
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if a_rs == 1 {
+                accumulate::<S, MR, NV, true, true>(s, &mut acc, kc, a, 1, a_cs, b, b_rs, packed)
+            } else {
+                accumulate::<S, MR, NV, false, true>(
+                    s, &mut acc, kc, a, a_rs, a_cs, b, b_rs, packed,
+                )
+            }
+        }
     // SAFETY: forwarded from the caller.
-    if unsafe { s.accumulate_tuned::<MR, NV>(&mut acc, kc, a, a_rs, a_cs, b, b_rs) } {
+    } else if unsafe { s.accumulate_tuned::<MR, NV>(&mut acc, kc, a, a_rs, a_cs, b, b_rs) } {
         // Done by the path's hand-scheduled loop.
     } else if a_rs == 1 {
         // Two copies of the loop: rows of the A panel adjacent (packed, or A
         // column-major) folds the row offsets into the addressing; otherwise
         // they are loop invariants.
         // SAFETY: forwarded from the caller.
-        unsafe { accumulate::<S, MR, NV, true>(s, &mut acc, kc, a, 1, a_cs, b, b_rs) };
+        unsafe {
+            accumulate::<S, MR, NV, true, false>(s, &mut acc, kc, a, 1, a_cs, b, b_rs, packed)
+        };
     } else {
         // SAFETY: forwarded from the caller.
-        unsafe { accumulate::<S, MR, NV, false>(s, &mut acc, kc, a, a_rs, a_cs, b, b_rs) };
+        unsafe {
+            accumulate::<S, MR, NV, false, false>(s, &mut acc, kc, a, a_rs, a_cs, b, b_rs, packed)
+        };
     }
     // SAFETY: forwarded from the caller.
     unsafe { write_tile::<S, MR, NV>(s, &acc, out, up) };
@@ -177,7 +199,13 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
 /// As [`tile`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn accumulate<S: Simd, const MR: usize, const NV: usize, const UNIT_ROWS: bool>(
+unsafe fn accumulate<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const UNIT_ROWS: bool,
+    const PACK: bool,
+>(
     s: S,
     acc: &mut [[S::V; NV]; MR],
     kc: usize,
@@ -186,6 +214,7 @@ unsafe fn accumulate<S: Simd, const MR: usize, const NV: usize, const UNIT_ROWS:
     a_cs: usize,
     b: *const f32,
     b_rs: usize,
+    packed: *mut f32,
 ) {
     // Row start pointers, fixed for the whole loop: each broadcast address is
     // `row + offset`, independent of the other rows' (deriving row i + 1 from
@@ -193,12 +222,20 @@ unsafe fn accumulate<S: Simd, const MR: usize, const NV: usize, const UNIT_ROWS:
     let rows: [*const f32; MR] =
         core::array::from_fn(|i| a.wrapping_add(i * if UNIT_ROWS { 1 } else { a_rs }));
     let mut off = 0;
+    let mut off_b = 0;
     let mut bp = b;
     for _ in 0..kc {
         let mut bv = [s.zero(); NV];
         for v in 0..NV {
             // SAFETY: row p of the B panel has NV * W readable values.
             bv[v] = unsafe { s.load(bp.add(v * S::W)) };
+            if PACK {
+                // SAFETY: (`PACK` only) the caller vouches for `packed`.
+                unsafe { s.store(packed.add(off_b + v * S::W), bv[v]) };
+            }
+        }
+        if PACK {
+            off_b += NV * S::W;
         }
         for i in 0..MR {
             // SAFETY: A[i, p] is inside the readable A panel.

@@ -39,6 +39,7 @@ impl Arch for Neon {
         nc: if cfg!(feature = "std") { 256 } else { 96 },
         pack_b_min: 8 * 1024,
         direct_b_max: 64 * 1024,
+        fuse_b_max: 64 * 1024,
     };
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {

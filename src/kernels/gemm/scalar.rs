@@ -21,6 +21,7 @@ impl Arch for Scalar {
         // which also keeps the scratch small on boards.
         pack_b_min: usize::MAX,
         direct_b_max: usize::MAX,
+        fuse_b_max: 0,
     };
     // Small fixed blocks: the reference path, and the one boards fall back to.
     const TUNED: bool = false;
