@@ -159,35 +159,33 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     up: &Update,
 ) {
     let mut acc = [[s.zero(); NV]; MR];
-    if !packed.is_null() {
-        // Packing B on the way: the generic loop, storing each B row it loads
-        // (same operations and order as every path's loop, so the same bits).
+    let pack = !packed.is_null();
+    // SAFETY: forwarded from the caller.
+    if !pack && unsafe { s.accumulate_tuned::<MR, NV>(&mut acc, kc, a, a_rs, a_cs, b, b_rs) } {
+        // Done by the path's hand-scheduled loop.
+    } else {
+        // The generic loop (also when packing B on the way: it stores each B
+        // row it loads). Two copies each: rows of the A panel adjacent
+        // (packed, or A column-major) folds the row offsets into the
+        // addressing; otherwise they are loop invariants.
+        let acc = &mut acc;
         // SAFETY: forwarded from the caller.
         unsafe {
-            if a_rs == 1 {
-                accumulate::<S, MR, NV, true, true>(s, &mut acc, kc, a, 1, a_cs, b, b_rs, packed)
-            } else {
-                accumulate::<S, MR, NV, false, true>(
-                    s, &mut acc, kc, a, a_rs, a_cs, b, b_rs, packed,
-                )
+            match (a_rs == 1, pack) {
+                (true, false) => {
+                    accumulate::<S, MR, NV, true, false>(s, acc, kc, a, 1, a_cs, b, b_rs, packed)
+                }
+                (true, true) => {
+                    accumulate::<S, MR, NV, true, true>(s, acc, kc, a, 1, a_cs, b, b_rs, packed)
+                }
+                (false, false) => accumulate::<S, MR, NV, false, false>(
+                    s, acc, kc, a, a_rs, a_cs, b, b_rs, packed,
+                ),
+                (false, true) => {
+                    accumulate::<S, MR, NV, false, true>(s, acc, kc, a, a_rs, a_cs, b, b_rs, packed)
+                }
             }
         }
-    // SAFETY: forwarded from the caller.
-    } else if unsafe { s.accumulate_tuned::<MR, NV>(&mut acc, kc, a, a_rs, a_cs, b, b_rs) } {
-        // Done by the path's hand-scheduled loop.
-    } else if a_rs == 1 {
-        // Two copies of the loop: rows of the A panel adjacent (packed, or A
-        // column-major) folds the row offsets into the addressing; otherwise
-        // they are loop invariants.
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            accumulate::<S, MR, NV, true, false>(s, &mut acc, kc, a, 1, a_cs, b, b_rs, packed)
-        };
-    } else {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            accumulate::<S, MR, NV, false, false>(s, &mut acc, kc, a, a_rs, a_cs, b, b_rs, packed)
-        };
     }
     // SAFETY: forwarded from the caller.
     unsafe { write_tile::<S, MR, NV>(s, &acc, out, up) };
