@@ -167,6 +167,13 @@ pub(crate) trait Lanes: Copy {
     /// [`SHIFT_127`]) for integral `n` in `-126..=127`: the low bits of `k`
     /// moved into the exponent field. Other `k` give unspecified lanes.
     fn pow2_shifted(self, k: Self::V) -> Self::V;
+    /// Table indices for [`pick`](Lanes::pick) from lanes holding `0.0`,
+    /// `1.0`, `2.0` or `3.0` (other lanes give unspecified indices). The
+    /// representation is the ISA's own: use the result only with `pick`.
+    fn index(self, f: Self::V) -> Self::V;
+    /// Per lane `t[i]`, for indices `i` made by [`index`](Lanes::index): one
+    /// permute per register where a chain of selects would take three.
+    fn pick(self, i: Self::V, t: &[f32; 4]) -> Self::V;
     /// For positive normal `x`: `(m, e)` with `x = m * 2^e`, `m` in `[0.5, 1)`
     /// and `e` integral. Other inputs give unspecified lanes.
     fn frexp(self, x: Self::V) -> (Self::V, Self::V);
@@ -254,6 +261,27 @@ mod tests {
         }
         assert!(differs, "the inputs never tell the orders apart");
         check_max_bits(l);
+        check_pick(l);
+    }
+
+    /// `pick` returns the table entry each lane's index names, lanes apart.
+    fn check_pick<L: Lanes>(l: L) {
+        let t = [1.5f32, -2.25, 3.0e-20, f32::NAN];
+        for start in 0..4 {
+            let mut idx = [0.0f32; 16];
+            for (j, i) in idx.iter_mut().enumerate() {
+                *i = ((start + j * 3) % 4) as f32;
+            }
+            let idx = &idx[..L::LANES];
+            let got = l.to_array(l.pick(l.index(l.load(idx)), &t));
+            for (j, &i) in idx.iter().enumerate() {
+                assert_eq!(
+                    got[j].to_bits(),
+                    t[i as usize].to_bits(),
+                    "lane {j} of {idx:?}"
+                );
+            }
+        }
     }
 
     /// `max_bits` of magnitudes is the larger magnitude lane by lane, with

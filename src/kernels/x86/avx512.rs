@@ -234,6 +234,19 @@ impl Lanes for Avx512 {
         )))
     }
     #[inline(always)]
+    fn index(self, f: __m512) -> __m512 {
+        intr!(_mm512_castsi512_ps(_mm512_cvttps_epi32(f)))
+    }
+    #[inline(always)]
+    fn pick(self, i: __m512, t: &[f32; 4]) -> __m512 {
+        // SAFETY: `t` holds 4 floats; unaligned load; SSE is baseline.
+        let t = unsafe { _mm_loadu_ps(t.as_ptr()) };
+        intr!(_mm512_permutexvar_ps(
+            _mm512_castps_si512(i),
+            _mm512_broadcast_f32x4(t)
+        ))
+    }
+    #[inline(always)]
     fn frexp(self, x: __m512) -> (__m512, __m512) {
         intr!({
             // getmant to [0.5, 1) keeping the sign of x; getexp = floor(log2 x).
