@@ -470,3 +470,50 @@ fn softmax_guarded_blocks_equal_the_general_form() {
         }
     }
 }
+
+/// The softmax shift is the largest magnitude on the maximum's side where
+/// that keeps every term within `e^16` of the largest and inside `exp`'s fast
+/// domain, else the maximum; rows of each kind (and both sides of the
+/// limits) match the scalar path, which shifts by the maximum.
+#[test]
+fn softmax_shift_and_rows_of_each_kind() {
+    use crate::kernels::generic::reduce::softmax_shift;
+    assert_eq!(softmax_shift(3.0, -1.0), 3.0, "|lo| <= m: the maximum");
+    assert_eq!(softmax_shift(3.0, -5.0), 5.0, "mixed signs: |lo|");
+    assert_eq!(softmax_shift(-3.0, -5.0), -5.0, "all negative: lo");
+    assert_eq!(softmax_shift(3.0, -19.0), 19.0, "16 above m");
+    assert_eq!(softmax_shift(3.0, -19.5), 3.0, "past the slack");
+    assert_eq!(softmax_shift(-50.0, -66.0), -66.0, "16 below m");
+    assert_eq!(softmax_shift(-50.0, -66.5), -50.0, "past the slack");
+    assert_eq!(
+        softmax_shift(40.0, -50.0),
+        40.0,
+        "lo - |lo| outside exp's domain"
+    );
+    assert!(softmax_shift(f32::NAN, -1.0).is_nan());
+    assert_eq!(softmax_shift(f32::INFINITY, -1.0), f32::INFINITY);
+
+    let mut rng = Rng::new(29);
+    let s = scalar();
+    let n = 1000;
+    for (lo, hi) in [
+        (-9.0, 4.0),
+        (-9.0, -3.0),
+        (-30.0, 3.0),
+        (1.0, 9.0),
+        (-60.0, -50.0),
+    ] {
+        let x: Vec<f32> = (0..n).map(|_| rng.range(lo, hi)).collect();
+        let mut want = vec![0.0; n];
+        (s.softmax)(&x, &mut want);
+        for k in all() {
+            let what = format!("{} row in [{lo}, {hi}]", k.isa);
+            let mut got = vec![0.0; n];
+            (k.softmax)(&x, &mut got);
+            rows_close(&format!("{what} softmax"), &x, &got, &want, 0.0);
+            let mut buf = x.clone();
+            (k.softmax_inplace)(&mut buf);
+            assert_match(&format!("{what} softmax in place"), &x, &buf, &got, 0);
+        }
+    }
+}
