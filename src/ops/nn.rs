@@ -17,12 +17,6 @@ use crate::error::{Result, unwrap};
 use crate::kernels::table as k;
 use crate::tensor::{Dim, Tensor};
 
-/// `out = exp(x - max) / sum(exp(x - max))` (the kernel table's row
-/// softmax). A row that is all `-inf` gives NaN, as in PyTorch.
-pub(crate) fn softmax_row(x: &[f32], out: &mut [f32]) {
-    (k().softmax)(x, out)
-}
-
 /// `out = (x - max) - log(sum(exp(x - max)))`, PyTorch's order (exact for
 /// large logits).
 pub(crate) fn log_softmax_row(x: &[f32], out: &mut [f32]) {
@@ -48,6 +42,20 @@ fn map_rows<const K: usize>(
     inputs: [&Tensor; K],
     dim: Option<usize>,
     f: impl Fn([&[f32]; K], &mut [f32]) + Sync,
+) -> Result<Tensor> {
+    map_row_blocks(inputs, dim, |x, out, len| {
+        for (i, o) in out.chunks_exact_mut(len).enumerate() {
+            f(core::array::from_fn(|k| &x[k][i * len..(i + 1) * len]), o);
+        }
+    })
+}
+
+/// [`map_rows`] with `f(rows, out, len)` given consecutive whole rows of
+/// `len` elements at a time (as many as a thread takes).
+fn map_row_blocks<const K: usize>(
+    inputs: [&Tensor; K],
+    dim: Option<usize>,
+    f: impl Fn([&[f32]; K], &mut [f32], usize) + Sync,
 ) -> Result<Tensor> {
     let x = inputs[0];
     let rank = x.rank();
@@ -80,11 +88,9 @@ fn map_rows<const K: usize>(
     let rows = rows.map(|r| r.expect("checked above"));
     let slices: [&[f32]; K] = core::array::from_fn(|i| rows[i].as_slice().expect("contiguous"));
     let out = Tensor::try_from_fill(rows[0].shape().clone(), |out| {
-        crate::kernels::parallel::rows(out, len, |r, o| {
-            f(
-                core::array::from_fn(|i| &slices[i][r * len..(r + 1) * len]),
-                o,
-            )
+        crate::kernels::parallel::blocks(out, len, |b, o| {
+            let span = b.start * len..b.start * len + o.len();
+            f(core::array::from_fn(|i| &slices[i][span.clone()]), o, len)
         });
     })?;
     if dim == last {
@@ -111,7 +117,10 @@ impl Tensor {
     /// [`softmax`](Self::softmax), or `DimOutOfRange`.
     pub fn try_softmax(&self, dim: impl Dim) -> Result<Tensor> {
         let dim = resolve_dim("softmax", dim, self.rank())?;
-        let out = map_rows([self], dim, |[x], o| softmax_row(x, o))?;
+        let out = match k().softmax_rows {
+            Some(rows) => map_row_blocks([self], dim, |[x], o, len| rows(x, o, len))?,
+            None => map_rows([self], dim, |[x], o| (k().softmax)(x, o))?,
+        };
         if !needs_grad(&[self]) {
             return Ok(out);
         }

@@ -517,3 +517,44 @@ fn softmax_shift_and_rows_of_each_kind() {
         }
     }
 }
+
+/// `softmax_rows` (where a table has it) gives each row the bits of the
+/// row kernel, for short and long rows, ragged lengths, and rows taking each
+/// path: mixed signs, past the shift's slack, outside exp's fast domain
+/// (guarded), and NaN, `inf` and all `-inf` rows.
+#[test]
+fn softmax_rows_equal_row_by_row() {
+    let mut rng = Rng::new(31);
+    let mut checked = 0;
+    for k in all() {
+        let Some(rows_fn) = k.softmax_rows else {
+            continue;
+        };
+        for &len in &[1usize, 3, 16, 17, 100, 1024, 1030] {
+            let rows = if cfg!(miri) { 3 } else { 9 };
+            let mut x: Vec<f32> = Vec::with_capacity(rows * len);
+            for r in 0..rows {
+                let (lo, hi) = [(-4.0, 4.0), (-30.0, 3.0), (-200.0, 5.0), (1.0, 9.0)][r % 4];
+                x.extend((0..len).map(|_| rng.range(lo, hi)));
+            }
+            // Special rows: a NaN, a +inf, all -inf.
+            x[len] = f32::NAN;
+            x[3 * len] = f32::INFINITY;
+            if rows > 6 {
+                x[6 * len..7 * len].fill(f32::NEG_INFINITY);
+            }
+            let mut want = vec![0.0; x.len()];
+            for (xr, wr) in x.chunks(len).zip(want.chunks_mut(len)) {
+                (k.softmax)(xr, wr);
+            }
+            let mut got = vec![0.0; x.len()];
+            rows_fn(&x, &mut got, len);
+            let what = format!("{} softmax_rows len={len}", k.isa);
+            assert_match(&what, &x, &got, &want, 0);
+            checked += 1;
+        }
+    }
+    if simd().iter().any(|k| k.isa == Isa::Avx512) {
+        assert!(checked > 0, "the AVX-512 table has softmax_rows");
+    }
+}
