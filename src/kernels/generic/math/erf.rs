@@ -79,31 +79,42 @@ const SB: [f32; 9] = [
 ];
 const ERFC_SPLIT: f32 = 1.0 / 0.35;
 
+/// `c` right-aligned in `N` coefficients: Horner's rule over the leading
+/// zeros keeps `0` until the first coefficient, which it then takes exactly,
+/// so the padded polynomial gives the bits of `c`'s.
+const fn right_aligned<const N: usize>(c: &[f32]) -> [f32; N] {
+    let mut out = [0.0; N];
+    let mut j = 0;
+    while j < c.len() {
+        out[N - c.len() + j] = c[j];
+        j += 1;
+    }
+    out
+}
+
 /// Coefficient `j` of the four rationals of `erf`/`erfc` side by side, in
 /// the lane-index order of [`normal_cdf`] (small, mid, tail below and above
-/// [`ERFC_SPLIT`]), each right-aligned in `N`: Horner's rule over the leading
-/// zeros keeps `0` until the first coefficient, which it then takes exactly,
-/// so every lane gets the bits of its own rational.
+/// [`ERFC_SPLIT`]), each [`right_aligned`] in `N`, so every lane gets the
+/// bits of its own rational.
 const fn side_by_side<const N: usize>(sets: [&[f32]; 4]) -> [[f32; 4]; N] {
     let mut out = [[0.0; 4]; N];
     let mut k = 0;
     while k < 4 {
-        let c = sets[k];
+        let c: [f32; N] = right_aligned(sets[k]);
         let mut j = 0;
-        while j < c.len() {
-            out[N - c.len() + j][k] = c[j];
+        while j < N {
+            out[j][k] = c[j];
             j += 1;
         }
         k += 1;
     }
     out
 }
-/// `PP` and `PA` right-aligned to one length, and `QQ` to `QA`'s: the small
-/// and mid rationals of [`normal_cdf`] blended per lane where no lane is in
-/// the tail (see [`side_by_side`] for why leading zeros change no bits).
-const SMALL_NUM: [f32; 7] = [0.0, 0.0, PP[0], PP[1], PP[2], PP[3], PP[4]];
-const MID_NUM: [f32; 7] = PA;
-const SMALL_DEN: [f32; 7] = [0.0, QQ[0], QQ[1], QQ[2], QQ[3], QQ[4], QQ[5]];
+/// `PP` and `QQ` right-aligned to `PA`'s and `QA`'s lengths: the small and
+/// mid rationals of [`normal_cdf`] blended per lane where no lane is in the
+/// tail.
+const SMALL_NUM: [f32; 7] = right_aligned(&PP);
+const SMALL_DEN: [f32; 7] = right_aligned(&QQ);
 /// Numerators `PP`, `PA`, `RA`, `RB` (see [`side_by_side`]).
 const ERFC_NUM: [[f32; 4]; 8] = side_by_side([&PP, &PA, &RA, &RB]);
 /// Denominators `QQ`, `QA`, `SA`, `SB` (see [`side_by_side`]).
@@ -246,7 +257,7 @@ fn normal_cdf<L: Lanes>(l: L, x: L::V) -> Cdf<L> {
         any_tail = l.any(tail);
         if !any_tail {
             l.div(
-                poly_sel(l, u, mid, &MID_NUM, &SMALL_NUM),
+                poly_sel(l, u, mid, &PA, &SMALL_NUM),
                 poly_sel(l, u, mid, &QA, &SMALL_DEN),
             )
         } else {

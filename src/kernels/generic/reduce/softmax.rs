@@ -123,8 +123,8 @@ pub(crate) fn exp_shift_apply_inplace<L: Lanes>(l: L, m: f32, buf: &mut [f32]) {
     map_inplace(l, &ExpShift::new(l, m), buf);
 }
 
-/// `out = e^(x - m)` (`x` is `out` itself when `None`) through the
-/// clampless form, for a row where [`row_inside`] holds; returns `sum(out)`,
+/// `out = e^(x - c)` (`x` is `out` itself when `None`) through the
+/// clampless form, for a row where [`shift_inside`] holds; returns `sum(out)`,
 /// added up as the terms are stored, in the order of [`sum`] (blocks, four
 /// accumulators round robin, the `-inf`-padded tail through the general form,
 /// whose padding gives 0), so it equals `sum(l, out)` bit for bit.
