@@ -167,13 +167,17 @@ pub(crate) trait Lanes: Copy {
     /// [`SHIFT_127`]) for integral `n` in `-126..=127`: the low bits of `k`
     /// moved into the exponent field. Other `k` give unspecified lanes.
     fn pow2_shifted(self, k: Self::V) -> Self::V;
-    /// Table indices for [`pick`](Lanes::pick) from lanes holding `0.0`,
-    /// `1.0`, `2.0` or `3.0` (other lanes give unspecified indices). The
-    /// representation is the ISA's own: use the result only with `pick`.
-    fn index(self, f: Self::V) -> Self::V;
-    /// Per lane `t[i]`, for indices `i` made by [`index`](Lanes::index): one
-    /// permute per register where a chain of selects would take three.
-    fn pick(self, i: Self::V, t: &[f32; 4]) -> Self::V;
+    /// Table index for [`pick`](Lanes::pick) of the half-octave holding `x`,
+    /// for `x` in `[1, 16)`: `2 floor(log2 x)`, plus 1 in the upper half of
+    /// the octave (`[1, 1.5)` gives 0, `[1.5, 2)` 1, `[2, 3)` 2, ...,
+    /// `[12, 16)` 7), read from the exponent and first mantissa bit. Other `x`
+    /// give unspecified indices. The representation is the ISA's own: use
+    /// the result only with `pick`.
+    fn octave_index(self, x: Self::V) -> Self::V;
+    /// Per lane `t[i]`, for indices `i` made by
+    /// [`octave_index`](Lanes::octave_index): one permute per register where
+    /// a chain of selects would take seven.
+    fn pick(self, i: Self::V, t: &[f32; 8]) -> Self::V;
     /// For positive normal `x`: `(m, e)` with `x = m * 2^e`, `m` in `[0.5, 1)`
     /// and `e` integral. Other inputs give unspecified lanes.
     fn frexp(self, x: Self::V) -> (Self::V, Self::V);
@@ -264,22 +268,35 @@ mod tests {
         check_pick(l);
     }
 
-    /// `pick` returns the table entry each lane's index names, lanes apart.
+    /// `pick` returns the table entry of each lane's half-octave, lanes
+    /// apart, at both ends of every half-octave.
     fn check_pick<L: Lanes>(l: L) {
-        let t = [1.5f32, -2.25, 3.0e-20, f32::NAN];
-        for start in 0..4 {
-            let mut idx = [0.0f32; 16];
-            for (j, i) in idx.iter_mut().enumerate() {
-                *i = ((start + j * 3) % 4) as f32;
+        let mut t = [0.0f32; 8];
+        for (k, v) in t.iter_mut().enumerate() {
+            *v = (k as f32 - 3.5) * 1.25e-3;
+        }
+        t[3] = f32::NAN;
+        t[6] = -3.0e-20;
+        let lower =
+            |k: usize| (1u32 << (k / 2)) as f32 * if k.is_multiple_of(2) { 1.0 } else { 1.5 };
+        for start in 0..8 {
+            let mut x = [0.0f32; 16];
+            let mut want = [0usize; 16];
+            for (j, v) in x.iter_mut().enumerate() {
+                let k = (start + j * 3) % 8;
+                // The lowest and the highest value of half-octave k.
+                let hi = if k == 7 { 16.0 } else { lower(k + 1) };
+                *v = if j % 2 == 0 {
+                    lower(k)
+                } else {
+                    f32::from_bits(hi.to_bits() - 1)
+                };
+                want[j] = k;
             }
-            let idx = &idx[..L::LANES];
-            let got = l.to_array(l.pick(l.index(l.load(idx)), &t));
-            for (j, &i) in idx.iter().enumerate() {
-                assert_eq!(
-                    got[j].to_bits(),
-                    t[i as usize].to_bits(),
-                    "lane {j} of {idx:?}"
-                );
+            let x = &x[..L::LANES];
+            let got = l.to_array(l.pick(l.octave_index(l.load(x)), &t));
+            for (j, &k) in want[..L::LANES].iter().enumerate() {
+                assert_eq!(got[j].to_bits(), t[k].to_bits(), "lane {j} of {x:?}");
             }
         }
     }

@@ -204,23 +204,21 @@ impl Lanes for Neon {
         )))
     }
     #[inline(always)]
-    fn index(self, f: float32x4_t) -> float32x4_t {
-        // Byte indices for `vqtbl1q_u8`: lane value i selects bytes
-        // 4i..4i+3 of the table.
+    fn octave_index(self, x: float32x4_t) -> float32x4_t {
+        // Byte indices for `vqtbl2q_u8`: half-octave k selects bytes
+        // 4k..4k+3 of the table, k = (bits >> 22) - 254 (exponent and first
+        // mantissa bit, less those of 1.0), in wrapping arithmetic.
         intr!(vreinterpretq_f32_u32(vmlaq_u32(
-            vdupq_n_u32(0x0302_0100),
-            vcvtq_u32_f32(f),
+            vdupq_n_u32(0x0302_0100u32.wrapping_sub(254u32.wrapping_mul(0x0404_0404))),
+            vshrq_n_u32::<22>(vreinterpretq_u32_f32(x)),
             vdupq_n_u32(0x0404_0404)
         )))
     }
     #[inline(always)]
-    fn pick(self, i: float32x4_t, t: &[f32; 4]) -> float32x4_t {
-        // SAFETY: `t` holds 4 floats; NEON is baseline.
-        let t = unsafe { vld1q_f32(t.as_ptr()) };
-        intr!(vreinterpretq_f32_u8(vqtbl1q_u8(
-            vreinterpretq_u8_f32(t),
-            vreinterpretq_u8_f32(i)
-        )))
+    fn pick(self, i: float32x4_t, t: &[f32; 8]) -> float32x4_t {
+        // SAFETY: `t` holds 8 floats (32 bytes); NEON is baseline.
+        let t = unsafe { vld1q_u8_x2(t.as_ptr().cast::<u8>()) };
+        intr!(vreinterpretq_f32_u8(vqtbl2q_u8(t, vreinterpretq_u8_f32(i))))
     }
     #[inline(always)]
     fn frexp(self, x: float32x4_t) -> (float32x4_t, float32x4_t) {

@@ -3,8 +3,9 @@
 //! Sources: the polynomials for `log` and `sin`/`cos` are Cephes'
 //! single-precision ones (`logf.c`, `sinf.c`); those of `exp` (one degree
 //! below Cephes' `expf`) and small-argument `tanh` are our own minimax fits
-//! (`tests/reference/fit_polys.py`); the `erf`/`erfc` rationals are fdlibm's
-//! `s_erff.c` (as in the `libm` crate). Range reduction and the special-value
+//! (`tests/reference/fit_polys.py`), as are the exact GELU's per-interval
+//! polynomials (`tests/reference/fit_gelu.py`, see `math/gelu.rs`); the
+//! `erf`/`erfc` rationals are fdlibm's `s_erff.c` (as in the `libm` crate). Range reduction and the special-value
 //! handling are ours:
 //! - `exp` rounds `x / ln 2` to `n` with the shifter [`SHIFT_127`] (whose low
 //!   bits then give `2^n` with one shift), reduces with a two-part `ln 2` and
@@ -486,7 +487,9 @@ pub(crate) fn softplus<L: Lanes>(l: L, x: L::V) -> L::V {
 // ------------------------------------------------------------- erf, gelu
 
 mod erf;
-pub(crate) use erf::{erf, gelu, gelu_grad};
+mod gelu;
+pub(crate) use erf::erf;
+pub(crate) use gelu::{gelu, gelu_grad};
 
 /// `2 sqrt(2/pi)` and the tanh-GELU cubic coefficient, each as `hi + lo`.
 const GT_A: f32 = 1.595_769_2;

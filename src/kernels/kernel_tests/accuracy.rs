@@ -68,7 +68,7 @@ pub(super) const FUNCS: &[Func] = &[
     func!(sigmoid, sigmoid, [-110.0, 30.0], 2.5, 2.5),
     func!(silu, |x| x * sigmoid(x), [-110.0, 30.0], 3.5, 1.0),
     func!(softplus, softplus, [-110.0, 30.0], 2.0, 2.0),
-    func!(gelu, gelu, [-15.0, 12.0], 3.0, 1.0),
+    func!(gelu, gelu, [-15.0, 12.0], 2.5, 1.0),
     func!(gelu_tanh, gelu_tanh, [-14.0, 14.0], 3.5, 1.0),
 ];
 

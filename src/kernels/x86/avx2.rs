@@ -218,17 +218,18 @@ impl Lanes for Avx2 {
         )))
     }
     #[inline(always)]
-    fn index(self, f: __m256) -> __m256 {
-        intr!(_mm256_castsi256_ps(_mm256_cvttps_epi32(f)))
+    fn octave_index(self, x: __m256) -> __m256 {
+        // Exponent and first mantissa bit, less those of 1.0.
+        intr!(_mm256_castsi256_ps(_mm256_sub_epi32(
+            _mm256_srli_epi32::<22>(_mm256_castps_si256(x)),
+            _mm256_set1_epi32(254)
+        )))
     }
     #[inline(always)]
-    fn pick(self, i: __m256, t: &[f32; 4]) -> __m256 {
-        // SAFETY: `t` holds 4 floats; unaligned load; AVX is present.
-        let t = unsafe { _mm_loadu_ps(t.as_ptr()) };
-        intr!(_mm256_permutevar8x32_ps(
-            _mm256_set_m128(t, t),
-            _mm256_castps_si256(i)
-        ))
+    fn pick(self, i: __m256, t: &[f32; 8]) -> __m256 {
+        // SAFETY: `t` holds 8 floats; unaligned load; AVX is present.
+        let t = unsafe { _mm256_loadu_ps(t.as_ptr()) };
+        intr!(_mm256_permutevar8x32_ps(t, _mm256_castps_si256(i)))
     }
     #[inline(always)]
     fn frexp(self, x: __m256) -> (__m256, __m256) {

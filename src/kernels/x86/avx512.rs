@@ -234,16 +234,21 @@ impl Lanes for Avx512 {
         )))
     }
     #[inline(always)]
-    fn index(self, f: __m512) -> __m512 {
-        intr!(_mm512_castsi512_ps(_mm512_cvttps_epi32(f)))
+    fn octave_index(self, x: __m512) -> __m512 {
+        // Exponent and first mantissa bit, less those of 1.0.
+        intr!(_mm512_castsi512_ps(_mm512_sub_epi32(
+            _mm512_srli_epi32::<22>(_mm512_castps_si512(x)),
+            _mm512_set1_epi32(254)
+        )))
     }
     #[inline(always)]
-    fn pick(self, i: __m512, t: &[f32; 4]) -> __m512 {
-        // SAFETY: `t` holds 4 floats; unaligned load; SSE is baseline.
-        let t = unsafe { _mm_loadu_ps(t.as_ptr()) };
+    fn pick(self, i: __m512, t: &[f32; 8]) -> __m512 {
+        // SAFETY: `t` holds 8 floats; unaligned load; AVX is present.
+        let t = unsafe { _mm256_loadu_ps(t.as_ptr()) };
+        // Indices 0..8 read the low half; others (unspecified lanes) zeros.
         intr!(_mm512_permutexvar_ps(
             _mm512_castps_si512(i),
-            _mm512_broadcast_f32x4(t)
+            _mm512_zextps256_ps512(t)
         ))
     }
     #[inline(always)]
