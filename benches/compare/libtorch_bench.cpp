@@ -1,6 +1,6 @@
 // LibTorch (C++) side of benches/compare: the workloads of torch_bench.py
 // without Python in the loop (sgemm and the MLP shapes, element-wise add/mul
-// and broadcast add, sums, exp/sigmoid/tanh/softmax as multiples of a copy, the
+// and broadcast add, sums, exp/sigmoid/tanh/gelu/softmax as multiples of a copy, the
 // 784-256-128-10 Adam training step), each checked against a float64
 // reference before timing.
 //
@@ -197,6 +197,7 @@ void transcendental(int threads) {
       {"exp 1e6", [](const torch::Tensor& t) { return torch::exp(t); }},
       {"sigmoid 1e6", [](const torch::Tensor& t) { return torch::sigmoid(t); }},
       {"tanh 1e6", [](const torch::Tensor& t) { return torch::tanh(t); }},
+      {"gelu 1e6", [](const torch::Tensor& t) { return torch::gelu(t); }},
   };
   for (auto& [name, f] : fs) {
     check(name, f(x), f(x.to(torch::kFloat64)), 1e-5, 1e-6);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch side of benches/compare: the same workloads as the Rust harness
 (sgemm and the MLP shapes, element-wise add/mul and broadcast add, sums,
-exp/sigmoid/tanh/softmax as multiples of a copy, the 784-256-128-10 Adam
+exp/sigmoid/tanh/gelu/softmax as multiples of a copy, the 784-256-128-10 Adam
 training step), each checked against a float64 reference before timing.
 
 One thread is timed with the thread's CPU time (time.thread_time), more
@@ -121,7 +121,8 @@ def transcendental(threads, quick, out):
     copy2 = best(threads, quick, lambda: xs.clone())
     out.append(record("copy", "copy 1e6", threads, copy1, copy1 * 1e6, "us"))
     out.append(record("copy", "copy [1024,1024]", threads, copy2, copy2 * 1e6, "us"))
-    for case, f in [("exp 1e6", torch.exp), ("sigmoid 1e6", torch.sigmoid), ("tanh 1e6", torch.tanh)]:
+    for case, f in [("exp 1e6", torch.exp), ("sigmoid 1e6", torch.sigmoid), ("tanh 1e6", torch.tanh),
+                    ("gelu 1e6", torch.nn.functional.gelu)]:
         check(case, f(x), f(x.double()), 1e-5, 1e-6)
         secs = best(threads, quick, lambda: f(x))
         out.append(record("transcendental", case, threads, secs, secs / copy1, "x copy"))

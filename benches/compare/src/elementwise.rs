@@ -1,8 +1,8 @@
 //! Element-wise and row-wise workloads through the tensor APIs (allocation and
 //! dispatch included) of train-station and candle: add and mul at 1e3..1e7
 //! elements, broadcast add [1024,1024]+[1024], sums (1e5, 1e6, the rows of
-//! [1024,1024]), exp / sigmoid / tanh on 1e6
-//! elements and softmax over the last dimension of [1024,1024], the last four
+//! [1024,1024]), exp / sigmoid / tanh / exact GELU on 1e6
+//! elements and softmax over the last dimension of [1024,1024], the last five
 //! reported as multiples of a plain copy of the same tensor by the same
 //! library.
 
@@ -156,7 +156,12 @@ fn sigmoid64(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// exp, sigmoid, tanh (1e6) and softmax ([1024,1024], last dim) as multiples
+/// Exact GELU `x Phi(x)` in `f64`.
+fn gelu64(x: f64) -> f64 {
+    0.5 * x * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2)
+}
+
+/// exp, sigmoid, tanh, exact GELU (1e6) and softmax ([1024,1024], last dim) as multiples
 /// of a copy of the same tensor, on `threads` threads.
 pub fn transcendental(threads: usize, pools: &Pools, budget: Budget, out: &mut Vec<Record>) {
     train_station::set_num_threads(threads);
@@ -205,7 +210,7 @@ pub fn transcendental(threads: usize, pools: &Pools, budget: Budget, out: &mut V
         fn(&CTensor) -> CTensor,
         fn(f64) -> f64,
     );
-    let unary: [F; 3] = [
+    let unary: [F; 4] = [
         ("exp 1e6", |t| t.exp(), |t| t.exp().expect("exp"), f64::exp),
         (
             "sigmoid 1e6",
@@ -218,6 +223,12 @@ pub fn transcendental(threads: usize, pools: &Pools, budget: Budget, out: &mut V
             |t| t.tanh(),
             |t| t.tanh().expect("tanh"),
             f64::tanh,
+        ),
+        (
+            "gelu 1e6",
+            |t| t.gelu(),
+            |t| t.gelu_erf().expect("gelu"),
+            gelu64,
         ),
     ];
     for (case, f_ours, f_candle, f64_ref) in unary {
