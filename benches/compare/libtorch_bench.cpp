@@ -200,7 +200,9 @@ void transcendental(int threads) {
       {"gelu 1e6", [](const torch::Tensor& t) { return torch::gelu(t); }},
   };
   for (auto& [name, f] : fs) {
-    check(name, f(x), f(x.to(torch::kFloat64)), 1e-5, 1e-6);
+    // LibTorch's float32 exact GELU, 0.5 x (1 + erf(x / sqrt 2)), cancels in
+    // the negative tail: checked to 2e-6 absolute, the others to 1e-6.
+    check(name, f(x), f(x.to(torch::kFloat64)), 1e-5, name == "gelu 1e6" ? 2e-6 : 1e-6);
     double secs = best(threads, [&] { r = f(x); });
     record("transcendental", name, threads, secs, secs / copy1, "x copy");
   }

@@ -121,9 +121,13 @@ def transcendental(threads, quick, out):
     copy2 = best(threads, quick, lambda: xs.clone())
     out.append(record("copy", "copy 1e6", threads, copy1, copy1 * 1e6, "us"))
     out.append(record("copy", "copy [1024,1024]", threads, copy2, copy2 * 1e6, "us"))
-    for case, f in [("exp 1e6", torch.exp), ("sigmoid 1e6", torch.sigmoid), ("tanh 1e6", torch.tanh),
-                    ("gelu 1e6", torch.nn.functional.gelu)]:
-        check(case, f(x), f(x.double()), 1e-5, 1e-6)
+    # PyTorch's float32 exact GELU is 0.5 x (1 + erf(x / sqrt 2)), which cancels
+    # in the negative tail (6.7e-3 relative error near -4, 0 below about -5.4):
+    # checked to 2e-6 absolute; the others to 1e-6.
+    for case, f, abs_ in [("exp 1e6", torch.exp, 1e-6), ("sigmoid 1e6", torch.sigmoid, 1e-6),
+                          ("tanh 1e6", torch.tanh, 1e-6),
+                          ("gelu 1e6", torch.nn.functional.gelu, 2e-6)]:
+        check(case, f(x), f(x.double()), 1e-5, abs_)
         secs = best(threads, quick, lambda: f(x))
         out.append(record("transcendental", case, threads, secs, secs / copy1, "x copy"))
     sm = lambda t: torch.softmax(t, -1)
