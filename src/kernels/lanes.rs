@@ -41,6 +41,10 @@ pub(crate) trait Lanes: Copy {
     /// Architectural vector registers (a loop keeping more values live than
     /// this spills).
     const REGISTERS: usize;
+    /// [`ldexp`](Lanes::ldexp) is one instruction (AVX-512's `vscalefps`):
+    /// callers that know `2^n` is usually a normal float test that and
+    /// multiply by it only where `ldexp` takes several operations.
+    const ONE_OP_LDEXP: bool = false;
 
     /// Every lane set to `x`.
     fn splat(self, x: f32) -> Self::V;

@@ -81,6 +81,7 @@ impl Lanes for Avx512 {
     type M = __mmask16;
     const LANES: usize = 16;
     const REGISTERS: usize = 32;
+    const ONE_OP_LDEXP: bool = true;
 
     #[inline(always)]
     fn splat(self, x: f32) -> __m512 {

@@ -110,10 +110,10 @@ const GELU_H_LO: [f32; 8] = [
 /// -14.2 and `x` above 6, and `a + 1` stays below 16 for the index.
 const A_MAX: f32 = 14.999_999;
 
-/// `H(a)`, and `(p, n)` with `e^(-a^2/2) = (1 + p) 2^n`, for `a = |x|`
+/// `H(a)`, and `p` and `2^n` with `e^(-a^2/2) = (1 + p) 2^n`, for `a = |x|`
 /// clamped to [`A_MAX`] (NaN stays NaN).
 #[inline(always)]
-fn h_and_gauss<L: Lanes>(l: L, x: L::V) -> (L::V, L::V, L::V, L::V) {
+fn h_and_gauss<L: Lanes>(l: L, x: L::V) -> (L::V, L::V, L::V, Scale<L>) {
     // min returns the second operand on NaN.
     let a = l.min(l.splat(A_MAX), l.abs(x));
     // Where a + 1 rounds up to the next half-octave, its polynomial (fitted
@@ -132,17 +132,34 @@ fn h_and_gauss<L: Lanes>(l: L, x: L::V) -> (L::V, L::V, L::V, L::V) {
     let b = l.mul(a, l.splat(-0.5));
     let hi = l.mul(b, a);
     let lo = l.fma(b, a, l.neg(hi));
-    let (p, n, _) = exp_core(l, hi, Some(lo), Scheme::Estrin);
-    (a, h, p, n)
+    let (p, n, k) = exp_core(l, hi, Some(lo), Scheme::Estrin);
+    (a, h, p, Scale { n, k })
+}
+
+/// `2^n` with `k = SHIFT_127 + n` (see [`Lanes::pow2_shifted`]), `n <= 0`.
+struct Scale<L: Lanes> {
+    n: L::V,
+    k: L::V,
+}
+
+/// `m * 2^n` rounded once: where `ldexp` takes several operations and every
+/// `2^n` is normal (`|x|` up to about 13), one product by `2^n` (the same
+/// bits).
+#[inline(always)]
+fn scaled<L: Lanes>(l: L, m: L::V, s: &Scale<L>) -> L::V {
+    if !L::ONE_OP_LDEXP && !l.any(l.lt(s.n, l.splat(-126.0))) {
+        return l.mul(m, l.pow2_shifted(s.k));
+    }
+    l.ldexp(m, s.n)
 }
 
 /// Exact GELU `x * Phi(x)`; NaN at `-inf`.
 #[inline(always)]
 pub(crate) fn gelu<L: Lanes>(l: L, x: L::V) -> L::V {
-    let (_, h, p, n) = h_and_gauss(l, x);
+    let (_, h, p, s) = h_and_gauss(l, x);
     // x Q(a) = -H (1 + p) 2^n, rounded once before the scaling (subnormal
     // results are rounded once).
-    let m = l.ldexp(l.fma(h, p, h), n);
+    let m = scaled(l, l.fma(h, p, h), &s);
     // max(-0, x) - m: -m below 0 (with its sign at m = 0), x - m from +0 up;
     // max returns its second operand for equal operands and NaN.
     let r = l.sub(l.max(l.splat(-0.0), x), m);
@@ -158,11 +175,11 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 /// `Q - a E / sqrt(2 pi)` for `x < 0`, `1 - (Q - a E / sqrt(2 pi))` above.
 #[inline(always)]
 pub(crate) fn gelu_grad<L: Lanes>(l: L, x: L::V) -> L::V {
-    let (a, h, p, n) = h_and_gauss(l, x);
+    let (a, h, p, s) = h_and_gauss(l, x);
     // H / a -> 1/2 at 0 (where H = a * y exactly as computed: 0 / 0).
     let f = l.select(l.eq(a, l.splat(0.0)), l.splat(0.5), l.div(h, a));
     let g = l.fma(a, l.splat(-INV_SQRT_2PI), f);
-    let d = l.ldexp(l.fma(g, p, g), n);
+    let d = scaled(l, l.fma(g, p, g), &s);
     let r = l.select(l.lt(x, l.splat(0.0)), d, l.sub(l.splat(1.0), d));
     super::nan_at_inf(l, x, r)
 }
