@@ -11,10 +11,12 @@
 //! ([`Lanes::pick`], one permute), gives it within 0.50-0.71 ulp past
 //! `a = 0.5` and 1.23 below (`tests/reference/fit_gelu.py` fits them and
 //! prints the tables).
-//! `e^(-a^2/2)` is [`exp_parts`]' with `a^2/2` split exactly into two parts.
-//! No division and no branch: the fdlibm `erfc` form this replaces evaluated
-//! a rational with a division per register, a second division and `1/t^2`
-//! in the tail, and an exponential.
+//! `e^(-a^2/2)` is `exp`'s core with `a^2/2` split exactly into two parts,
+//! its last rounding merged into the product with `H`. GELU takes no
+//! division (its derivative one, `H / a`) and no branch but the scaling's
+//! (see [`scaled`]): the fdlibm `erfc` form this replaces evaluated a
+//! rational with a division per register, a second division and `1/t^2` in
+//! the tail, and an exponential.
 
 use super::{Scheme, exp_core};
 use crate::kernels::lanes::Lanes;
