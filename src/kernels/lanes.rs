@@ -290,7 +290,7 @@ mod tests {
                 let k = (start + j * 3) % 8;
                 // The lowest and the highest value of half-octave k.
                 let hi = if k == 7 { 16.0 } else { lower(k + 1) };
-                *v = if j % 2 == 0 {
+                *v = if j.is_multiple_of(2) {
                     lower(k)
                 } else {
                     f32::from_bits(hi.to_bits() - 1)

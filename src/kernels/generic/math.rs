@@ -5,8 +5,8 @@
 //! below Cephes' `expf`) and small-argument `tanh` are our own minimax fits
 //! (`tests/reference/fit_polys.py`), as are the exact GELU's per-interval
 //! polynomials (`tests/reference/fit_gelu.py`, see `math/gelu.rs`); the
-//! `erf`/`erfc` rationals are fdlibm's `s_erff.c` (as in the `libm` crate). Range reduction and the special-value
-//! handling are ours:
+//! `erf`/`erfc` rationals are fdlibm's `s_erff.c` (as in the `libm` crate).
+//! Range reduction and the special-value handling are ours:
 //! - `exp` rounds `x / ln 2` to `n` with the shifter [`SHIFT_127`] (whose low
 //!   bits then give `2^n` with one shift), reduces with a two-part `ln 2` and
 //!   returns `2^n + 2^n p` in one rounding. Where `|x| <= 87` ([`exp_fast`])
