@@ -264,16 +264,15 @@ pub fn date_utc() -> String {
     )
 }
 
-/// Which code the peers' GEMM runs here: `gemm` and candle's matmul (which
-/// runs on `gemm`) take AVX-512 when the `avx512-peers` feature is on and the
-/// CPU has it, AVX2 otherwise; matrixmultiply takes AVX2 (its own `avx512`
-/// feature is left off).
+/// Which code the peers' GEMM runs here: `gemm`, candle's matmul (which runs
+/// on `gemm`) and matrixmultiply take AVX-512 when the `avx512-peers` feature
+/// is on and the CPU has it, AVX2 otherwise.
 fn peer_gemm() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
         let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
         if cfg!(feature = "avx512-peers") && std::is_x86_feature_detected!("avx512f") {
-            return "gemm and candle on AVX-512, matrixmultiply on AVX2";
+            return "gemm, candle and matrixmultiply on AVX-512";
         }
         if avx2 {
             return "gemm, candle and matrixmultiply on AVX2";
