@@ -11,13 +11,15 @@
 //!   rounded down to whole `nr` panels, within `nr` ..= 4096;
 //! - `mc`: the A block fills at most half of this core's share of L3, in
 //!   whole `mr` panels, within `16 mr` ..= 1024;
-//! - `pack_b_min`, on paths whose tile rows span at least [`WIDE_ROW`]
-//!   bytes (AVX-512's 64 columns): row-major B is read in place while a
-//!   task's B fits in what a packed B block may fill (half of L2); packing
-//!   it would copy what is read from L2 either way. Narrower paths keep
-//!   their own threshold: AVX2's 16-column tiles (one cache line per k step)
-//!   read in place were 3-5 % slower than packed from N = 192 (Zen 4), where
-//!   AVX-512's gained 1.5-2.5 % at N = 128..352 and reached `gemm`'s speed.
+//! - `pack_b_min` stays the path's own (row-major B of up to 8,192 floats is
+//!   read in place). Until 2026-12-06 paths with 64-column tiles (AVX-512)
+//!   read row-major B in place up to half of L2: 1.5-2.5 % faster at N =
+//!   128..352 on Zen 4 (1 MiB L2), but on an Intel Xeon (Emerald Rapids
+//!   class, 2 MiB L2) packing measured 0.7-9 % faster on one thread at
+//!   N = 128..512 and 16-20 % faster on two threads at N = 256 and 512
+//!   (in-place and packed alternated call by call in one process). AVX2's
+//!   16-column tiles read in place were 3-5 % slower than packed from
+//!   N = 192 on Zen 4.
 //! - `fuse_b_max`: a packed B block is packed by its first row panel's tiles
 //!   as they read B in place while the rows such a panel spans (`kc` rows of
 //!   B's row stride) fit in half of L2; past that, a separate pass reading
@@ -76,11 +78,6 @@ pub(super) fn tuned(base: Blocking, c: CacheSizes) -> Blocking {
     };
     let nc = (c.l2 / 2 / (kc * 4) / nr * nr).clamp(nr, 4096);
     let mc = (c.l3_per_core / 2 / (kc * 4) / mr * mr).clamp(16 * mr, 1024);
-    let pack_b_min = if nr * 4 >= WIDE_ROW {
-        base.pack_b_min.max(c.l2 / 2 / 4)
-    } else {
-        base.pack_b_min
-    };
     let fuse_b_max = if c.l2 == 0 {
         base.fuse_b_max
     } else {
@@ -90,15 +87,10 @@ pub(super) fn tuned(base: Blocking, c: CacheSizes) -> Blocking {
         kc,
         nc,
         mc,
-        pack_b_min,
         fuse_b_max,
         ..base
     }
 }
-
-/// Bytes of one tile row from which a path reads row-major B in place up to
-/// half of L2 (see the module docs).
-const WIDE_ROW: usize = 256;
 
 #[cfg(all(feature = "std", target_os = "linux", not(miri)))]
 mod detect {
@@ -237,15 +229,11 @@ mod tests {
         assert_eq!((small.kc, small.nc, small.mc), (256, 64, 96));
         let none = tuned(AVX2, sizes(0, 0, 0));
         assert_eq!((none.kc, none.nc, none.mc), (128, 16, 96));
-        // The tile and, for 16-column tiles, the packing thresholds are the
-        // path's own.
+        // The tile and the packing threshold are the path's own.
         assert_eq!((zen4.mr, zen4.nr, zen4.pack_b_min), (6, 16, 8 * 1024));
-        // 64-column tiles read B in place up to half of L2 (in floats),
-        // never below the path's own threshold.
+        // So does a 64-column tile's: its threshold does not follow L2.
         let wide = Blocking { nr: 64, ..AVX2 };
-        assert_eq!(tuned(wide, sizes(32, 1024, 4096)).pack_b_min, 128 * 1024);
-        assert_eq!(tuned(wide, sizes(32, 512, 4096)).pack_b_min, 64 * 1024);
-        assert_eq!(tuned(wide, sizes(16, 32, 0)).pack_b_min, 8 * 1024);
+        assert_eq!(tuned(wide, sizes(48, 2048, 4096)).pack_b_min, 8 * 1024);
         // B is packed while read up to a span of half of L2 (in floats).
         assert_eq!(zen3.fuse_b_max, 64 * 1024);
         assert_eq!(intel.fuse_b_max, 256 * 1024);

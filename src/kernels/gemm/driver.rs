@@ -89,8 +89,7 @@ pub(super) struct Blocking {
     pub nc: usize,
     /// Row-major B is packed once it has more than this many elements per
     /// task (below, it is read in place: it stays in cache and packing would
-    /// cost more than it saves). Raised to half of L2 on wide-tile paths
-    /// when the cache sizes are known (`cache.rs`).
+    /// cost more than it saves).
     pub pack_b_min: usize,
     /// Up to this many elements, row-major B is read in place when at most
     /// `16 * mr` rows of A use it (it stays in L2; packing would not pay off).

@@ -262,8 +262,7 @@ fn shapes() -> Vec<(usize, usize, usize)> {
         (12, 128, 5),
         (65, 63, 67),
         (20, 70, 300),
-        // Many rows of A over a B of 13,000 elements: packed on narrow-tile
-        // paths, read in place (past its edge panel) on wide ones.
+        // Many rows of A over a B of 13,000 elements: packed.
         (100, 100, 130),
     ];
     for l in [7, 8, 15, 16, 17, 31, 63, 64, 65] {
