@@ -62,6 +62,13 @@ pub(crate) trait Lanes: Copy {
         self.load(&buf[..Self::LANES])
     }
 
+    /// Asks the cache to fetch the lines holding `s` ahead of their use (no
+    /// effect on results; a no-op where the path has no prefetch).
+    #[inline(always)]
+    fn prefetch(self, s: &[f32]) {
+        let _ = s;
+    }
+
     /// Stores the low `s.len()` lanes (at most `LANES`) into `s`.
     #[inline(always)]
     fn store_partial(self, v: Self::V, s: &mut [f32]) {

@@ -373,10 +373,20 @@ pub(crate) fn axpy<L: Lanes>(l: L, alpha: f32, x: &[f32], y: &mut [f32]) {
     );
 }
 
+/// Bytes of a column strip [`kahan_rows`] prefetches ahead of the row it
+/// adds: 16 rows of AVX2's 128-byte strips, 8 of AVX-512's 256. Its rows are
+/// a row stride apart, often a page or more, where hardware stride
+/// prefetchers stop (Intel's follow strides below 2 KiB). Measured on an
+/// Intel Xeon (Emerald Rapids class), column sums of `[1024, 1024]`, one
+/// thread: AVX2 446 -> 215 us, AVX-512 211 -> 156 us (4 rows ahead on
+/// AVX2: 295; 16 on AVX-512: 236).
+const PREFETCH_BYTES: usize = 2048;
+
 /// [`scalar::kahan_rows`]: column groups of four registers (then one, then
 /// the tail) keep their sums and compensations in registers over every row;
 /// each lane takes the same steps as [`scalar::kahan_step`] row by row, so
-/// the same bits.
+/// the same bits. The four-register strips of later rows are prefetched
+/// ([`PREFETCH_BYTES`] ahead).
 #[inline(always)]
 pub(crate) fn kahan_rows<L: Lanes>(
     l: L,
@@ -388,6 +398,7 @@ pub(crate) fn kahan_rows<L: Lanes>(
 ) {
     check::kahan_rows(acc.len(), comp.len(), src.len(), rows, stride);
     let (n, cols) = (L::LANES, acc.len());
+    let ahead = (PREFETCH_BYTES / (16 * n)).max(1);
     let mut j = 0;
     while j + 4 * n <= cols {
         // (Arrays written out: a closure would be compiled without the
@@ -407,6 +418,9 @@ pub(crate) fn kahan_rows<L: Lanes>(
         ];
         for i in 0..rows {
             let row = &src[i * stride + j..][..4 * n];
+            if i + ahead < rows {
+                l.prefetch(&src[(i + ahead) * stride + j..][..4 * n]);
+            }
             for u in 0..4 {
                 (a[u], c[u]) = kahan_reg(l, a[u], c[u], l.load(&row[u * n..]));
             }

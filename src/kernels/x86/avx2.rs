@@ -80,6 +80,10 @@ impl Lanes for Avx2 {
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
+    fn prefetch(self, s: &[f32]) {
+        super::prefetch_lines(s)
+    }
+    #[inline(always)]
     fn add(self, a: __m256, b: __m256) -> __m256 {
         intr!(_mm256_add_ps(a, b))
     }

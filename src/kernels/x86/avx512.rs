@@ -101,6 +101,10 @@ impl Lanes for Avx512 {
         unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
+    fn prefetch(self, s: &[f32]) {
+        super::prefetch_lines(s)
+    }
+    #[inline(always)]
     fn load_partial(self, s: &[f32], fill: f32) -> __m512 {
         assert!(s.len() <= 16);
         // SAFETY: only the low `s.len()` lanes are read (masked-off lanes are
