@@ -376,10 +376,11 @@ pub(crate) fn axpy<L: Lanes>(l: L, alpha: f32, x: &[f32], y: &mut [f32]) {
 /// Bytes of a column strip [`kahan_rows`] prefetches ahead of the row it
 /// adds: 16 rows of AVX2's 128-byte strips, 8 of AVX-512's 256. Its rows are
 /// a row stride apart, often a page or more, where hardware stride
-/// prefetchers stop (Intel's follow strides below 2 KiB). Measured on an
-/// Intel Xeon (Emerald Rapids class), column sums of `[1024, 1024]`, one
-/// thread: AVX2 446 -> 215 us, AVX-512 211 -> 156 us (4 rows ahead on
-/// AVX2: 295; 16 on AVX-512: 236).
+/// prefetchers stop (Intel's follow strides below 2 KiB). Chosen by a sweep
+/// of the distance in one run on an Intel Xeon (Emerald Rapids class),
+/// column sums of `[1024, 1024]`, one thread: AVX2 446 us without, 295 / 234
+/// / 215 us at 4 / 8 / 16 rows ahead; AVX-512 211 us without, 159 / 156 /
+/// 236 at 4 / 8 / 16.
 const PREFETCH_BYTES: usize = 2048;
 
 /// [`scalar::kahan_rows`]: column groups of four registers (then one, then
