@@ -5,7 +5,9 @@ pub(crate) mod avx2;
 pub(crate) mod avx512;
 
 /// [`Lanes::prefetch`](crate::kernels::lanes::Lanes::prefetch) on x86_64:
-/// one `prefetcht0` per 64-byte line of `s`.
+/// one `prefetcht0` per 16 floats from the start of `s`. That covers every
+/// line of an `s` that starts on a 64-byte line; an unaligned `s` can leave
+/// its last line to the hardware.
 #[inline(always)]
 pub(crate) fn prefetch_lines(s: &[f32]) {
     use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
