@@ -169,6 +169,9 @@ pub(super) enum Kind {
     GemvRows,
     /// `m == 1`, columns of B contiguous: `y[j] = dot(x, B[:, j])`.
     GemvDots,
+    /// `k == 1`, B's row and C's rows contiguous: `C[i, :] = A[i, 0] B[0, :]`
+    /// row by row (the rank-one products of a batch-1 backward).
+    Outer,
 }
 
 /// How a call is carried out.
@@ -198,7 +201,8 @@ pub(super) struct Plan {
 
 /// Below this many flops a call stays on the calling thread.
 const PAR_MIN_FLOPS: usize = 1 << 21;
-/// Below this many bytes of B a GEMV stays on the calling thread.
+/// Below this many bytes of B a GEMV (of C, a rank-one product) stays on the
+/// calling thread.
 const PAR_MIN_GEMV_BYTES: usize = 1 << 18;
 /// Columns of a GEMV accumulated per pass (kept in L1).
 pub(super) const GEMV_CHUNK: usize = 4096;
@@ -282,6 +286,23 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         plan.tasks = p.batch * plan.tn;
         plan.threads = want.min(plan.tasks);
         plan.scratch_len = region(p.k) + region(GEMV_CHUNK.min(plan.step_n));
+        return plan;
+    }
+    // A rank-one product (m > 1 here): each row of C is one vector product,
+    // written as it is computed; split over rows, no scratch.
+    if p.k == 1 && p.b_cs == 1 && p.c_cs == 1 {
+        plan.kind = Kind::Outer;
+        let bytes = p.m.saturating_mul(p.n).saturating_mul(4 * p.batch);
+        let want = if bytes < PAR_MIN_GEMV_BYTES {
+            1
+        } else {
+            threads
+        };
+        let per_batch = want.div_ceil(p.batch).max(1);
+        plan.step_m = p.m.div_ceil(per_batch);
+        plan.tm = p.m.div_ceil(plan.step_m);
+        plan.tasks = p.batch * plan.tm;
+        plan.threads = want.min(plan.tasks);
         return plan;
     }
 
@@ -375,6 +396,7 @@ pub(super) fn run_task<S: Simd, const MR: usize, const NV: usize>(
         Kind::Gemm => gemm_block::<S, MR, NV>(s, p, plan, t, i0, i1, j0, j1, scratch),
         Kind::GemvRows => gemv::rows_task(s, p, t, j0, j1, scratch),
         Kind::GemvDots => gemv::dots_task(s, p, t, j0, j1, scratch),
+        Kind::Outer => gemv::outer_task(s, p, t, i0, i1),
     }
 }
 

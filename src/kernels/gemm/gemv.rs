@@ -1,10 +1,14 @@
-//! Matrix-vector products (`m == 1` after normalisation): bandwidth-bound, so
-//! B is streamed once in its storage order and never packed.
+//! Matrix-vector products (`m == 1` after normalisation) and rank-one
+//! products (`k == 1`): bandwidth-bound, so B is streamed once in its storage
+//! order and never packed.
 //!
 //! - Rows of B contiguous: `y += x[p] * B[p, :]`, four rows of B per pass over
 //!   an L1-resident chunk of accumulators, B read sequentially.
 //! - Columns of B contiguous: `y[j] = dot(x, B[:, j])`, several columns at a
 //!   time sharing the loads of `x`.
+//! - Rank one: `C[i, :] = A[i, 0] B[0, :]`, each row computed and written in
+//!   one pass. Each element is the tile kernel's `fma(a, b, 0)` followed by
+//!   the same write-back, so the bits are those the blocked loop gives.
 //!
 //! Each output element is computed by the same operations in the same order
 //! whichever task or group it falls in, so results do not depend on the thread
@@ -49,17 +53,36 @@ unsafe fn write_row<S: Simd>(s: S, acc: *const f32, c: *mut f32, cs: usize, n: u
         unsafe { write_strided(acc, 0, out, up) };
         return;
     }
-    let alpha = s.splat(up.alpha);
-    let beta = s.splat(up.beta);
     let row_bias = match up.bias {
         // SAFETY: a row bias has one value for this row.
         Bias::Row(p) => Some(unsafe { s.bcast(p) }),
         _ => None,
     };
+    // SAFETY: forwarded from the caller; columns j .. j + w <= n of `acc`.
+    unsafe { write_unit_row(s, c, n, up, row_bias, |j, w| load_upto(s, acc.add(j), w)) }
+}
+
+/// The vector write-back of one row of C with unit column stride: `acc(j, w)`
+/// gives the accumulators of columns `j .. j + w` (`w <= W`), merged as
+/// [`finish`] merges them.
+///
+/// # Safety
+/// `c .. c + n` is writable; a column bias in `up` has `n` readable values.
+#[inline(always)]
+unsafe fn write_unit_row<S: Simd>(
+    s: S,
+    c: *mut f32,
+    n: usize,
+    up: &Update,
+    row_bias: Option<S::V>,
+    acc: impl Fn(usize, usize) -> S::V,
+) {
+    let alpha = s.splat(up.alpha);
+    let beta = s.splat(up.beta);
     let mut j = 0;
     while j < n {
         let w = S::W.min(n - j);
-        // SAFETY: columns j .. j + w < n of `acc`, C and the column bias.
+        // SAFETY: columns j .. j + w < n of C and the column bias.
         unsafe {
             let old = if up.beta_zero {
                 s.zero()
@@ -70,7 +93,7 @@ unsafe fn write_row<S: Simd>(s: S, acc: *const f32, c: *mut f32, cs: usize, n: u
                 Bias::Col(p) => Some(load_upto(s, p.add(j), w)),
                 _ => row_bias,
             };
-            let r = finish(s, load_upto(s, acc.add(j), w), old, up, alpha, beta, bias);
+            let r = finish(s, acc(j, w), old, up, alpha, beta, bias);
             if w == S::W {
                 s.store(c.add(j), r)
             } else {
@@ -271,6 +294,48 @@ pub(super) fn dots_task<S: Simd>(
             };
             write_row(s, acc, c.add(jc * p.c_cs), p.c_cs, cw, &up);
             jc += cw;
+        }
+    }
+}
+
+/// Rows `i0..i1` of the rank-one product `C = alpha * A B + beta * C` (+ bias,
+/// ReLU) for batch item `t`: `k == 1`, B's single row and C's rows
+/// contiguous (`b_cs == c_cs == 1`).
+#[inline(always)]
+pub(super) fn outer_task<S: Simd>(s: S, p: &Problem<'_>, t: usize, i0: usize, i1: usize) {
+    debug_assert!(p.k == 1 && p.b_cs == 1 && p.c_cs == 1);
+    let up = Update::for_block(p.alpha, p.beta, p.bias, p.relu, true, true);
+    // The plain product (C overwritten, nothing else): stores only.
+    let plain = up.alpha == 1.0 && up.beta_zero && matches!(up.bias, Bias::None) && !up.relu;
+    let full = p.n - p.n % S::W;
+    // SAFETY: (all accesses) t < batch; rows i < m of A and C, columns j < n
+    // of B, C and a column bias, row i of a row bias (Problem invariants).
+    unsafe {
+        let a = p.a.add(t * p.a_bs);
+        let b = p.b.add(t * p.b_bs);
+        let c = p.c.add(t * p.c_bs);
+        for i in i0..i1 {
+            let av = s.bcast(a.add(i * p.a_rs));
+            let row = c.add(i * p.c_rs);
+            if plain {
+                let mut j = 0;
+                while j < full {
+                    s.store(row.add(j), s.fma(av, s.load(b.add(j)), s.zero()));
+                    j += S::W;
+                }
+                if j < p.n {
+                    let w = p.n - j;
+                    let r = s.fma(av, s.load_partial(b.add(j), w), s.zero());
+                    s.store_partial(row.add(j), r, w);
+                }
+                continue;
+            }
+            let row_bias = match up.bias {
+                Bias::Row(q) => Some(s.bcast(q.add(i))),
+                _ => None,
+            };
+            let acc = |j, w| s.fma(av, load_upto(s, b.add(j), w), s.zero());
+            write_unit_row(s, row, p.n, &up, row_bias, acc);
         }
     }
 }

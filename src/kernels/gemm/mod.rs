@@ -16,6 +16,8 @@
 //!   and small row-major B are read in place; other operands are packed;
 //! - matrix-vector products (`m == 1` or `n == 1`, `gemv.rs`): B streamed once
 //!   in its storage order, never packed;
+//! - rank-one products (`k == 1`, B's row and C's rows contiguous, `gemv.rs`):
+//!   each row of C computed and written in one pass, no scratch;
 //! - `k == 0` or `alpha == 0`: only `C = beta * C` (+ epilogue); A and B are not
 //!   read.
 //!
@@ -29,7 +31,7 @@
 //! vs unfused multiply-add, order of partial sums).
 //!
 //! Scratch memory for packing is one block of the crate's memory pool per
-//! call (`scratch.rs`), taken on the calling thread and split between the
+//! call that needs one (`scratch.rs`), taken on the calling thread and split between the
 //! tasks that run at once, so the pool's statistics and budget cover it
 //! ([`scratch_bytes`] predicts its size). The pool caches freed blocks, so a
 //! warm workload makes no allocator calls.
@@ -623,10 +625,25 @@ fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
         return Ok(());
     }
     let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
+    // One slot: every task in turn on this thread, without the pool's
+    // dispatch (a small product's call is mostly this bookkeeping).
+    if plan.scratch_len == 0 {
+        let run = |t| s.run(p, &plan, t, &mut []);
+        if slots == 1 {
+            (0..plan.tasks).for_each(run);
+        } else {
+            for_each_task(slots, plan.tasks, run);
+        }
+        return Ok(());
+    }
     scratch::with_slots(plan.scratch_len, slots, |sl| {
-        for_each_task(slots, plan.tasks, |t| {
-            sl.with(|buf| s.run(p, &plan, t, buf))
-        })
+        if slots == 1 {
+            sl.with(|buf| (0..plan.tasks).for_each(|t| s.run(p, &plan, t, buf)))
+        } else {
+            for_each_task(slots, plan.tasks, |t| {
+                sl.with(|buf| s.run(p, &plan, t, buf))
+            })
+        }
     })
 }
 
@@ -688,7 +705,7 @@ pub fn scratch_bytes(
         _life: PhantomData,
     });
     let plan = driver::plan(&p, blocking, w, cfg.threads.max(1));
-    if plan.tasks == 0 {
+    if plan.tasks == 0 || plan.scratch_len == 0 {
         return 0;
     }
     let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);

@@ -264,6 +264,11 @@ fn shapes() -> Vec<(usize, usize, usize)> {
         (20, 70, 300),
         // Many rows of A over a B of 13,000 elements: packed.
         (100, 100, 130),
+        // Rank one (the weight gradient of a batch-1 backward).
+        (32, 64, 1),
+        (10, 33, 1),
+        (7, 5, 1),
+        (65, 70, 1),
     ];
     for l in [7, 8, 15, 16, 17, 31, 63, 64, 65] {
         v.push((l, l, l));
@@ -326,7 +331,13 @@ fn alpha_beta_and_nan_in_c() {
     let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
         &[(3, 5, 4), (1, 4, 3)]
     } else {
-        &[(13, 17, 19), (1, 33, 20), (33, 1, 20), (40, 70, 300)]
+        &[
+            (13, 17, 19),
+            (1, 33, 20),
+            (33, 1, 20),
+            (40, 70, 300),
+            (33, 20, 1),
+        ]
     };
     for isa in isas() {
         for &shape in shapes {
@@ -368,6 +379,7 @@ fn fused_bias_and_relu() {
             (64, 64, 300),
             (7, 9, 0),
             (65, 70, 16),
+            (33, 17, 1),
         ]
     };
     for isa in isas() {
@@ -384,6 +396,61 @@ fn fused_bias_and_relu() {
                             bias,
                             relu,
                             11,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rank-one products (`k == 1`) take their own path and give the bits of the
+/// blocked loop: the same product with a second, zero column of A (`k == 2`,
+/// through the tiles) matches bit for bit (no product is zero, so no signed
+/// zero differs), with alpha, beta, bias and ReLU, on one thread and two.
+#[test]
+fn rank_one_products_match_the_blocked_loop() {
+    let shapes: &[(usize, usize)] = if cfg!(miri) {
+        &[(7, 5)]
+    } else {
+        &[(7, 5), (32, 64), (10, 33), (65, 70), (300, 400)]
+    };
+    for isa in isas() {
+        let (bl, w) = blocking_of(isa);
+        for &(m, n) in shapes {
+            let mut rng = Rng(9);
+            let (av, bv, cv, bias) = (rng.vec(m), rng.vec(2 * n), rng.vec(m * n), rng.vec(n));
+            let a2: Vec<f32> = av.iter().flat_map(|&x| [x, 0.0]).collect();
+            let (a1, b1) = (
+                MatRef::row_major(&av, m, 1),
+                MatRef::row_major(&bv[..n], 1, n),
+            );
+            let (a2, b2) = (MatRef::row_major(&a2, m, 2), MatRef::row_major(&bv, 2, n));
+            // The plain product (stores only), and the general write-back.
+            for (alpha, beta, fused) in [(1.0, 0.0, false), (1.5, 0.5, true)] {
+                let ep = Epilogue {
+                    bias: fused.then_some(&bias[..]),
+                    relu: fused,
+                };
+                let mut want = cv.clone();
+                let c = MatMut::row_major(&mut want, m, n);
+                let p = problem(Batch::ONE, alpha, a1, b1, beta, c, ep);
+                assert_eq!(driver::plan(&p, bl, w, 1).kind, driver::Kind::Outer);
+                let c = MatMut::row_major(&mut want, m, n);
+                let p = problem(Batch::ONE, alpha, a2, b2, beta, c, ep);
+                assert_eq!(driver::plan(&p, bl, w, 1).kind, driver::Kind::Gemm);
+                let c = MatMut::row_major(&mut want, m, n);
+                sgemm_with(cfg(isa, 1), Batch::ONE, alpha, a2, b2, beta, c, ep);
+                for threads in [1, 2] {
+                    let mut got = cv.clone();
+                    let c = MatMut::row_major(&mut got, m, n);
+                    sgemm_with(cfg(isa, threads), Batch::ONE, alpha, a1, b1, beta, c, ep);
+                    for (i, (x, y)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            x.to_bits(),
+                            y.to_bits(),
+                            "{isa} {m}x{n}x1 alpha={alpha} beta={beta} bias/relu={fused}, \
+                             {threads} thread(s): C[{i}] {x} vs {y}"
                         );
                     }
                 }
@@ -507,6 +574,7 @@ fn thread_count_does_not_change_results() {
         (150, 200, 300),
         (1, 600, 300),
         (600, 1, 300),
+        (300, 400, 1),
     ];
     for isa in isas() {
         for (m, n, k) in shapes {
