@@ -56,15 +56,20 @@ pub fn cache_sizes() -> Option<CacheSizes> {
 
 /// The blocking path `S` uses on this CPU: derived from the detected cache
 /// sizes for the SIMD paths, the path's fixed blocking otherwise.
+/// Derived once per path and kept (a small product's call would otherwise
+/// spend a fair share of its time in `tuned`'s divisions).
 pub(super) fn blocking<S: Arch>() -> Blocking {
-    #[cfg(all(test, feature = "std"))]
-    let sizes = test_sizes::get().or_else(cache_sizes);
-    #[cfg(not(all(test, feature = "std")))]
-    let sizes = cache_sizes();
-    match (S::TUNED, sizes) {
-        (true, Some(c)) => tuned(S::BLOCKING, c),
-        _ => S::BLOCKING,
+    if !S::TUNED {
+        return S::BLOCKING;
     }
+    #[cfg(all(test, feature = "std"))]
+    if let Some(c) = test_sizes::get() {
+        return tuned(S::BLOCKING, c);
+    }
+    *S::blocking_cell().get_or_init(|| match cache_sizes() {
+        Some(c) => tuned(S::BLOCKING, c),
+        None => S::BLOCKING,
+    })
 }
 
 /// `base` with `kc`, `nc` and `mc` derived from `c` (see the module docs).

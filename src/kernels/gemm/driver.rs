@@ -24,6 +24,7 @@ use super::gemv;
 use super::kernel::{Bias, Out, Update, tile, write_strided};
 use super::pack::{pack_a, pack_b};
 use super::simd::Simd;
+use crate::sync::OnceCell;
 
 /// [`tile`] with the smallest tile shape that covers `out`: full tiles use
 /// `MR x NV` vectors, edge tiles fewer vectors (1 ..= NV) and, when they
@@ -108,6 +109,9 @@ pub(super) trait Arch: Simd {
     const BLOCKING: Blocking;
     /// Whether `kc`, `nc` and `mc` follow the detected cache sizes.
     const TUNED: bool = true;
+    /// This path's own cell for the blocking [`super::cache::blocking`]
+    /// derives on first use (a `static` in the implementation: one per path).
+    fn blocking_cell() -> &'static OnceCell<Blocking>;
     /// Runs task `task` of `plan` (calls [`run_task`] inside this path's
     /// `#[target_feature]` context).
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]);

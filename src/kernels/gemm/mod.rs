@@ -31,10 +31,11 @@
 //! vs unfused multiply-add, order of partial sums).
 //!
 //! Scratch memory for packing is one block of the crate's memory pool per
-//! call that needs one (`scratch.rs`), taken on the calling thread and split between the
-//! tasks that run at once, so the pool's statistics and budget cover it
-//! ([`scratch_bytes`] predicts its size). The pool caches freed blocks, so a
-//! warm workload makes no allocator calls.
+//! call that needs one (`scratch.rs`), taken on the calling thread and split
+//! between the tasks that run at once, so the pool's statistics and budget
+//! cover it ([`scratch_bytes`] predicts its size). The pool caches freed
+//! blocks, so a warm workload makes no allocator calls. Under `std`, a call
+//! on one thread needing at most 4 KiB uses the stack instead.
 
 mod cache;
 mod driver;
@@ -636,6 +637,12 @@ fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
         }
         return Ok(());
     }
+    if scratch::on_stack(plan.scratch_len, slots) {
+        scratch::with_stack(plan.scratch_len, |buf| {
+            (0..plan.tasks).for_each(|t| s.run(p, &plan, t, buf))
+        });
+        return Ok(());
+    }
     scratch::with_slots(plan.scratch_len, slots, |sl| {
         if slots == 1 {
             sl.with(|buf| (0..plan.tasks).for_each(|t| s.run(p, &plan, t, buf)))
@@ -648,7 +655,8 @@ fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
 }
 
 /// Pool bytes of the packing scratch one product takes while it runs (0 if
-/// it needs none), on path `cfg.isa` with up to `cfg.threads` threads: what
+/// it needs none, or takes it from the stack: under `std`, a call on one
+/// thread needing at most 4 KiB), on path `cfg.isa` with up to `cfg.threads` threads: what
 /// [`try_sgemm_with`] on operands of these shapes and strides allocates. The
 /// shapes and strides are given as `(rows, cols, row_stride, col_stride)`;
 /// only they matter, not the data. Memory plans use this, since the size
@@ -705,9 +713,9 @@ pub fn scratch_bytes(
         _life: PhantomData,
     });
     let plan = driver::plan(&p, blocking, w, cfg.threads.max(1));
-    if plan.tasks == 0 || plan.scratch_len == 0 {
+    let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
+    if plan.tasks == 0 || plan.scratch_len == 0 || scratch::on_stack(plan.scratch_len, slots) {
         return 0;
     }
-    let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
     crate::pool::block_bytes(scratch::block_len(plan.scratch_len, slots))
 }

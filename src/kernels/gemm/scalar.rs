@@ -5,6 +5,7 @@
 
 use super::driver::{Arch, Blocking, Plan, Problem, run_task};
 use super::simd::Scalar;
+use crate::sync::OnceCell;
 
 /// Micro-tile: 4 x 4.
 const MR: usize = 4;
@@ -25,6 +26,11 @@ impl Arch for Scalar {
     };
     // Small fixed blocks: the reference path, and the one boards fall back to.
     const TUNED: bool = false;
+
+    fn blocking_cell() -> &'static OnceCell<Blocking> {
+        static CELL: OnceCell<Blocking> = OnceCell::new();
+        &CELL
+    }
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
         run_task::<Scalar, MR, NV>(self, p, plan, task, scratch)

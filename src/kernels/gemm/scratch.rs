@@ -8,6 +8,12 @@
 //! so a warm training loop makes no system-allocator calls for it. Running
 //! out of budget is an [`Error::OutOfMemory`](crate::Error::OutOfMemory)
 //! before any task starts.
+//!
+//! Under `std`, a call on one thread whose scratch fits in [`STACK_LEN`]
+//! floats (a small product: its pool round trip cost as much as its
+//! arithmetic) uses a buffer on the stack instead, outside the pool's
+//! accounting. Without `std` every call uses the pool: a board's stack is
+//! small and sized by its firmware.
 
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +30,43 @@ pub(super) const MAX_SLOTS: usize = usize::BITS as usize;
 #[inline]
 pub(super) fn region_len(len: usize) -> usize {
     len.div_ceil(16) * 16
+}
+
+/// Most scratch floats a call takes from the stack (4 KiB).
+pub(super) const STACK_LEN: usize = 1024;
+
+/// Whether a call with `slots` concurrent tasks of `len` scratch floats each
+/// uses the stack ([`with_stack`]) rather than the pool.
+#[inline]
+pub(super) fn on_stack(len: usize, slots: usize) -> bool {
+    cfg!(feature = "std") && slots <= 1 && region_len(len) <= STACK_LEN
+}
+
+/// A stack buffer of [`STACK_LEN`] floats, 64-byte aligned as pool blocks are.
+#[repr(C, align(64))]
+struct StackBuf(core::mem::MaybeUninit<[f32; STACK_LEN]>);
+
+/// Runs `f` on one region of `len` scratch floats (zeroed) on the stack.
+///
+/// # Panics
+/// If the region exceeds [`STACK_LEN`] (callers check [`on_stack`]).
+pub(super) fn with_stack<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let len = region_len(len);
+    assert!(
+        len <= STACK_LEN,
+        "gemm scratch: {len} floats exceed the stack buffer"
+    );
+    let mut raw = StackBuf(core::mem::MaybeUninit::uninit());
+    let ptr = raw.0.as_mut_ptr().cast::<f32>();
+    // SAFETY: `ptr` addresses the STACK_LEN >= len floats of `raw`, which
+    // outlives the slice (it ends with this call); the first `len` are
+    // initialised (zero bits are 0.0) before the slice over exactly them is
+    // made, and nothing else refers to `raw`.
+    let buf = unsafe {
+        ptr.write_bytes(0, len);
+        core::slice::from_raw_parts_mut(ptr, len)
+    };
+    f(buf)
 }
 
 /// Floats of the pool block a call with `slots` concurrent tasks of `len`
@@ -132,5 +175,21 @@ mod tests {
             });
         })
         .unwrap();
+    }
+
+    /// A stack region is a pool region's size, aligned, zeroed; only small
+    /// one-thread calls with `std` take it.
+    #[test]
+    fn stack_regions_match_pool_regions() {
+        for len in [1, 100, STACK_LEN] {
+            with_stack(len, |b| {
+                assert_eq!(b.len(), region_len(len));
+                assert_eq!(b.as_ptr() as usize % 64, 0);
+                assert!(b.iter().all(|&x| x.to_bits() == 0));
+            });
+        }
+        assert_eq!(on_stack(STACK_LEN, 1), cfg!(feature = "std"));
+        assert!(!on_stack(STACK_LEN + 1, 1));
+        assert!(!on_stack(16, 2));
     }
 }
