@@ -626,8 +626,8 @@ fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
         return Ok(());
     }
     let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
-    // One slot: every task in turn on this thread, without the pool's
-    // dispatch (a small product's call is mostly this bookkeeping).
+    // With one slot, every task runs in turn on this thread, without the
+    // worker pool's dispatch (a small product's call is mostly bookkeeping).
     if plan.scratch_len == 0 {
         let run = |t| s.run(p, &plan, t, &mut []);
         if slots == 1 {
@@ -656,8 +656,8 @@ fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
 
 /// Pool bytes of the packing scratch one product takes while it runs (0 if
 /// it needs none, or takes it from the stack: under `std`, a call on one
-/// thread needing at most 4 KiB), on path `cfg.isa` with up to `cfg.threads` threads: what
-/// [`try_sgemm_with`] on operands of these shapes and strides allocates. The
+/// thread needing at most 4 KiB), on path `cfg.isa` with up to `cfg.threads`
+/// threads: what [`try_sgemm_with`] on operands of these shapes and strides allocates. The
 /// shapes and strides are given as `(rows, cols, row_stride, col_stride)`;
 /// only they matter, not the data. Memory plans use this, since the size
 /// differs per path (tile shape and cache blocking).
