@@ -10,8 +10,9 @@
 //! [`CapturedStep::step`] then runs forward, loss, backward and the
 //! optimizer's update with no graph and no tensor allocation of its own:
 //! the only pool memory a step takes is each product's GEMM packing
-//! scratch, returned when the product ends (as in the eager operations),
-//! and the optimizer's state on its first update.
+//! scratch, returned when the product ends (as in the eager operations;
+//! with `std`, scratch of at most 4 KiB is on the stack instead), and the
+//! optimizer's state on its first update.
 //!
 //! The kernels are those of the eager operations, called on the same
 //! operands in the same order, so a captured step computes the same bits as
