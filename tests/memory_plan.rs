@@ -583,3 +583,58 @@ fn a_warm_captured_step_takes_only_gemm_scratch() {
     let takes = scratch.iter().filter(|&&b| b > 0).count();
     assert_eq!(s1.hits + s1.misses - s0.hits - s0.misses, 3 * takes);
 }
+
+/// A product's pool traffic is what `scratch_bytes` predicts: none for a
+/// rank-one product (no scratch at all) or, with `std`, for a one-thread
+/// product needing at most 4 KiB (its scratch is on the stack), and one
+/// block of the predicted size for a larger one (a column-major A, packed
+/// in blocks on every path).
+#[test]
+fn gemm_pool_scratch_matches_scratch_bytes() {
+    use train_station::kernels::gemm::{
+        Batch, Config, Epilogue, MatMut, MatRef, scratch_bytes, sgemm_with,
+    };
+    let cfg = Config {
+        threads: 1,
+        ..Config::current()
+    };
+    // (m, n, k, A column-major, B column-major, pool block expected): rank
+    // one, a GEMV, a 96x96x96 product.
+    for (m, n, k, at, bt, pooled) in [
+        (32, 64, 1, false, false, false),
+        (1, 32, 64, false, true, false),
+        (96, 96, 96, true, false, true),
+    ] {
+        let layout = |r: usize, c: usize, t: bool| if t { (r, c, 1, r) } else { (r, c, c, 1) };
+        let (al, bl, cl) = (layout(m, k, at), layout(k, n, bt), layout(m, n, false));
+        let want = scratch_bytes(cfg, 1, al, bl, cl);
+        assert_eq!(want > 0, pooled, "{m}x{n}x{k}: scratch_bytes {want}");
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut c = vec![0.0f32; m * n];
+        let _g = lock();
+        let s0 = pool::stats();
+        pool::reset_peak();
+        sgemm_with(
+            cfg,
+            Batch::ONE,
+            1.0,
+            MatRef::new(&a, m, k, al.2, al.3),
+            MatRef::new(&b, k, n, bl.2, bl.3),
+            0.0,
+            MatMut::row_major(&mut c, m, n),
+            Epilogue::NONE,
+        );
+        let s1 = pool::stats();
+        assert_eq!(
+            s1.hits + s1.misses - s0.hits - s0.misses,
+            usize::from(pooled),
+            "{m}x{n}x{k}: pool blocks taken"
+        );
+        assert_eq!(s1.peak_bytes_in_use - s0.bytes_in_use, want, "{m}x{n}x{k}");
+        assert!(
+            c.iter().all(|&x| x == 0.125 * k as f32),
+            "{m}x{n}x{k}: result"
+        );
+    }
+}
