@@ -52,7 +52,8 @@ enum Layout {
     /// Both strides non-unit: row-major with every element 2 apart and padded rows.
     Strided,
     /// Row-major with rows a page and a bit apart (a column block of a wide
-    /// matrix).
+    /// matrix; only the `std` tests use it).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     Wide,
 }
 
@@ -706,7 +707,6 @@ fn blockings_of_other_cpus_match_the_reference() {
     }
 }
 
-#[cfg(feature = "std")]
 fn blocking_of(isa: Isa) -> (driver::Blocking, usize) {
     match isa {
         Isa::Scalar => (cache::blocking::<simd::Scalar>(), 1),
