@@ -370,19 +370,15 @@ impl Tensor {
     /// [`data_mut`](Self::data_mut), or `OutOfMemory`.
     pub fn try_data_mut(&mut self) -> Result<&mut [f32]> {
         self.check_raw_write("data_mut")?;
-        if self.is_contiguous() {
-            // The common case, with one uniqueness check: a contiguous view
-            // aliases no elements, so only a shared storage needs the copy.
-            let r = self.layout.offset()..self.layout.offset() + self.numel();
-            if self.storage.is_unique() {
-                return Ok(&mut self.storage.get_mut().expect("unique")[r]);
+        // A contiguous view aliases no elements, so a contiguous tensor with
+        // a unique storage (the common case) is written as it is.
+        if !(self.is_contiguous() && self.storage.is_unique()) {
+            self.try_make_writable(true)?;
+            if !self.is_contiguous() {
+                let t = self.try_materialize()?;
+                self.storage = t.storage;
+                self.layout = t.layout;
             }
-        }
-        self.try_make_writable(true)?;
-        if !self.is_contiguous() {
-            let t = self.try_materialize()?;
-            self.storage = t.storage;
-            self.layout = t.layout;
         }
         let r = self.layout.offset()..self.layout.offset() + self.numel();
         Ok(&mut self.storage.get_mut().expect("made writable above")[r])

@@ -5,7 +5,6 @@ use core::arch::x86_64::*;
 use super::driver::{Arch, Blocking, Plan, Problem, run_task};
 use super::simd::Simd;
 use crate::kernels::Isa;
-use crate::sync::OnceCell;
 
 /// Capability token: proof that this CPU runs AVX2 and FMA.
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +23,7 @@ const MR: usize = 6;
 const NV: usize = 2;
 
 impl Arch for Avx2 {
+    const ISA: Isa = Isa::Avx2;
     const BLOCKING: Blocking = Blocking {
         mr: MR,
         nr: NV * 8,
@@ -34,11 +34,6 @@ impl Arch for Avx2 {
         direct_b_max: 32 * 1024,
         fuse_b_max: 64 * 1024,
     };
-
-    fn blocking_cell() -> &'static OnceCell<Blocking> {
-        static CELL: OnceCell<Blocking> = OnceCell::new();
-        &CELL
-    }
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
         // SAFETY: an `Avx2` token exists only when the CPU supports the features

@@ -10,7 +10,6 @@ use core::arch::x86_64::*;
 use super::driver::{Arch, Blocking, Plan, Problem, run_task};
 use super::simd::Simd;
 use crate::kernels::Isa;
-use crate::sync::OnceCell;
 
 /// Capability token: proof that this CPU runs AVX-512F and FMA.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +27,7 @@ const MR: usize = 6;
 const NV: usize = 4;
 
 impl Arch for Avx512 {
+    const ISA: Isa = Isa::Avx512;
     const BLOCKING: Blocking = Blocking {
         mr: MR,
         nr: NV * 16,
@@ -38,11 +38,6 @@ impl Arch for Avx512 {
         direct_b_max: 256 * 1024,
         fuse_b_max: 64 * 1024,
     };
-
-    fn blocking_cell() -> &'static OnceCell<Blocking> {
-        static CELL: OnceCell<Blocking> = OnceCell::new();
-        &CELL
-    }
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
         // SAFETY: an `Avx512` token exists only when the CPU supports the

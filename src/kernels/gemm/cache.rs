@@ -34,6 +34,7 @@
 //! nc 128; Zen 4 (1 MiB L2) nc 256; an Intel core with 2 MiB of L2 nc 512.
 
 use super::driver::{Arch, Blocking};
+use crate::sync::OnceCell;
 
 /// Data cache sizes of one core, in bytes: L1 data, L2, and the core's share
 /// of L3 (its size over the CPUs sharing it; 0 without an L3).
@@ -66,7 +67,9 @@ pub(super) fn blocking<S: Arch>() -> Blocking {
     if let Some(c) = test_sizes::get() {
         return tuned(S::BLOCKING, c);
     }
-    *S::blocking_cell().get_or_init(|| match cache_sizes() {
+    // One cell per instruction set (the variants' order indexes them).
+    static DERIVED: [OnceCell<Blocking>; 4] = [const { OnceCell::new() }; 4];
+    *DERIVED[S::ISA as usize].get_or_init(|| match cache_sizes() {
         Some(c) => tuned(S::BLOCKING, c),
         None => S::BLOCKING,
     })

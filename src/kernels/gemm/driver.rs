@@ -24,7 +24,7 @@ use super::gemv;
 use super::kernel::{Bias, Out, Update, tile, write_strided};
 use super::pack::{pack_a, pack_b};
 use super::simd::Simd;
-use crate::sync::OnceCell;
+use crate::kernels::Isa;
 
 /// [`tile`] with the smallest tile shape that covers `out`: full tiles use
 /// `MR x NV` vectors, edge tiles fewer vectors (1 ..= NV) and, when they
@@ -109,9 +109,8 @@ pub(super) trait Arch: Simd {
     const BLOCKING: Blocking;
     /// Whether `kc`, `nc` and `mc` follow the detected cache sizes.
     const TUNED: bool = true;
-    /// This path's own cell for the blocking [`super::cache::blocking`]
-    /// derives on first use (a `static` in the implementation: one per path).
-    fn blocking_cell() -> &'static OnceCell<Blocking>;
+    /// The instruction set this path runs (keys its derived blocking).
+    const ISA: Isa;
     /// Runs task `task` of `plan` (calls [`run_task`] inside this path's
     /// `#[target_feature]` context).
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]);

@@ -626,15 +626,8 @@ fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
         return Ok(());
     }
     let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
-    // With one slot, every task runs in turn on this thread, without the
-    // worker pool's dispatch (a small product's call is mostly bookkeeping).
     if plan.scratch_len == 0 {
-        let run = |t| s.run(p, &plan, t, &mut []);
-        if slots == 1 {
-            (0..plan.tasks).for_each(run);
-        } else {
-            for_each_task(slots, plan.tasks, run);
-        }
+        for_each_task(slots, plan.tasks, |t| s.run(p, &plan, t, &mut []));
         return Ok(());
     }
     if scratch::on_stack(plan.scratch_len, slots) {
@@ -644,13 +637,9 @@ fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
         return Ok(());
     }
     scratch::with_slots(plan.scratch_len, slots, |sl| {
-        if slots == 1 {
-            sl.with(|buf| (0..plan.tasks).for_each(|t| s.run(p, &plan, t, buf)))
-        } else {
-            for_each_task(slots, plan.tasks, |t| {
-                sl.with(|buf| s.run(p, &plan, t, buf))
-            })
-        }
+        for_each_task(slots, plan.tasks, |t| {
+            sl.with(|buf| s.run(p, &plan, t, buf))
+        })
     })
 }
 

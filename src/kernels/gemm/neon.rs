@@ -9,7 +9,7 @@ use core::arch::aarch64::*;
 
 use super::driver::{Arch, Blocking, Plan, Problem, run_task};
 use super::simd::Simd;
-use crate::sync::OnceCell;
+use crate::kernels::Isa;
 
 /// Capability token for the NEON path (always available on aarch64 builds).
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +28,7 @@ const MR: usize = 8;
 const NV: usize = 3;
 
 impl Arch for Neon {
+    const ISA: Isa = Isa::Neon;
     const BLOCKING: Blocking = Blocking {
         mr: MR,
         nr: NV * 4,
@@ -42,11 +43,6 @@ impl Arch for Neon {
         direct_b_max: 64 * 1024,
         fuse_b_max: 64 * 1024,
     };
-
-    fn blocking_cell() -> &'static OnceCell<Blocking> {
-        static CELL: OnceCell<Blocking> = OnceCell::new();
-        &CELL
-    }
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
         run_task::<Neon, MR, NV>(self, p, plan, task, scratch)

@@ -5,13 +5,14 @@
 
 use super::driver::{Arch, Blocking, Plan, Problem, run_task};
 use super::simd::Scalar;
-use crate::sync::OnceCell;
+use crate::kernels::Isa;
 
 /// Micro-tile: 4 x 4.
 const MR: usize = 4;
 const NV: usize = 4;
 
 impl Arch for Scalar {
+    const ISA: Isa = Isa::Scalar;
     const BLOCKING: Blocking = Blocking {
         mr: MR,
         nr: NV,
@@ -26,11 +27,6 @@ impl Arch for Scalar {
     };
     // Small fixed blocks: the reference path, and the one boards fall back to.
     const TUNED: bool = false;
-
-    fn blocking_cell() -> &'static OnceCell<Blocking> {
-        static CELL: OnceCell<Blocking> = OnceCell::new();
-        &CELL
-    }
 
     fn run(self, p: &Problem<'_>, plan: &Plan, task: usize, scratch: &mut [f32]) {
         run_task::<Scalar, MR, NV>(self, p, plan, task, scratch)
