@@ -23,6 +23,7 @@
 namespace {
 
 bool quick = false;
+int reps_override = 0;  // repetitions per figure when > 0
 
 double now(int threads) {
   timespec ts;
@@ -40,7 +41,7 @@ double timed(int threads, long iters, const std::function<void()>& f) {
 // best of the repetitions.
 double best(int threads, const std::function<void()>& f) {
   double rep = quick ? 0.01 : 0.1;
-  int reps = quick ? 3 : 7;
+  int reps = reps_override > 0 ? reps_override : (quick ? 3 : 7);
   f();
   long n = 1, iters = 1;
   for (;;) {
@@ -287,11 +288,12 @@ std::string quote(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: libtorch_bench OUT.json THREADS(1,2,...) QUICK(0|1)\n");
+  if (argc != 4 && argc != 5) {
+    std::fprintf(stderr, "usage: libtorch_bench OUT.json THREADS(1,2,...) QUICK(0|1) [REPS]\n");
     return 2;
   }
   quick = std::string(argv[3]) == "1";
+  if (argc == 5) reps_override = std::stoi(argv[4]);
   torch::manual_seed(0);
   std::vector<int> threads;
   std::stringstream ts(argv[2]);

@@ -6,7 +6,8 @@ training step), each checked against a float64 reference before timing.
 
 One thread is timed with the thread's CPU time (time.thread_time), more
 threads with wall time; best of several repetitions. Writes JSON records in
-the harness's format: python3 torch_bench.py --out FILE [--threads 1,2] [--quick]
+the harness's format:
+python3 torch_bench.py --out FILE [--threads 1,2] [--quick] [--reps N]
 """
 import argparse
 import json
@@ -17,8 +18,12 @@ import time
 import torch
 
 
+REPS = None
+
+
 def budget(quick):
-    return (0.01, 3) if quick else (0.1, 7)
+    rep_secs, reps = (0.01, 3) if quick else (0.1, 7)
+    return rep_secs, REPS or reps
 
 
 def timed(threads, iters, f):
@@ -192,7 +197,10 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", default="1")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, help="repetitions per figure (default 7, --quick 3)")
     args = ap.parse_args()
+    global REPS
+    REPS = args.reps
     torch.manual_seed(0)
     out = []
     for t in [int(s) for s in args.threads.split(",")]:

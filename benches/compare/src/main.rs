@@ -4,7 +4,16 @@
 //! (default `target/compare`). `--quick` runs fewer sizes with short timing
 //! (for testing the harness, not for figures).
 //!
-//! Run: `cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick] [--out DIR]`
+//! A run is `--passes` passes (default 3, `--quick` 1) over every workload,
+//! each with a share of the repetitions; a figure is the best over all
+//! passes. On a host whose speed drifts (a shared cloud machine: its FMA peak
+//! can move by a third within minutes) that spreads each library's
+//! repetitions over the whole run instead of one stretch of it: in pass `k`
+//! the three segments (the Rust libraries, PyTorch, LibTorch) run in an
+//! order rotated by `k`, and the machine's limits are measured before the
+//! first pass and after each.
+//!
+//! Run: `cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick] [--passes P] [--out DIR]`
 //! PyTorch is measured by `torch_bench.py` through `$TORCH_PYTHON` (default
 //! `python3`), LibTorch by `libtorch_bench.cpp` compiled against that torch's
 //! headers and libraries; both are skipped, with a note, when `import torch`
@@ -80,6 +89,8 @@ struct Args {
     out: PathBuf,
     child: bool,
     torch: bool,
+    passes: Option<usize>,
+    reps: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -88,6 +99,13 @@ fn parse_args() -> Args {
         out: PathBuf::from("target/compare"),
         child: false,
         torch: true,
+        passes: None,
+        reps: None,
+    };
+    let count = |v: Option<String>, what: &str| -> usize {
+        v.and_then(|s| s.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| panic!("{what} needs a positive integer"))
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -95,14 +113,17 @@ fn parse_args() -> Args {
             "--quick" => a.quick = true,
             "--out" => a.out = PathBuf::from(it.next().expect("--out needs a directory")),
             "--no-torch" => a.torch = false,
+            "--passes" => a.passes = Some(count(it.next(), "--passes")),
+            "--reps" => a.reps = Some(count(it.next(), "--reps")),
             "--matrixmultiply-child" => a.child = true,
             "-h" | "--help" => {
                 println!(
-                    "compare [--quick] [--out DIR] [--no-torch]\n\
+                    "compare [--quick] [--passes P] [--out DIR] [--no-torch]\n\
                      Times train-station against candle, gemm, matrixmultiply, PyTorch\n\
                      ($TORCH_PYTHON, default python3) and LibTorch (C++, built with $CXX,\n\
                      default c++) and writes DIR/results.json, DIR/results.md and PNG\n\
-                     plots (default DIR: target/compare)."
+                     plots (default DIR: target/compare). Each figure is the best over\n\
+                     P passes (default 3, --quick 1) that share the repetitions."
                 );
                 std::process::exit(0);
             }
@@ -127,7 +148,10 @@ fn shapes(quick: bool) -> Vec<gemm::Shape> {
 /// Child mode: `matrixmultiply` on one thread (the parent sets
 /// `MATMUL_NUM_THREADS=1`); prints the records as JSON on stdout.
 fn child(args: &Args) {
-    let budget = Budget::new(args.quick);
+    let mut budget = Budget::new(args.quick);
+    if let Some(r) = args.reps {
+        budget.reps = r;
+    }
     let pools = Pools::new(&[1]);
     let mut out = Vec::new();
     for s in shapes(args.quick) {
@@ -138,10 +162,12 @@ fn child(args: &Args) {
 }
 
 /// Runs the child process for matrixmultiply's one-thread figures.
-fn matrixmultiply_1t(args: &Args, notes: &mut Vec<String>) -> Vec<Record> {
+fn matrixmultiply_1t(args: &Args, reps: usize, notes: &mut Vec<String>) -> Vec<Record> {
     let exe = std::env::current_exe().expect("current executable");
     let mut cmd = Command::new(exe);
     cmd.arg("--matrixmultiply-child")
+        .arg("--reps")
+        .arg(reps.to_string())
         .env("MATMUL_NUM_THREADS", "1");
     if args.quick {
         cmd.arg("--quick");
@@ -164,6 +190,58 @@ fn matrixmultiply_1t(args: &Args, notes: &mut Vec<String>) -> Vec<Record> {
             ));
             Vec::new()
         }
+    }
+}
+
+/// A part of one pass: the in-process Rust libraries, or a torch child.
+#[derive(Clone, Copy, Debug)]
+enum Segment {
+    Rust,
+    PyTorch,
+    LibTorch,
+}
+
+/// The Rust libraries' workloads (with matrixmultiply's one-thread child).
+fn rust_segment(
+    args: &Args,
+    threads: &[usize],
+    mm_threads: usize,
+    pools: &Pools,
+    budget: Budget,
+    rec: &mut Vec<Record>,
+    notes: &mut Vec<String>,
+) {
+    for s in shapes(args.quick) {
+        for &t in threads {
+            eprintln!("== {} {} on {t} thread(s)", s.group, s.case());
+            gemm::run_shape(&s, t, mm_threads, false, pools, budget, rec);
+        }
+    }
+    if mm_threads != 1 {
+        eprintln!("== matrixmultiply on 1 thread (child process)");
+        rec.extend(matrixmultiply_1t(args, budget.reps, notes));
+        notes.push(format!(
+            "matrixmultiply reads its thread count once per process: its {mm_threads}-thread figures come from this process, \
+             its 1-thread figures from a child process run right after the sgemm section"
+        ));
+    }
+    for &t in threads {
+        eprintln!("== element-wise on {t} thread(s)");
+        elementwise::binary(t, args.quick, pools, budget, rec);
+        eprintln!("== reductions on {t} thread(s)");
+        elementwise::reductions(t, pools, budget, rec);
+        eprintln!("== transcendentals on {t} thread(s)");
+        elementwise::transcendental(t, pools, budget, rec);
+    }
+    for batch in [64, 256] {
+        for &t in threads {
+            eprintln!("== MLP step batch {batch} on {t} thread(s)");
+            mlp::train_step(batch, t, args.quick, pools, budget, rec);
+        }
+    }
+    for batch in [1, 16] {
+        eprintln!("== tiny MLP step batch {batch}");
+        mlp::tiny_step(batch, budget, rec);
     }
 }
 
@@ -198,52 +276,70 @@ fn main() {
 
     let machine = limits::machine();
     eprintln!("== machine: {machine}");
-    let start = limits::measure(budget);
-    eprintln!("== limits at start: {:?}", start);
-
-    let mut rec: Vec<Record> = Vec::new();
-    for s in shapes(args.quick) {
-        for &t in &threads {
-            eprintln!("== {} {} on {t} thread(s)", s.group, s.case());
-            gemm::run_shape(&s, t, mm_threads, false, &pools, budget, &mut rec);
-        }
-    }
-    if mm_threads != 1 {
-        eprintln!("== matrixmultiply on 1 thread (child process)");
-        rec.extend(matrixmultiply_1t(&args, &mut notes));
-        notes.push(format!(
-            "matrixmultiply reads its thread count once per process: its {mm_threads}-thread figures come from this process, \
-             its 1-thread figures from a child process run right after the sgemm section"
-        ));
-    }
-    for &t in &threads {
-        eprintln!("== element-wise on {t} thread(s)");
-        elementwise::binary(t, args.quick, &pools, budget, &mut rec);
-        eprintln!("== reductions on {t} thread(s)");
-        elementwise::reductions(t, &pools, budget, &mut rec);
-        eprintln!("== transcendentals on {t} thread(s)");
-        elementwise::transcendental(t, &pools, budget, &mut rec);
-    }
-    for batch in [64, 256] {
-        for &t in &threads {
-            eprintln!("== MLP step batch {batch} on {t} thread(s)");
-            mlp::train_step(batch, t, args.quick, &pools, budget, &mut rec);
-        }
-    }
-    for batch in [1, 16] {
-        eprintln!("== tiny MLP step batch {batch}");
-        mlp::tiny_step(batch, budget, &mut rec);
-    }
-    if args.torch {
-        rec.extend(torch::pytorch(&args.out, args.quick, &threads, &mut notes));
-        rec.extend(torch::libtorch(&args.out, args.quick, &threads, &mut notes));
+    let passes = args.passes.unwrap_or(if args.quick { 1 } else { 3 });
+    // Each pass gets an equal share of the repetitions (at least 2).
+    let pass_budget = Budget {
+        reps: budget.reps.div_ceil(passes).max(2).min(budget.reps),
+        ..budget
+    };
+    let libtorch = if args.torch {
+        torch::build_libtorch(&args.out, &mut notes)
     } else {
         notes.push("PyTorch and LibTorch skipped (--no-torch)".to_string());
-    }
+        None
+    };
+    let mut limits = vec![limits::measure(budget)];
+    eprintln!("== limits at start: {:?}", limits[0]);
 
-    let end = limits::measure(budget);
-    eprintln!("== limits at end: {:?}", end);
-    let peak = |t: usize| start.peak(t).max(end.peak(t));
+    let mut rec: Vec<Record> = Vec::new();
+    for pass in 0..passes {
+        let run = torch::Run {
+            out: &args.out,
+            pass,
+            quick: args.quick,
+            threads: &threads,
+            reps: pass_budget.reps,
+        };
+        let mut segments = vec![Segment::Rust];
+        if args.torch {
+            segments.extend([Segment::PyTorch, Segment::LibTorch]);
+        }
+        let len = segments.len();
+        segments.rotate_left(pass % len);
+        for seg in segments {
+            eprintln!("== pass {} of {passes}: {seg:?}", pass + 1);
+            match seg {
+                Segment::Rust => rust_segment(
+                    &args,
+                    &threads,
+                    mm_threads,
+                    &pools,
+                    pass_budget,
+                    &mut rec,
+                    &mut notes,
+                ),
+                Segment::PyTorch => rec.extend(torch::pytorch(run, &mut notes)),
+                Segment::LibTorch => {
+                    if let Some(lt) = &libtorch {
+                        rec.extend(torch::libtorch(lt, run, &mut notes));
+                    }
+                }
+            }
+        }
+        limits.push(limits::measure(budget));
+        eprintln!("== limits after pass {}: {:?}", pass + 1, limits[pass + 1]);
+    }
+    let mut rec = report::best_of_passes(rec);
+    if passes > 1 {
+        notes.push(format!(
+            "Each figure is the best over {passes} passes of {} repetitions; in pass k the Rust libraries, \
+             PyTorch and LibTorch run in an order rotated by k",
+            pass_budget.reps
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    notes.retain(|n| seen.insert(n.clone()));
+    let peak = |t: usize| limits.iter().map(|l| l.peak(t)).fold(0.0, f64::max);
     report::fill_fractions(&mut rec, peak);
     notes.push(
         "Element-wise and transcendental figures go through each library's tensor API (allocation of the result included); \
@@ -253,8 +349,7 @@ fn main() {
 
     let meta = json!({
         "machine": machine,
-        "limits_start": start.to_json(),
-        "limits_end": end.to_json(),
+        "limits": limits.iter().map(|l| l.to_json()).collect::<Vec<Value>>(),
         "quick": args.quick,
         "notes": notes,
     });

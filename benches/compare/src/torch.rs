@@ -4,12 +4,28 @@
 //! torch wheel. Both write records in the harness's JSON format; a wrong
 //! result in either aborts the run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::report::Record;
+
+/// One run of a torch child: where it writes, which pass of the harness it
+/// belongs to, and how it measures.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    /// The output directory.
+    pub out: &'a Path,
+    /// The harness's pass (names the child's JSON file).
+    pub pass: usize,
+    /// `--quick`: fewer sizes, short repetitions.
+    pub quick: bool,
+    /// Thread counts to measure.
+    pub threads: &'a [usize],
+    /// Repetitions per figure (the best is kept).
+    pub reps: usize,
+}
 
 fn python() -> String {
     std::env::var("TORCH_PYTHON").unwrap_or_else(|_| "python3".to_string())
@@ -79,8 +95,9 @@ fn skipped(notes: &mut Vec<String>, note: String) -> Vec<Record> {
     Vec::new()
 }
 
-/// Runs `torch_bench.py`; on success returns its records, else a note.
-pub fn pytorch(out: &Path, quick: bool, threads: &[usize], notes: &mut Vec<String>) -> Vec<Record> {
+/// Runs `torch_bench.py` (`run.reps` repetitions per figure); on success
+/// returns its records, else a note.
+pub fn pytorch(run: Run<'_>, notes: &mut Vec<String>) -> Vec<Record> {
     let python = python();
     let Some(version) = ask_python("import torch; print(torch.__version__)") else {
         return skipped(
@@ -93,14 +110,16 @@ pub fn pytorch(out: &Path, quick: bool, threads: &[usize], notes: &mut Vec<Strin
     let version = version.join(" ");
     eprintln!("== PyTorch {version} ({python})");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("torch_bench.py");
-    let json_path = out.join("torch.json");
+    let json_path = run.out.join(format!("torch{}.json", run.pass));
     let mut cmd = Command::new(&python);
     cmd.arg(&script)
         .arg("--out")
         .arg(&json_path)
         .arg("--threads")
-        .arg(threads_arg(threads));
-    if quick {
+        .arg(threads_arg(run.threads))
+        .arg("--reps")
+        .arg(run.reps.to_string());
+    if run.quick {
         cmd.arg("--quick");
     }
     if let Some(note) = isa_env(&mut cmd) {
@@ -117,21 +136,23 @@ pub fn pytorch(out: &Path, quick: bool, threads: &[usize], notes: &mut Vec<Strin
     read_records(&json_path).1
 }
 
-/// Compiles and runs `libtorch_bench.cpp`; on success returns its records,
-/// else a note (no torch, or the compiler failed).
-pub fn libtorch(
-    out: &Path,
-    quick: bool,
-    threads: &[usize],
-    notes: &mut Vec<String>,
-) -> Vec<Record> {
+/// The compiled LibTorch benchmark.
+pub struct LibTorch {
+    exe: PathBuf,
+    cxx: String,
+}
+
+/// Compiles `libtorch_bench.cpp` into `out`; returns the executable, or
+/// `None` with a note (no torch, or the compiler failed).
+pub fn build_libtorch(out: &Path, notes: &mut Vec<String>) -> Option<LibTorch> {
     let probe = "import os, torch; print(os.path.dirname(torch.__file__)); \
                  print(int(torch._C._GLIBCXX_USE_CXX11_ABI))";
     let Some(lines) = ask_python(probe).filter(|l| l.len() == 2) else {
-        return skipped(
+        skipped(
             notes,
             "LibTorch skipped: no torch to take its headers and libraries from".to_string(),
         );
+        return None;
     };
     let (dir, abi) = (Path::new(&lines[0]), &lines[1]);
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_string());
@@ -156,14 +177,27 @@ pub fn libtorch(
         .status();
     match built {
         Ok(s) if s.success() => {}
-        Ok(s) => return skipped(notes, format!("LibTorch skipped: {cxx} failed ({s})")),
-        Err(e) => return skipped(notes, format!("LibTorch skipped: cannot run {cxx} ({e})")),
+        Ok(s) => {
+            skipped(notes, format!("LibTorch skipped: {cxx} failed ({s})"));
+            return None;
+        }
+        Err(e) => {
+            skipped(notes, format!("LibTorch skipped: cannot run {cxx} ({e})"));
+            return None;
+        }
     }
-    let json_path = out.join("libtorch.json");
-    let mut cmd = Command::new(&exe);
+    Some(LibTorch { exe, cxx })
+}
+
+/// Runs the LibTorch benchmark built by [`build_libtorch`] (`run.reps`
+/// repetitions per figure) and returns its records.
+pub fn libtorch(lt: &LibTorch, run: Run<'_>, notes: &mut Vec<String>) -> Vec<Record> {
+    let json_path = run.out.join(format!("libtorch{}.json", run.pass));
+    let mut cmd = Command::new(&lt.exe);
     cmd.arg(&json_path)
-        .arg(threads_arg(threads))
-        .arg(if quick { "1" } else { "0" });
+        .arg(threads_arg(run.threads))
+        .arg(if run.quick { "1" } else { "0" })
+        .arg(run.reps.to_string());
     isa_env(&mut cmd);
     let status = cmd.status().expect("start libtorch_bench");
     if !status.success() {
@@ -172,8 +206,9 @@ pub fn libtorch(
     }
     let (version, records) = read_records(&json_path);
     notes.push(format!(
-        "LibTorch {version} (C++: libtorch_bench.cpp built with {cxx} against the torch wheel's headers and libraries), \
-         same workloads and clocks; its matrix products allocate their result"
+        "LibTorch {version} (C++: libtorch_bench.cpp built with {} against the torch wheel's headers and libraries), \
+         same workloads and clocks; its matrix products allocate their result",
+        lt.cxx
     ));
     records
 }
