@@ -254,3 +254,49 @@ pub fn markdown(meta: &Value, records: &[Record], notes: &[String]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(case: &str, threads: usize, lib: &str, secs: f64) -> Record {
+        Record::new(
+            "g",
+            case.to_string(),
+            threads,
+            lib,
+            secs,
+            1.0 / secs,
+            "steps/s",
+        )
+    }
+
+    /// Each (group, case, threads, library) keeps its fastest pass, in the
+    /// order the keys first appeared; different keys never merge.
+    #[test]
+    fn best_of_passes_keeps_the_fastest_per_key() {
+        let passes = vec![
+            rec("a", 1, "x", 3.0),
+            rec("a", 1, "y", 2.0),
+            rec("a", 2, "x", 5.0),
+            rec("a", 1, "x", 1.0),
+            rec("b", 1, "x", 4.0),
+            rec("a", 1, "y", 2.5),
+            rec("a", 2, "x", 6.0),
+        ];
+        let got: Vec<(String, usize, String, f64)> = best_of_passes(passes)
+            .into_iter()
+            .map(|r| (r.case, r.threads, r.lib, r.secs))
+            .collect();
+        let want = [
+            ("a", 1, "x", 1.0),
+            ("a", 1, "y", 2.0),
+            ("a", 2, "x", 5.0),
+            ("b", 1, "x", 4.0),
+        ];
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.0.as_str(), g.1, g.2.as_str(), g.3), w);
+        }
+    }
+}
