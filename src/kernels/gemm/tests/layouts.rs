@@ -1,0 +1,76 @@
+//! Operand layouts that take their own packing route give the bits of the
+//! plain row-major product.
+
+use alloc::vec::Vec;
+
+use super::*;
+
+/// A column-major B (a linear layer's `x W^T`, transposed while it is packed)
+/// gives the bits of the same product with B stored row-major (read in place
+/// or packed as it is read): each element of C sees the same multiply-adds in
+/// the same order. Full and partial chunks of k, several k blocks, edge
+/// panels, fewer rows than a tile, alpha, beta, bias and ReLU, one thread and
+/// two.
+#[test]
+fn column_major_b_gives_the_bits_of_row_major_b() {
+    let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(5, 9, 7), (9, 6, 21)]
+    } else {
+        &[
+            (6, 64, 16),
+            (13, 70, 37),
+            (5, 40, 20),
+            (64, 256, 784),
+            (100, 130, 1100),
+            (31, 300, 129),
+        ]
+    };
+    for isa in isas() {
+        let (bl, w) = blocking_of(isa);
+        for &(m, n, k) in shapes {
+            let mut rng = Rng(21);
+            let (av, bv, cv, bias) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n), rng.vec(n));
+            let bt: Vec<f32> = (0..n * k).map(|x| bv[(x % k) * n + x / k]).collect();
+            let a = MatRef::row_major(&av, m, k);
+            let (b_row, b_col) = (
+                MatRef::row_major(&bv, k, n),
+                MatRef::row_major(&bt, n, k).t(),
+            );
+            let mut probe = cv.clone();
+            let c = MatMut::row_major(&mut probe, m, n);
+            let plan = driver::plan(
+                &problem(Batch::ONE, 1.0, a, b_col, 0.0, c, Epilogue::NONE),
+                bl,
+                w,
+                1,
+            );
+            assert!(
+                plan.kind == driver::Kind::Gemm && plan.pack_b,
+                "{isa} {m}x{n}x{k}"
+            );
+            for (alpha, beta, fused) in [(1.0, 0.0, false), (1.5, 0.5, true)] {
+                let ep = Epilogue {
+                    bias: fused.then_some(&bias[..]),
+                    relu: fused,
+                };
+                for threads in [1, 2] {
+                    let run = |b: MatRef<'_>| {
+                        let mut out = cv.clone();
+                        let c = MatMut::row_major(&mut out, m, n);
+                        sgemm_with(cfg(isa, threads), Batch::ONE, alpha, a, b, beta, c, ep);
+                        out
+                    };
+                    let (want, got) = (run(b_row), run(b_col));
+                    for (i, (x, y)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            x.to_bits(),
+                            y.to_bits(),
+                            "{isa} {m}x{n}x{k} alpha={alpha} beta={beta} bias/relu={fused}, \
+                             {threads} thread(s): C[{i}] {x} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
