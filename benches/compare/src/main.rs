@@ -103,9 +103,13 @@ fn parse_args() -> Args {
         reps: None,
     };
     let count = |v: Option<String>, what: &str| -> usize {
-        v.and_then(|s| s.parse().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| panic!("{what} needs a positive integer"))
+        match v.and_then(|s| s.parse().ok()) {
+            Some(n) if n > 0 => n,
+            _ => {
+                eprintln!("{what} needs a positive integer (try --help)");
+                std::process::exit(2);
+            }
+        }
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
