@@ -56,6 +56,14 @@ fn case_size(case: &str) -> Option<f64> {
     tail.parse::<f64>().ok()
 }
 
+/// The distinct sizes in `ns`, ascending.
+fn sizes(ns: &[f64]) -> Vec<f64> {
+    let mut v = ns.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
 /// GFLOP/s against N for `threads`, with the peak line.
 fn sgemm_plot(path: &Path, records: &[Record], threads: usize, peak: f64) -> Res {
     let rs: Vec<&Record> = records
@@ -83,7 +91,12 @@ fn sgemm_plot(path: &Path, records: &[Record], threads: usize, peak: f64) -> Res
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d((lo * 0.9..hi * 1.1).log_scale(), 0.0..ymax)?;
+        .build_cartesian_2d(
+            // Ticks at the measured sizes only (the log axis's own ticks at
+            // 600..900 ran into 1000's label).
+            (lo * 0.9..hi * 1.1).log_scale().with_key_points(sizes(&ns)),
+            0.0..ymax,
+        )?;
     chart
         .configure_mesh()
         .x_desc("N (square, row-major)")
