@@ -122,12 +122,13 @@ fn parse_args() -> Args {
             "--matrixmultiply-child" => a.child = true,
             "-h" | "--help" => {
                 println!(
-                    "compare [--quick] [--passes P] [--out DIR] [--no-torch]\n\
+                    "compare [--quick] [--passes P] [--reps N] [--out DIR] [--no-torch]\n\
                      Times train-station against candle, gemm, matrixmultiply, PyTorch\n\
                      ($TORCH_PYTHON, default python3) and LibTorch (C++, built with $CXX,\n\
                      default c++) and writes DIR/results.json, DIR/results.md and PNG\n\
                      plots (default DIR: target/compare). Each figure is the best over\n\
-                     P passes (default 3, --quick 1) that share the repetitions."
+                     P passes (default 3, --quick 1) that share its repetitions\n\
+                     (--reps N, default 7, --quick 3)."
                 );
                 std::process::exit(0);
             }
@@ -151,11 +152,17 @@ fn shapes(quick: bool) -> Vec<gemm::Shape> {
 
 /// Child mode: `matrixmultiply` on one thread (the parent sets
 /// `MATMUL_NUM_THREADS=1`); prints the records as JSON on stdout.
-fn child(args: &Args) {
-    let mut budget = Budget::new(args.quick);
-    if let Some(r) = args.reps {
-        budget.reps = r;
+/// The timing budget of `--quick` or a full run, with `--reps` if given.
+fn budget(args: &Args) -> Budget {
+    let b = Budget::new(args.quick);
+    Budget {
+        reps: args.reps.unwrap_or(b.reps),
+        ..b
     }
+}
+
+fn child(args: &Args) {
+    let budget = budget(args);
     let pools = Pools::new(&[1]);
     let mut out = Vec::new();
     for s in shapes(args.quick) {
@@ -269,7 +276,7 @@ fn main() {
         std::process::exit(2);
     }
     std::fs::create_dir_all(&args.out).expect("create the output directory");
-    let budget = Budget::new(args.quick);
+    let budget = budget(&args);
     let mut threads = vec![1, all];
     threads.dedup();
     let pools = Pools::new(&threads);

@@ -1,8 +1,6 @@
 //! Operand layouts that take their own packing route give the bits of the
 //! plain row-major product.
 
-use alloc::vec::Vec;
-
 use super::*;
 
 /// A column-major B (a linear layer's `x W^T`, transposed while it is packed)
@@ -30,12 +28,9 @@ fn column_major_b_gives_the_bits_of_row_major_b() {
         for &(m, n, k) in shapes {
             let mut rng = Rng(21);
             let (av, bv, cv, bias) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n), rng.vec(n));
-            let bt: Vec<f32> = (0..n * k).map(|x| bv[(x % k) * n + x / k]).collect();
+            let bt = Mat::new(&bv, k, n, Layout::ColMajor, 0, 0.0);
             let a = MatRef::row_major(&av, m, k);
-            let (b_row, b_col) = (
-                MatRef::row_major(&bv, k, n),
-                MatRef::row_major(&bt, n, k).t(),
-            );
+            let (b_row, b_col) = (MatRef::row_major(&bv, k, n), bt.r());
             let mut probe = cv.clone();
             let c = MatMut::row_major(&mut probe, m, n);
             let plan = driver::plan(
