@@ -33,7 +33,14 @@ pub(super) unsafe fn pack_a<S: Simd, const MR: usize>(
         // MR * kc values.
         unsafe {
             let mut p0 = 0;
-            if cs == 1 && rows == MR {
+            if rs == 1 && rows == MR {
+                // Column-major A, full panel: each k step's MR values are
+                // adjacent, one fixed-size copy (a few vector moves).
+                for p in 0..kc {
+                    core::ptr::copy_nonoverlapping(src[0].add(p * cs), d.add(p * MR), MR);
+                }
+                p0 = kc;
+            } else if cs == 1 && rows == MR {
                 // Row-major A, full panel: W columns at a time in registers.
                 while p0 + S::W <= kc {
                     let at: [*const f32; MR] = core::array::from_fn(|i| src[i].add(p0));
