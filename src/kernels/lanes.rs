@@ -251,7 +251,8 @@ mod tests {
 
     /// The ISA's horizontal reductions equal the documented tree (`hsum`, bit
     /// for bit: values of mixed magnitude make every other order differ) and
-    /// the extremes of the lanes.
+    /// the extremes of the lanes; and its other lane helpers (`max_bits`,
+    /// `pick`, partial loads and stores) behave as documented.
     fn check<L: Lanes>(l: L) {
         let mut s = 0x2545_f491_4f6c_dd1d_u64;
         let mut differs = false;
@@ -277,6 +278,34 @@ mod tests {
         assert!(differs, "the inputs never tell the orders apart");
         check_max_bits(l);
         check_pick(l);
+        check_partial(l);
+    }
+
+    /// `load_partial` of `n` elements gives them in the low lanes and `fill`
+    /// above; `store_partial` writes exactly the low `n` lanes, for every `n`
+    /// up to a register.
+    fn check_partial<L: Lanes>(l: L) {
+        let src: [f32; 16] = core::array::from_fn(|i| i as f32 + 0.5);
+        let v = l.load(&src[..L::LANES]);
+        for n in 0..=L::LANES {
+            let got = l.to_array(l.load_partial(&src[..n], -7.0));
+            for (i, g) in got[..L::LANES].iter().enumerate() {
+                let want = if i < n { src[i] } else { -7.0 };
+                assert_eq!(g.to_bits(), want.to_bits(), "load_partial of {n}: lane {i}");
+            }
+            let mut buf = [f32::NAN; 17];
+            l.store_partial(v, &mut buf[..n]);
+            for (i, b) in buf.iter().enumerate() {
+                assert_eq!(
+                    b.is_nan(),
+                    i >= n,
+                    "store_partial of {n}: element {i} is {b}"
+                );
+                if i < n {
+                    assert_eq!(*b, src[i], "store_partial of {n}: element {i}");
+                }
+            }
+        }
     }
 
     /// `pick` returns the table entry of each lane's half-octave, lanes

@@ -56,6 +56,18 @@ macro_rules! tree256 {
     };
 }
 
+/// Lanes `0..n` of a mask (`n <= 8`): all bits set there, clear elsewhere.
+#[inline(always)]
+fn low_lanes(_: Avx2, n: usize) -> __m256i {
+    // SAFETY: AVX2 is present (an `Avx2` exists; see `intr!`).
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
 impl Lanes for Avx2 {
     type V = __m256;
     type M = __m256;
@@ -78,6 +90,51 @@ impl Lanes for Avx2 {
         let s = &mut s[..8];
         // SAFETY: `s` holds 8 writable floats; unaligned store; AVX present.
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn load_partial(self, s: &[f32], fill: f32) -> __m256 {
+        assert!(s.len() <= 8);
+        let m = low_lanes(self, s.len());
+        // SAFETY: only the low `s.len()` lanes (mask set) are read: VMASKMOVPS
+        // does not access masked-off elements, so they cannot fault; AVX
+        // present (see `intr!`).
+        let v = unsafe { _mm256_maskload_ps(s.as_ptr(), m) };
+        intr!(_mm256_blendv_ps(
+            _mm256_set1_ps(fill),
+            v,
+            _mm256_castsi256_ps(m)
+        ))
+    }
+    #[inline(always)]
+    fn store_partial(self, v: __m256, s: &mut [f32]) {
+        // Four, two and one lanes by plain stores: a masked store
+        // (VMASKMOVPS to memory) is microcoded on AMD cores (over 40 uops on
+        // Zen 4).
+        let n = s.len();
+        assert!(n <= 8);
+        let mut p = s.as_mut_ptr();
+        let mut x = intr!(_mm256_castps256_ps128(v));
+        // SAFETY: each store writes within `s`: 4 at offset 0 when `n >= 4`,
+        // then 2 and 1 at the running offset (which stays `<= n` minus their
+        // size by the bits of `n`); `x` holds the next lanes; AVX present.
+        unsafe {
+            if n == 8 {
+                return _mm256_storeu_ps(p, v);
+            }
+            if n & 4 != 0 {
+                _mm_storeu_ps(p, x);
+                x = _mm256_extractf128_ps::<1>(v);
+                p = p.add(4);
+            }
+            if n & 2 != 0 {
+                _mm_storel_epi64(p.cast::<__m128i>(), _mm_castps_si128(x));
+                x = _mm_movehl_ps(x, x);
+                p = p.add(2);
+            }
+            if n & 1 != 0 {
+                _mm_store_ss(p, x);
+            }
+        }
     }
     #[inline(always)]
     fn prefetch(self, s: &[f32]) {
