@@ -662,13 +662,58 @@ fn guarded_kernels_do_not_depend_on_neighbours() {
         for (name, get) in cases {
             let mut x: Vec<f32> = (0..2000).map(|_| rng.range(-87.0, 87.0)).collect();
             // Outside values in some blocks only; the boundary itself inside.
-            for (i, v) in [(5, 87.5), (300, -90.0), (301, f32::NAN), (1200, 1e30)] {
+            // And lanes whose `exp` rounds to 0 (set aside before the
+            // arithmetic) beside ordinary ones in the same register.
+            let low = [(900, -104.5), (901, f32::NEG_INFINITY), (1500, -300.0)];
+            for (i, v) in [(5, 87.5), (300, -90.0), (301, f32::NAN), (1200, 1e30)]
+                .into_iter()
+                .chain(low)
+            {
                 x[i] = v;
             }
             x[700] = 87.0;
             x[701] = -87.0;
             each_equals_alone(k, name, get(k), &x);
         }
+    }
+}
+
+/// `exp` of arguments whose result rounds to `+0` (below `ln 2^-150`, about
+/// -103.97) is `+0` on every path, in every lane position, beside ordinary
+/// lanes; just above, the smallest subnormals match the scalar path.
+#[test]
+fn exp_underflows_to_zero() {
+    let low = [
+        -103.98,
+        -104.0001,
+        -110.0,
+        -150.0,
+        -174.0,
+        -1e30,
+        f32::NEG_INFINITY,
+    ];
+    for k in all() {
+        for &v in &low {
+            for pos in 0..16 {
+                let mut x = vec![0.5f32; 16];
+                x[pos] = v;
+                let mut out = vec![1.0; 16];
+                (k.exp.map)(&x, &mut out);
+                let what = format!("{} exp({v}) at lane {pos}", k.isa);
+                assert_eq!(out[pos].to_bits(), 0, "{what}: {}", out[pos]);
+                assert_eq!(
+                    out[(pos + 1) % 16],
+                    libm::expf(0.5),
+                    "{what}: its neighbour"
+                );
+            }
+        }
+        let x = [-103.9f32, -103.5, -100.0, -95.0];
+        let (mut got, mut want) = ([0.0; 4], [0.0; 4]);
+        (k.exp.map)(&x, &mut got);
+        (scalar().exp.map)(&x, &mut want);
+        assert_match(&format!("{} exp subnormal", k.isa), &x, &got, &want, 1);
+        assert!(got.iter().all(|&e| e > 0.0), "{}: {got:?}", k.isa);
     }
 }
 
