@@ -471,6 +471,16 @@ pub(crate) fn log_softmax(x: &[f32], out: &mut [f32]) {
     let ls = libm::logf(pairwise(x, &|v| exp_shift(v, m)));
     map("log_softmax", x, out, |v| (v - m) - ls);
 }
+/// Log-softmax of each row of `len` elements.
+pub(crate) fn log_softmax_rows(x: &[f32], out: &mut [f32], len: usize) {
+    check::same("log_softmax", x.len(), out.len());
+    if len == 0 {
+        return;
+    }
+    for (xr, or) in x.chunks(len).zip(out.chunks_mut(len)) {
+        log_softmax(xr, or);
+    }
+}
 /// In-place log-softmax of one row.
 pub(crate) fn log_softmax_inplace(buf: &mut [f32]) {
     let m = max(buf);

@@ -262,6 +262,11 @@ pub struct Kernels {
     /// is the absolute error of `ln(sum)` when `sum` is near 1). Special rows
     /// as [`softmax`](Self::softmax).
     pub log_softmax: MapFn,
+    /// `log_softmax_rows(x, out, len)`: [`log_softmax`](Self::log_softmax)
+    /// of each row of `len` elements (same bits), for `x.len() == out.len()`
+    /// a multiple of `len`; panics if the lengths differ. Short rows (a
+    /// classifier's logits) go four at a time with their steps interleaved.
+    pub log_softmax_rows: RowsFn,
     /// In-place [`log_softmax`](Self::log_softmax).
     pub log_softmax_inplace: InplaceFn,
     /// `ln(sum(e^x))` of one row as `torch.logsumexp`: all `-inf` (or empty)
@@ -419,6 +424,7 @@ pub(crate) static SCALAR: Kernels = Kernels {
     softmax_rows: None,
     softmax_inplace: scalar::softmax_inplace,
     log_softmax: scalar::log_softmax,
+    log_softmax_rows: scalar::log_softmax_rows,
     log_softmax_inplace: scalar::log_softmax_inplace,
     logsumexp: scalar::logsumexp,
     softmax_backward: scalar::softmax_backward,
@@ -690,6 +696,12 @@ macro_rules! simd_table {
                 )]
             ),
             log_softmax: $wrap!($L, (x: &[f32], out: &mut [f32]), reduce::log_softmax, []),
+            log_softmax_rows: $wrap!(
+                $L,
+                (x: &[f32], out: &mut [f32], len: usize),
+                reduce::log_softmax_rows,
+                []
+            ),
             log_softmax_inplace: $wrap!($L, (buf: &mut [f32]), reduce::log_softmax_inplace, []),
             logsumexp: $wrap!($L, (x: &[f32]) -> f32, reduce::logsumexp, []),
             softmax_backward: $wrap!(

@@ -17,12 +17,6 @@ use crate::error::{Result, unwrap};
 use crate::kernels::table as k;
 use crate::tensor::{Dim, Tensor};
 
-/// `out = (x - max) - log(sum(exp(x - max)))`, PyTorch's order (exact for
-/// large logits).
-pub(crate) fn log_softmax_row(x: &[f32], out: &mut [f32]) {
-    (k().log_softmax)(x, out)
-}
-
 /// Softmax gradient from the output `y` and the incoming gradient `g`:
 /// `out = y * (g - sum(g * y))`.
 pub(crate) fn softmax_backward_row(y: &[f32], g: &[f32], out: &mut [f32]) {
@@ -146,7 +140,7 @@ impl Tensor {
     /// [`log_softmax`](Self::log_softmax), or `DimOutOfRange`.
     pub fn try_log_softmax(&self, dim: impl Dim) -> Result<Tensor> {
         let dim = resolve_dim("log_softmax", dim, self.rank())?;
-        let out = map_rows([self], dim, |[x], o| log_softmax_row(x, o))?;
+        let out = map_row_blocks([self], dim, |[x], o, len| (k().log_softmax_rows)(x, o, len))?;
         if !needs_grad(&[self]) {
             return Ok(out);
         }

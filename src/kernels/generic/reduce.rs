@@ -336,6 +336,11 @@ fn block_sum<L: Lanes, T: Term<L>>(l: L, t: &T, x: &[f32]) -> L::V {
 /// Sum of `term(x[i])` in the documented order.
 #[inline(always)]
 fn sum_terms<L: Lanes, T: Term<L>>(l: L, t: &T, x: &[f32]) -> f32 {
+    if x.len() <= block_len::<L>() {
+        // One block: the cascade would hand its sum back unchanged. Short
+        // rows (a softmax over 10 classes) skip setting it up.
+        return l.hsum(block_sum(l, t, x));
+    }
     let mut c = Cascade::new();
     for b in x.chunks(block_len::<L>()) {
         c.push(l, block_sum(l, t, b));

@@ -558,3 +558,41 @@ fn softmax_rows_equal_row_by_row() {
         assert!(checked > 0, "the AVX-512 table has softmax_rows");
     }
 }
+
+/// `log_softmax_rows` gives each row the bits of the row kernel on every
+/// path: short rows (four at a time, and the one to three left over) and long
+/// ones, rows wholly inside exp's fast domain and not, NaN, `inf` and all
+/// `-inf` rows, and every row count from 0 to 9.
+#[test]
+fn log_softmax_rows_equal_row_by_row() {
+    let mut rng = Rng::new(37);
+    let lens: &[usize] = if cfg!(miri) {
+        &[3, 10]
+    } else {
+        &[1, 3, 10, 16, 17, 64, 65, 100, 1030]
+    };
+    for k in all() {
+        for &len in lens {
+            for rows in 0..10 {
+                let mut x: Vec<f32> = Vec::with_capacity(rows * len);
+                for r in 0..rows {
+                    let (lo, hi) = [(-4.0, 4.0), (-30.0, 3.0), (-200.0, 5.0), (1.0, 9.0)][r % 4];
+                    x.extend((0..len).map(|_| rng.range(lo, hi)));
+                }
+                if rows > 7 {
+                    x[len] = f32::NAN;
+                    x[3 * len] = f32::INFINITY;
+                    x[6 * len..7 * len].fill(f32::NEG_INFINITY);
+                }
+                let mut want = vec![0.0; x.len()];
+                for (xr, wr) in x.chunks(len).zip(want.chunks_mut(len)) {
+                    (k.log_softmax)(xr, wr);
+                }
+                let mut got = vec![f32::NAN; x.len()];
+                (k.log_softmax_rows)(&x, &mut got, len);
+                let what = format!("{} log_softmax_rows {rows} x {len}", k.isa);
+                assert_match(&what, &x, &got, &want, 0);
+            }
+        }
+    }
+}

@@ -383,11 +383,9 @@ pub fn try_cross_entropy(
 /// (subtracting the maximum first keeps full precision for large logits). A
 /// row with NaN or `+inf`, or all `-inf`, gives NaN.
 fn log_softmax_rows(cls: &Classes, x: &[f32]) -> Result<Tensor> {
-    let k = crate::kernels::table().log_softmax;
+    let k = crate::kernels::table().log_softmax_rows;
     Tensor::try_from_fill(Shape::try_for("cross_entropy", &[x.len()])?, |o| {
-        for r in 0..cls.rows {
-            k(cls.row(x, r), &mut o[r * cls.c..(r + 1) * cls.c]);
-        }
+        k(&x[..cls.rows * cls.c], o, cls.c)
     })
 }
 

@@ -215,6 +215,55 @@ pub(crate) fn log_softmax<L: Lanes>(l: L, x: &[f32], out: &mut [f32]) {
     );
 }
 
+/// Rows at most this many registers long go through [`log_softmax_rows`]
+/// four at a time.
+const SHORT_ROW_REGS: usize = 4;
+
+/// Log-softmax of consecutive rows of `len` elements (`x.len() == out.len()`,
+/// a multiple of `len`), each as [`log_softmax`] gives it, bit for bit. A
+/// short row is a chain of dependent steps (range, its horizontal reduction,
+/// `exp`, the sum's, `ln`, the map) that leaves the pipeline mostly idle, so
+/// rows of at most [`SHORT_ROW_REGS`] registers go four at a time, each step
+/// taken for the four rows before the next.
+#[inline(always)]
+pub(crate) fn log_softmax_rows<L: Lanes>(l: L, x: &[f32], out: &mut [f32], len: usize) {
+    check::same("log_softmax", x.len(), out.len());
+    if len == 0 {
+        return;
+    }
+    let mut done = 0;
+    if len <= SHORT_ROW_REGS * L::LANES {
+        let xs = x.chunks_exact(4 * len);
+        done = x.len() - xs.remainder().len();
+        // Plain loops over the four rows: closures (as `array::from_fn`
+        // takes) would not inherit the path's target features.
+        for (xq, oq) in xs.zip(out.chunks_exact_mut(4 * len)) {
+            let mut range = [(0.0, 0.0); 4];
+            for (r, xr) in xq.chunks_exact(len).enumerate() {
+                range[r] = row_range(l, xr);
+            }
+            let mut sums = [0.0; 4];
+            for (r, xr) in xq.chunks_exact(len).enumerate() {
+                sums[r] = sum_exp_shift(l, range[r].0, range[r].1, xr);
+            }
+            for (r, (xr, or)) in xq
+                .chunks_exact(len)
+                .zip(oq.chunks_exact_mut(len))
+                .enumerate()
+            {
+                let f = ShiftLog {
+                    m: l.splat(range[r].0),
+                    ls: l.splat(libm::logf(sums[r])),
+                };
+                super::map(l, "log_softmax", &f, xr, or);
+            }
+        }
+    }
+    for (xr, or) in x[done..].chunks(len).zip(out[done..].chunks_mut(len)) {
+        log_softmax(l, xr, or);
+    }
+}
+
 /// In-place log-softmax of one row.
 #[inline(always)]
 pub(crate) fn log_softmax_inplace<L: Lanes>(l: L, buf: &mut [f32]) {
