@@ -678,45 +678,6 @@ fn guarded_kernels_do_not_depend_on_neighbours() {
     }
 }
 
-/// `exp` of arguments whose result rounds to `+0` (below `ln 2^-150`, about
-/// -103.97) is `+0` on every path, in every lane position, beside ordinary
-/// lanes; just above, the smallest subnormals match the scalar path.
-#[test]
-fn exp_underflows_to_zero() {
-    let low = [
-        -103.98,
-        -104.0001,
-        -110.0,
-        -150.0,
-        -174.0,
-        -1e30,
-        f32::NEG_INFINITY,
-    ];
-    for k in all() {
-        for &v in &low {
-            for pos in 0..16 {
-                let mut x = vec![0.5f32; 16];
-                x[pos] = v;
-                let mut out = vec![1.0; 16];
-                (k.exp.map)(&x, &mut out);
-                let what = format!("{} exp({v}) at lane {pos}", k.isa);
-                assert_eq!(out[pos].to_bits(), 0, "{what}: {}", out[pos]);
-                assert_eq!(
-                    out[(pos + 1) % 16],
-                    libm::expf(0.5),
-                    "{what}: its neighbour"
-                );
-            }
-        }
-        let x = [-103.9f32, -103.5, -100.0, -95.0];
-        let (mut got, mut want) = ([0.0; 4], [0.0; 4]);
-        (k.exp.map)(&x, &mut got);
-        (scalar().exp.map)(&x, &mut want);
-        assert_match(&format!("{} exp subnormal", k.isa), &x, &got, &want, 1);
-        assert!(got.iter().all(|&e| e > 0.0), "{}: {got:?}", k.isa);
-    }
-}
-
 /// `f` over all of `x`, out of place and in place, equals `f` of each
 /// element alone, bit for bit.
 fn each_equals_alone(k: &Kernels, name: &str, f: Unary, x: &[f32]) {

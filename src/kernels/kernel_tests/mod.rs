@@ -5,6 +5,8 @@
 //! - `elementwise`: unary, parametric, binary and backward kernels, every
 //!   length in [`LENGTHS`] at offsets [`OFFSETS`], broadcast operands, in place
 //!   against out of place, special values;
+//! - `far_out`: arguments whose results round to 0 (or to `x`), set aside by
+//!   the paths instead of computed: exact, and independent of neighbours;
 //! - `reduce`: sums against `f64`, determinism, extremes, arg-extremes, rows,
 //!   copies, and the panics on misuse;
 //! - `accuracy`: ulp error of each approximated function against `f64` over a
@@ -16,6 +18,7 @@ extern crate std;
 
 mod accuracy;
 mod elementwise;
+mod far_out;
 mod reduce;
 
 use alloc::vec::Vec;

@@ -144,16 +144,30 @@ struct Scale<L: Lanes> {
     k: L::V,
 }
 
-/// `m * 2^n` rounded once: where `ldexp` takes several operations and every
-/// `2^n` is normal (`|x|` up to about 13), one product by `2^n` (the same
-/// bits).
+/// `m * 2^n` rounded once, for `|m| < 16`: where `ldexp` takes several
+/// operations and every `2^n` is normal (`|x|` up to about 13), one product
+/// by `2^n` (the same bits). Lanes with `n` below [`ZERO_N`] round to `±0`
+/// (the sign of `m`) and are scaled as `±0 * 2^0`: scaled as they are, they
+/// underflow and each register took a microcode assist (Intel, AVX-512:
+/// GELU of 1e5 x 50.0 197 us, of 1e5 x 0 20 us).
 #[inline(always)]
 fn scaled<L: Lanes>(l: L, m: L::V, s: &Scale<L>) -> L::V {
-    if !L::ONE_OP_LDEXP && !l.any(l.lt(s.n, l.splat(-126.0))) {
+    if !l.any(l.lt(s.n, l.splat(-126.0))) {
+        if L::ONE_OP_LDEXP {
+            return l.ldexp(m, s.n);
+        }
         return l.mul(m, l.pow2_shifted(s.k));
+    }
+    let zero = l.lt(s.n, l.splat(ZERO_N));
+    if l.any(zero) {
+        let m0 = l.select(zero, l.mul(m, l.splat(0.0)), m);
+        return l.ldexp(m0, l.select(zero, l.splat(0.0), s.n));
     }
     l.ldexp(m, s.n)
 }
+
+/// Below this `n`, `|m| 2^n < 2^-150` for every `|m| < 16`: rounds to `±0`.
+const ZERO_N: f32 = -155.0;
 
 /// Exact GELU `x * Phi(x)`; NaN at `-inf`.
 #[inline(always)]
