@@ -181,8 +181,8 @@ pub(crate) fn lerp(a: f32, b: f32, w: f32) -> f32 {
 /// ```text
 /// g = maximize ? -g : g
 /// p = p * decay                 (AdamW)   |   g = g + wd * p   (Adam, wd != 0)
-/// m = lerp(m, g, 1 - beta1)
-/// v = v * beta2;  v = v + ((1 - beta2) * g) * g
+/// m = lerp(m, g, 1 - beta1)          (0 where |m| < f32::MIN_POSITIVE)
+/// v = v * beta2;  v = v + ((1 - beta2) * g) * g    (likewise)
 /// vmax = maximum(vmax, v)       (AMSGrad: the raw second moment)
 /// denom = sqrt(vmax or v) / sqrt(1 - beta2^t) + eps
 /// p = p + (-step_size * m) / denom
@@ -217,7 +217,11 @@ pub(crate) fn adam_update(
 /// maximum of the raw second moment) and maximisation.
 ///
 /// State per parameter: `step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`
-/// (AMSGrad).
+/// (AMSGrad). A moment whose magnitude falls below `f32::MIN_POSITIVE` is
+/// stored as 0 (PyTorch keeps the subnormal, which, once a gradient stays
+/// zero, sticks at `2^-149` and makes every later update of it take
+/// microcode assists; the parameter moves the same unless it is itself
+/// below about `1e-26`: see `kernels::optim`).
 pub struct Adam {
     core: Core<AdamConfig, AdamState>,
     decoupled: bool,

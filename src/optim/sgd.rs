@@ -140,7 +140,9 @@ pub(crate) fn sgd_update(
 /// momentum, L2 weight decay and maximisation, as `torch.optim.SGD` (the
 /// first momentum step sets the buffer to the gradient).
 ///
-/// State per parameter: `momentum_buffer` (only with momentum).
+/// State per parameter: `momentum_buffer` (only with momentum), stored as 0
+/// where its magnitude falls below `f32::MIN_POSITIVE` (as Adam's moments:
+/// see [`Adam`](crate::optim::Adam)).
 pub struct Sgd {
     core: Core<SgdConfig, SgdState>,
 }
