@@ -63,7 +63,7 @@ fn maximum(a: f32, b: f32) -> f32 {
 /// `x`, or `+0` where `|x| < f32::MIN_POSITIVE` (subnormal or zero): see the
 /// module docs.
 #[inline(always)]
-fn flushed(x: f32) -> f32 {
+pub(crate) fn flushed(x: f32) -> f32 {
     if x.abs() < f32::MIN_POSITIVE { 0.0 } else { x }
 }
 

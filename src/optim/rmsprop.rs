@@ -11,6 +11,7 @@ use super::{
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
+use crate::kernels::optim::flushed;
 use crate::tensor::Tensor;
 
 /// Hyper-parameters of [`RmsProp`], with PyTorch's names and defaults.
@@ -117,6 +118,10 @@ pub(crate) struct RmsPropScalars {
 /// else:     p = p + (-lr * g) / avg
 /// ```
 ///
+/// `sq`, `ga` and `buf` are stored as 0 where their magnitude falls below
+/// `f32::MIN_POSITIVE` (see `kernels::optim`: a decaying average sticks at
+/// the smallest subnormal, and its updates take microcode assists).
+///
 /// # Panics
 /// If the slice lengths differ.
 pub(crate) fn rmsprop_update(
@@ -144,11 +149,11 @@ pub(crate) fn rmsprop_update(
             gv
         };
         let sa = sq[i] * s.alpha;
-        let sa = sa + (s.one_minus_alpha * gv) * gv;
+        let sa = flushed(sa + (s.one_minus_alpha * gv) * gv);
         sq[i] = sa;
         let avg = match ga.as_deref_mut() {
             Some(ga) => {
-                let a = lerp(ga[i], gv, s.one_minus_alpha);
+                let a = flushed(lerp(ga[i], gv, s.one_minus_alpha));
                 ga[i] = a;
                 crate::math::sqrtf(sa + (-a) * a)
             }
@@ -157,7 +162,7 @@ pub(crate) fn rmsprop_update(
         let avg = avg + s.eps;
         p[i] = match buf.as_deref_mut() {
             Some(b) => {
-                let bv = b[i] * s.momentum + gv / avg;
+                let bv = flushed(b[i] * s.momentum + gv / avg);
                 b[i] = bv;
                 pv + s.neg_lr * bv
             }
@@ -170,7 +175,8 @@ pub(crate) fn rmsprop_update(
 /// weight decay and maximisation.
 ///
 /// State per parameter: `step`, `square_avg`, `momentum_buffer` (momentum >
-/// 0), `grad_avg` (centered).
+/// 0), `grad_avg` (centered); each stored as 0 where it falls below
+/// `f32::MIN_POSITIVE` (as [`Adam`](crate::optim::Adam)'s moments).
 pub struct RmsProp {
     core: Core<RmsPropConfig, RmsPropState>,
 }
@@ -339,5 +345,62 @@ impl Optimizer for RmsProp {
                 grad_avg,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The squared average, the gradient average and the momentum buffer are
+    /// stored as 0 once they would fall below `f32::MIN_POSITIVE`; just above
+    /// they decay as in PyTorch.
+    #[test]
+    fn subnormal_state_is_stored_as_zero() {
+        let s = RmsPropScalars {
+            alpha: 0.99,
+            one_minus_alpha: 0.01,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.9,
+            neg_lr: -1e-2,
+            maximize: false,
+        };
+        let min = f32::MIN_POSITIVE;
+        let state = [min, 1.2 * min, f32::from_bits(1), 1.0];
+        let mut p = [1.0f32; 4];
+        let (mut sq, mut ga, mut buf) = (state, state, state);
+        rmsprop_update(
+            &mut p,
+            &[0.0; 4],
+            &mut sq,
+            Some(&mut ga),
+            Some(&mut buf),
+            &s,
+        );
+        let want = |w: f32| if w < min { 0.0 } else { w };
+        for (i, &x) in state.iter().enumerate() {
+            let sq_want = want(x * 0.99 + 0.0);
+            assert_eq!(
+                sq[i].to_bits(),
+                sq_want.to_bits(),
+                "sq from {x:e}: {:e}",
+                sq[i]
+            );
+            let ga_want = want(lerp(x, 0.0, 0.01));
+            assert_eq!(
+                ga[i].to_bits(),
+                ga_want.to_bits(),
+                "ga from {x:e}: {:e}",
+                ga[i]
+            );
+            assert_eq!(
+                buf[i].to_bits(),
+                want(x * 0.9).to_bits(),
+                "buf from {x:e}: {:e}",
+                buf[i]
+            );
+        }
+        assert!(sq[1] > 0.0 && ga[1] > 0.0 && buf[1] > 0.0);
     }
 }
