@@ -588,7 +588,8 @@ fn a_warm_captured_step_takes_only_gemm_scratch() {
 /// rank-one product (no scratch at all) or, with `std`, for a one-thread
 /// product needing at most 4 KiB (its scratch is on the stack; without `std`
 /// it takes a pool block), and one block of the predicted size for a larger
-/// one (a column-major A, packed in blocks on every path).
+/// one (a column-major A whose k block spans past the first-level TLB's
+/// reach: packed in blocks on every path).
 #[test]
 fn gemm_pool_scratch_matches_scratch_bytes() {
     use train_station::kernels::gemm::{
@@ -600,12 +601,14 @@ fn gemm_pool_scratch_matches_scratch_bytes() {
     };
     // (m, n, k, A column-major, B column-major, pool block expected): rank
     // one, a GEMV (its 96 floats of scratch on the stack with `std`), a
-    // 96x96x96 product.
+    // 600x96x128 product (A's k block spans 600 x 128 values, past the 64 Ki
+    // a column-major A is read in place within; a 96x96x96 one would be read
+    // in place, and on the scalar path needs no scratch at all).
     let small_pooled = !cfg!(feature = "std");
     for (m, n, k, at, bt, pooled) in [
         (32, 64, 1, false, false, false),
         (1, 32, 64, false, true, small_pooled),
-        (96, 96, 96, true, false, true),
+        (600, 96, 128, true, false, true),
     ] {
         let layout = |r: usize, c: usize, t: bool| if t { (r, c, 1, r) } else { (r, c, c, 1) };
         let (al, bl, cl) = (layout(m, k, at), layout(k, n, bt), layout(m, n, false));
