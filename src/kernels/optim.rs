@@ -6,8 +6,8 @@
 //! updates parameters bit-identically to [`adam_scalar`].
 //!
 //! One departure from PyTorch: optimizer state (Adam's moments, SGD's
-//! momentum buffer) that falls below `f32::MIN_POSITIVE` in magnitude is
-//! stored as `+0`. Under zero gradients a moment decays geometrically into
+//! momentum buffer, and through `flushed` RMSprop's averages and buffer)
+//! that falls below `f32::MIN_POSITIVE` in magnitude is stored as `+0`. Under zero gradients a moment decays geometrically into
 //! the subnormals and then sticks at the smallest one (`0.9 * 2^-149`
 //! rounds back to `2^-149`); from there every update of it took microcode
 //! assists, permanently (Intel, AVX-512, Adam over 65,536 parameters with
