@@ -365,7 +365,12 @@ fn linear_layer_tolerance_sanity() {
 /// `x.linear(w, b)` computes its gradients with direct products; they equal,
 /// bit for bit, the gradients of `x.matmul(w.t()) + b` (the general matmul
 /// and broadcast-add backward) for plain, batched, strided, empty and
-/// inner-dimension-0 operands.
+/// inner-dimension-0 operands. One exception, checked against the dot-product
+/// error bound instead: the gradient of a column-major `x` with few rows
+/// ("wide", strided), which matmul writes column-major (a product of 700
+/// rows, the blocked loop) and linear row-major (9 rows against a
+/// column-major weight: the GEMM's dot-product path, another order of
+/// additions).
 #[test]
 fn linear_gradients_equal_the_matmul_forms_bit_for_bit() {
     type Case = (&'static str, Vec<usize>, usize, usize);
@@ -416,6 +421,15 @@ fn linear_gradients_equal_the_matmul_forms_bit_for_bit() {
                     e.dims(),
                     "{name} strided={strided}: d{what} shape"
                 );
+                if name == "wide" && strided && *what == "x" {
+                    // dx = g w: |error| <= (k + 4) eps sum |g| |w| (k = outf).
+                    let bound = g.abs().matmul(&w.abs()).to_vec();
+                    let tol = (outf + 4) as f32 * f32::EPSILON;
+                    for ((x, y), b) in a.to_vec().iter().zip(e.to_vec()).zip(bound) {
+                        assert!((x - y).abs() <= tol * b, "{name}: dx {x} vs {y}");
+                    }
+                    continue;
+                }
                 let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(a), bits(e), "{name} strided={strided}: d{what}");
             }

@@ -188,6 +188,31 @@ impl Simd for Avx512 {
         // SAFETY: see the impl comment.
         unsafe { _mm512_reduce_add_ps(v) }
     }
+    #[inline(always)]
+    fn hsum4(self, v: [__m512; 4]) -> [f32; 4] {
+        // SAFETY: see the impl comment.
+        unsafe {
+            let ab = _mm512_add_ps(
+                _mm512_unpacklo_ps(v[0], v[1]),
+                _mm512_unpackhi_ps(v[0], v[1]),
+            );
+            let cd = _mm512_add_ps(
+                _mm512_unpacklo_ps(v[2], v[3]),
+                _mm512_unpackhi_ps(v[2], v[3]),
+            );
+            let (ab, cd) = (_mm512_castps_pd(ab), _mm512_castps_pd(cd));
+            let x = _mm512_add_ps(
+                _mm512_castpd_ps(_mm512_unpacklo_pd(ab, cd)),
+                _mm512_castpd_ps(_mm512_unpackhi_pd(ab, cd)),
+            );
+            let y = _mm256_add_ps(
+                _mm512_castps512_ps256(x),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x))),
+            );
+            let s = _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps::<1>(y));
+            core::mem::transmute::<__m128, [f32; 4]>(s)
+        }
+    }
 }
 
 /// One step of the 6 x 64 k loop: 4 vectors of B, 6 broadcasts of A, 24 FMAs

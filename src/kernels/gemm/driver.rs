@@ -20,6 +20,7 @@
 
 use core::marker::PhantomData;
 
+use super::dots;
 use super::gemv;
 use super::kernel::{Bias, Out, Update, tile, write_strided};
 use super::pack::{pack_a, pack_b};
@@ -172,6 +173,9 @@ pub(super) enum Kind {
     GemvRows,
     /// `m == 1`, columns of B contiguous: `y[j] = dot(x, B[:, j])`.
     GemvDots,
+    /// `2 <= m <= DOTS_MAX_M`, rows of A and columns of B contiguous: each
+    /// element a dot product, nothing packed (see `dots.rs`).
+    Dots,
     /// `k == 1`, B's row and C's rows contiguous: `C[i, :] = A[i, 0] B[0, :]`
     /// row by row (the rank-one products of a batch-1 backward).
     Outer,
@@ -300,6 +304,22 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         plan.scratch_len = region(p.k) + region(GEMV_CHUNK.min(plan.step_n));
         return plan;
     }
+    // A few rows of A against a transposed B: dot products, nothing packed.
+    if dots::applies(p, w) {
+        plan.kind = Kind::Dots;
+        let flops = (2 * p.m)
+            .saturating_mul(p.n)
+            .saturating_mul(p.k)
+            .saturating_mul(p.batch);
+        let want = if flops < PAR_MIN_FLOPS { 1 } else { threads };
+        let per_batch = want.div_ceil(p.batch).max(1);
+        plan.step_n = round_up(p.n.div_ceil(per_batch), 4 * w);
+        plan.tn = p.n.div_ceil(plan.step_n);
+        plan.tasks = p.batch * plan.tn;
+        plan.threads = want.min(plan.tasks);
+        plan.scratch_len = region(p.m * dots::DOTS_CHUNK);
+        return plan;
+    }
     // A rank-one product (m > 1 here): each row of C is one vector product,
     // written as it is computed; split over rows, no scratch.
     if p.k == 1 && p.b_cs == 1 && p.c_cs == 1 {
@@ -412,6 +432,8 @@ pub(super) fn run_task<S: Simd, const MR: usize, const NV: usize>(
         Kind::Gemm => gemm_block::<S, MR, NV>(s, p, plan, t, i0, i1, j0, j1, scratch),
         Kind::GemvRows => gemv::rows_task(s, p, t, j0, j1, scratch),
         Kind::GemvDots => gemv::dots_task(s, p, t, j0, j1, scratch),
+        Kind::Dots if S::REGS >= 32 => dots::task::<S, 4>(s, p, t, j0, j1, scratch),
+        Kind::Dots => dots::task::<S, 2>(s, p, t, j0, j1, scratch),
         Kind::Outer => gemv::outer_task(s, p, t, i0, i1),
     }
 }

@@ -40,7 +40,14 @@ unsafe fn load_upto<S: Simd>(s: S, p: *const f32, w: usize) -> S::V {
 /// `acc` has `n` values; `c + j * cs` is writable for `j < n`; a bias in `up`
 /// has `n` (column) or 1 (row) readable values.
 #[inline(always)]
-unsafe fn write_row<S: Simd>(s: S, acc: *const f32, c: *mut f32, cs: usize, n: usize, up: &Update) {
+pub(super) unsafe fn write_row<S: Simd>(
+    s: S,
+    acc: *const f32,
+    c: *mut f32,
+    cs: usize,
+    n: usize,
+    up: &Update,
+) {
     let out = Out {
         c,
         rs: 0,

@@ -16,6 +16,10 @@
 //!   and small row-major B are read in place; other operands are packed;
 //! - matrix-vector products (`m == 1` or `n == 1`, `gemv.rs`): B streamed once
 //!   in its storage order, never packed;
+//! - 2 to 16 rows of A against a B with contiguous columns, A's rows
+//!   contiguous and k at least four registers (`x W^T` of a linear layer at a
+//!   small batch, `dots.rs`): each element a dot product, nothing packed
+//!   (packing would transpose all of B for a few rows);
 //! - rank-one products (`k == 1`, B's row and C's rows contiguous, `gemv.rs`):
 //!   each row of C computed and written in one pass, no scratch;
 //! - `k == 0` or `alpha == 0`: only `C = beta * C` (+ epilogue); A and B are not
@@ -38,6 +42,7 @@
 //! on one thread needing at most 4 KiB uses the stack instead.
 
 mod cache;
+mod dots;
 mod driver;
 mod gemv;
 mod kernel;

@@ -16,6 +16,8 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     type V: Copy;
     /// Lanes per register.
     const W: usize;
+    /// Vector registers the ISA has.
+    const REGS: usize = 32;
 
     /// All lanes 0.
     fn zero(self) -> Self::V;
@@ -115,6 +117,17 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     fn relu(self, v: Self::V) -> Self::V;
     /// Sum of the lanes, in a fixed order.
     fn hsum(self, v: Self::V) -> f32;
+    /// The lane sums of four registers, each in a fixed order that does not
+    /// depend on the other three.
+    #[inline(always)]
+    fn hsum4(self, v: [Self::V; 4]) -> [f32; 4] {
+        [
+            self.hsum(v[0]),
+            self.hsum(v[1]),
+            self.hsum(v[2]),
+            self.hsum(v[3]),
+        ]
+    }
 }
 
 /// [`Simd::pack_rows`] for `w` columns, one value at a time.

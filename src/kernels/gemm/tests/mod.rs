@@ -15,6 +15,7 @@ use super::*;
 use crate::kernels::{Isa, supported};
 
 mod arguments;
+mod dots;
 mod layouts;
 
 /// Paths to test: all the host supports (scalar only under miri).

@@ -1,0 +1,221 @@
+//! Products with few rows whose A rows and B columns are both contiguous
+//! (`X W^T` with the weight stored `[out, in]`, as a `Linear` layer keeps
+//! it, at a small batch): every element of C is a dot product of two
+//! contiguous vectors, computed in place without packing.
+//!
+//! The blocked loop would pack B, transposing every `W x W` block, and use
+//! each packed value only `m` times: at a batch of 2 to 16 that transpose
+//! costs more than the arithmetic (Intel, AVX-512, `[m,784]x[784,256]`:
+//! 30 us at m = 2 against 11 for the same product with B row-major).
+//! Here a tile of `R` rows of A by `G` columns of B shares its loads along
+//! k: `R + G` vector loads feed `R * G` fused multiply-adds, one accumulator
+//! each, reduced once at the end. The `G` columns (a few KiB) stay in L1
+//! while every row group of A (at most [`DOTS_MAX_M`] rows, in L2) passes
+//! over them.
+//!
+//! Each element's accumulation (lanes along k in order, the same partial
+//! tail, the same horizontal sum) does not depend on the tile it falls in or
+//! on the task, so results do not depend on the thread count.
+
+use super::driver::Problem;
+use super::kernel::Update;
+use super::simd::Simd;
+
+/// Most rows of A a product may have to be computed as dot products; past
+/// that the blocked loop's packing of B is shared by enough rows to pay
+/// (measured against it on Intel with AVX-512 and AVX2).
+pub(super) const DOTS_MAX_M: usize = 16;
+
+/// Columns of C accumulated per pass before their write-back.
+pub(super) const DOTS_CHUNK: usize = 256;
+
+/// Columns of B per tile.
+const G: usize = 4;
+
+/// Whether `p` is computed by [`task`]: 2 to [`DOTS_MAX_M`] rows, rows of A
+/// and columns of B contiguous (B not also row-contiguous), and `k` long
+/// enough that the vector loop dominates (at least four registers).
+pub(super) fn applies(p: &Problem<'_>, w: usize) -> bool {
+    (2..=DOTS_MAX_M).contains(&p.m) && p.a_cs == 1 && p.b_rs == 1 && p.b_cs != 1 && p.k >= 4 * w
+}
+
+/// The `R x C` dot products `A[i] . B[:, j]` of the rows `a` and columns `b`
+/// (`k` values each), written to `out[r * stride + c]`.
+///
+/// # Safety
+/// Each of `a` and `b` has `k` readable values; `out + r * stride + c` is
+/// writable for `r < R`, `c < C`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn tile<S: Simd, const R: usize, const C: usize>(
+    s: S,
+    k: usize,
+    a: [*const f32; R],
+    b: [*const f32; C],
+    out: *mut f32,
+    stride: usize,
+) {
+    let w = S::W;
+    let mut acc = [[s.zero(); C]; R];
+    let mut bv = [s.zero(); C];
+    let mut q = 0;
+    // SAFETY: (all loads) indices q .. q + w <= k, or a partial load of the
+    // last k - q values; `out` as the caller guarantees.
+    unsafe {
+        while q + w <= k {
+            for c in 0..C {
+                bv[c] = s.load(b[c].add(q));
+            }
+            for r in 0..R {
+                let av = s.load(a[r].add(q));
+                for c in 0..C {
+                    acc[r][c] = s.fma(av, bv[c], acc[r][c]);
+                }
+            }
+            q += w;
+        }
+        if q < k {
+            let rest = k - q;
+            for c in 0..C {
+                bv[c] = s.load_partial(b[c].add(q), rest);
+            }
+            for r in 0..R {
+                let av = s.load_partial(a[r].add(q), rest);
+                for c in 0..C {
+                    acc[r][c] = s.fma(av, bv[c], acc[r][c]);
+                }
+            }
+        }
+        // Sums four columns at a time; a single column as the first of four
+        // (its sum does not depend on the others), so every element gets
+        // the same bits whichever tile computes it.
+        let z = s.zero();
+        for r in 0..R {
+            let row = out.add(r * stride);
+            let mut c = 0;
+            while c + 4 <= C {
+                let v = s.hsum4([acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]]);
+                core::ptr::copy_nonoverlapping(v.as_ptr(), row.add(c), 4);
+                c += 4;
+            }
+            while c < C {
+                *row.add(c) = s.hsum4([acc[r][c], z, z, z])[0];
+                c += 1;
+            }
+        }
+    }
+}
+
+/// The dot products of rows `i .. i + R` of A with `C` columns starting at
+/// `b0` (column stride `b_cs`), into `out` (row stride [`DOTS_CHUNK`]).
+///
+/// # Safety
+/// As [`tile`], for rows `i .. i + R` of A (`a`, row stride `a_rs`) and the
+/// columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows<S: Simd, const R: usize, const C: usize>(
+    s: S,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    i: usize,
+    b0: *const f32,
+    b_cs: usize,
+    out: *mut f32,
+) {
+    let mut ap = [a; R];
+    for (r, p) in ap.iter_mut().enumerate() {
+        *p = a.wrapping_add((i + r) * a_rs);
+    }
+    let mut bp = [b0; C];
+    for (c, p) in bp.iter_mut().enumerate() {
+        *p = b0.wrapping_add(c * b_cs);
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { tile::<S, R, C>(s, k, ap, bp, out.add(i * DOTS_CHUNK), DOTS_CHUNK) }
+}
+
+/// Every row of A (`m` of them) against `C` columns starting at `b0`, tiles
+/// of `R` rows (then 2, then 1 for the rest).
+///
+/// # Safety
+/// As [`rows`] for every row of A.
+#[inline(always)]
+unsafe fn columns<S: Simd, const R: usize, const C: usize>(
+    s: S,
+    p: &Problem<'_>,
+    a: *const f32,
+    b0: *const f32,
+    out: *mut f32,
+) {
+    let (k, m) = (p.k, p.m);
+    let mut i = 0;
+    // SAFETY: forwarded from the caller; i + rows <= m.
+    unsafe {
+        while i + R <= m {
+            rows::<S, R, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out);
+            i += R;
+        }
+        if R > 2 && i + 2 <= m {
+            rows::<S, 2, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out);
+            i += 2;
+        }
+        if i < m {
+            rows::<S, 1, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out);
+        }
+    }
+}
+
+/// Columns `j0..j1` of C for batch item `t`: `R` rows of A per tile (4 where
+/// the ISA has 32 registers, 2 on AVX2's 16). `scratch` holds `m *
+/// DOTS_CHUNK` values.
+#[inline(always)]
+pub(super) fn task<S: Simd, const R: usize>(
+    s: S,
+    p: &Problem<'_>,
+    t: usize,
+    j0: usize,
+    j1: usize,
+    scratch: &mut [f32],
+) {
+    let acc = scratch[..p.m * DOTS_CHUNK].as_mut_ptr();
+    let up = Update::for_block(p.alpha, p.beta, p.bias, p.relu, true, true);
+    // SAFETY: (all accesses) t < batch; rows < m of A and C, columns < n of
+    // B and C, k values of each row of A and column of B (Problem
+    // invariants: `applies` checked the unit strides); `acc` has m rows of
+    // DOTS_CHUNK values and column offsets below the chunk width.
+    unsafe {
+        let a = p.a.add(t * p.a_bs);
+        let b = p.b.add(t * p.b_bs);
+        let c = p.c.add(t * p.c_bs);
+        let mut jc = j0;
+        while jc < j1 {
+            let cw = DOTS_CHUNK.min(j1 - jc);
+            let mut j = 0;
+            while j + G <= cw {
+                columns::<S, R, G>(s, p, a, b.add((jc + j) * p.b_cs), acc.add(j));
+                j += G;
+            }
+            while j < cw {
+                columns::<S, R, 1>(s, p, a, b.add((jc + j) * p.b_cs), acc.add(j));
+                j += 1;
+            }
+            for i in 0..p.m {
+                let up = Update {
+                    bias: up.bias.offset(i, jc),
+                    ..up
+                };
+                super::gemv::write_row(
+                    s,
+                    acc.add(i * DOTS_CHUNK),
+                    c.add(i * p.c_rs + jc * p.c_cs),
+                    p.c_cs,
+                    cw,
+                    &up,
+                );
+            }
+            jc += cw;
+        }
+    }
+}
