@@ -62,6 +62,46 @@ fn sgemm(c: &mut Criterion) {
     }
 }
 
+/// A linear layer's forward at small batches, `[m, 784] x W^T` with `W`
+/// stored `[256, 784]` (the dot-product path up to 16 rows), beside the same
+/// product with the weight stored `[784, 256]` (row-major B, read in place).
+fn linear_small_batch(c: &mut Criterion) {
+    let (k, n) = (784, 256);
+    let w = data(n * k, 5);
+    let mut g = c.benchmark_group("linear_small_batch");
+    g.warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(1));
+    let cfg = Config {
+        threads: 1,
+        ..Config::current()
+    };
+    for m in [2, 4, 8, 16, 32] {
+        let x = data(m * k, 6);
+        let mut out = vec![0.0f32; m * n];
+        g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        for (name, b) in [
+            ("w_t", MatRef::row_major(&w, n, k).t()),
+            ("row_major", MatRef::row_major(&w, k, n)),
+        ] {
+            g.bench_with_input(BenchmarkId::new(name, m), &m, |bch, &m| {
+                bch.iter(|| {
+                    sgemm_with(
+                        cfg,
+                        Batch::ONE,
+                        1.0,
+                        MatRef::row_major(black_box(&x), m, k),
+                        black_box(b),
+                        0.0,
+                        MatMut::row_major(&mut out, m, n),
+                        Epilogue::NONE,
+                    )
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 /// `[1, 4096] x [4096, 4096]`: streams the 64 MiB matrix once per call.
 fn sgemv(c: &mut Criterion) {
     let (k, n) = (4096, 4096);
@@ -234,5 +274,5 @@ fn sum_avx512(x: &[f32]) -> f32 {
     _mm512_reduce_add_ps(t) + x[4 * q..].iter().sum::<f32>()
 }
 
-criterion_group!(benches, sgemm, sgemv, fma_peak, read_bw);
+criterion_group!(benches, sgemm, linear_small_batch, sgemv, fma_peak, read_bw);
 criterion_main!(benches);
