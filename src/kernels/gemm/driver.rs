@@ -29,10 +29,13 @@ use crate::kernels::Isa;
 
 /// [`tile`] with the smallest tile shape that covers `out`: full tiles use
 /// `MR x NV` vectors, edge tiles fewer vectors (1 ..= NV) and, when they
-/// have few rows, 2 or 4 rows, so an edge costs about what it computes.
+/// have few rows, 2 or 4 rows, so an edge costs about what it computes. An
+/// `out` of `2 * NV` vectors (at most 2 rows, `NV` 2 or 3) is one tile over
+/// two panels.
 ///
 /// # Safety
-/// As [`tile`] for `MR x NV` (a smaller shape reads a subset of that).
+/// As [`tile`] for `MR x NV` (a smaller shape reads a subset of that), or
+/// for `2 x 2 NV` when `out` spans two panels.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_fit<S: Simd, const MR: usize, const NV: usize>(
@@ -48,6 +51,23 @@ unsafe fn tile_fit<S: Simd, const MR: usize, const NV: usize>(
 ) {
     let nv = out.n.div_ceil(S::W);
     const NONE: *mut f32 = core::ptr::null_mut();
+    if nv > NV {
+        // At most 2 rows over two panels of B read in place, on paths whose
+        // panels are 2 or 3 vectors wide: 2 rows of one panel give 4 or 6
+        // accumulator chains, too few to hide the FMA latency (AVX2 at
+        // `[2,784]x[784,256]` ran at a third of AVX-512's speed). The same
+        // multiply-adds per element as two tiles.
+        debug_assert!(out.m <= 2 && nv == 2 * NV);
+        // SAFETY: forwarded from the caller, who makes both panels readable.
+        unsafe {
+            match NV {
+                2 => tile::<S, 2, 4>(s, kc, a, a_rs, a_cs, b, b_rs, NONE, out, up),
+                3 => tile::<S, 2, 6>(s, kc, a, a_rs, a_cs, b, b_rs, NONE, out, up),
+                _ => unreachable!("two-panel tiles only for panels of 2 or 3 vectors"),
+            }
+        }
+        return;
+    }
     macro_rules! with_rows {
         ($r:expr) => {
             // SAFETY: forwarded from the caller; `$r >= out.m`, `nv * W >= out.n`.
@@ -381,10 +401,13 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     // Pack B when its rows are not contiguous, or when it is too large to be
     // read in place from cache without TLB and set-conflict misses, unless
     // few rows of A reuse it (then packing costs more than it saves) and it
-    // fits in L2.
+    // fits in L2. A row-major B is never packed for a task of one row panel
+    // (nothing would reuse the packed copy; the fused packing would run a
+    // full-height tile for a few rows).
     let b_len = p.k * task_n;
     let few_rows = task_m <= 16 * bl.mr && b_len <= bl.direct_b_max;
-    plan.pack_b = p.b_cs != 1 || (b_len > bl.pack_b_min && !few_rows);
+    let one_panel = task_m <= bl.mr;
+    plan.pack_b = p.b_cs != 1 || (b_len > bl.pack_b_min && !few_rows && !one_panel);
     plan.fuse_b = plan.pack_b && p.b_cs == 1 && plan.kc * p.b_rs <= bl.fuse_b_max;
     // Pack A when it is column-major (rows adjacent, columns far apart) and a
     // panel's k block spans more pages than the first-level TLB maps: read in
@@ -586,6 +609,12 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
                         let mut jr = 0;
                         while jr < nc {
                             let nrr = nr.min(nc - jr);
+                            // See `tile_fit`: few rows over two panels read
+                            // in place, on paths with narrow panels.
+                            let wide = mr <= 2
+                                && matches!(NV, 2 | 3)
+                                && !plan.pack_b
+                                && jr + 2 * nr <= n_full;
                             let (bp, b_rs) = if plan.pack_b {
                                 (sb.add(jr * kc).cast_const(), nr)
                             } else if nrr == nr {
@@ -598,7 +627,7 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
                                 rs: p.c_rs,
                                 cs: p.c_cs,
                                 m: mr,
-                                n: nrr,
+                                n: if wide { 2 * nr } else { nrr },
                             };
                             let up = Update {
                                 bias: up.bias.offset(ic + ir, jc + jr),
@@ -613,7 +642,7 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
                             } else {
                                 tile_fit::<S, MR, NV>(s, kc, ap, a_rs, a_cs, bp, b_rs, out, &up);
                             }
-                            jr += nr;
+                            jr += out.n.max(nr);
                         }
                         ir += MR;
                     }

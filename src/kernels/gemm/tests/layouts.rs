@@ -133,3 +133,47 @@ fn same_bits(
         }
     }
 }
+
+/// A row-major B read in place by tiles of one or two rows gives the bits of
+/// the same product with B packed (a strided B): on paths with panels of 2 or
+/// 3 vectors such tiles span two panels at once, and a task of one row panel
+/// never packs B. Two rows, an edge of one row after a full panel, several
+/// panel pairs with a single panel and a partial panel left, alpha, beta,
+/// bias and ReLU, one thread and two.
+#[test]
+fn few_rows_against_row_major_b_give_the_bits_of_packed_b() {
+    for isa in isas() {
+        let (bl, w) = blocking_of(isa);
+        let nr = bl.nr;
+        let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+            &[(2, 2 * nr + 1, 5)]
+        } else {
+            &[
+                (2, 5 * nr + 3, 70),
+                (bl.mr + 1, 4 * nr, 33),
+                (bl.mr + 2, 2 * nr + 1, 129),
+                (2, 256, 784),
+            ]
+        };
+        for &(m, n, k) in shapes {
+            let mut rng = Rng(29);
+            let (av, bv, cv, bias) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n), rng.vec(n));
+            let bs = Mat::new(&bv, k, n, Layout::Strided, 0, 0.0);
+            let a = MatRef::row_major(&av, m, k);
+            let (b_row, b_str) = (MatRef::row_major(&bv, k, n), bs.r());
+            let mut probe = cv.clone();
+            let c = MatMut::row_major(&mut probe, m, n);
+            let plan = driver::plan(
+                &problem(Batch::ONE, 1.0, a, b_row, 0.0, c, Epilogue::NONE),
+                bl,
+                w,
+                1,
+            );
+            assert!(
+                plan.kind == driver::Kind::Gemm && !plan.pack_b,
+                "{isa} {m}x{n}x{k}"
+            );
+            same_bits(isa, (m, n, k), &cv, &bias, (a, b_str), (a, b_row));
+        }
+    }
+}
