@@ -26,7 +26,8 @@ use super::simd::Simd;
 /// (measured against it on Intel with AVX-512 and AVX2).
 pub(super) const DOTS_MAX_M: usize = 16;
 
-/// Columns of C accumulated per pass before their write-back.
+/// Most columns of C accumulated per pass before their write-back (a task
+/// with fewer uses its width: the scratch is `m` times the smaller).
 pub(super) const DOTS_CHUNK: usize = 256;
 
 /// Columns of B per tile.
@@ -107,7 +108,7 @@ unsafe fn tile<S: Simd, const R: usize, const C: usize>(
 }
 
 /// The dot products of rows `i .. i + R` of A with `C` columns starting at
-/// `b0` (column stride `b_cs`), into `out` (row stride [`DOTS_CHUNK`]).
+/// `b0` (column stride `b_cs`), into `out` (row stride `stride`).
 ///
 /// # Safety
 /// As [`tile`], for rows `i .. i + R` of A (`a`, row stride `a_rs`) and the
@@ -123,6 +124,7 @@ unsafe fn rows<S: Simd, const R: usize, const C: usize>(
     b0: *const f32,
     b_cs: usize,
     out: *mut f32,
+    stride: usize,
 ) {
     let mut ap = [a; R];
     for (r, p) in ap.iter_mut().enumerate() {
@@ -133,7 +135,7 @@ unsafe fn rows<S: Simd, const R: usize, const C: usize>(
         *p = b0.wrapping_add(c * b_cs);
     }
     // SAFETY: forwarded from the caller.
-    unsafe { tile::<S, R, C>(s, k, ap, bp, out.add(i * DOTS_CHUNK), DOTS_CHUNK) }
+    unsafe { tile::<S, R, C>(s, k, ap, bp, out.add(i * stride), stride) }
 }
 
 /// Every row of A (`m` of them) against `C` columns starting at `b0`, tiles
@@ -148,28 +150,29 @@ unsafe fn columns<S: Simd, const R: usize, const C: usize>(
     a: *const f32,
     b0: *const f32,
     out: *mut f32,
+    stride: usize,
 ) {
     let (k, m) = (p.k, p.m);
     let mut i = 0;
     // SAFETY: forwarded from the caller; i + rows <= m.
     unsafe {
         while i + R <= m {
-            rows::<S, R, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out);
+            rows::<S, R, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out, stride);
             i += R;
         }
         if R > 2 && i + 2 <= m {
-            rows::<S, 2, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out);
+            rows::<S, 2, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out, stride);
             i += 2;
         }
         if i < m {
-            rows::<S, 1, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out);
+            rows::<S, 1, C>(s, k, a, p.a_rs, i, b0, p.b_cs, out, stride);
         }
     }
 }
 
 /// Columns `j0..j1` of C for batch item `t`: `R` rows of A per tile (4 where
 /// the ISA has 32 registers, 2 on AVX2's 16). `scratch` holds `m *
-/// DOTS_CHUNK` values.
+/// min(DOTS_CHUNK, j1 - j0)` values.
 #[inline(always)]
 pub(super) fn task<S: Simd, const R: usize>(
     s: S,
@@ -179,26 +182,29 @@ pub(super) fn task<S: Simd, const R: usize>(
     j1: usize,
     scratch: &mut [f32],
 ) {
-    let acc = scratch[..p.m * DOTS_CHUNK].as_mut_ptr();
+    let stride = DOTS_CHUNK.min(j1 - j0);
+    let acc = scratch[..p.m * stride].as_mut_ptr();
     let up = Update::for_block(p.alpha, p.beta, p.bias, p.relu, true, true);
     // SAFETY: (all accesses) t < batch; rows < m of A and C, columns < n of
     // B and C, k values of each row of A and column of B (Problem
     // invariants: `applies` checked the unit strides); `acc` has m rows of
-    // DOTS_CHUNK values and column offsets below the chunk width.
+    // `stride` values and column offsets below the chunk width (<= stride).
     unsafe {
         let a = p.a.add(t * p.a_bs);
         let b = p.b.add(t * p.b_bs);
         let c = p.c.add(t * p.c_bs);
         let mut jc = j0;
         while jc < j1 {
-            let cw = DOTS_CHUNK.min(j1 - jc);
+            let cw = stride.min(j1 - jc);
             let mut j = 0;
             while j + G <= cw {
-                columns::<S, R, G>(s, p, a, b.add((jc + j) * p.b_cs), acc.add(j));
+                let b0 = b.add((jc + j) * p.b_cs);
+                columns::<S, R, G>(s, p, a, b0, acc.add(j), stride);
                 j += G;
             }
             while j < cw {
-                columns::<S, R, 1>(s, p, a, b.add((jc + j) * p.b_cs), acc.add(j));
+                let b0 = b.add((jc + j) * p.b_cs);
+                columns::<S, R, 1>(s, p, a, b0, acc.add(j), stride);
                 j += 1;
             }
             for i in 0..p.m {
@@ -208,7 +214,7 @@ pub(super) fn task<S: Simd, const R: usize>(
                 };
                 super::gemv::write_row(
                     s,
-                    acc.add(i * DOTS_CHUNK),
+                    acc.add(i * stride),
                     c.add(i * p.c_rs + jc * p.c_cs),
                     p.c_cs,
                     cw,

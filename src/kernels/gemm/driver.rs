@@ -337,7 +337,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         plan.tn = p.n.div_ceil(plan.step_n);
         plan.tasks = p.batch * plan.tn;
         plan.threads = want.min(plan.tasks);
-        plan.scratch_len = region(p.m * dots::DOTS_CHUNK);
+        plan.scratch_len = region(p.m * dots::DOTS_CHUNK.min(plan.step_n));
         return plan;
     }
     // A rank-one product (m > 1 here): each row of C is one vector product,
