@@ -241,32 +241,25 @@ impl Simd for Avx2 {
     #[inline(always)]
     fn hsum4(self, v: [__m256; 4]) -> [f32; 4] {
         // SAFETY: see the impl comment.
+        // Per 128-bit lane, interleaving: `ab` holds (a0 + a2, b0 + b2, a1 +
+        // a3, b1 + b3), `cd` the same for c, d; then x = lane sums of a, b,
+        // c, d per half, and the two halves added.
         unsafe {
-            let x = sum4_lanes(v);
+            let ab = _mm256_add_ps(
+                _mm256_unpacklo_ps(v[0], v[1]),
+                _mm256_unpackhi_ps(v[0], v[1]),
+            );
+            let cd = _mm256_add_ps(
+                _mm256_unpacklo_ps(v[2], v[3]),
+                _mm256_unpackhi_ps(v[2], v[3]),
+            );
+            let (ab, cd) = (_mm256_castps_pd(ab), _mm256_castps_pd(cd));
+            let x = _mm256_add_ps(
+                _mm256_castpd_ps(_mm256_unpacklo_pd(ab, cd)),
+                _mm256_castpd_ps(_mm256_unpackhi_pd(ab, cd)),
+            );
             let s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
             core::mem::transmute::<__m128, [f32; 4]>(s)
         }
-    }
-}
-
-/// Per 128-bit lane: the sums of that lane's four values of `v[0]` .. `v[3]`,
-/// in lanes 0 .. 3 (pairs `(x0 + x2) + (x1 + x3)`), by interleaving.
-#[inline(always)]
-pub(super) fn sum4_lanes(v: [__m256; 4]) -> __m256 {
-    // SAFETY: AVX, which every caller's target features include.
-    unsafe {
-        let ab = _mm256_add_ps(
-            _mm256_unpacklo_ps(v[0], v[1]),
-            _mm256_unpackhi_ps(v[0], v[1]),
-        );
-        let cd = _mm256_add_ps(
-            _mm256_unpacklo_ps(v[2], v[3]),
-            _mm256_unpackhi_ps(v[2], v[3]),
-        );
-        let (ab, cd) = (_mm256_castps_pd(ab), _mm256_castps_pd(cd));
-        _mm256_add_ps(
-            _mm256_castpd_ps(_mm256_unpacklo_pd(ab, cd)),
-            _mm256_castpd_ps(_mm256_unpackhi_pd(ab, cd)),
-        )
     }
 }

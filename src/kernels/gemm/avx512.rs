@@ -190,6 +190,7 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     fn hsum4(self, v: [__m512; 4]) -> [f32; 4] {
+        // As on AVX2 per 128-bit lane, then the four lanes added in pairs.
         // SAFETY: see the impl comment.
         unsafe {
             let ab = _mm512_add_ps(

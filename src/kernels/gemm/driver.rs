@@ -642,7 +642,7 @@ fn gemm_block<S: Simd, const MR: usize, const NV: usize>(
                             } else {
                                 tile_fit::<S, MR, NV>(s, kc, ap, a_rs, a_cs, bp, b_rs, out, &up);
                             }
-                            jr += out.n.max(nr);
+                            jr += if wide { 2 * nr } else { nr };
                         }
                         ir += MR;
                     }
