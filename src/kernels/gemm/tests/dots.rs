@@ -8,7 +8,7 @@ use crate::kernels::gemm::dots::DOTS_MAX_M;
 /// then checked against the f64 reference with alpha, beta, bias and ReLU.
 /// Row tiles of 4 (or 2) with 2- and 1-row rests, groups of 4 columns with
 /// single leftover columns, more columns than one chunk, a partial last
-/// register of k; a column-major C (the product transposed, so B's columns
+/// register of k, k split into blocks; a column-major C (the product transposed, so B's columns
 /// become the rows).
 #[test]
 fn small_row_counts_with_a_transposed_b_match_the_reference() {
@@ -24,6 +24,9 @@ fn small_row_counts_with_a_transposed_b_match_the_reference() {
             (8, 64, 784),
             (13, 9, 70),
             (DOTS_MAX_M, 259, 257),
+            // A past 32 KiB: k in blocks, the last one shorter.
+            (11, 9, 900),
+            (DOTS_MAX_M, 70, 1000),
         ]
     };
     for isa in isas() {
