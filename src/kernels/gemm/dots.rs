@@ -142,7 +142,8 @@ unsafe fn tile<S: Simd, const R: usize, const C: usize>(
 }
 
 /// The dot products of rows `i .. i + R` of A with `C` columns starting at
-/// `b0` (column stride `b_cs`), into `out` (row stride `stride`).
+/// `b0` (column stride `b_cs`), written to `out` (row stride `stride`) or
+/// added to it, as [`tile`].
 ///
 /// # Safety
 /// As [`tile`], for rows `i .. i + R` of A (`a`, row stride `a_rs`) and the

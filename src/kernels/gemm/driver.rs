@@ -273,6 +273,25 @@ fn region(len: usize) -> usize {
     round_up(len, 16)
 }
 
+/// `2 m n k` over the batch (saturating).
+fn flops(p: &Problem<'_>) -> usize {
+    (2 * p.m)
+        .saturating_mul(p.n)
+        .saturating_mul(p.k)
+        .saturating_mul(p.batch)
+}
+
+/// Splits each batch item's columns into tasks for `want` threads, in
+/// blocks of whole groups of four registers (the GEMV and dot-product
+/// kinds: every task takes all rows).
+fn split_columns(plan: &mut Plan, p: &Problem<'_>, want: usize, w: usize) {
+    let per_batch = want.div_ceil(p.batch).max(1);
+    plan.step_n = round_up(p.n.div_ceil(per_batch), 4 * w);
+    plan.tn = p.n.div_ceil(plan.step_n);
+    plan.tasks = p.batch * plan.tn;
+    plan.threads = want.min(plan.tasks);
+}
+
 /// Plans `p` for a path with blocking `bl` and `w` lanes, on up to `threads`
 /// threads.
 pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> Plan {
@@ -316,27 +335,15 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         } else {
             threads
         };
-        let per_batch = want.div_ceil(p.batch).max(1);
-        plan.step_n = round_up(p.n.div_ceil(per_batch), 4 * w);
-        plan.tn = p.n.div_ceil(plan.step_n);
-        plan.tasks = p.batch * plan.tn;
-        plan.threads = want.min(plan.tasks);
+        split_columns(&mut plan, p, want, w);
         plan.scratch_len = region(p.k) + region(GEMV_CHUNK.min(plan.step_n));
         return plan;
     }
     // A few rows of A against a transposed B: dot products, nothing packed.
     if dots::applies(p, w) {
         plan.kind = Kind::Dots;
-        let flops = (2 * p.m)
-            .saturating_mul(p.n)
-            .saturating_mul(p.k)
-            .saturating_mul(p.batch);
-        let want = if flops < PAR_MIN_FLOPS { 1 } else { threads };
-        let per_batch = want.div_ceil(p.batch).max(1);
-        plan.step_n = round_up(p.n.div_ceil(per_batch), 4 * w);
-        plan.tn = p.n.div_ceil(plan.step_n);
-        plan.tasks = p.batch * plan.tn;
-        plan.threads = want.min(plan.tasks);
+        let want = if flops(p) < PAR_MIN_FLOPS { 1 } else { threads };
+        split_columns(&mut plan, p, want, w);
         plan.scratch_len = region(p.m * dots::DOTS_CHUNK.min(plan.step_n));
         return plan;
     }
@@ -362,11 +369,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     let kblocks = p.k.div_ceil(bl.kc);
     plan.kc = round_up(p.k.div_ceil(kblocks), 4).min(p.k);
 
-    let flops = (2 * p.m)
-        .saturating_mul(p.n)
-        .saturating_mul(p.k)
-        .saturating_mul(p.batch);
-    let want = if flops < PAR_MIN_FLOPS { 1 } else { threads };
+    let want = if flops(p) < PAR_MIN_FLOPS { 1 } else { threads };
     let (mt, nt) = (p.m.div_ceil(bl.mr), p.n.div_ceil(bl.nr));
     // Split each matrix into `g` blocks of whole tiles, as even as possible; on
     // a tie split N (each task then packs only its own columns of B, and reads
