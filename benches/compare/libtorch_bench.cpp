@@ -224,7 +224,7 @@ double step_flops(int64_t b) {
 }
 
 void train(int threads) {
-  for (int64_t batch : {64, 256}) {
+  for (int64_t batch : {4, 64, 256}) {
     std::vector<std::pair<torch::Tensor, torch::Tensor>> data;
     for (int i = 0; i < (quick ? 4 : 32); ++i)
       data.push_back({uniform({batch, 784}), torch::randint(0, 10, {batch}, torch::kLong)});

@@ -152,7 +152,7 @@ def step_flops(b):
 
 
 def train(threads, quick, out):
-    for batch in (64, 256):
+    for batch in (4, 64, 256):
         data = [(torch.rand(batch, 784) * 2 - 1, torch.randint(0, 10, (batch,)))
                 for _ in range(4 if quick else 32)]
         model = mlp(torch.float32)

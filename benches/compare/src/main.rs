@@ -244,7 +244,7 @@ fn rust_segment(
         eprintln!("== transcendentals on {t} thread(s)");
         elementwise::transcendental(t, pools, budget, rec);
     }
-    for batch in [64, 256] {
+    for batch in [4, 64, 256] {
         for &t in threads {
             eprintln!("== MLP step batch {batch} on {t} thread(s)");
             mlp::train_step(batch, t, args.quick, pools, budget, rec);

@@ -5,7 +5,8 @@
 //! - `speedup_<t>t.png`: speed-up over PyTorch (over candle when PyTorch is
 //!   absent) per size for add, mul and matmul;
 //! - `mlp.png`: training steps per second of the 784-256-128-10 MLP per
-//!   library, batch size and thread count.
+//!   library, batch size and thread count, on a log axis (batch 4 runs
+//!   twenty times as many steps a second as batch 256).
 
 use std::error::Error;
 use std::path::Path;
@@ -240,7 +241,8 @@ fn speedup_plot(path: &Path, records: &[Record], threads: usize, base: &str) -> 
     Ok(())
 }
 
-/// Grouped bars: steps/s per (batch, threads) group, one bar per library.
+/// Grouped bars: steps/s per (batch, threads) group, one bar per library,
+/// on a log axis.
 fn mlp_plot(path: &Path, records: &[Record]) -> Res {
     let rs: Vec<&Record> = records.iter().filter(|r| r.group == "mlp-train").collect();
     let mut groups: Vec<(String, usize)> = Vec::new();
@@ -257,7 +259,10 @@ fn mlp_plot(path: &Path, records: &[Record]) -> Res {
     if groups.is_empty() {
         return Ok(());
     }
-    let ymax = rs.iter().map(|r| r.value).fold(0.0, f64::max) * 1.15;
+    // A log axis: a small batch runs thousands of steps a second, a large one
+    // hundreds, and each group's bars must stay readable.
+    let ymax = rs.iter().map(|r| r.value).fold(0.0, f64::max) * 2.0;
+    let ymin = rs.iter().map(|r| r.value).fold(f64::INFINITY, f64::min) / 2.0;
     let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let labels: Vec<String> = groups.iter().map(|(c, t)| format!("{c}, {t}t")).collect();
@@ -269,7 +274,7 @@ fn mlp_plot(path: &Path, records: &[Record]) -> Res {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..groups.len() as f64 - 0.5, 0.0..ymax)?;
+        .build_cartesian_2d(-0.5f64..groups.len() as f64 - 0.5, (ymin..ymax).log_scale())?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -282,7 +287,7 @@ fn mlp_plot(path: &Path, records: &[Record]) -> Res {
                 String::new()
             }
         })
-        .y_desc("steps/s")
+        .y_desc("steps/s (log scale)")
         .draw()?;
     let w = 0.8 / libs.len() as f64;
     for (k, lib) in libs.iter().enumerate() {
@@ -296,7 +301,7 @@ fn mlp_plot(path: &Path, records: &[Record]) -> Res {
                     .find(|r| r.lib == *lib && &r.case == case && r.threads == *t)?;
                 let x0 = g as f64 - 0.4 + k as f64 * w;
                 Some(Rectangle::new(
-                    [(x0, 0.0), (x0 + w * 0.9, r.value)],
+                    [(x0, ymin), (x0 + w * 0.9, r.value)],
                     c.filled(),
                 ))
             })
