@@ -287,6 +287,7 @@ fn mlp_plot(path: &Path, records: &[Record]) -> Res {
                 String::new()
             }
         })
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .y_desc("steps/s (log scale)")
         .draw()?;
     let w = 0.8 / libs.len() as f64;
