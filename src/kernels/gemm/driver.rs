@@ -226,8 +226,21 @@ pub(super) struct Plan {
     pub threads: usize,
 }
 
-/// Below this many flops a call stays on the calling thread.
+/// Below this many flops, and below [`PAR_MIN_STREAM_BYTES`] of operands, a
+/// call stays on the calling thread.
 const PAR_MIN_FLOPS: usize = 1 << 21;
+/// Bytes of A, B and C (see [`streamed`]) from which a product with few
+/// flops is still split: it is bound by reading its large operand or
+/// writing C, and two cores each stream their half (a `Linear` layer at
+/// batch 4: the forward reads all of W, the weight gradient writes all of
+/// dW). Intel, warm, 1 vs 2 threads: `[4,784]x[784,256]` (W stored
+/// `[256,784]`) 14.6 -> 8.1 us, `[256,4]x[4,784]` (A transposed) 29 -> 16
+/// us; over 66 shapes (m and n 2 to 4096, k 2 to 512, below
+/// [`PAR_MIN_FLOPS`], at least these bytes, B row- and column-major) two
+/// threads ran 1.34-2.21x (AVX-512) and 1.38-2.19x (AVX2) faster; at 128 KiB
+/// a 2 us product ran 6 % slower. The MLP's Adam step at batch 4 on two
+/// threads: 184 -> 138 us.
+const PAR_MIN_STREAM_BYTES: usize = 1 << 18;
 /// Below this many bytes of B a GEMV (of C, a rank-one product) stays on the
 /// calling thread.
 const PAR_MIN_GEMV_BYTES: usize = 1 << 18;
@@ -271,6 +284,22 @@ fn round_up(x: usize, to: usize) -> usize {
 #[inline]
 fn region(len: usize) -> usize {
     round_up(len, 16)
+}
+
+/// Bytes of A, B and C over the batch (saturating): what a product with
+/// few rows, few columns or a short k streams.
+fn streamed(p: &Problem<'_>) -> usize {
+    let (m, n, k) = (p.m, p.n, p.k);
+    let values = m
+        .saturating_mul(k)
+        .saturating_add(k.saturating_mul(n))
+        .saturating_add(m.saturating_mul(n));
+    values.saturating_mul(4 * p.batch)
+}
+
+/// Whether a product of `flops(p)` and [`streamed`]`(p)` is worth splitting.
+fn worth_splitting(p: &Problem<'_>) -> bool {
+    flops(p) >= PAR_MIN_FLOPS || streamed(p) >= PAR_MIN_STREAM_BYTES
 }
 
 /// `2 m n k` over the batch (saturating).
@@ -342,7 +371,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     // A few rows of A against a transposed B: dot products, nothing packed.
     if dots::applies(p, w) {
         plan.kind = Kind::Dots;
-        let want = if flops(p) < PAR_MIN_FLOPS { 1 } else { threads };
+        let want = if worth_splitting(p) { threads } else { 1 };
         split_columns(&mut plan, p, want, w);
         plan.scratch_len = region(p.m * dots::DOTS_CHUNK.min(plan.step_n));
         return plan;
@@ -369,18 +398,27 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     let kblocks = p.k.div_ceil(bl.kc);
     plan.kc = round_up(p.k.div_ceil(kblocks), 4).min(p.k);
 
-    let want = if flops(p) < PAR_MIN_FLOPS { 1 } else { threads };
+    let want = if worth_splitting(p) { threads } else { 1 };
     let (mt, nt) = (p.m.div_ceil(bl.mr), p.n.div_ceil(bl.nr));
     // Split each matrix into `g` blocks of whole tiles, as even as possible; on
     // a tie split N (each task then packs only its own columns of B, and reads
-    // A, which is not packed, in place).
+    // A, which is not packed, in place). Where k is short against m (at most
+    // m / 4: B is small, C's writes dominate) split M only, so each task
+    // writes whole rows of C: split over N, both threads write every row, a
+    // half each, and two threads ran slower than one on such shapes (Intel,
+    // AVX-512, warm, `[256,16]x[16,1024]` 55 us on one thread, 65 on two
+    // split over N, 29 over M; `[256,4]x[4,512]` with A transposed 19, 41 and
+    // 10 us), while the same split at n = 520 or 784 ran at 1.8x: a
+    // hardware prefetcher running on from one task's columns into the
+    // other's is the likely cause, not measured.
     let g = want.div_ceil(p.batch).max(1);
     let (mut tm, mut tn) = (1, 1);
     if g > 1 {
         let mut best = usize::MAX;
+        let rows_only = 4 * p.k <= p.m && g <= mt;
         for cm in (1..=g).filter(|cm| g % cm == 0) {
             let cn = g / cm;
-            if cm > mt || cn > nt {
+            if cm > mt || cn > nt || (rows_only && cn > 1) {
                 continue;
             }
             let cost = mt.div_ceil(cm) * nt.div_ceil(cn);

@@ -580,6 +580,10 @@ fn thread_count_does_not_change_results() {
         (1, 600, 300),
         (600, 1, 300),
         (300, 400, 1),
+        // Few flops, but 720 KB of B / 540 KB of C streamed (the second
+        // split over rows only: k <= m / 4).
+        (4, 300, 600),
+        (256, 520, 4),
     ];
     for isa in isas() {
         for (m, n, k) in shapes {
@@ -606,7 +610,7 @@ fn thread_count_does_not_change_results() {
                     assert_eq!(
                         driver::plan(&p, bl, w, 2).threads,
                         2,
-                        "{isa} {m}x{n}x{k} not split"
+                        "{isa} {m}x{n}x{k} {la:?} {lb:?} {lc:?} not split"
                     );
                 }
                 sgemm_with(cfg(isa, 1), Batch::ONE, 1.0, a.r(), b.r(), 0.5, c1.w(), ep);
@@ -618,6 +622,42 @@ fn thread_count_does_not_change_results() {
                         "{isa} {m}x{n}x{k}: 1 vs 2 threads"
                     );
                 }
+            }
+        }
+    }
+}
+
+/// A product with few flops that streams at least 128 KiB of operands is
+/// split over two threads (a `Linear` layer's forward and weight gradient at
+/// a small batch); one that streams less stays on one thread; where k is at
+/// most m / 4 the split is over rows only, so each task writes whole rows.
+#[test]
+fn streaming_products_are_split_short_k_over_rows() {
+    use Layout::*;
+    // (m, n, k, A's layout, B's layout, threads planned, split over rows)
+    let cases = [
+        // x W^T at batch 4, W [256, 784]: 1.6 MFLOP, 800 KB of W.
+        (4, 256, 784, RowMajor, ColMajor, 2, false),
+        // G^T X at batch 4: 1.6 MFLOP, 800 KB of C.
+        (256, 784, 4, ColMajor, RowMajor, 2, true),
+        (256, 1024, 16, RowMajor, RowMajor, 2, true),
+        // Under 128 KiB of operands (65 and 36 KB): one thread.
+        (4, 128, 120, RowMajor, ColMajor, 1, false),
+        (64, 128, 4, ColMajor, RowMajor, 1, false),
+    ];
+    for isa in isas() {
+        let (bl, w) = blocking_of(isa);
+        for (m, n, k, la, lb, threads, rows) in cases {
+            let mut rng = Rng(9);
+            let a = Mat::new(&rng.vec(m * k), m, k, la, 0, 0.0);
+            let b = Mat::new(&rng.vec(k * n), k, n, lb, 0, 0.0);
+            let mut c = Mat::new(&rng.vec(m * n), m, n, RowMajor, 0, 0.0);
+            let p = problem(Batch::ONE, 1.0, a.r(), b.r(), 0.0, c.w(), Epilogue::NONE);
+            let plan = driver::plan(&p, bl, w, 2);
+            let what = alloc::format!("{isa} {m}x{n}x{k}");
+            assert_eq!(plan.threads, threads, "{what}: threads");
+            if rows {
+                assert_eq!((plan.tm, plan.tn), (2, 1), "{what}: not split over rows");
             }
         }
     }
