@@ -627,7 +627,7 @@ fn thread_count_does_not_change_results() {
     }
 }
 
-/// A product with few flops that streams at least 128 KiB of operands is
+/// A product with few flops that streams at least 256 KiB of operands is
 /// split over two threads (a `Linear` layer's forward and weight gradient at
 /// a small batch); one that streams less stays on one thread; where k is at
 /// most m / 4 the split is over rows only, so each task writes whole rows.
@@ -641,7 +641,10 @@ fn streaming_products_are_split_short_k_over_rows() {
         // G^T X at batch 4: 1.6 MFLOP, 800 KB of C.
         (256, 784, 4, ColMajor, RowMajor, 2, true),
         (256, 1024, 16, RowMajor, RowMajor, 2, true),
-        // Under 128 KiB of operands (65 and 36 KB): one thread.
+        // Either side of 256 KiB (0.5 MFLOP): 270 KB split, 254 KB not.
+        (4, 256, 256, RowMajor, ColMajor, 2, false),
+        (4, 256, 240, RowMajor, ColMajor, 1, false),
+        // 65 and 36 KB of operands: one thread.
         (4, 128, 120, RowMajor, ColMajor, 1, false),
         (64, 128, 4, ColMajor, RowMajor, 1, false),
     ];
