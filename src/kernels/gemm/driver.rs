@@ -231,7 +231,8 @@ pub(super) struct Plan {
 const PAR_MIN_FLOPS: usize = 1 << 21;
 /// Bytes of A, B and C (see [`streamed`]) from which a product with few
 /// flops is still split: it is bound by reading its large operand or
-/// writing C, and two cores each stream their half (a `Linear` layer at
+/// writing C, and two cores each stream their half (a GEMV its matrix, a
+/// rank-one product its C, which had this bound first; a `Linear` layer at
 /// batch 4: the forward reads all of W, the weight gradient writes all of
 /// dW). Intel, warm, 1 vs 2 threads: `[4,784]x[784,256]` (W stored
 /// `[256,784]`) 14.6 -> 8.1 us, `[256,4]x[4,784]` (A transposed) 29 -> 16
@@ -241,9 +242,6 @@ const PAR_MIN_FLOPS: usize = 1 << 21;
 /// a 2 us product ran 6 % slower. The MLP's Adam step at batch 4 on two
 /// threads: 184 -> 138 us.
 const PAR_MIN_STREAM_BYTES: usize = 1 << 18;
-/// Below this many bytes of B a GEMV (of C, a rank-one product) stays on the
-/// calling thread.
-const PAR_MIN_GEMV_BYTES: usize = 1 << 18;
 /// Columns of a GEMV accumulated per pass (kept in L1).
 pub(super) const GEMV_CHUNK: usize = 4096;
 
@@ -348,6 +346,7 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         plan.tasks = p.batch;
         return plan;
     }
+    let want = if worth_splitting(p) { threads } else { 1 };
     // A matrix-vector product: stream B in whichever order is contiguous (with
     // one column, the rows path reads it whatever its column stride).
     let gemv = match (p.b_cs == 1 && p.n > 1, p.b_rs == 1 || p.k == 1, p.n == 1) {
@@ -358,12 +357,6 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     };
     if let (1, Some(kind)) = (p.m, gemv) {
         plan.kind = kind;
-        let bytes = p.k.saturating_mul(p.n).saturating_mul(4 * p.batch);
-        let want = if bytes < PAR_MIN_GEMV_BYTES {
-            1
-        } else {
-            threads
-        };
         split_columns(&mut plan, p, want, w);
         plan.scratch_len = region(p.k) + region(GEMV_CHUNK.min(plan.step_n));
         return plan;
@@ -371,7 +364,6 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     // A few rows of A against a transposed B: dot products, nothing packed.
     if dots::applies(p, w) {
         plan.kind = Kind::Dots;
-        let want = if worth_splitting(p) { threads } else { 1 };
         split_columns(&mut plan, p, want, w);
         plan.scratch_len = region(p.m * dots::DOTS_CHUNK.min(plan.step_n));
         return plan;
@@ -380,12 +372,6 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     // written as it is computed; split over rows, no scratch.
     if p.k == 1 && p.b_cs == 1 && p.c_cs == 1 {
         plan.kind = Kind::Outer;
-        let bytes = p.m.saturating_mul(p.n).saturating_mul(4 * p.batch);
-        let want = if bytes < PAR_MIN_GEMV_BYTES {
-            1
-        } else {
-            threads
-        };
         let per_batch = want.div_ceil(p.batch).max(1);
         plan.step_m = p.m.div_ceil(per_batch);
         plan.tm = p.m.div_ceil(plan.step_m);
@@ -398,7 +384,6 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
     let kblocks = p.k.div_ceil(bl.kc);
     plan.kc = round_up(p.k.div_ceil(kblocks), 4).min(p.k);
 
-    let want = if worth_splitting(p) { threads } else { 1 };
     let (mt, nt) = (p.m.div_ceil(bl.mr), p.n.div_ceil(bl.nr));
     // Split each matrix into `g` blocks of whole tiles, as even as possible; on
     // a tie split N (each task then packs only its own columns of B, and reads

@@ -28,7 +28,7 @@
 //! A column-major C is handled as the transposed product `C^T = B^T A^T`, so
 //! the vector dimension of the kernels is always C's contiguous one.
 //!
-//! Threads (`std` only): products of at least 2 MFLOP (GEMV: 256 KiB of B)
+//! Threads (`std` only): products of at least 2 MFLOP or 256 KiB of operands
 //! are split over [`crate::kernels::threads`] in blocks of whole tiles of C.
 //! The k dimension is never split, so results are bit-identical whatever the
 //! number of threads. Different ISA paths may differ in the last bits (fused
