@@ -587,9 +587,10 @@ fn a_warm_captured_step_takes_only_gemm_scratch() {
 /// A product's pool traffic is what `scratch_bytes` predicts: none for a
 /// rank-one product (no scratch at all) or, with `std`, for a one-thread
 /// product needing at most 4 KiB (its scratch is on the stack; without `std`
-/// it takes a pool block), and one block of the predicted size for a larger
+/// it takes a pool block), one block of the predicted size for a larger
 /// one (a column-major A whose k block spans past the first-level TLB's
-/// reach: packed in blocks on every path).
+/// reach: packed in blocks on every path), and two for `x W^T` at a batch of
+/// 48 or 64 (computed transposed: the transposed result and the packing).
 #[test]
 fn gemm_pool_scratch_matches_scratch_bytes() {
     use train_station::kernels::gemm::{
@@ -604,16 +605,24 @@ fn gemm_pool_scratch_matches_scratch_bytes() {
     // 600x96x128 product (A's k block spans 600 x 128 values, past the 64 Ki
     // a column-major A is read in place within; a 96x96x96 one would be read
     // in place, and on the scalar path needs no scratch at all).
-    let small_pooled = !cfg!(feature = "std");
-    for (m, n, k, at, bt, pooled) in [
-        (32, 64, 1, false, false, false),
+    let small_pooled = usize::from(!cfg!(feature = "std"));
+    // A batch that is a whole number of the path's tile widths (12 on NEON,
+    // 4, 16 or 64 elsewhere).
+    let batch = if cfg!(target_arch = "aarch64") {
+        48
+    } else {
+        64
+    };
+    for (m, n, k, at, bt, blocks) in [
+        (32, 64, 1, false, false, 0),
         (1, 32, 64, false, true, small_pooled),
-        (600, 96, 128, true, false, true),
+        (600, 96, 128, true, false, 1),
+        (batch, 256, 784, false, true, 2),
     ] {
         let layout = |r: usize, c: usize, t: bool| if t { (r, c, 1, r) } else { (r, c, c, 1) };
         let (al, bl, cl) = (layout(m, k, at), layout(k, n, bt), layout(m, n, false));
         let want = scratch_bytes(cfg, 1, al, bl, cl);
-        assert_eq!(want > 0, pooled, "{m}x{n}x{k}: scratch_bytes {want}");
+        assert_eq!(want > 0, blocks > 0, "{m}x{n}x{k}: scratch_bytes {want}");
         let a = vec![0.5f32; m * k];
         let b = vec![0.25f32; k * n];
         let mut c = vec![0.0f32; m * n];
@@ -645,13 +654,13 @@ fn gemm_pool_scratch_matches_scratch_bytes() {
                 s1.misses - s0.misses,
                 s1.bytes_cached.wrapping_sub(s0.bytes_cached),
             );
-            if got == (usize::from(pooled), usize::from(pooled), want) {
+            if got == (blocks, blocks, want) {
                 break;
             }
         }
-        assert_eq!(got.0, usize::from(pooled), "{m}x{n}x{k}: pool blocks taken");
-        assert_eq!(got.1, usize::from(pooled), "{m}x{n}x{k}: misses");
-        assert_eq!(got.2, want, "{m}x{n}x{k}: bytes of the block taken");
+        assert_eq!(got.0, blocks, "{m}x{n}x{k}: pool blocks taken");
+        assert_eq!(got.1, blocks, "{m}x{n}x{k}: misses");
+        assert_eq!(got.2, want, "{m}x{n}x{k}: bytes of the blocks taken");
         assert!(
             c.iter().all(|&x| x == 0.125 * k as f32),
             "{m}x{n}x{k}: result"

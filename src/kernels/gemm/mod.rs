@@ -20,6 +20,11 @@
 //!   contiguous and k at least four registers (`x W^T` of a linear layer at a
 //!   small batch, `dots.rs`): each element a dot product, nothing packed
 //!   (packing would transpose all of B for a few rows);
+//! - 17 to 64 rows of A (a whole number of tile widths) against a transposed
+//!   B at least four times wider and deep enough (`x W^T` at a mid-size
+//!   batch, `driver::via_transposed`): computed as `C^T = B^T A^T` into a
+//!   pool block, W read in place and only `x` packed, then transposed into C
+//!   (the same bits as the blocked loop);
 //! - rank-one products (`k == 1`, B's row and C's rows contiguous, `gemv.rs`):
 //!   each row of C computed and written in one pass, no scratch;
 //! - `k == 0` or `alpha == 0`: only `C = beta * C` (+ epilogue); A and B are not
@@ -577,6 +582,8 @@ fn problem<'a>(
         beta,
         bias,
         relu: epilogue.relu,
+        c_out: core::ptr::null_mut(),
+        c_out_rs: 0,
         _life: PhantomData,
     };
     normalize(p)
@@ -588,28 +595,33 @@ fn problem<'a>(
 fn normalize(mut p: Problem<'_>) -> Problem<'_> {
     let c_col_major = p.c_rs == 1 && p.c_cs != 1;
     if p.m != 1 && (p.n == 1 || c_col_major) {
-        // C^T = B^T A^T: same elements, roles swapped.
-        p = Problem {
-            m: p.n,
-            n: p.m,
-            a: p.b,
-            a_rs: p.b_cs,
-            a_cs: p.b_rs,
-            a_bs: p.b_bs,
-            b: p.a,
-            b_rs: p.a_cs,
-            b_cs: p.a_rs,
-            b_bs: p.a_bs,
-            c_rs: p.c_cs,
-            c_cs: p.c_rs,
-            bias: match p.bias {
-                Bias::Col(v) => Bias::Row(v),
-                other => other,
-            },
-            ..p
-        };
+        p = swapped(&p);
     }
     p
+}
+
+/// `C^T = B^T A^T`: the same elements, the roles of A and B swapped and C
+/// viewed transposed.
+fn swapped<'a>(p: &Problem<'a>) -> Problem<'a> {
+    Problem {
+        m: p.n,
+        n: p.m,
+        a: p.b,
+        a_rs: p.b_cs,
+        a_cs: p.b_rs,
+        a_bs: p.b_bs,
+        b: p.a,
+        b_rs: p.a_cs,
+        b_cs: p.a_rs,
+        b_bs: p.a_bs,
+        c_rs: p.c_cs,
+        c_cs: p.c_rs,
+        bias: match p.bias {
+            Bias::Col(v) => Bias::Row(v),
+            other => other,
+        },
+        ..*p
+    }
 }
 
 /// Runs `f(task)` for every `task < n`, on up to `threads` threads.
@@ -626,6 +638,37 @@ fn for_each_task(threads: usize, n: usize, f: impl Fn(usize) + Sync) {
 /// Plans and runs `p` on path `s`, its scratch from the pool (one block on
 /// the calling thread, one region per concurrent task).
 fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
+    if driver::via_transposed(p, S::BLOCKING.nr) {
+        return execute_transposed(s, p, threads);
+    }
+    execute_direct(s, p, threads)
+}
+
+/// The transposed product of `p` (see [`driver::via_transposed`]): `T =
+/// alpha B^T A^T + beta C^T` with the bias per row, in a pool block, each
+/// task moving its block of `T` into C (and of C into `T` first when beta is
+/// not 0).
+fn execute_transposed<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
+    let mut t = crate::pool::WorkBuf::try_new(p.m * p.n)?;
+    execute_direct(s, &transposed(p, t.as_mut_slice().as_mut_ptr()), threads)
+}
+
+/// `C^T = B^T A^T` for the `p` of [`execute_transposed`], computed into `t`
+/// (`n x m`, row-major; null to plan only) and moved into `p`'s C.
+fn transposed<'a>(p: &Problem<'a>, t: *mut f32) -> Problem<'a> {
+    Problem {
+        c: t,
+        c_rs: p.m,
+        c_cs: 1,
+        c_bs: 0,
+        c_out: p.c,
+        c_out_rs: p.c_rs,
+        ..swapped(p)
+    }
+}
+
+/// [`execute`] without the transposed form: the plan's path.
+fn execute_direct<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
     let plan = driver::plan(p, cache::blocking::<S>(), S::W, threads);
     if plan.tasks == 0 {
         return Ok(());
@@ -704,9 +747,22 @@ pub fn scratch_bytes(
         beta: 0.0,
         bias: Bias::None,
         relu: false,
+        c_out: core::ptr::null_mut(),
+        c_out_rs: 0,
         _life: PhantomData,
     });
-    let plan = driver::plan(&p, blocking, w, cfg.threads.max(1));
+    let threads = cfg.threads.max(1);
+    if driver::via_transposed(&p, blocking.nr) {
+        // The transposed product's block beside the plan's scratch.
+        let q = transposed(&p, core::ptr::null_mut());
+        return crate::pool::block_bytes(p.m * p.n) + plan_bytes(&q, blocking, w, threads);
+    }
+    plan_bytes(&p, blocking, w, threads)
+}
+
+/// Pool bytes of the scratch of `p`'s plan (see [`scratch_bytes`]).
+fn plan_bytes(p: &Problem<'_>, blocking: driver::Blocking, w: usize, threads: usize) -> usize {
+    let plan = driver::plan(p, blocking, w, threads);
     let slots = plan.threads.clamp(1, scratch::MAX_SLOTS);
     if plan.tasks == 0 || plan.scratch_len == 0 || scratch::on_stack(plan.scratch_len, slots) {
         return 0;

@@ -1,6 +1,8 @@
 //! Packing: copies a block of A or B into the panel layout the micro-kernel
 //! reads, with zero padding at the edges. Transposed operands are handled here,
-//! by the order of the copy, never by a separate transposition.
+//! by the order of the copy, never by a separate transposition. [`transpose`]
+//! moves the result of a product computed transposed (`C^T = B^T A^T`, see
+//! `driver::via_transposed`) into C.
 
 use super::simd::Simd;
 
@@ -165,5 +167,44 @@ pub(super) unsafe fn pack_b<S: Simd, const NV: usize>(
             d = d.add(nr * kc);
         }
         j0 += nr;
+    }
+}
+
+/// `dst[j * dst_rs + i] = src[i * src_rs + j]` for `i < rows`, `j < cols`:
+/// `W x W` blocks through registers, the edges one by one.
+///
+/// # Safety
+/// `src` is readable and `dst` writable at those offsets, and they do not
+/// overlap.
+#[inline(always)]
+pub(super) unsafe fn transpose<S: Simd>(
+    s: S,
+    src: *const f32,
+    src_rs: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let w = S::W;
+    let (rf, cf) = (rows / w * w, cols / w * w);
+    // SAFETY: every offset below addresses i < rows, j < cols.
+    unsafe {
+        for i in (0..rf).step_by(w) {
+            for j in (0..cf).step_by(w) {
+                s.transpose_block(
+                    src.add(i * src_rs + j),
+                    src_rs,
+                    dst.add(j * dst_rs + i),
+                    dst_rs,
+                );
+            }
+        }
+        for i in 0..rows {
+            let j0 = if i < rf { cf } else { 0 };
+            for j in j0..cols {
+                *dst.add(j * dst_rs + i) = *src.add(i * src_rs + j);
+            }
+        }
     }
 }

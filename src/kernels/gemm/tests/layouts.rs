@@ -102,7 +102,7 @@ fn column_major_a_gives_the_bits_of_row_major_a() {
 /// Asserts that `want` and `got`, two layouts of the same `A x B` (`m x k` by
 /// `k x n`), give C the same bits: with alpha 1 and beta 0, and with alpha,
 /// beta, bias and ReLU; on one thread and two.
-fn same_bits(
+pub(super) fn same_bits(
     isa: Isa,
     (m, n, k): (usize, usize, usize),
     cv: &[f32],

@@ -17,6 +17,7 @@ use crate::kernels::{Isa, supported};
 mod arguments;
 mod dots;
 mod layouts;
+mod transposed;
 
 /// Paths to test: all the host supports (scalar only under miri).
 fn isas() -> Vec<Isa> {
