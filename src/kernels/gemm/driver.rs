@@ -491,12 +491,19 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
 /// gained nothing on one thread and lost 9 % on two (each task packs all of
 /// A^T), hence at most 64.
 ///
+/// Only on the SIMD paths (`w > 1`; the scalar loop's packing costs little
+/// against its arithmetic) and with `std`: without it (bare-metal boards,
+/// a fixed heap) the `m x n` block would add to the packing scratch, which
+/// the NEON blocking keeps at 74 KiB there.
+///
 /// Every element goes through the same operations in the same order either
 /// way (the same k blocks, the same update of the old C, the bias added per
 /// row of the transposed product), so the result has the bits of the direct
 /// loop's, whatever the thread count.
-pub(super) fn via_transposed(p: &Problem<'_>, nr: usize) -> bool {
-    p.batch == 1
+pub(super) fn via_transposed(p: &Problem<'_>, nr: usize, w: usize) -> bool {
+    cfg!(feature = "std")
+        && w > 1
+        && p.batch == 1
         && p.k > 0
         && p.alpha != 0.0
         && p.m > dots::DOTS_MAX_M

@@ -24,7 +24,7 @@
 //!   B at least four times wider and deep enough (`x W^T` at a mid-size
 //!   batch, `driver::via_transposed`): computed as `C^T = B^T A^T` into a
 //!   pool block, W read in place and only `x` packed, then transposed into C
-//!   (the same bits as the blocked loop);
+//!   (the same bits as the blocked loop; SIMD paths with `std` only);
 //! - rank-one products (`k == 1`, B's row and C's rows contiguous, `gemv.rs`):
 //!   each row of C computed and written in one pass, no scratch;
 //! - `k == 0` or `alpha == 0`: only `C = beta * C` (+ epilogue); A and B are not
@@ -638,7 +638,7 @@ fn for_each_task(threads: usize, n: usize, f: impl Fn(usize) + Sync) {
 /// Plans and runs `p` on path `s`, its scratch from the pool (one block on
 /// the calling thread, one region per concurrent task).
 fn execute<S: Arch>(s: S, p: &Problem<'_>, threads: usize) -> Result<()> {
-    if driver::via_transposed(p, S::BLOCKING.nr) {
+    if driver::via_transposed(p, S::BLOCKING.nr, S::W) {
         return execute_transposed(s, p, threads);
     }
     execute_direct(s, p, threads)
@@ -752,7 +752,7 @@ pub fn scratch_bytes(
         _life: PhantomData,
     });
     let threads = cfg.threads.max(1);
-    if driver::via_transposed(&p, blocking.nr) {
+    if driver::via_transposed(&p, blocking.nr, w) {
         // The transposed product's block beside the plan's scratch.
         let q = transposed(&p, core::ptr::null_mut());
         return crate::pool::block_bytes(p.m * p.n) + plan_bytes(&q, blocking, w, threads);

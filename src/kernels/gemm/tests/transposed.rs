@@ -14,14 +14,15 @@ fn rows_for(nr: usize) -> usize {
 /// The transposed form is taken for a row-major A of a whole number of tile
 /// widths between 17 and 64 rows against a column-major B at least four
 /// times wider, deep enough that the packing saved is at least four times
-/// the values moved, and for nothing else.
+/// the values moved, on the SIMD paths with `std`, and for nothing else.
 #[test]
 fn mid_batch_linear_products_run_transposed() {
     use Layout::*;
     for isa in isas() {
-        let (bl, _) = blocking_of(isa);
+        let (bl, w) = blocking_of(isa);
         let m = rows_for(bl.nr);
         assert!(m <= 64, "{isa}: no row count qualifies");
+        let on = cfg!(feature = "std") && w > 1;
         // (m, n, k, A's layout, B's layout, batch, taken)
         let cases = [
             (m, 4 * m, 784, RowMajor, ColMajor, 1, true),
@@ -53,8 +54,8 @@ fn mid_batch_linear_products_run_transposed() {
             // A batch of products (the plan only looks at the count).
             p.batch = batch;
             assert_eq!(
-                driver::via_transposed(&p, bl.nr),
-                taken,
+                driver::via_transposed(&p, bl.nr, w),
+                taken && on,
                 "{isa} {m}x{n}x{k} {la:?} {lb:?} batch {batch}"
             );
         }
@@ -68,6 +69,9 @@ fn mid_batch_linear_products_run_transposed() {
 fn transposed_products_split_over_the_weights_rows() {
     for isa in isas() {
         let (bl, w) = blocking_of(isa);
+        if !cfg!(feature = "std") || w == 1 {
+            continue;
+        }
         let m = rows_for(bl.nr);
         let (n, k) = (4 * m, 784);
         let mut rng = Rng(41);
@@ -75,7 +79,7 @@ fn transposed_products_split_over_the_weights_rows() {
         let b = Mat::new(&rng.vec(k * n), k, n, Layout::ColMajor, 0, 0.0);
         let mut c = Mat::new(&rng.vec(m * n), m, n, Layout::RowMajor, 0, 0.0);
         let p = problem(Batch::ONE, 1.0, a.r(), b.r(), 0.0, c.w(), Epilogue::NONE);
-        assert!(driver::via_transposed(&p, bl.nr), "{isa}");
+        assert!(driver::via_transposed(&p, bl.nr, w), "{isa}");
         let mut t = vec![0.0f32; m * n];
         let q = super::super::transposed(&p, t.as_mut_ptr());
         let plan = driver::plan(&q, bl, w, 2);
@@ -98,7 +102,10 @@ fn transposed_products_give_the_bits_of_the_direct_loop() {
         return;
     }
     for isa in isas() {
-        let (bl, _) = blocking_of(isa);
+        let (bl, w) = blocking_of(isa);
+        if !cfg!(feature = "std") || w == 1 {
+            continue;
+        }
         let m = rows_for(bl.nr);
         for (n, k) in [(4 * m, 784), (4 * m + 5, 1100), (6 * m + 3, 600)] {
             let mut rng = Rng(37);
@@ -116,7 +123,7 @@ fn transposed_products_give_the_bits_of_the_direct_loop() {
                 MatMut::row_major(&mut probe, m, n),
                 Epilogue::NONE,
             );
-            assert!(driver::via_transposed(&p, bl.nr), "{isa} {m}x{n}x{k}");
+            assert!(driver::via_transposed(&p, bl.nr, w), "{isa} {m}x{n}x{k}");
             same_bits(isa, (m, n, k), &cv, &bias, (a, b_row), (a, b_col));
 
             // C's rows 7 apart from the end of one to the next.
