@@ -413,9 +413,9 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
         let mut best = usize::MAX;
         // A transposed product (`via_transposed`) reads A, the weight, in
         // place and packs B (x^T, at most a quarter of A's size): split over
-        // N, every task would read all of A (AVX2, two threads, the batch-64
-        // MLP step: 627 -> 712 us against 405 split over M on AVX-512, where
-        // the 64-wide tiles leave one column of tasks anyway).
+        // N, every task would read all of A (the batch-64 MLP step on two
+        // threads, AVX2: 712 us split over N, 599 over M; AVX-512's 64-wide
+        // tiles leave a single column of tasks there anyway).
         let rows_only = (4 * p.k <= p.m || !p.c_out.is_null()) && g <= mt;
         for cm in (1..=g).filter(|cm| g % cm == 0) {
             let cn = g / cm;
@@ -472,12 +472,12 @@ pub(super) fn plan(p: &Problem<'_>, bl: Blocking, w: usize, threads: usize) -> P
 }
 
 /// Whether `p` is computed as `C^T = B^T A^T` into a scratch block, then
-/// transposed into C by each task (`execute_transposed` in `mod.rs`): `x W^T` of a linear
-/// layer at a batch of 17 to 64, well below its width. Computed directly, the
-/// blocked loop transposes all of B (`k x n`, the weight) into packed panels
-/// and uses each packed value m times; transposed, B^T is read in place as
-/// the left operand, only A^T (`k x m`) is packed, and `m x n` values of C
-/// are moved once (twice when beta is not 0).
+/// transposed into C by each task (`execute_transposed` in `mod.rs`): `x W^T`
+/// of a linear layer at a batch of 17 to 64, well below its width. Computed
+/// directly, the blocked loop transposes all of B (`k x n`, the weight) into
+/// packed panels and uses each packed value m times; transposed, B^T is read
+/// in place as the left operand, only A^T (`k x m`) is packed, and `m x n`
+/// values of C are moved once (twice when beta is not 0).
 ///
 /// Taken when A is row-major with more than [`dots::DOTS_MAX_M`] rows and at
 /// most 64, a whole number of tile widths `nr` (C^T's rows are then full
