@@ -45,6 +45,11 @@ pub(crate) trait Lanes: Copy {
     /// callers that know `2^n` is usually a normal float test that and
     /// multiply by it only where `ldexp` takes several operations.
     const ONE_OP_LDEXP: bool = false;
+    /// [`map_staged`](crate::kernels::generic::map_staged) splits its
+    /// function into two passes per chunk (see
+    /// [`VStaged`](crate::kernels::generic::VStaged) for the measurements);
+    /// `false`: one pass, as `map`.
+    const STAGED: bool = true;
 
     /// Every lane set to `x`.
     fn splat(self, x: f32) -> Self::V;

@@ -82,6 +82,7 @@ impl Lanes for Avx512 {
     const LANES: usize = 16;
     const REGISTERS: usize = 32;
     const ONE_OP_LDEXP: bool = true;
+    const STAGED: bool = false;
 
     #[inline(always)]
     fn splat(self, x: f32) -> __m512 {
