@@ -704,8 +704,8 @@ fn each_equals_alone(k: &Kernels, name: &str, f: Unary, x: &[f32]) {
 /// the paths that stage it: AVX2 and NEON) and in one pass on shorter
 /// slices; both must give the same bits, out of place and in place, so an
 /// element's result cannot depend on the slice's length or its position in
-/// it. Each element of a long slice (three chunks and a
-/// partial register) is compared with the element computed alone.
+/// it. Each element of a long slice (three chunks and a partial register) is
+/// compared with the element computed alone.
 #[test]
 fn staged_kernels_equal_the_one_pass_form() {
     let mut rng = Rng::new(53);
