@@ -22,7 +22,7 @@
 //! stored row-major.
 
 use super::driver::Problem;
-use super::kernel::Update;
+use super::kernel::{Update, unrolled};
 use super::simd::Simd;
 
 /// Most rows of A a product may have to be computed as dot products; past
@@ -85,7 +85,10 @@ unsafe fn tile<S: Simd, const R: usize, const C: usize>(
     stride: usize,
     first: bool,
 ) {
+    const { assert!(R <= 8 && C <= 8) };
     let w = S::W;
+    // Constant indices only (`unrolled!`): the accumulators stay in
+    // registers where loops are not unrolled (the boards' firmware).
     let mut acc = [[s.zero(); C]; R];
     let mut bv = [s.zero(); C];
     let mut q = 0;
@@ -93,28 +96,28 @@ unsafe fn tile<S: Simd, const R: usize, const C: usize>(
     // last k - q values; `out` as the caller guarantees.
     unsafe {
         while q + w <= k {
-            for c in 0..C {
+            unrolled!(c < C, {
                 bv[c] = s.load(b[c].add(q));
-            }
-            for r in 0..R {
+            });
+            unrolled!(r < R, {
                 let av = s.load(a[r].add(q));
-                for c in 0..C {
+                unrolled!(c < C, {
                     acc[r][c] = s.fma(av, bv[c], acc[r][c]);
-                }
-            }
+                });
+            });
             q += w;
         }
         if q < k {
             let rest = k - q;
-            for c in 0..C {
+            unrolled!(c < C, {
                 bv[c] = s.load_partial(b[c].add(q), rest);
-            }
-            for r in 0..R {
+            });
+            unrolled!(r < R, {
                 let av = s.load_partial(a[r].add(q), rest);
-                for c in 0..C {
+                unrolled!(c < C, {
                     acc[r][c] = s.fma(av, bv[c], acc[r][c]);
-                }
-            }
+                });
+            });
         }
         // Sums four columns at a time; a single column as the first of four
         // (its sum does not depend on the others), so every element gets

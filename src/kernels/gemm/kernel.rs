@@ -16,6 +16,26 @@
 
 use super::simd::{Scalar, Simd};
 
+/// Runs `$body` with `$i` bound to 0, 1, ... 7 in turn, skipping values not
+/// below `$n` (a constant test the compiler removes): the loops over a
+/// tile's rows and registers written out. Where the compiler does not unroll
+/// loops (`opt-level = "z"`, the boards' firmware), a loop over an array of
+/// accumulators keeps the array on the stack, a load and a store around every
+/// multiply-add (Cortex-M4: ten instructions a product, QEMU's count); with
+/// constant indices the accumulators stay in registers at every level.
+macro_rules! unrolled {
+    ($i:ident < $n:expr, $body:block) => {
+        unrolled!(@ $i, $n, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@ $i:ident, $n:expr, $body:block, $($k:literal)*) => {
+        $({
+            let $i: usize = $k;
+            if $i < $n $body
+        })*
+    };
+}
+pub(super) use unrolled;
+
 /// Largest `MR * NR` of any path (sizes the strided write-back buffer).
 pub(super) const MAX_TILE: usize = 512;
 
@@ -214,39 +234,46 @@ unsafe fn accumulate<
     b_rs: usize,
     packed: *mut f32,
 ) {
+    const { assert!(MR <= 8 && NV <= 8) };
     // Row start pointers, fixed for the whole loop: each broadcast address is
     // `row + offset`, independent of the other rows' (deriving row i + 1 from
     // row i each step would chain the address arithmetic).
-    let rows: [*const f32; MR] =
-        core::array::from_fn(|i| a.wrapping_add(i * if UNIT_ROWS { 1 } else { a_rs }));
+    let mut rows = [a; MR];
+    unrolled!(i < MR, {
+        rows[i] = a.wrapping_add(i * if UNIT_ROWS { 1 } else { a_rs });
+    });
+    // The accumulators as a local: with constant indices only (`unrolled!`)
+    // they live in registers for the whole loop.
+    let mut c = *acc;
     let mut off = 0;
     let mut off_b = 0;
     let mut bp = b;
     for _ in 0..kc {
         let mut bv = [s.zero(); NV];
-        for v in 0..NV {
+        unrolled!(v < NV, {
             // SAFETY: row p of the B panel has NV * W readable values.
             bv[v] = unsafe { s.load(bp.add(v * S::W)) };
             if PACK {
                 // SAFETY: (`PACK` only) the caller vouches for `packed`.
                 unsafe { s.store(packed.add(off_b + v * S::W), bv[v]) };
             }
-        }
+        });
         if PACK {
             off_b += NV * S::W;
         }
-        for i in 0..MR {
+        unrolled!(i < MR, {
             // SAFETY: A[i, p] is inside the readable A panel.
             let av = unsafe { s.bcast(rows[i].add(off)) };
-            for v in 0..NV {
-                acc[i][v] = s.fma(av, bv[v], acc[i][v]);
-            }
-        }
+            unrolled!(v < NV, {
+                c[i][v] = s.fma(av, bv[v], c[i][v]);
+            });
+        });
         off += a_cs;
         // The last step moves the pointer one past the panel; it is not
         // dereferenced there. `wrapping_add` keeps that free of UB conditions.
         bp = bp.wrapping_add(b_rs);
     }
+    *acc = c;
 }
 
 /// Writes a tile of accumulators into C.
