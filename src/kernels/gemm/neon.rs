@@ -8,8 +8,10 @@
 use core::arch::aarch64::*;
 
 use super::driver::{Arch, Blocking, Plan, Problem, run_task};
+use super::kernel::unrolled;
 use super::simd::Simd;
 use crate::kernels::Isa;
+use crate::kernels::aarch64::neon::{ld1q, st1q};
 
 /// Capability token for the NEON path (always available on aarch64 builds).
 #[derive(Clone, Copy, Debug)]
@@ -70,12 +72,12 @@ impl Simd for Neon {
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> float32x4_t {
         // SAFETY: the caller guarantees `p .. p + 4` is readable.
-        unsafe { vld1q_f32(p) }
+        unsafe { ld1q(p) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: float32x4_t) {
         // SAFETY: the caller guarantees `p .. p + 4` is writable.
-        unsafe { vst1q_f32(p, v) }
+        unsafe { st1q(p, v) }
     }
     #[inline(always)]
     unsafe fn load_partial(self, p: *const f32, n: usize) -> float32x4_t {
@@ -83,13 +85,13 @@ impl Simd for Neon {
         // SAFETY: the caller guarantees `p .. p + n` is readable, n <= 4.
         unsafe { core::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), n) };
         // SAFETY: `t` has 4 values.
-        unsafe { vld1q_f32(t.as_ptr()) }
+        unsafe { ld1q(t.as_ptr()) }
     }
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f32, v: float32x4_t, n: usize) {
         let mut t = [0.0f32; 4];
         // SAFETY: `t` has room for 4 values.
-        unsafe { vst1q_f32(t.as_mut_ptr(), v) };
+        unsafe { st1q(t.as_mut_ptr(), v) };
         // SAFETY: the caller guarantees `p .. p + n` is writable, n <= 4.
         unsafe { core::ptr::copy_nonoverlapping(t.as_ptr(), p, n) };
     }
@@ -173,11 +175,14 @@ unsafe fn k_loop_8x12(
     b: *const f32,
     b_rs: usize,
 ) {
+    // A local with constant indices only (`unrolled!`): in registers for the
+    // whole loop at every optimisation level.
+    let mut c = *acc;
     macro_rules! row {
         ($i:literal, $src:ident, $lane:literal, $b:ident) => {
-            for v in 0..3 {
-                acc[$i][v] = vfmaq_laneq_f32::<$lane>(acc[$i][v], $b[v], $src);
-            }
+            unrolled!(v < 3, {
+                c[$i][v] = vfmaq_laneq_f32::<$lane>(c[$i][v], $b[v], $src);
+            });
         };
     }
     let (mut ap, mut bp) = (a, b);
@@ -185,9 +190,9 @@ unsafe fn k_loop_8x12(
         // SAFETY: step p of both panels is readable (caller); NEON is enabled
         // for the whole build.
         unsafe {
-            let lo = vld1q_f32(ap);
-            let hi = vld1q_f32(ap.add(4));
-            let bv = [vld1q_f32(bp), vld1q_f32(bp.add(4)), vld1q_f32(bp.add(8))];
+            let lo = ld1q(ap);
+            let hi = ld1q(ap.add(4));
+            let bv = [ld1q(bp), ld1q(bp.add(4)), ld1q(bp.add(8))];
             row!(0, lo, 0, bv);
             row!(1, lo, 1, bv);
             row!(2, lo, 2, bv);
@@ -200,4 +205,5 @@ unsafe fn k_loop_8x12(
         ap = ap.wrapping_add(a_cs);
         bp = bp.wrapping_add(b_rs);
     }
+    *acc = c;
 }
