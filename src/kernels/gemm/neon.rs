@@ -96,6 +96,18 @@ impl Simd for Neon {
         unsafe { core::ptr::copy_nonoverlapping(t.as_ptr(), p, n) };
     }
     #[inline(always)]
+    unsafe fn transpose_block(
+        self,
+        src: *const f32,
+        stride: usize,
+        dst: *mut f32,
+        dst_stride: usize,
+    ) {
+        // SAFETY: the caller guarantees the four source rows and the four
+        // destination rows are readable / writable and disjoint.
+        unsafe { transpose4(src, stride, dst, dst_stride) }
+    }
+    #[inline(always)]
     unsafe fn bcast(self, p: *const f32) -> float32x4_t {
         // SAFETY: the caller guarantees `p` is readable.
         unsafe { vld1q_dup_f32(p) }
@@ -154,6 +166,50 @@ impl Simd for Neon {
     fn hsum(self, v: float32x4_t) -> f32 {
         // SAFETY: see the impl comment.
         unsafe { vaddvq_f32(v) }
+    }
+}
+
+/// `dst[t * dst_stride + c] = src[c * stride + t]` for `c, t < 4`: four
+/// loads, two rounds of `trn` (32-bit, then 64-bit halves), four stores (the
+/// default loop moves one float at a time: five instructions a value where
+/// the boards' firmware does not unroll it).
+///
+/// # Safety
+/// `src + c * stride .. + 4` readable and `dst + t * dst_stride .. + 4`
+/// writable for `c, t < 4`, not overlapping.
+#[inline(always)]
+unsafe fn transpose4(src: *const f32, stride: usize, dst: *mut f32, dst_stride: usize) {
+    // SAFETY: the rows are readable / writable (caller); NEON is enabled for
+    // the whole build.
+    unsafe {
+        let r0 = ld1q(src);
+        let r1 = ld1q(src.add(stride));
+        let r2 = ld1q(src.add(2 * stride));
+        let r3 = ld1q(src.add(3 * stride));
+        // t0 = [r0[0], r1[0], r0[2], r1[2]], t1 = [r0[1], r1[1], r0[3], r1[3]],
+        // t2, t3 likewise of r2 and r3; then row t of the result joins the
+        // halves holding lane t of every r.
+        let (t0, t1) = (
+            vreinterpretq_f64_f32(vtrn1q_f32(r0, r1)),
+            vreinterpretq_f64_f32(vtrn2q_f32(r0, r1)),
+        );
+        let (t2, t3) = (
+            vreinterpretq_f64_f32(vtrn1q_f32(r2, r3)),
+            vreinterpretq_f64_f32(vtrn2q_f32(r2, r3)),
+        );
+        st1q(dst, vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)));
+        st1q(
+            dst.add(dst_stride),
+            vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)),
+        );
+        st1q(
+            dst.add(2 * dst_stride),
+            vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)),
+        );
+        st1q(
+            dst.add(3 * dst_stride),
+            vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)),
+        );
     }
 }
 
