@@ -1,5 +1,6 @@
 //! Small numeric helpers for the whole crate: square roots (`libm`'s, except
-//! under miri) and the decimal digits of an integer.
+//! under miri and on 32-bit Arm with an FPU) and the decimal digits of an
+//! integer.
 //!
 //! On x86_64 `libm` computes them with inline assembly (`sqrtss`/`sqrtsd`),
 //! which miri cannot run; under `cfg(miri)` (with `std`) they come from `std`,
@@ -11,7 +12,13 @@
 pub(crate) fn sqrtf(x: f32) -> f32 {
     #[cfg(all(miri, feature = "std"))]
     return f32::sqrt(x);
-    #[cfg(not(all(miri, feature = "std")))]
+    // `vsqrt.f32` (libm's is software there; see `kernels::arm`).
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    return crate::kernels::arm::sqrtf(x);
+    #[cfg(not(any(
+        all(miri, feature = "std"),
+        all(target_arch = "arm", target_abi = "eabihf")
+    )))]
     libm::sqrtf(x)
 }
 

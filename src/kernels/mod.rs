@@ -281,6 +281,8 @@ mod table;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+pub(crate) mod arm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
