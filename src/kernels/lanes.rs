@@ -53,10 +53,30 @@ pub(crate) trait Lanes: Copy {
 
     /// Every lane set to `x`.
     fn splat(self, x: f32) -> Self::V;
+    /// Loads `LANES` values from `p` (aligned for `f32`, no more).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be readable.
+    unsafe fn load_at(self, p: *const f32) -> Self::V;
+    /// Stores `LANES` values at `p` (aligned for `f32`, no more).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be writable.
+    unsafe fn store_at(self, v: Self::V, p: *mut f32);
     /// Loads `s[..LANES]`. Panics if `s` is shorter.
-    fn load(self, s: &[f32]) -> Self::V;
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> Self::V {
+        let s = &s[..Self::LANES];
+        // SAFETY: `s` holds LANES floats (the slice above panics otherwise).
+        unsafe { self.load_at(s.as_ptr()) }
+    }
     /// Stores into `s[..LANES]`. Panics if `s` is shorter.
-    fn store(self, v: Self::V, s: &mut [f32]);
+    #[inline(always)]
+    fn store(self, v: Self::V, s: &mut [f32]) {
+        let s = &mut s[..Self::LANES];
+        // SAFETY: `s` holds LANES writable floats.
+        unsafe { self.store_at(v, s.as_mut_ptr()) }
+    }
 
     /// Loads `s` (at most `LANES` elements) into the low lanes; the other lanes
     /// are `fill`.

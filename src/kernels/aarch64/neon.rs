@@ -109,17 +109,14 @@ impl Lanes for Neon {
         intr!(vdupq_n_f32(x))
     }
     #[inline(always)]
-    fn load(self, s: &[f32]) -> float32x4_t {
-        let s = &s[..4];
-        // SAFETY: `s` holds 4 floats (the slice above panics otherwise),
-        // aligned as `f32`.
-        unsafe { ld1q(s.as_ptr()) }
+    unsafe fn load_at(self, p: *const f32) -> float32x4_t {
+        // SAFETY: `p .. p + 4` is readable (caller), aligned as `f32`.
+        unsafe { ld1q(p) }
     }
     #[inline(always)]
-    fn store(self, v: float32x4_t, s: &mut [f32]) {
-        let s = &mut s[..4];
-        // SAFETY: `s` holds 4 writable floats, aligned as `f32`.
-        unsafe { st1q(s.as_mut_ptr(), v) }
+    unsafe fn store_at(self, v: float32x4_t, p: *mut f32) {
+        // SAFETY: `p .. p + 4` is writable (caller), aligned as `f32`.
+        unsafe { st1q(p, v) }
     }
     #[inline(always)]
     fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {

@@ -98,26 +98,39 @@ pub(crate) trait VZip<L: Lanes> {
     fn apply(&self, l: L, a: L::V, b: L::V) -> L::V;
 }
 
-/// `out = f(x)` for slices of equal length (unchecked here).
+/// `out = f(x)` over the shorter of the two slices (callers pass equal
+/// lengths).
+///
+/// The loops in this module index raw pointers rather than iterate
+/// `chunks_exact` zipped together: where the compiler does not inline
+/// (`opt-level = "z"`, the boards' firmware) every step of those iterators
+/// was a call, about 40 instructions per register on the aarch64 boards
+/// (QEMU's count). At `opt-level = 3` both compile alike.
 #[inline(always)]
 fn map_body<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) {
-    let n = L::LANES;
-    let mut x2 = x.chunks_exact(2 * n);
-    let mut o2 = out.chunks_exact_mut(2 * n);
-    for (xc, oc) in (&mut x2).zip(&mut o2) {
-        let a = f.apply(l, l.load(xc));
-        let b = f.apply(l, l.load(&xc[n..]));
-        l.store(a, oc);
-        l.store(b, &mut oc[n..]);
+    let (w, len) = (L::LANES, x.len().min(out.len()));
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: (both loops) `i + 2w` or `i + w` <= len: the registers read
+    // and written lie inside both slices.
+    unsafe {
+        while i + 2 * w <= len {
+            let a = f.apply(l, l.load_at(xp.add(i)));
+            let b = f.apply(l, l.load_at(xp.add(i + w)));
+            l.store_at(a, op.add(i));
+            l.store_at(b, op.add(i + w));
+            i += 2 * w;
+        }
+        while i + w <= len {
+            l.store_at(f.apply(l, l.load_at(xp.add(i))), op.add(i));
+            i += w;
+        }
     }
-    let mut xs = x2.remainder().chunks_exact(L::LANES);
-    let mut os = o2.into_remainder().chunks_exact_mut(L::LANES);
-    for (xc, oc) in (&mut xs).zip(&mut os) {
-        l.store(f.apply(l, l.load(xc)), oc);
-    }
-    let (xr, or) = (xs.remainder(), os.into_remainder());
-    if !xr.is_empty() {
-        l.store_partial(f.apply(l, l.load_partial(xr, 0.0)), or);
+    if i < len {
+        l.store_partial(
+            f.apply(l, l.load_partial(&x[i..len], 0.0)),
+            &mut out[i..len],
+        );
     }
 }
 
@@ -162,14 +175,21 @@ impl<L: Lanes, F: VStaged<L>> VZip<L> for Second<'_, F> {
 /// iteration: with two (as `map_body`) AVX2 tanh is 9 % slower (Zen 4).
 #[inline(always)]
 fn staged_chunk<L: Lanes, F: VStaged<L>>(l: L, op: &str, f: &F, x: &[f32], out: &mut [f32]) {
-    let mut xs = x.chunks_exact(L::LANES);
-    let mut os = out.chunks_exact_mut(L::LANES);
-    for (xv, ov) in (&mut xs).zip(&mut os) {
-        l.store(f.first(l, l.load(xv)), ov);
+    let (w, len) = (L::LANES, x.len().min(out.len()));
+    let (xp, op_) = (x.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: `i + w <= len`: the register lies inside both slices.
+    unsafe {
+        while i + w <= len {
+            l.store_at(f.first(l, l.load_at(xp.add(i))), op_.add(i));
+            i += w;
+        }
     }
-    let (xr, or) = (xs.remainder(), os.into_remainder());
-    if !xr.is_empty() {
-        l.store_partial(f.first(l, l.load_partial(xr, 0.0)), or);
+    if i < len {
+        l.store_partial(
+            f.first(l, l.load_partial(&x[i..len], 0.0)),
+            &mut out[i..len],
+        );
     }
     zip_inplace(l, op, &Second(f), out, x);
 }
@@ -219,13 +239,18 @@ pub(crate) fn map<L: Lanes, F: VMap<L>>(l: L, op: &str, f: &F, x: &[f32], out: &
 /// `buf[i] = f(buf[i])`.
 #[inline(always)]
 pub(crate) fn map_inplace<L: Lanes, F: VMap<L>>(l: L, f: &F, buf: &mut [f32]) {
-    let mut bs = buf.chunks_exact_mut(L::LANES);
-    for c in &mut bs {
-        let v = f.apply(l, l.load(c));
-        l.store(v, c);
+    let (w, len) = (L::LANES, buf.len());
+    let p = buf.as_mut_ptr();
+    let mut i = 0;
+    // SAFETY: `i + w <= len`: the register lies inside `buf`.
+    unsafe {
+        while i + w <= len {
+            l.store_at(f.apply(l, l.load_at(p.add(i))), p.add(i));
+            i += w;
+        }
     }
-    let r = bs.into_remainder();
-    if !r.is_empty() {
+    if i < len {
+        let r = &mut buf[i..];
         let v = f.apply(l, l.load_partial(r, 0.0));
         l.store_partial(v, r);
     }
@@ -310,19 +335,48 @@ impl<L: Lanes, F: VZip<L>> VMap<L> for Left<'_, F, L::V> {
     }
 }
 
-/// `out = f(a, b)` for three slices of equal length (unchecked here).
+/// `out[i] = f(a[i], b[i])` for the whole registers of `len` values
+/// (`out` may be `a`: each register is read before it is written); returns
+/// how many values that covered (`len` rounded down to a register).
+///
+/// # Safety
+/// `a` and `b` have `len` readable values and `out` `len` writable ones.
+#[inline(always)]
+unsafe fn zip_registers<L: Lanes, F: VZip<L>>(
+    l: L,
+    f: &F,
+    a: *const f32,
+    b: *const f32,
+    out: *mut f32,
+    len: usize,
+) -> usize {
+    let w = L::LANES;
+    let mut i = 0;
+    // SAFETY: `i + w <= len`: the registers lie inside the three buffers.
+    unsafe {
+        while i + w <= len {
+            let v = f.apply(l, l.load_at(a.add(i)), l.load_at(b.add(i)));
+            l.store_at(v, out.add(i));
+            i += w;
+        }
+    }
+    i
+}
+
+/// `out = f(a, b)` over the shortest of the three slices (callers pass
+/// equal lengths).
 #[inline(always)]
 fn zip_body<L: Lanes, F: VZip<L>>(l: L, f: &F, a: &[f32], b: &[f32], out: &mut [f32]) {
-    let mut as_ = a.chunks_exact(L::LANES);
-    let mut bs = b.chunks_exact(L::LANES);
-    let mut os = out.chunks_exact_mut(L::LANES);
-    for ((ac, bc), oc) in (&mut as_).zip(&mut bs).zip(&mut os) {
-        l.store(f.apply(l, l.load(ac), l.load(bc)), oc);
-    }
-    let (ar, br, or) = (as_.remainder(), bs.remainder(), os.into_remainder());
-    if !ar.is_empty() {
-        let v = f.apply(l, l.load_partial(ar, 0.0), l.load_partial(br, 0.0));
-        l.store_partial(v, or);
+    let len = a.len().min(b.len()).min(out.len());
+    // SAFETY: each slice has at least `len` values.
+    let i = unsafe { zip_registers(l, f, a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), len) };
+    if i < len {
+        let v = f.apply(
+            l,
+            l.load_partial(&a[i..len], 0.0),
+            l.load_partial(&b[i..len], 0.0),
+        );
+        l.store_partial(v, &mut out[i..len]);
     }
 }
 
@@ -382,15 +436,14 @@ pub(crate) fn zip_inplace<L: Lanes, F: VZip<L>>(l: L, op: &str, f: &F, acc: &mut
             acc,
         );
     }
-    let mut cs = acc.chunks_exact_mut(L::LANES);
-    let mut bs = b.chunks_exact(L::LANES);
-    for (cc, bc) in (&mut cs).zip(&mut bs) {
-        let v = f.apply(l, l.load(cc), l.load(bc));
-        l.store(v, cc);
-    }
-    let (cr, br) = (cs.into_remainder(), bs.remainder());
-    if !cr.is_empty() {
-        let v = f.apply(l, l.load_partial(cr, 0.0), l.load_partial(br, 0.0));
+    let len = n.min(b.len());
+    let cp = acc.as_mut_ptr();
+    // SAFETY: `acc` and `b` have at least `len` values; `acc` is both the
+    // first operand and the output, which `zip_registers` allows.
+    let i = unsafe { zip_registers(l, f, cp, b.as_ptr(), cp, len) };
+    if i < len {
+        let cr = &mut acc[i..len];
+        let v = f.apply(l, l.load_partial(cr, 0.0), l.load_partial(&b[i..len], 0.0));
         l.store_partial(v, cr);
     }
 }

@@ -79,17 +79,16 @@ impl Lanes for Avx2 {
         intr!(_mm256_set1_ps(x))
     }
     #[inline(always)]
-    fn load(self, s: &[f32]) -> __m256 {
-        let s = &s[..8];
-        // SAFETY: `s` holds 8 floats (the slice above panics otherwise); the
-        // load is unaligned; AVX is present (see `intr!`).
-        unsafe { _mm256_loadu_ps(s.as_ptr()) }
+    unsafe fn load_at(self, p: *const f32) -> __m256 {
+        // SAFETY: `p .. p + 8` is readable (caller); the load is unaligned;
+        // AVX is present (see `intr!`).
+        unsafe { _mm256_loadu_ps(p) }
     }
     #[inline(always)]
-    fn store(self, v: __m256, s: &mut [f32]) {
-        let s = &mut s[..8];
-        // SAFETY: `s` holds 8 writable floats; unaligned store; AVX present.
-        unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
+    unsafe fn store_at(self, v: __m256, p: *mut f32) {
+        // SAFETY: `p .. p + 8` is writable (caller); unaligned store; AVX
+        // present.
+        unsafe { _mm256_storeu_ps(p, v) }
     }
     #[inline(always)]
     fn load_partial(self, s: &[f32], fill: f32) -> __m256 {

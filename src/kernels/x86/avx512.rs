@@ -89,17 +89,16 @@ impl Lanes for Avx512 {
         intr!(_mm512_set1_ps(x))
     }
     #[inline(always)]
-    fn load(self, s: &[f32]) -> __m512 {
-        let s = &s[..16];
-        // SAFETY: `s` holds 16 floats (the slice above panics otherwise); the
-        // load is unaligned; AVX-512F is present (see `intr!`).
-        unsafe { _mm512_loadu_ps(s.as_ptr()) }
+    unsafe fn load_at(self, p: *const f32) -> __m512 {
+        // SAFETY: `p .. p + 16` is readable (caller); the load is unaligned;
+        // AVX-512F is present (see `intr!`).
+        unsafe { _mm512_loadu_ps(p) }
     }
     #[inline(always)]
-    fn store(self, v: __m512, s: &mut [f32]) {
-        let s = &mut s[..16];
-        // SAFETY: `s` holds 16 writable floats; unaligned store; AVX-512F present.
-        unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
+    unsafe fn store_at(self, v: __m512, p: *mut f32) {
+        // SAFETY: `p .. p + 16` is writable (caller); unaligned store;
+        // AVX-512F present.
+        unsafe { _mm512_storeu_ps(p, v) }
     }
     #[inline(always)]
     fn prefetch(self, s: &[f32]) {
