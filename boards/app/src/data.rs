@@ -27,14 +27,17 @@ pub const RECORD: usize = 41;
 
 /// The 64 pixels of a record: pixel `p` is bits `5p..5p + 5` of the record's
 /// first 40 bytes read as one little-endian 320-bit number.
+#[allow(clippy::needless_range_loop)]
 pub fn pixels(record: &[u8]) -> [u8; 64] {
     let mut out = [0u8; 64];
-    for (p, px) in out.iter_mut().enumerate() {
+    // An index loop: `iter_mut().enumerate()` is a call a pixel where the
+    // firmware (opt-level "z") does not inline it.
+    for p in 0..64 {
         let bit = 5 * p;
         let (byte, shift) = (bit / 8, bit % 8);
         let lo = u16::from(record[byte]);
         let hi = record.get(byte + 1).map_or(0, |&b| u16::from(b));
-        *px = (((hi << 8 | lo) >> shift) & 0x1f) as u8;
+        out[p] = (((hi << 8 | lo) >> shift) & 0x1f) as u8;
     }
     out
 }
@@ -75,13 +78,12 @@ impl Norm {
 }
 
 /// Samples `records` ([`RECORD`]-byte records) as a batch: standardised images
-/// `[n, 64]` and labels `[n]`, each image rotated counter-clockwise about its
-/// centre by the angle (degrees) `angle(i)` returns for record `i`, with
-/// nearest-neighbour sampling (pixels from outside become background).
+/// `[n, 64]` and labels `[n]`, each image rotated by the [`Turn`] `turn(i)`
+/// returns for record `i` (`None`: upright, as it is stored).
 pub fn batch(
     records: &[u8],
     norm: &Norm,
-    mut angle: impl FnMut(usize) -> f32,
+    mut turn: impl FnMut(usize) -> Option<Turn>,
 ) -> Result<(Tensor, Tensor)> {
     let n = records.len() / RECORD;
     let mut x = Vec::new();
@@ -89,7 +91,11 @@ pub fn batch(
     x.try_reserve_exact(n * 64).map_err(|_| oom(n * 64 * 4))?;
     y.try_reserve_exact(n).map_err(|_| oom(n * 4))?;
     for (i, rec) in records.chunks_exact(RECORD).enumerate() {
-        let img = rotate(&pixels(rec), angle(i));
+        let px = pixels(rec);
+        let img = match turn(i) {
+            Some(t) => rotate(&px, t),
+            None => px,
+        };
         x.extend(
             img.iter()
                 .enumerate()
@@ -108,11 +114,55 @@ fn oom(bytes: usize) -> Error {
     }
 }
 
-/// `img` (8x8, row-major) rotated by `degrees` counter-clockwise, as
-/// `examples/finetune.rs` does it on the host.
-pub fn rotate(img: &[u8], degrees: f32) -> [u8; 64] {
-    let theta = degrees * (core::f32::consts::PI / 180.0);
-    let (sin, cos) = (libm::sinf(theta), libm::cosf(theta));
+/// A rotation counter-clockwise about an image's centre, as its sine and
+/// cosine: computed once per sample ([`turns`]), not at every epoch (on the
+/// Cortex-M4 `libm`'s `sinf` and `cosf` work in software `f64`, about 2,000
+/// instructions a call).
+#[derive(Clone, Copy, Debug)]
+pub struct Turn {
+    sin: f32,
+    cos: f32,
+}
+
+impl Turn {
+    /// The rotation by `degrees`.
+    pub fn degrees(degrees: f32) -> Turn {
+        let theta = degrees * (core::f32::consts::PI / 180.0);
+        Turn {
+            sin: libm::sinf(theta),
+            cos: libm::cosf(theta),
+        }
+    }
+}
+
+/// The [`Turn`] of each angle (degrees).
+pub fn turns(angles: &[f32]) -> Vec<Turn> {
+    angles.iter().map(|&d| Turn::degrees(d)).collect()
+}
+
+/// `libm::roundf(v)` (halves away from zero, the sign of a zero kept) for
+/// finite `v` of magnitude below 2^31, in a few instructions instead of a
+/// call: `t`, `v` truncated, is exact, and so is `v - t` (Sterbenz: `t`
+/// lies between `v / 2` and `v`, or is 0).
+#[inline(always)]
+pub fn round(v: f32) -> f32 {
+    let t = v as i32 as f32;
+    let d = v - t;
+    if d >= 0.5 {
+        t + 1.0
+    } else if d <= -0.5 {
+        t - 1.0
+    } else {
+        // `t` has `v`'s sign unless it is 0: give the zero `v`'s sign.
+        f32::from_bits(t.to_bits() | (v.to_bits() & 0x8000_0000))
+    }
+}
+
+/// `img` (8x8, row-major) rotated by `turn` about its centre, as
+/// `examples/finetune.rs` does it on the host: nearest-neighbour sampling,
+/// pixels from outside the image become background.
+pub fn rotate(img: &[u8], turn: Turn) -> [u8; 64] {
+    let Turn { sin, cos } = turn;
     let mut out = [0u8; 64];
     for r in 0..8 {
         for c in 0..8 {
@@ -120,7 +170,7 @@ pub fn rotate(img: &[u8], degrees: f32) -> [u8; 64] {
             // is (x, y) rotated by -theta.
             let (x, y) = (c as f32 - 3.5, 3.5 - r as f32);
             let (xs, ys) = (x * cos + y * sin, -x * sin + y * cos);
-            let (sr, sc) = (libm::roundf(3.5 - ys), libm::roundf(xs + 3.5));
+            let (sr, sc) = (round(3.5 - ys), round(xs + 3.5));
             if (0.0..=7.0).contains(&sr) && (0.0..=7.0).contains(&sc) {
                 out[r * 8 + c] = img[sr as usize * 8 + sc as usize];
             }

@@ -47,7 +47,7 @@ use train_station::optim::{Adam, AdamConfig, Optimizer};
 use train_station::tensor::pool;
 use train_station::{Error, Result, Tensor, no_grad};
 
-use data::{Norm, RECORD};
+use data::{Norm, RECORD, Turn};
 
 /// Rotation range of the shifted domain, degrees (as `examples/finetune`).
 const ANGLES: (f32, f32) = (20.0, 30.0);
@@ -163,19 +163,19 @@ pub fn build_mlp(weights: &[u8]) -> Result<Sequential> {
     Ok(model)
 }
 
-/// Accuracy of `model` on `records` rotated by `angles` (`None`: upright),
+/// Accuracy of `model` on `records` rotated by `turns` (`None`: upright),
 /// evaluated in batches of `batch`.
 pub fn accuracy(
     model: &Sequential,
     records: &[u8],
     norm: &Norm,
-    angles: Option<&[f32]>,
+    turns: Option<&[Turn]>,
     batch: usize,
 ) -> Result<f32> {
     let n = records.len() / RECORD;
     let mut correct = 0usize;
     for (b, chunk) in records.chunks(batch * RECORD).enumerate() {
-        let (x, y) = data::batch(chunk, norm, |i| angles.map_or(0.0, |a| a[b * batch + i]))?;
+        let (x, y) = data::batch(chunk, norm, |i| turns.map(|t| t[b * batch + i]))?;
         let logits = no_grad(|| model.try_forward(&x))?;
         let (_, predicted) = logits.try_max_dim(1, false)?;
         correct += predicted
@@ -353,12 +353,12 @@ fn job<F: NorFlash>(
     let (test, train) = (data::TEST, data::TRAIN);
     let n_test = test.len() / RECORD;
     let n_train = train.len() / RECORD;
-    let test_angles = data::angles(n_test, ANGLES.0, ANGLES.1, 2);
-    let train_angles = data::angles(n_train, ANGLES.0, ANGLES.1, 1);
+    let test_turns = data::turns(&data::angles(n_test, ANGLES.0, ANGLES.1, 2));
+    let train_turns = data::turns(&data::angles(n_train, ANGLES.0, ANGLES.1, 1));
 
     *stage = "evaluate";
     report.upright.0 = accuracy(&model, test, &norm, None, cfg.batch)?;
-    report.rotated.0 = accuracy(&model, test, &norm, Some(&test_angles), cfg.batch)?;
+    report.rotated.0 = accuracy(&model, test, &norm, Some(&test_turns), cfg.batch)?;
     let _ = writeln!(
         out,
         "{}: loaded; test accuracy {}% upright, {}% rotated {}-{} degrees ({n_test} digits)",
@@ -429,7 +429,7 @@ fn job<F: NorFlash>(
                 // Last step's gradients go before this step's forward, so
                 // they never live beside its activations.
                 model.zero_grad();
-                let (x, y) = data::batch(chunk, &norm, |i| train_angles[b * cfg.batch + i])?;
+                let (x, y) = data::batch(chunk, &norm, |i| Some(train_turns[b * cfg.batch + i]))?;
                 let loss = try_cross_entropy(&model.try_forward(&x)?, &y, &ce)?;
                 loss.try_backward()?;
                 opt.step_module(&mut model)?;
@@ -459,7 +459,7 @@ fn job<F: NorFlash>(
 
     *stage = "evaluate fine-tuned";
     report.upright.1 = accuracy(&model, test, &norm, None, cfg.batch)?;
-    report.rotated.1 = accuracy(&model, test, &norm, Some(&test_angles), cfg.batch)?;
+    report.rotated.1 = accuracy(&model, test, &norm, Some(&test_turns), cfg.batch)?;
     let tuned = params_hash(&model, |_| true);
     if params_hash(&model, |p| !p.requires_grad()) != frozen {
         *stage = "frozen layers changed";
@@ -495,7 +495,7 @@ fn job<F: NorFlash>(
             detail: "the reloaded weights or step differ from the saved ones",
         });
     }
-    report.reloaded = accuracy(&reloaded, test, &norm, Some(&test_angles), cfg.batch)?;
+    report.reloaded = accuracy(&reloaded, test, &norm, Some(&test_turns), cfg.batch)?;
     Ok(())
 }
 

@@ -153,3 +153,51 @@ fn fixed_prints_as_core_formatting() {
         format!("{:.2}", -0.00001f32)
     );
 }
+
+/// `data::round`, the rotation's rounding, is `libm::roundf` (halves away
+/// from zero): on every multiple of 2^-12 in [-64, 64] (the rotation meets
+/// values in about [-1.5, 8.5]), on the neighbours of each half-integer
+/// there (0.49999997 rounds to 0, not 1, as `x + 0.5` truncated would give),
+/// and on large and signed-zero values.
+#[test]
+fn rotation_rounding_is_libm_roundf() {
+    let mut values: Vec<f32> = (-(64 << 12)..=(64 << 12))
+        .map(|k| k as f32 / 4096.0)
+        .collect();
+    for h in -128..128 {
+        let half = h as f32 + 0.5;
+        values.extend([half.next_down(), half, half.next_up()]);
+    }
+    values.extend([
+        0.0,
+        -0.0,
+        1e9,
+        -1e9,
+        2.1e9,
+        -2.1e9,
+        8_388_609.0,
+        -8_388_607.5,
+    ]);
+    for v in values {
+        assert_eq!(
+            data::round(v).to_bits(),
+            libm::roundf(v).to_bits(),
+            "round({v:e})"
+        );
+    }
+}
+
+/// A zero turn leaves an image as it is (the upright batches skip the
+/// rotation), and a quarter turn moves the top row to the left column.
+#[test]
+fn rotations_of_zero_and_a_quarter_turn() {
+    let img: [u8; 64] = core::array::from_fn(|i| i as u8);
+    assert_eq!(data::rotate(&img, data::Turn::degrees(0.0)), img);
+    let q = data::rotate(&img, data::Turn::degrees(90.0));
+    // Counter-clockwise: output (r, c) takes input (c, 7 - r).
+    for r in 0..8 {
+        for c in 0..8 {
+            assert_eq!(q[r * 8 + c], img[c * 8 + (7 - r)], "({r}, {c})");
+        }
+    }
+}
