@@ -308,7 +308,12 @@ impl Optimizer for Adam {
                 }
             });
         }
-        // Commit: no allocation, no error.
+        // Commit: no allocation, no error. The bias corrections depend only
+        // on the group and the step count, which the parameters of a group
+        // usually share: computed once per run of equal (group, step) (in
+        // `f64` as PyTorch holds them: software on a single-precision FPU,
+        // thousands of instructions a `pow` on a Cortex-M4).
+        let mut corrections: Option<(usize, f64, f32, f32)> = None;
         for (st, (fresh, new_vmax)) in staged.iter().zip(new_state) {
             let slot = &mut self.core.slots[st.slot];
             let h = &self.core.groups[slot.group];
@@ -319,16 +324,25 @@ impl Optimizer for Adam {
             }
             state.step += 1.0;
             let t = state.step as f64;
-            let bias_correction1 = 1.0 - libm::pow(beta1, t);
-            let bias_correction2 = 1.0 - libm::pow(beta2, t);
+            let (neg_step_size, inv_bias_correction2_sqrt) = match corrections {
+                Some((g, ct, a, b)) if g == slot.group && ct == t => (a, b),
+                _ => {
+                    let bias_correction1 = 1.0 - libm::pow(beta1, t);
+                    let bias_correction2 = 1.0 - libm::pow(beta2, t);
+                    let a = (-(lr / bias_correction1)) as f32;
+                    let b = (1.0 / crate::math::sqrt(bias_correction2)) as f32;
+                    corrections = Some((slot.group, t, a, b));
+                    (a, b)
+                }
+            };
             let sc = AdamScalars {
                 one_minus_beta1: (1.0 - beta1) as f32,
                 beta2: beta2 as f32,
                 one_minus_beta2: (1.0 - beta2) as f32,
                 weight_decay: if self.decoupled { 0.0 } else { h.weight_decay },
                 decay: (self.decoupled && h.weight_decay != 0.0).then_some((1.0 - lr * wd) as f32),
-                neg_step_size: (-(lr / bias_correction1)) as f32,
-                inv_bias_correction2_sqrt: (1.0 / crate::math::sqrt(bias_correction2)) as f32,
+                neg_step_size,
+                inv_bias_correction2_sqrt,
                 eps: eps as f32,
                 maximize: h.maximize,
             };
