@@ -16,17 +16,26 @@
 
 use super::simd::{Scalar, Simd};
 
-/// Runs `$body` with `$i` bound to 0, 1, ... 7 in turn, skipping values not
-/// below `$n` (a constant test the compiler removes): the loops over a
-/// tile's rows and registers written out. Where the compiler does not unroll
-/// loops (`opt-level = "z"`, the boards' firmware), a loop over an array of
-/// accumulators keeps the array on the stack, a load and a store around every
-/// multiply-add (Cortex-M4: ten instructions a product, QEMU's count); with
-/// constant indices the accumulators stay in registers at every level.
+/// Runs `$body` with `$i` bound to 0, 1, ... `$n - 1` (`$n <= 8`): the
+/// loops over a tile's rows and registers, written out in optimised builds
+/// (each value behind a constant test the compiler removes). Where the
+/// compiler does not unroll loops (`opt-level = "z"`, the boards'
+/// firmware), a loop over an array of accumulators keeps the array on the
+/// stack, a load and a store around every multiply-add (Cortex-M4: ten
+/// instructions a product, QEMU's count); with constant indices the
+/// accumulators stay in registers at every level.
+///
+/// Builds with debug assertions keep the loop: unoptimised, every written-out
+/// copy takes its own stack slots, and the AVX-512 task entry, into which
+/// every tile shape is inlined, grew a 2.3 MB frame under AddressSanitizer
+/// (past a thread's 2 MiB stack).
 macro_rules! unrolled {
-    ($i:ident < $n:expr, $body:block) => {
-        unrolled!(@ $i, $n, $body, 0 1 2 3 4 5 6 7)
-    };
+    ($i:ident < $n:expr, $body:block) => {{
+        #[cfg(debug_assertions)]
+        for $i in 0..$n $body
+        #[cfg(not(debug_assertions))]
+        unrolled!(@ $i, $n, $body, 0 1 2 3 4 5 6 7);
+    }};
     (@ $i:ident, $n:expr, $body:block, $($k:literal)*) => {
         $({
             let $i: usize = $k;
