@@ -98,6 +98,33 @@ pub(crate) trait VZip<L: Lanes> {
     fn apply(&self, l: L, a: L::V, b: L::V) -> L::V;
 }
 
+/// `out[i] = f(x[i])` for the whole registers from `from` up to `len` (`out`
+/// may be `x`: each register is read before it is written); returns where
+/// they ended (`len` rounded down to a register past `from`).
+///
+/// # Safety
+/// `x` has `len` readable values and `out` `len` writable ones.
+#[inline(always)]
+unsafe fn map_registers<L: Lanes, F: VMap<L>>(
+    l: L,
+    f: &F,
+    x: *const f32,
+    out: *mut f32,
+    from: usize,
+    len: usize,
+) -> usize {
+    let w = L::LANES;
+    let mut i = from;
+    // SAFETY: `i + w <= len`: the register lies inside both buffers.
+    unsafe {
+        while i + w <= len {
+            l.store_at(f.apply(l, l.load_at(x.add(i))), out.add(i));
+            i += w;
+        }
+    }
+    i
+}
+
 /// `out = f(x)` over the shorter of the two slices (callers pass equal
 /// lengths).
 ///
@@ -111,8 +138,8 @@ fn map_body<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) {
     let (w, len) = (L::LANES, x.len().min(out.len()));
     let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
     let mut i = 0;
-    // SAFETY: (both loops) `i + 2w` or `i + w` <= len: the registers read
-    // and written lie inside both slices.
+    // SAFETY: `i + 2w <= len`: the registers read and written lie inside
+    // both slices.
     unsafe {
         while i + 2 * w <= len {
             let a = f.apply(l, l.load_at(xp.add(i)));
@@ -121,11 +148,17 @@ fn map_body<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32]) {
             l.store_at(b, op.add(i + w));
             i += 2 * w;
         }
-        while i + w <= len {
-            l.store_at(f.apply(l, l.load_at(xp.add(i))), op.add(i));
-            i += w;
-        }
     }
+    map_rest(l, f, x, out, i);
+}
+
+/// `out = f(x)` from index `from` on, one register at a time, then the
+/// partial register at the end, over the shorter of the two slices.
+#[inline(always)]
+fn map_rest<L: Lanes, F: VMap<L>>(l: L, f: &F, x: &[f32], out: &mut [f32], from: usize) {
+    let len = x.len().min(out.len());
+    // SAFETY: both slices have `len` values.
+    let i = unsafe { map_registers(l, f, x.as_ptr(), out.as_mut_ptr(), from, len) };
     if i < len {
         l.store_partial(
             f.apply(l, l.load_partial(&x[i..len], 0.0)),
@@ -161,6 +194,15 @@ pub(crate) trait VStaged<L: Lanes>: VMap<L> {
 /// passes (in place, the chunk's input is first copied to 2 KiB of stack).
 const STAGE_LEN: usize = 512;
 
+/// [`VStaged::first`] as a map.
+struct First<'a, F>(&'a F);
+impl<L: Lanes, F: VStaged<L>> VMap<L> for First<'_, F> {
+    #[inline(always)]
+    fn apply(&self, l: L, x: L::V) -> L::V {
+        self.0.first(l, x)
+    }
+}
+
 /// [`VStaged::second`] as a zip `(mid, x)`.
 struct Second<'a, F>(&'a F);
 impl<L: Lanes, F: VStaged<L>> VZip<L> for Second<'_, F> {
@@ -175,22 +217,7 @@ impl<L: Lanes, F: VStaged<L>> VZip<L> for Second<'_, F> {
 /// iteration: with two (as `map_body`) AVX2 tanh is 9 % slower (Zen 4).
 #[inline(always)]
 fn staged_chunk<L: Lanes, F: VStaged<L>>(l: L, op: &str, f: &F, x: &[f32], out: &mut [f32]) {
-    let (w, len) = (L::LANES, x.len().min(out.len()));
-    let (xp, op_) = (x.as_ptr(), out.as_mut_ptr());
-    let mut i = 0;
-    // SAFETY: `i + w <= len`: the register lies inside both slices.
-    unsafe {
-        while i + w <= len {
-            l.store_at(f.first(l, l.load_at(xp.add(i))), op_.add(i));
-            i += w;
-        }
-    }
-    if i < len {
-        l.store_partial(
-            f.first(l, l.load_partial(&x[i..len], 0.0)),
-            &mut out[i..len],
-        );
-    }
+    map_rest(l, &First(f), x, out, 0);
     zip_inplace(l, op, &Second(f), out, x);
 }
 
@@ -239,17 +266,11 @@ pub(crate) fn map<L: Lanes, F: VMap<L>>(l: L, op: &str, f: &F, x: &[f32], out: &
 /// `buf[i] = f(buf[i])`.
 #[inline(always)]
 pub(crate) fn map_inplace<L: Lanes, F: VMap<L>>(l: L, f: &F, buf: &mut [f32]) {
-    let (w, len) = (L::LANES, buf.len());
     let p = buf.as_mut_ptr();
-    let mut i = 0;
-    // SAFETY: `i + w <= len`: the register lies inside `buf`.
-    unsafe {
-        while i + w <= len {
-            l.store_at(f.apply(l, l.load_at(p.add(i))), p.add(i));
-            i += w;
-        }
-    }
-    if i < len {
+    // SAFETY: `buf` has `buf.len()` values; it is both the input and the
+    // output, which `map_registers` allows.
+    let i = unsafe { map_registers(l, f, p, p, 0, buf.len()) };
+    if i < buf.len() {
         let r = &mut buf[i..];
         let v = f.apply(l, l.load_partial(r, 0.0));
         l.store_partial(v, r);
