@@ -25,15 +25,16 @@ use super::simd::{Scalar, Simd};
 /// instructions a product, QEMU's count); with constant indices the
 /// accumulators stay in registers at every level.
 ///
-/// Builds with debug assertions keep the loop: unoptimised, every written-out
-/// copy takes its own stack slots, and the AVX-512 task entry, into which
-/// every tile shape is inlined, grew a 2.3 MB frame under AddressSanitizer
-/// (past a thread's 2 MiB stack).
+/// Unoptimised builds (`opt-level = 0`, `cfg(ts_unoptimized)` from
+/// `build.rs`) keep the loop: there every written-out copy takes its own
+/// stack slots, and the AVX-512 task entry, into which every tile shape is
+/// inlined, grew a 2.3 MB frame under AddressSanitizer (past a thread's
+/// 2 MiB stack).
 macro_rules! unrolled {
     ($i:ident < $n:expr, $body:block) => {{
-        #[cfg(debug_assertions)]
+        #[cfg(ts_unoptimized)]
         for $i in 0..$n $body
-        #[cfg(not(debug_assertions))]
+        #[cfg(not(ts_unoptimized))]
         unrolled!(@ $i, $n, $body, 0 1 2 3 4 5 6 7);
     }};
     (@ $i:ident, $n:expr, $body:block, $($k:literal)*) => {
