@@ -79,25 +79,11 @@ const EXP_Q: [f32; 5] = [
 /// and no split scaling.
 pub(crate) const EXP_FAST_MAX: f32 = 87.0;
 
-/// How [`exp_core`] evaluates its polynomial `q(r)`.
-#[derive(Clone, Copy)]
-enum Scheme {
-    /// `(c0 r^2 + (c1 r + c2)) r^2 + (c3 r + c4)`, reusing the `r^2` the
-    /// result needs anyway: the same four FMAs as Horner's, three of them in
-    /// a chain instead of four (Zen 4, 1e6 elements, same-run pairs: AVX2
-    /// exp 241 -> 230 us, sigmoid 306 -> 295 us; AVX-512 unchanged).
-    Estrin,
-    /// `(((c0 r + c1) r + c2) r + c3) r + c4`: one live register fewer,
-    /// which tanh's first pass needs on AVX2 (with Estrin it spills: 3 %
-    /// slower).
-    Horner,
-}
-
 /// `e^(hi + lo) = 2^n (1 + p)` with integral `n` and `p` in about
 /// `[-0.3, 0.42]`, for `hi` within the clamp range (NaN gives NaN `p`).
 /// Returns `(p, n, k)` with `k = SHIFT_127 + n` (see [`Lanes::pow2_shifted`]).
 #[inline(always)]
-fn exp_core<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>, scheme: Scheme) -> (L::V, L::V, L::V) {
+fn exp_core<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V, L::V) {
     let k = l.fma(hi, l.splat(LOG2E), l.splat(SHIFT_127));
     let n = l.sub(k, l.splat(SHIFT_127));
     let r = l.fma(n, l.splat(-LN2_HI), hi);
@@ -107,14 +93,14 @@ fn exp_core<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>, scheme: Scheme) -> (L::V
         None => r,
     };
     let r2 = l.mul(r, r);
-    let q = match scheme {
-        Scheme::Estrin => {
-            let [c0, c1, c2, c3, c4] = EXP_Q;
-            let top = l.fma(l.splat(c0), r2, l.fma(l.splat(c1), r, l.splat(c2)));
-            l.fma(top, r2, l.fma(l.splat(c3), r, l.splat(c4)))
-        }
-        Scheme::Horner => poly(l, r, &EXP_Q),
-    };
+    // Estrin's scheme, `(c0 r^2 + (c1 r + c2)) r^2 + (c3 r + c4)`, reusing the
+    // `r^2` the result needs anyway: the same four FMAs as Horner's, three
+    // of them in a chain instead of four (Zen 4, 1e6 elements, same-run
+    // pairs: AVX2 exp 241 -> 230 us, sigmoid 306 -> 295 us; AVX-512
+    // unchanged).
+    let [c0, c1, c2, c3, c4] = EXP_Q;
+    let top = l.fma(l.splat(c0), r2, l.fma(l.splat(c1), r, l.splat(c2)));
+    let q = l.fma(top, r2, l.fma(l.splat(c3), r, l.splat(c4)));
     (l.fma(q, r2, r), n, k)
 }
 
@@ -122,7 +108,7 @@ fn exp_core<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>, scheme: Scheme) -> (L::V
 /// one rounding. Equal bit for bit to [`exp_dd`] (and [`exp`]) there.
 #[inline(always)]
 pub(crate) fn exp_fast<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> L::V {
-    let (p, _, k) = exp_core(l, hi, lo, Scheme::Estrin);
+    let (p, _, k) = exp_core(l, hi, lo);
     let s = l.pow2_shifted(k);
     l.fma(p, s, s)
 }
@@ -151,7 +137,7 @@ fn exp_finite<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> L::V {
     // min/max return the second operand on NaN, so with `hi` second a NaN
     // passes the clamp and propagates through every step below.
     let xc = l.min(l.splat(EXP_MAX), l.max(l.splat(EXP_MIN), hi));
-    let (p, n, k) = exp_core(l, xc, lo, Scheme::Estrin);
+    let (p, n, k) = exp_core(l, xc, lo);
     let s = l.pow2_shifted(k);
     let fast = l.fma(p, s, s);
     let wide = exp_outside(l, hi);
@@ -187,7 +173,7 @@ pub(crate) fn exp_dd<L: Lanes>(l: L, hi: L::V, lo: L::V) -> L::V {
 #[inline(always)]
 pub(crate) fn exp_parts<L: Lanes>(l: L, hi: L::V, lo: Option<L::V>) -> (L::V, L::V) {
     let xc = l.min(l.splat(EXP_MAX), l.max(l.splat(EXP_MIN), hi));
-    let (p, n, _) = exp_core(l, xc, lo, Scheme::Estrin);
+    let (p, n, _) = exp_core(l, xc, lo);
     (l.add(p, l.splat(1.0)), n)
 }
 
@@ -370,15 +356,43 @@ const TANH_P: [f32; 4] = [1.908_983_3e-2, -5.364_936_6e-2, 0.133_318_69, -0.333_
 /// into a smaller binade than `e`'s (2.6 ulp measured), the polynomial.
 const TANH_SMALL: f32 = 0.375;
 
+/// [`EXP_Q`] for half the argument, doubled: coefficient `i` times
+/// `2^(5 - i)`. Horner's scheme on `h = r / 2` with these gives `2 q(r)`, each
+/// intermediate its counterpart on `r` times a power of two (so the same
+/// roundings, the same bits).
+const EXP_Q_HALF: [f32; 5] = [
+    EXP_Q[0] * 32.0,
+    EXP_Q[1] * 16.0,
+    EXP_Q[2] * 8.0,
+    EXP_Q[3] * 4.0,
+    EXP_Q[4] * 2.0,
+];
+
 /// First pass of the hyperbolic tangent (see [`tanh_from`]): `e = e^(2a) -
 /// 1` for `a = min(|x|, 10)`, as `s p + (s - 1)` from the parts
-/// `e^(2a) = s (1 + p)` (`s - 1` is exact, so nothing cancels).
+/// `e^(2a) = s (1 + p)` (`s - 1` is exact up to `s = 2^24`, so nothing
+/// cancels).
+///
+/// The reduction of [`exp_core`] on `2a` with [`EXP_Q`] evaluated by Horner's
+/// scheme (not Estrin's: one live register fewer, which this pass needs on
+/// AVX2, where Estrin's spilled and ran 3 % slower), bit for bit, without
+/// forming `2a`: the reduction runs on `a` with `ln 2 / 2` (`h = r / 2`,
+/// exact halvings), the polynomial on `h` with [`EXP_Q_HALF`], and the
+/// shifter is one above [`SHIFT_127`] (the shift gives `2s`; `n` is the same,
+/// as `2a log2(e)` is never half an integer for `a <= 10`). One operation
+/// fewer a register.
 #[inline(always)]
 pub(crate) fn tanh_expm1<L: Lanes>(l: L, x: L::V) -> L::V {
+    const SHIFT_128: f32 = SHIFT_127 + 1.0;
     let a = l.min(l.splat(10.0), l.abs(x));
-    let (p, _, k) = exp_core(l, l.add(a, a), None, Scheme::Horner);
-    let s = l.pow2_shifted(k);
-    l.fma(s, p, l.sub(s, l.splat(1.0)))
+    let k = l.fma(a, l.splat(2.0 * LOG2E), l.splat(SHIFT_128));
+    let n = l.sub(k, l.splat(SHIFT_128));
+    let h = l.fma(n, l.splat(-LN2_HI / 2.0), a);
+    let h = l.fma(n, l.splat(-LN2_LO / 2.0), h);
+    // p / 2 = (q r^2 + r) / 2 = 2q (h^2) + h.
+    let half_p = l.fma(poly(l, h, &EXP_Q_HALF), l.mul(h, h), h);
+    let s2 = l.pow2_shifted(k);
+    l.fma(s2, half_p, l.fma(s2, l.splat(0.5), l.splat(-1.0)))
 }
 
 /// Hyperbolic tangent from `x` and `e =` [`tanh_expm1`]`(x)`: an odd
@@ -392,7 +406,10 @@ pub(crate) fn tanh_from<L: Lanes>(l: L, x: L::V, e: L::V) -> L::V {
     let large = l.div(e, l.add(e, l.splat(2.0)));
     let z = l.mul(a, a);
     let small = l.fma(l.mul(a, z), poly(l, z, &TANH_P), a);
-    let t = l.select(l.lt(a, l.splat(TANH_SMALL)), small, large);
+    // Written as "the quotient where `a >= 0.375`" (NaN takes the
+    // polynomial, which keeps it), AVX-512 folds the choice into a masked
+    // division, one operation fewer than a blend after it.
+    let t = l.select(l.ge(a, l.splat(TANH_SMALL)), large, small);
     l.or(t, l.sign_bit(x))
 }
 

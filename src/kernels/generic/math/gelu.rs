@@ -18,7 +18,7 @@
 //! rational with a division per register, a second division and `1/t^2` in
 //! the tail, and an exponential.
 
-use super::{Scheme, exp_core};
+use super::exp_core;
 use crate::kernels::lanes::Lanes;
 
 const GELU_CENTRE: [f32; 8] = [0.0, 0.75, 1.5, 2.5, 4.0, 6.0, 9.0, 13.0];
@@ -134,7 +134,7 @@ fn h_and_gauss<L: Lanes>(l: L, x: L::V) -> (L::V, L::V, L::V, Scale<L>) {
     let b = l.mul(a, l.splat(-0.5));
     let hi = l.mul(b, a);
     let lo = l.fma(b, a, l.neg(hi));
-    let (p, n, k) = exp_core(l, hi, Some(lo), Scheme::Estrin);
+    let (p, n, k) = exp_core(l, hi, Some(lo));
     (a, h, p, Scale { n, k })
 }
 
