@@ -166,6 +166,12 @@ impl Simd for Avx2 {
         unsafe { _mm256_set1_ps(x) }
     }
     #[inline(always)]
+    fn prefetch_l2(self, p: *const f32) {
+        // SAFETY: a prefetch accesses nothing (it cannot fault); SSE is part
+        // of x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+    }
+    #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m256 {
         // SAFETY: see the impl comment.
         unsafe { _mm256_loadu_ps(p) }

@@ -74,6 +74,12 @@ impl Simd for Avx512 {
         unsafe { _mm512_set1_ps(x) }
     }
     #[inline(always)]
+    fn prefetch_l2(self, p: *const f32) {
+        // SAFETY: a prefetch accesses nothing (it cannot fault); SSE is part
+        // of x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+    }
+    #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m512 {
         // SAFETY: see the impl comment.
         unsafe { _mm512_loadu_ps(p) }

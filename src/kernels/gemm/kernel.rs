@@ -188,6 +188,20 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     out: Out,
     up: &Update,
 ) {
+    // C's lines are wanted only after the k loop, which streams a B panel
+    // through L1: have them in L2 by then (C of a large product comes from
+    // L3 or memory, a row stride apart: no prefetcher follows it).
+    if out.cs == 1 {
+        for i in 0..out.m {
+            let row = out.c.wrapping_add(i * out.rs);
+            let mut j = 0;
+            while j < out.n {
+                s.prefetch_l2(row.wrapping_add(j));
+                j += 16;
+            }
+            s.prefetch_l2(row.wrapping_add(out.n - 1));
+        }
+    }
     let mut acc = [[s.zero(); NV]; MR];
     let pack = !packed.is_null();
     // SAFETY: forwarded from the caller.
