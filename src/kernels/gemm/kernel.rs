@@ -199,7 +199,8 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
                 s.prefetch_l2(row.wrapping_add(j));
                 j += 16;
             }
-            s.prefetch_l2(row.wrapping_add(out.n - 1));
+            // The last column's line, for a row that starts mid-line.
+            s.prefetch_l2(row.wrapping_add(out.n.saturating_sub(1)));
         }
     }
     let mut acc = [[s.zero(); NV]; MR];
