@@ -166,10 +166,8 @@ impl Simd for Avx2 {
         unsafe { _mm256_set1_ps(x) }
     }
     #[inline(always)]
-    fn prefetch_l2(self, p: *const f32) {
-        // SAFETY: a prefetch accesses nothing (it cannot fault); SSE is part
-        // of x86_64.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+    fn prefetch_l2(self, p: *const f32, n: usize) {
+        crate::kernels::x86::prefetch_lines_l2(p, n)
     }
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m256 {

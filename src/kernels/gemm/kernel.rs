@@ -193,14 +193,7 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     // L3 or memory, a row stride apart: no prefetcher follows it).
     if out.cs == 1 {
         for i in 0..out.m {
-            let row = out.c.wrapping_add(i * out.rs);
-            let mut j = 0;
-            while j < out.n {
-                s.prefetch_l2(row.wrapping_add(j));
-                j += 16;
-            }
-            // The last column's line, for a row that starts mid-line.
-            s.prefetch_l2(row.wrapping_add(out.n.saturating_sub(1)));
+            s.prefetch_l2(out.c.wrapping_add(i * out.rs), out.n);
         }
     }
     let mut acc = [[s.zero(); NV]; MR];

@@ -43,11 +43,11 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// `n <= W` and `p .. p + n` must be writable.
     unsafe fn store_partial(self, p: *mut f32, v: Self::V, n: usize);
-    /// Asks for the cache line holding `p` to be brought into L2 (no
-    /// access: any address is fine). The portable path has no such hint.
+    /// Asks for the cache lines holding `p .. p + n` to be brought into L2
+    /// (no access: any address is fine). The portable path has no such hint.
     #[inline(always)]
-    fn prefetch_l2(self, p: *const f32) {
-        let _ = p;
+    fn prefetch_l2(self, p: *const f32, n: usize) {
+        let _ = (p, n);
     }
     /// `*p` in every lane.
     ///

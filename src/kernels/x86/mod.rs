@@ -12,7 +12,7 @@ pub(crate) mod avx512;
 #[inline(always)]
 pub(crate) fn prefetch_lines(s: &[f32]) {
     use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    for line in lines(s) {
+    for line in lines(s.as_ptr(), s.len()) {
         // SAFETY: a prefetch reads nothing architecturally and never faults,
         // whatever the address (here a line holding part of `s`); SSE is part
         // of x86_64.
@@ -20,14 +20,25 @@ pub(crate) fn prefetch_lines(s: &[f32]) {
     }
 }
 
-/// The start of each 64-byte line holding part of `s`, in order (the first
-/// at most 63 bytes before `s`).
+/// The lines holding `p .. p + n` into L2 (`prefetcht1`), for memory not
+/// borrowed as a slice (a GEMM tile's rows of C). Any address is fine.
 #[inline(always)]
-fn lines(s: &[f32]) -> impl Iterator<Item = *const u8> {
-    let start = s.as_ptr().cast::<u8>();
+pub(crate) fn prefetch_lines_l2(p: *const f32, n: usize) {
+    use core::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+    for line in lines(p, n) {
+        // SAFETY: as in `prefetch_lines`: a prefetch never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(line.cast()) }
+    }
+}
+
+/// The start of each 64-byte line holding part of the `n` floats from
+/// `start`, in order (the first at most 63 bytes before `start`).
+#[inline(always)]
+fn lines(start: *const f32, n: usize) -> impl Iterator<Item = *const u8> {
+    let start = start.cast::<u8>();
     let first = start.wrapping_sub(start.addr() % 64);
-    // Lines from `first` through the one holding the last byte of `s`.
-    let count = match s.len() {
+    // Lines from `first` through the one holding the last byte.
+    let count = match n {
         0 => 0,
         n => (start.addr() % 64 + n * 4).div_ceil(64),
     };
@@ -55,7 +66,9 @@ mod tests {
             (16, 48, 3),
         ] {
             let s = &buf.0[from..from + len];
-            let got: alloc::vec::Vec<usize> = super::lines(s).map(|p| p.addr() - base).collect();
+            let got: alloc::vec::Vec<usize> = super::lines(s.as_ptr(), s.len())
+                .map(|p| p.addr() - base)
+                .collect();
             let first = from * 4 / 64 * 64;
             let expect: alloc::vec::Vec<usize> = (0..want).map(|i| first + 64 * i).collect();
             assert_eq!(got, expect, "floats {from}..{}", from + len);
