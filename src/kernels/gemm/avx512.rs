@@ -137,34 +137,7 @@ impl Simd for Avx512 {
             unsafe { super::simd::pack_rows_scalar::<R>(16, rows, dst) }
         }
     }
-    #[inline(always)]
-    unsafe fn accumulate_tuned<const R: usize, const N: usize>(
-        self,
-        acc: &mut [[__m512; N]; R],
-        kc: usize,
-        a: *const f32,
-        a_rs: usize,
-        a_cs: usize,
-        b: *const f32,
-        b_rs: usize,
-    ) -> bool {
-        if R != MR || N != NV {
-            return false;
-        }
-        // SAFETY: R * N == 24, so `acc` is 24 consecutive registers' worth of
-        // `__m512`; the panels are readable as the caller guarantees.
-        unsafe {
-            let acc = &mut *acc.as_mut_ptr().cast::<[__m512; 24]>();
-            match a_cs {
-                // Row-major A read in place, or a packed panel: the k offsets of
-                // A are constants, so the loop is unrolled with displacements.
-                1 => k_loop_6x64_cs1(acc, kc, a, a_rs, b, b_rs),
-                MR => k_loop_6x64_cs6(acc, kc, a, a_rs, b, b_rs),
-                _ => k_loop_6x64(acc, kc, a, a_rs, a_cs, b, b_rs),
-            }
-        }
-        true
-    }
+    accumulate_tuned!(__m512, 24, k_loop_6x64_cs1, k_loop_6x64_cs6, k_loop_6x64);
     #[inline(always)]
     fn fma(self, a: __m512, b: __m512, c: __m512) -> __m512 {
         // SAFETY: see the impl comment.
@@ -331,146 +304,25 @@ macro_rules! step_6x64_at {
     };
 }
 
-/// Defines a 6 x 64 k loop for a constant A column stride of CS elements
-/// (`$d1..$d3` = 4 * CS * 1..3 bytes, `$d4` = 4 * CS * 4): unrolled by
-/// 4 steps addressed by displacement (A) and index registers (B), so each 4
-/// steps cost two pointer updates. Same arithmetic as [`k_loop_6x64`].
-macro_rules! k_loop_const_cs {
-    ($(#[$m:meta])* $name:ident, $d1:literal, $d2:literal, $d3:literal, $d4:literal) => {
-        $(#[$m])*
-        ///
-        /// # Safety
-        /// The CPU supports AVX-512F; `A[i, p]` at `a + i * a_rs + p * CS` for
-        /// `i < 6`, `p < kc` and `B[p, j]` at `b + p * b_rs + j` for `j < 64`
-        /// are readable.
-        #[target_feature(enable = "avx512f")]
-        #[inline]
-        unsafe fn $name(acc: &mut [__m512; 24], kc: usize, a: *const f32, a_rs: usize, b: *const f32, b_rs: usize) {
-            let r1 = a_rs * 4;
-            let bs = b_rs * 4;
-            // SAFETY: reads only the panels the caller vouches for (the
-            // pointers end one step past them, not dereferenced there); writes
-            // only the listed registers; no stack use.
-            unsafe {
-                core::arch::asm!(
-                    "mov {t}, {k}",
-                    "shr {k}, 2",
-                    "jz 3f",
-                    "2:",
-                    step_6x64_at!("", "0"),
-                    step_6x64_at!(" + {bs}", $d1),
-                    step_6x64_at!(" + {bs} * 2", $d2),
-                    step_6x64_at!(" + {bs3}", $d3),
-                    concat!("add {a}, ", $d4),
-                    "add {b}, {bs4}",
-                    "dec {k}",
-                    "jnz 2b",
-                    "3:",
-                    "and {t}, 3",
-                    "jz 5f",
-                    "4:",
-                    step_6x64_at!("", "0"),
-                    concat!("add {a}, ", $d1),
-                    "add {b}, {bs}",
-                    "dec {t}",
-                    "jnz 4b",
-                    "5:",
-                    a = inout(reg) a => _,
-                    b = inout(reg) b => _,
-                    k = inout(reg) kc => _,
-                    t = out(reg) _,
-                    r1 = in(reg) r1,
-                    r3 = in(reg) 3 * r1,
-                    r5 = in(reg) 5 * r1,
-                    bs = in(reg) bs,
-                    bs3 = in(reg) 3 * bs,
-                    bs4 = in(reg) 4 * bs,
-                    inout("zmm0") acc[0], inout("zmm1") acc[1], inout("zmm2") acc[2], inout("zmm3") acc[3],
-                    inout("zmm4") acc[4], inout("zmm5") acc[5], inout("zmm6") acc[6], inout("zmm7") acc[7],
-                    inout("zmm8") acc[8], inout("zmm9") acc[9], inout("zmm10") acc[10], inout("zmm11") acc[11],
-                    inout("zmm12") acc[12], inout("zmm13") acc[13], inout("zmm14") acc[14], inout("zmm15") acc[15],
-                    inout("zmm16") acc[16], inout("zmm17") acc[17], inout("zmm18") acc[18], inout("zmm19") acc[19],
-                    inout("zmm20") acc[20], inout("zmm21") acc[21], inout("zmm22") acc[22], inout("zmm23") acc[23],
-                    out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-                    out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-                    options(nostack, readonly),
-                );
-            }
-        }
+/// Passes its arguments to `k_loop!` with this path's registers: 24
+/// accumulators, four B vectors and four broadcasts.
+macro_rules! with_zmm {
+    ($($args:tt)*) => {
+        k_loop!($($args)*, [["zmm0" => 0, "zmm1" => 1, "zmm2" => 2, "zmm3" => 3, "zmm4" => 4, "zmm5" => 5, "zmm6" => 6, "zmm7" => 7, "zmm8" => 8, "zmm9" => 9, "zmm10" => 10, "zmm11" => 11, "zmm12" => 12, "zmm13" => 13, "zmm14" => 14, "zmm15" => 15, "zmm16" => 16, "zmm17" => 17, "zmm18" => 18, "zmm19" => 19, "zmm20" => 20, "zmm21" => 21, "zmm22" => 22, "zmm23" => 23], ["zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31"]]);
     };
 }
 
-k_loop_const_cs!(
+with_zmm!(
     /// The 6 x 64 k loop for A with unit column stride (row-major A read in
     /// place).
-    k_loop_6x64_cs1, "4", "8", "12", "16"
+    k_loop_6x64_cs1, "avx512f", __m512, 24, step_6x64_at, cs ["4", "8", "12", "16"]
 );
-k_loop_const_cs!(
+with_zmm!(
     /// The 6 x 64 k loop for A with column stride 6: a packed panel (then
     /// `a_rs` is 1).
-    k_loop_6x64_cs6, "24", "48", "72", "96"
+    k_loop_6x64_cs6, "avx512f", __m512, 24, step_6x64_at, cs ["24", "48", "72", "96"]
 );
-
-/// The 6 x 64 k loop, unrolled by 4: `acc[4 i + v] += sum_p A[i, p] *
-/// B[p, 16 v ..]`, `A[i, p]` at `a + i * a_rs + p * a_cs`, `B[p, j]` at
-/// `b + p * b_rs + j`.
-///
-/// # Safety
-/// The CPU supports AVX-512F; the 6 rows x `kc` columns of the A panel and
-/// the `kc` rows x 64 columns of the B panel are readable.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn k_loop_6x64(
-    acc: &mut [__m512; 24],
-    kc: usize,
-    a: *const f32,
-    a_rs: usize,
-    a_cs: usize,
-    b: *const f32,
-    b_rs: usize,
-) {
-    let r1 = a_rs * 4;
-    // SAFETY: reads only the panels the caller vouches for (the pointers are
-    // advanced past the end after the last step but not dereferenced there);
-    // writes only the listed registers; no stack use.
-    unsafe {
-        core::arch::asm!(
-            "mov {t}, {k}",
-            "shr {k}, 2",
-            "jz 3f",
-            "2:",
-            step_6x64!(),
-            step_6x64!(),
-            step_6x64!(),
-            step_6x64!(),
-            "dec {k}",
-            "jnz 2b",
-            "3:",
-            "and {t}, 3",
-            "jz 5f",
-            "4:",
-            step_6x64!(),
-            "dec {t}",
-            "jnz 4b",
-            "5:",
-            a = inout(reg) a => _,
-            b = inout(reg) b => _,
-            k = inout(reg) kc => _,
-            t = out(reg) _,
-            r1 = in(reg) r1,
-            r3 = in(reg) 3 * r1,
-            r5 = in(reg) 5 * r1,
-            as = in(reg) a_cs * 4,
-            bs = in(reg) b_rs * 4,
-            inout("zmm0") acc[0], inout("zmm1") acc[1], inout("zmm2") acc[2], inout("zmm3") acc[3],
-            inout("zmm4") acc[4], inout("zmm5") acc[5], inout("zmm6") acc[6], inout("zmm7") acc[7],
-            inout("zmm8") acc[8], inout("zmm9") acc[9], inout("zmm10") acc[10], inout("zmm11") acc[11],
-            inout("zmm12") acc[12], inout("zmm13") acc[13], inout("zmm14") acc[14], inout("zmm15") acc[15],
-            inout("zmm16") acc[16], inout("zmm17") acc[17], inout("zmm18") acc[18], inout("zmm19") acc[19],
-            inout("zmm20") acc[20], inout("zmm21") acc[21], inout("zmm22") acc[22], inout("zmm23") acc[23],
-            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-            options(nostack, readonly),
-        );
-    }
-}
+with_zmm!(
+    /// The 6 x 64 k loop for any A column stride.
+    k_loop_6x64, "avx512f", __m512, 24, step_6x64, cs_reg
+);

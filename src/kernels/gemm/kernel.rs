@@ -235,7 +235,7 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
 /// As [`tile`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn accumulate<
+pub(super) unsafe fn accumulate<
     S: Simd,
     const MR: usize,
     const NV: usize,

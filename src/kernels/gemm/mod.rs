@@ -10,8 +10,9 @@
 //! Paths (the instruction set is read from [`crate::kernels::isa`] once per
 //! call, or given explicitly to [`sgemm_with`]):
 //! - the blocked GEMM (`driver.rs`): a register micro-kernel per ISA written
-//!   once over a lane trait (AVX-512 `6 x 64` with a hand-scheduled k loop,
-//!   AVX2 `6 x 16`, NEON `8 x 12` with lane-indexed FMAs, portable `4 x 4`),
+//!   once over a lane trait (AVX-512 `6 x 64` and AVX2 `6 x 16` with
+//!   hand-scheduled k loops, NEON `8 x 12` with lane-indexed FMAs, portable
+//!   `4 x 4`),
 //!   cache blocking per ISA, edge tiles sized to what they cover. Row-major A
 //!   and small row-major B are read in place; other operands are packed;
 //! - matrix-vector products (`m == 1` or `n == 1`, `gemv.rs`): B streamed once
@@ -56,6 +57,9 @@ mod scalar;
 mod scratch;
 mod simd;
 
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod x86_kloop;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]

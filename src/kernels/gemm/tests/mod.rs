@@ -18,6 +18,7 @@ mod arguments;
 mod dots;
 mod layouts;
 mod transposed;
+mod tuned;
 
 /// Paths to test: all the host supports (scalar only under miri).
 fn isas() -> Vec<Isa> {
