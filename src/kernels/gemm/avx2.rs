@@ -2,7 +2,9 @@
 //! hand-scheduled 6 x 16 k loop.
 //!
 //! The k loop of a full tile is written in assembly, as on AVX-512: unrolled
-//! by four with A's offsets as displacements, 20.75 instructions a step
+//! by four, with A's offsets as displacements where its column stride is a
+//! constant (row-major A read in place, a packed panel; a column-major A
+//! read in place moves its pointer every step), 20.75 instructions a step
 //! against 27 for the compiler's loop over the generic kernel (which
 //! recomputed three of the six row addresses every step). Same
 //! multiply-adds in the same order, so the same bits (`tests/tuned.rs`).
@@ -181,7 +183,7 @@ impl Simd for Avx2 {
     fn prefetch_l2(self, p: *const f32, n: usize) {
         crate::kernels::x86::prefetch_lines_l2(p, n)
     }
-    accumulate_tuned!(__m256, 12, k_loop_6x16_cs1, k_loop_6x16_cs6);
+    accumulate_tuned!(__m256, 12, k_loop_6x16_cs1, k_loop_6x16_cs6, k_loop_6x16);
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m256 {
         // SAFETY: see the impl comment.
@@ -328,6 +330,14 @@ macro_rules! step_6x16_at {
     };
 }
 
+/// [`step_6x16_at`] at the pointers, then both panels move one step on
+/// (A by `{as}` bytes, B by `{bs}`).
+macro_rules! step_6x16 {
+    () => {
+        concat!(step_6x16_at!("", "0"), "add {a}, {as}\n", "add {b}, {bs}\n")
+    };
+}
+
 /// Passes its arguments to `k_loop!` with this path's registers: 12
 /// accumulators, two B vectors and two broadcasts.
 macro_rules! with_ymm {
@@ -345,4 +355,8 @@ with_ymm!(
     /// The 6 x 16 k loop for A with column stride 6: a packed panel (then
     /// `a_rs` is 1).
     k_loop_6x16_cs6, "avx2,fma", __m256, 12, step_6x16_at, cs ["24", "48", "72", "96"]
+);
+with_ymm!(
+    /// The 6 x 16 k loop for any A column stride.
+    k_loop_6x16, "avx2,fma", __m256, 12, step_6x16, cs_reg
 );

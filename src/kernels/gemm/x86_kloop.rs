@@ -116,10 +116,10 @@ macro_rules! k_loop {
 /// `Simd::accumulate_tuned` for a path whose full `MR x NV` tile has `$n`
 /// accumulator registers of type `$v`: A with column stride 1 (row-major,
 /// read in place) goes to `$cs1`, a packed panel (column stride `MR`) to
-/// `$cs6`, other strides to `$other` (a loop taking the stride) or, without
-/// one, back to the generic loop. Other tile shapes take the generic loop.
+/// `$cs6`, other strides (A column-major, read in place) to `$other`, which
+/// takes the stride in a register. Other tile shapes take the generic loop.
 macro_rules! accumulate_tuned {
-    ($v:ty, $n:literal, $cs1:ident, $cs6:ident $(, $other:ident)?) => {
+    ($v:ty, $n:literal, $cs1:ident, $cs6:ident, $other:ident) => {
         #[inline(always)]
         unsafe fn accumulate_tuned<const R: usize, const N: usize>(
             self,
@@ -145,16 +145,10 @@ macro_rules! accumulate_tuned {
                     // with displacements.
                     1 => $cs1(acc, kc, a, a_rs, b, b_rs),
                     MR => $cs6(acc, kc, a, a_rs, b, b_rs),
-                    _ => accumulate_tuned!(@other acc, kc, a, a_rs, a_cs, b, b_rs $(, $other)?),
+                    _ => $other(acc, kc, a, a_rs, a_cs, b, b_rs),
                 }
             }
             true
         }
-    };
-    (@other $acc:ident, $kc:ident, $a:ident, $a_rs:ident, $a_cs:ident, $b:ident, $b_rs:ident, $other:ident) => {
-        $other($acc, $kc, $a, $a_rs, $a_cs, $b, $b_rs)
-    };
-    (@other $($x:ident),*) => {
-        return false
     };
 }

@@ -122,7 +122,7 @@ fn tuned_matches_generic<S: Simd, const MR: usize, const NV: usize>(
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 fn avx2_tuned_loop_gives_the_bits_of_the_generic_loop() {
     if let Some(s) = super::super::avx2::Avx2::new() {
-        tuned_matches_generic::<_, 6, 2>(s, "AVX2", &["row-major", "packed"]);
+        tuned_matches_generic::<_, 6, 2>(s, "AVX2", &A_LAYOUTS);
     }
 }
 
