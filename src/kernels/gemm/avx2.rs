@@ -342,7 +342,16 @@ macro_rules! step_6x16 {
 /// accumulators, two B vectors and two broadcasts.
 macro_rules! with_ymm {
     ($($args:tt)*) => {
-        k_loop!($($args)*, [["ymm0" => 0, "ymm1" => 1, "ymm2" => 2, "ymm3" => 3, "ymm4" => 4, "ymm5" => 5, "ymm6" => 6, "ymm7" => 7, "ymm8" => 8, "ymm9" => 9, "ymm10" => 10, "ymm11" => 11], ["ymm12", "ymm13", "ymm14", "ymm15"]]);
+        k_loop!(
+            $($args)*,
+            [
+                [
+                    "ymm0" => 0, "ymm1" => 1, "ymm2" => 2, "ymm3" => 3, "ymm4" => 4, "ymm5" => 5,
+                    "ymm6" => 6, "ymm7" => 7, "ymm8" => 8, "ymm9" => 9, "ymm10" => 10, "ymm11" => 11,
+                ],
+                ["ymm12", "ymm13", "ymm14", "ymm15"]
+            ]
+        );
     };
 }
 

@@ -308,7 +308,18 @@ macro_rules! step_6x64_at {
 /// accumulators, four B vectors and four broadcasts.
 macro_rules! with_zmm {
     ($($args:tt)*) => {
-        k_loop!($($args)*, [["zmm0" => 0, "zmm1" => 1, "zmm2" => 2, "zmm3" => 3, "zmm4" => 4, "zmm5" => 5, "zmm6" => 6, "zmm7" => 7, "zmm8" => 8, "zmm9" => 9, "zmm10" => 10, "zmm11" => 11, "zmm12" => 12, "zmm13" => 13, "zmm14" => 14, "zmm15" => 15, "zmm16" => 16, "zmm17" => 17, "zmm18" => 18, "zmm19" => 19, "zmm20" => 20, "zmm21" => 21, "zmm22" => 22, "zmm23" => 23], ["zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31"]]);
+        k_loop!(
+            $($args)*,
+            [
+                [
+                    "zmm0" => 0, "zmm1" => 1, "zmm2" => 2, "zmm3" => 3, "zmm4" => 4, "zmm5" => 5,
+                    "zmm6" => 6, "zmm7" => 7, "zmm8" => 8, "zmm9" => 9, "zmm10" => 10, "zmm11" => 11,
+                    "zmm12" => 12, "zmm13" => 13, "zmm14" => 14, "zmm15" => 15, "zmm16" => 16, "zmm17" => 17,
+                    "zmm18" => 18, "zmm19" => 19, "zmm20" => 20, "zmm21" => 21, "zmm22" => 22, "zmm23" => 23,
+                ],
+                ["zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31"]
+            ]
+        );
     };
 }
 

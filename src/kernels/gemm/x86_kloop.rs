@@ -74,7 +74,7 @@ macro_rules! k_loop {
     };
     (
         @asm $acc:ident, $a:ident, $b:ident, $kc:ident, $r1:ident,
-        [[$($reg:tt => $i:tt),*], [$($tmp:tt),*]],
+        [[$($reg:tt => $i:tt),* $(,)?], [$($tmp:tt),* $(,)?]],
         [$($body4:expr),*], [$($body1:expr),*], $($extra:tt)*
     ) => {
         // SAFETY: reads only the panels the caller vouches for (the pointers
