@@ -12,7 +12,8 @@
 //! alternated call by call in one process: 1.03-1.28x (best of each) on
 //! square products of 128 to 2048 and the MLP's shapes while the host was
 //! busy, where the compiler's loop and the `gemm` crate's both fell to
-//! about 57 GFLOP/s; level with `A` packed (`[256,64]^T x [64,784]`).
+//! about 57 GFLOP/s. A column-major A read in place (a weight gradient,
+//! `[256,64]^T x [64,784]`) timed level with the compiler's loop.
 
 use core::arch::x86_64::*;
 

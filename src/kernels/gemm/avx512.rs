@@ -193,50 +193,14 @@ impl Simd for Avx512 {
     }
 }
 
-/// One step of the 6 x 64 k loop: 4 vectors of B, 6 broadcasts of A, 24 FMAs
-/// (row `i`, vector `v` accumulates in `zmm(4 i + v)`), then both panels move
-/// one step on. The same operations, in the same order per accumulator, as the
+/// One step of the 6 x 64 k loop (`step_6x64_at` at the pointers: 4 vectors
+/// of B, 6 broadcasts of A, 24 FMAs, row `i`, vector `v` accumulating in
+/// `zmm(4 i + v)`), then both panels move one step on (A by `{as}` bytes, B
+/// by `{bs}`). The same operations, in the same order per accumulator, as the
 /// generic loop in `kernel.rs`.
 macro_rules! step_6x64 {
     () => {
-        concat!(
-            "vmovups zmm24, [{b}]\n",
-            "vmovups zmm25, [{b} + 64]\n",
-            "vmovups zmm26, [{b} + 128]\n",
-            "vmovups zmm27, [{b} + 192]\n",
-            "vbroadcastss zmm28, [{a}]\n",
-            "vbroadcastss zmm29, [{a} + {r1}]\n",
-            "vfmadd231ps zmm0, zmm28, zmm24\n",
-            "vfmadd231ps zmm1, zmm28, zmm25\n",
-            "vfmadd231ps zmm2, zmm28, zmm26\n",
-            "vfmadd231ps zmm3, zmm28, zmm27\n",
-            "vbroadcastss zmm30, [{a} + {r1} * 2]\n",
-            "vfmadd231ps zmm4, zmm29, zmm24\n",
-            "vfmadd231ps zmm5, zmm29, zmm25\n",
-            "vfmadd231ps zmm6, zmm29, zmm26\n",
-            "vfmadd231ps zmm7, zmm29, zmm27\n",
-            "vbroadcastss zmm31, [{a} + {r3}]\n",
-            "vfmadd231ps zmm8, zmm30, zmm24\n",
-            "vfmadd231ps zmm9, zmm30, zmm25\n",
-            "vfmadd231ps zmm10, zmm30, zmm26\n",
-            "vfmadd231ps zmm11, zmm30, zmm27\n",
-            "vbroadcastss zmm28, [{a} + {r1} * 4]\n",
-            "vfmadd231ps zmm12, zmm31, zmm24\n",
-            "vfmadd231ps zmm13, zmm31, zmm25\n",
-            "vfmadd231ps zmm14, zmm31, zmm26\n",
-            "vfmadd231ps zmm15, zmm31, zmm27\n",
-            "vbroadcastss zmm29, [{a} + {r5}]\n",
-            "vfmadd231ps zmm16, zmm28, zmm24\n",
-            "vfmadd231ps zmm17, zmm28, zmm25\n",
-            "vfmadd231ps zmm18, zmm28, zmm26\n",
-            "vfmadd231ps zmm19, zmm28, zmm27\n",
-            "vfmadd231ps zmm20, zmm29, zmm24\n",
-            "vfmadd231ps zmm21, zmm29, zmm25\n",
-            "vfmadd231ps zmm22, zmm29, zmm26\n",
-            "vfmadd231ps zmm23, zmm29, zmm27\n",
-            "add {a}, {as}\n",
-            "add {b}, {bs}\n",
-        )
+        concat!(step_6x64_at!("", "0"), "add {a}, {as}\n", "add {b}, {bs}\n")
     };
 }
 
