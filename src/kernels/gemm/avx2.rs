@@ -339,34 +339,16 @@ macro_rules! step_6x16 {
     };
 }
 
-/// Passes its arguments to `k_loop!` with this path's registers: 12
-/// accumulators, two B vectors and two broadcasts.
-macro_rules! with_ymm {
-    ($($args:tt)*) => {
-        k_loop!(
-            $($args)*,
-            [
-                [
-                    "ymm0" => 0, "ymm1" => 1, "ymm2" => 2, "ymm3" => 3, "ymm4" => 4, "ymm5" => 5,
-                    "ymm6" => 6, "ymm7" => 7, "ymm8" => 8, "ymm9" => 9, "ymm10" => 10, "ymm11" => 11,
-                ],
-                ["ymm12", "ymm13", "ymm14", "ymm15"]
-            ]
-        );
-    };
-}
-
-with_ymm!(
-    /// The 6 x 16 k loop for A with unit column stride (row-major A read in
-    /// place).
-    k_loop_6x16_cs1, "avx2,fma", __m256, 12, step_6x16_at, cs ["4", "8", "12", "16"]
-);
-with_ymm!(
-    /// The 6 x 16 k loop for A with column stride 6: a packed panel (then
-    /// `a_rs` is 1).
-    k_loop_6x16_cs6, "avx2,fma", __m256, 12, step_6x16_at, cs ["24", "48", "72", "96"]
-);
-with_ymm!(
-    /// The 6 x 16 k loop for any A column stride.
-    k_loop_6x16, "avx2,fma", __m256, 12, step_6x16, cs_reg
+// The three k loops, with this path's registers: 12 accumulators,
+// two B vectors and two broadcasts.
+k_loops!(
+    "6 x 16", "avx2,fma", __m256, 12, step_6x16_at, step_6x16,
+    [k_loop_6x16_cs1, k_loop_6x16_cs6, k_loop_6x16],
+    [
+        [
+            "ymm0" => 0, "ymm1" => 1, "ymm2" => 2, "ymm3" => 3, "ymm4" => 4, "ymm5" => 5,
+            "ymm6" => 6, "ymm7" => 7, "ymm8" => 8, "ymm9" => 9, "ymm10" => 10, "ymm11" => 11,
+        ],
+        ["ymm12", "ymm13", "ymm14", "ymm15"]
+    ],
 );

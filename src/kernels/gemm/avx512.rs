@@ -268,36 +268,18 @@ macro_rules! step_6x64_at {
     };
 }
 
-/// Passes its arguments to `k_loop!` with this path's registers: 24
-/// accumulators, four B vectors and four broadcasts.
-macro_rules! with_zmm {
-    ($($args:tt)*) => {
-        k_loop!(
-            $($args)*,
-            [
-                [
-                    "zmm0" => 0, "zmm1" => 1, "zmm2" => 2, "zmm3" => 3, "zmm4" => 4, "zmm5" => 5,
-                    "zmm6" => 6, "zmm7" => 7, "zmm8" => 8, "zmm9" => 9, "zmm10" => 10, "zmm11" => 11,
-                    "zmm12" => 12, "zmm13" => 13, "zmm14" => 14, "zmm15" => 15, "zmm16" => 16, "zmm17" => 17,
-                    "zmm18" => 18, "zmm19" => 19, "zmm20" => 20, "zmm21" => 21, "zmm22" => 22, "zmm23" => 23,
-                ],
-                ["zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31"]
-            ]
-        );
-    };
-}
-
-with_zmm!(
-    /// The 6 x 64 k loop for A with unit column stride (row-major A read in
-    /// place).
-    k_loop_6x64_cs1, "avx512f", __m512, 24, step_6x64_at, cs ["4", "8", "12", "16"]
-);
-with_zmm!(
-    /// The 6 x 64 k loop for A with column stride 6: a packed panel (then
-    /// `a_rs` is 1).
-    k_loop_6x64_cs6, "avx512f", __m512, 24, step_6x64_at, cs ["24", "48", "72", "96"]
-);
-with_zmm!(
-    /// The 6 x 64 k loop for any A column stride.
-    k_loop_6x64, "avx512f", __m512, 24, step_6x64, cs_reg
+// The three k loops, with this path's registers: 24 accumulators,
+// four B vectors and four broadcasts.
+k_loops!(
+    "6 x 64", "avx512f", __m512, 24, step_6x64_at, step_6x64,
+    [k_loop_6x64_cs1, k_loop_6x64_cs6, k_loop_6x64],
+    [
+        [
+            "zmm0" => 0, "zmm1" => 1, "zmm2" => 2, "zmm3" => 3, "zmm4" => 4, "zmm5" => 5,
+            "zmm6" => 6, "zmm7" => 7, "zmm8" => 8, "zmm9" => 9, "zmm10" => 10, "zmm11" => 11,
+            "zmm12" => 12, "zmm13" => 13, "zmm14" => 14, "zmm15" => 15, "zmm16" => 16, "zmm17" => 17,
+            "zmm18" => 18, "zmm19" => 19, "zmm20" => 20, "zmm21" => 21, "zmm22" => 22, "zmm23" => 23,
+        ],
+        ["zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31"]
+    ],
 );

@@ -17,8 +17,8 @@
 /// `{as}` and `{bs}` itself). A's rows are `{a}`, `{a} + {r1}`, `{a} +
 /// {r1} * 2`, `{a} + {r3}`, `{a} + {r1} * 4`, `{a} + {r5}`. The trailing
 /// `[[reg => index, ...], [scratch reg, ...]]` names the accumulator
-/// registers (in `acc` order) and the step's scratch registers; each path
-/// passes them through one macro of its own (`with_zmm!`, `with_ymm!`).
+/// registers (in `acc` order) and the step's scratch registers. Each path
+/// defines its three loops with one `k_loops!`.
 macro_rules! k_loop {
     (
         $(#[$m:meta])* $name:ident, $features:literal, $v:ty, $n:literal, $step:ident,
@@ -110,6 +110,30 @@ macro_rules! k_loop {
                 options(nostack, readonly),
             );
         }
+    };
+}
+
+/// Defines a path's three k loops through `k_loop!`: `$cs1` for A with
+/// unit column stride (row-major A read in place), `$cs6` for column stride
+/// 6 (a packed panel, `a_rs` 1) and `$any` for any stride, with the
+/// accumulator and scratch registers `$regs` (see `k_loop!`).
+macro_rules! k_loops {
+    (
+        $tile:literal, $features:literal, $v:ty, $n:literal, $step_at:ident, $step:ident,
+        [$cs1:ident, $cs6:ident, $any:ident], $regs:tt $(,)?
+    ) => {
+        k_loop!(
+            #[doc = concat!("The ", $tile, " k loop for A with unit column stride (row-major A read in place).")]
+            $cs1, $features, $v, $n, $step_at, cs ["4", "8", "12", "16"], $regs
+        );
+        k_loop!(
+            #[doc = concat!("The ", $tile, " k loop for A with column stride 6: a packed panel (then `a_rs` is 1).")]
+            $cs6, $features, $v, $n, $step_at, cs ["24", "48", "72", "96"], $regs
+        );
+        k_loop!(
+            #[doc = concat!("The ", $tile, " k loop for any A column stride.")]
+            $any, $features, $v, $n, $step, cs_reg, $regs
+        );
     };
 }
 
