@@ -374,19 +374,31 @@ pub(crate) fn axpy<L: Lanes>(l: L, alpha: f32, x: &[f32], y: &mut [f32]) {
 }
 
 /// Bytes of a column strip [`kahan_rows`] prefetches ahead of the row it
-/// adds: 16 rows of AVX2's 128-byte strips, 8 of AVX-512's 256. Its rows are
+/// adds (8 rows of AVX2's 256-byte strips, 4 of AVX-512's 512). Its rows are
 /// a row stride apart, often a page or more, where hardware stride
 /// prefetchers stop (Intel's follow strides below 2 KiB). Chosen by a sweep
 /// of the distance in one run on an Intel Xeon (Emerald Rapids class),
-/// column sums of `[1024, 1024]`, one thread: AVX2 446 us without, 295 / 234
-/// / 215 us at 4 / 8 / 16 rows ahead; AVX-512 211 us without, 159 / 156 /
-/// 236 at 4 / 8 / 16.
+/// column sums of `[1024, 1024]`, one thread, with strips of 4 registers
+/// (half today's width, so twice the rows for the same bytes): AVX2 446 us
+/// without, 295 / 234 / 215 us at 4 / 8 / 16 rows ahead; AVX-512 211 us
+/// without, 159 / 156 / 236 at 4 / 8 / 16. With 8-register strips on Zen 4
+/// 4096 bytes measured the same as 2048 (AVX2 110 us, AVX-512 75).
 const PREFETCH_BYTES: usize = 2048;
 
-/// [`scalar::kahan_rows`]: column groups of four registers (then one, then
-/// the tail) keep their sums and compensations in registers over every row;
-/// each lane takes the same steps as [`scalar::kahan_step`] row by row, so
-/// the same bits. The four-register strips of later rows are prefetched
+/// [`scalar::kahan_rows`]: strips of columns keep their sums and
+/// compensations in registers over every row, each lane taking the same
+/// steps as [`scalar::kahan_step`] row by row, so the same bits.
+///
+/// A strip is 8 registers wide (then 4, 2 and 1 for the columns left,
+/// then the partial tail): each register's compensation is a chain of four
+/// dependent additions a row, so a strip needs many registers in flight to
+/// keep the adders busy (with AVX2's 16 registers the compiler keeps some
+/// compensations on the stack, at 6 registers as at 8; 8 measured faster).
+/// The rows are first added without the step's reset of a non-finite sum's
+/// compensation ([`kahan_reg_finite`]); a sum that leaves the finite range
+/// stays non-finite to the end, so where any lane of the strip ends
+/// non-finite the strip is added again from its saved sums with the reset
+/// ([`kahan_reg`]). Strips of later rows are prefetched
 /// ([`PREFETCH_BYTES`] ahead).
 #[inline(always)]
 pub(crate) fn kahan_rows<L: Lanes>(
@@ -399,48 +411,11 @@ pub(crate) fn kahan_rows<L: Lanes>(
 ) {
     check::kahan_rows(acc.len(), comp.len(), src.len(), rows, stride);
     let (n, cols) = (L::LANES, acc.len());
-    let ahead = (PREFETCH_BYTES / (16 * n)).max(1);
-    let mut j = 0;
-    while j + 4 * n <= cols {
-        // (Arrays written out: a closure would be compiled without the
-        // target features.)
-        let (a0, c0) = (&acc[j..], &comp[j..]);
-        let mut a = [
-            l.load(a0),
-            l.load(&a0[n..]),
-            l.load(&a0[2 * n..]),
-            l.load(&a0[3 * n..]),
-        ];
-        let mut c = [
-            l.load(c0),
-            l.load(&c0[n..]),
-            l.load(&c0[2 * n..]),
-            l.load(&c0[3 * n..]),
-        ];
-        for i in 0..rows {
-            let row = &src[i * stride + j..][..4 * n];
-            if i + ahead < rows {
-                l.prefetch(&src[(i + ahead) * stride + j..][..4 * n]);
-            }
-            for u in 0..4 {
-                (a[u], c[u]) = kahan_reg(l, a[u], c[u], l.load(&row[u * n..]));
-            }
-        }
-        for u in 0..4 {
-            l.store(a[u], &mut acc[j + u * n..]);
-            l.store(c[u], &mut comp[j + u * n..]);
-        }
-        j += 4 * n;
-    }
-    while j + n <= cols {
-        let (mut a, mut c) = (l.load(&acc[j..]), l.load(&comp[j..]));
-        for i in 0..rows {
-            (a, c) = kahan_reg(l, a, c, l.load(&src[i * stride + j..]));
-        }
-        l.store(a, &mut acc[j..]);
-        l.store(c, &mut comp[j..]);
-        j += n;
-    }
+    let x = RowBlock { src, rows, stride };
+    let mut j = kahan_strips::<L, 8>(l, acc, comp, x, 0);
+    j = kahan_strips::<L, 4>(l, acc, comp, x, j);
+    j = kahan_strips::<L, 2>(l, acc, comp, x, j);
+    j = kahan_strips::<L, 1>(l, acc, comp, x, j);
     if j < cols {
         let (mut a, mut c) = (
             l.load_partial(&acc[j..], 0.0),
@@ -453,6 +428,81 @@ pub(crate) fn kahan_rows<L: Lanes>(
         l.store_partial(a, &mut acc[j..]);
         l.store_partial(c, &mut comp[j..]);
     }
+    debug_assert!(j + n > cols);
+}
+
+/// `rows` rows of a matrix, row `i` starting at `src[i * stride]`.
+#[derive(Clone, Copy)]
+struct RowBlock<'a> {
+    src: &'a [f32],
+    rows: usize,
+    stride: usize,
+}
+
+/// The strips of `R` registers of [`kahan_rows`] from column `j` while one
+/// fits; returns the first column left.
+#[inline(always)]
+fn kahan_strips<L: Lanes, const R: usize>(
+    l: L,
+    acc: &mut [f32],
+    comp: &mut [f32],
+    x: RowBlock<'_>,
+    mut j: usize,
+) -> usize {
+    let RowBlock { src, rows, stride } = x;
+    let n = L::LANES;
+    let ahead = (PREFETCH_BYTES / (4 * R * n)).max(1);
+    while j + R * n <= acc.len() {
+        // (Loops over `u < R`, not `array::from_fn`: a closure would be
+        // compiled without the target features.)
+        let mut a = [l.splat(0.0); R];
+        let mut c = [l.splat(0.0); R];
+        for careful in [false, true] {
+            for u in 0..R {
+                a[u] = l.load(&acc[j + u * n..]);
+                c[u] = l.load(&comp[j + u * n..]);
+            }
+            for i in 0..rows {
+                let row = &src[i * stride + j..][..R * n];
+                if i + ahead < rows {
+                    l.prefetch(&src[(i + ahead) * stride + j..][..R * n]);
+                }
+                for u in 0..R {
+                    let v = l.load(&row[u * n..]);
+                    (a[u], c[u]) = if careful {
+                        kahan_reg(l, a[u], c[u], v)
+                    } else {
+                        kahan_reg_finite(l, a[u], c[u], v)
+                    };
+                }
+            }
+            // `|a| < inf` is false for infinities and NaN.
+            let mut finite = l.lt(l.abs(a[0]), l.splat(f32::INFINITY));
+            for &au in &a[1..] {
+                finite = l.mand(finite, l.lt(l.abs(au), l.splat(f32::INFINITY)));
+            }
+            if careful || !l.any(l.mnot(finite)) {
+                break;
+            }
+        }
+        for u in 0..R {
+            l.store(a[u], &mut acc[j + u * n..]);
+            l.store(c[u], &mut comp[j + u * n..]);
+        }
+        j += R * n;
+    }
+    j
+}
+
+/// [`kahan_reg`] without resetting the compensation of a non-finite sum:
+/// the same bits wherever every sum stays finite. Once a sum is infinite or
+/// NaN, every later sum of that lane is too (a non-finite value plus
+/// anything is non-finite), which [`kahan_strips`] checks at the end.
+#[inline(always)]
+fn kahan_reg_finite<L: Lanes>(l: L, a: L::V, c: L::V, v: L::V) -> (L::V, L::V) {
+    let y = l.sub(v, c);
+    let t = l.add(a, y);
+    (t, l.sub(l.sub(t, a), y))
 }
 
 /// [`scalar::kahan_step`] on every lane: `(acc, c)` after adding `v`.

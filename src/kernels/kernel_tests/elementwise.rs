@@ -561,23 +561,48 @@ fn kahan_rows_exact() {
             }
         },
     );
-    // kahan_rows over row blocks (column counts around the 4-register
-    // groups, strides past the row) equals the scalar path one row at a
-    // time.
+    // kahan_rows over row blocks (column counts around the 8-, 4-, 2- and
+    // 1-register strips of every ISA, strides past the row) equals the
+    // scalar path one row at a time; with `big`, some columns start near
+    // `f32::MAX` and overflow in a later row (a strip's first pass then
+    // ends non-finite and is redone with the reset).
     let mut rng = Rng::new(24);
     for k in simd() {
-        for cols in [0, 1, 7, 8, 15, 16, 17, 33, 63, 64, 65, 100] {
-            for rows in [0, 1, 2, 5] {
+        for cols in [
+            0, 1, 7, 8, 15, 16, 17, 33, 63, 64, 65, 100, 127, 128, 129, 200, 256,
+        ] {
+            for (rows, big) in [
+                (0, false),
+                (1, false),
+                (2, false),
+                (5, false),
+                (5, true),
+                (9, true),
+            ] {
                 let stride = cols + 3;
-                let src = inputs(&mut rng, rows * stride + cols, -1e3, 1e3);
-                let start: Vec<f32> = (0..cols).map(|i| 1.0e7 + i as f32).collect();
+                let mut src = inputs(&mut rng, rows * stride + cols, -1e3, 1e3);
+                let start: Vec<f32> = (0..cols)
+                    .map(|i| {
+                        if big && i % 37 == 3 {
+                            3.3e38
+                        } else {
+                            1.0e7 + i as f32
+                        }
+                    })
+                    .collect();
+                if big {
+                    // Row 3 pushes the large columns past f32::MAX.
+                    for j in (3..cols).step_by(37) {
+                        src[3 * stride + j] = 1.0e38;
+                    }
+                }
                 let (mut wa, mut wc) = (start.clone(), vec![0.0; cols]);
                 let (mut ga, mut gc) = (start, vec![0.0; cols]);
                 for i in 0..rows {
                     (s.kahan_rows)(&mut wa, &mut wc, &src[i * stride..], 1, cols);
                 }
                 (k.kahan_rows)(&mut ga, &mut gc, &src, rows, stride);
-                let what = format!("{} kahan_rows {rows} x {cols}", k.isa);
+                let what = format!("{} kahan_rows {rows} x {cols} (big: {big})", k.isa);
                 assert_match(&format!("{what} sum"), &wa, &ga, &wa, 0);
                 assert_match(&format!("{what} compensation"), &wc, &gc, &wc, 0);
             }
