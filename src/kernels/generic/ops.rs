@@ -476,12 +476,14 @@ fn kahan_strips<L: Lanes, const R: usize>(
                     };
                 }
             }
-            // `|a| < inf` is false for infinities and NaN.
-            let mut finite = l.lt(l.abs(a[0]), l.splat(f32::INFINITY));
-            for &au in &a[1..] {
-                finite = l.mand(finite, l.lt(l.abs(au), l.splat(f32::INFINITY)));
+            if careful {
+                break;
             }
-            if careful || !l.any(l.mnot(finite)) {
+            let mut ok = finite(l, a[0]);
+            for &au in &a[1..] {
+                ok = l.mand(ok, finite(l, au));
+            }
+            if !l.any(l.mnot(ok)) {
                 break;
             }
         }
@@ -508,11 +510,15 @@ fn kahan_reg_finite<L: Lanes>(l: L, a: L::V, c: L::V, v: L::V) -> (L::V, L::V) {
 /// [`scalar::kahan_step`] on every lane: `(acc, c)` after adding `v`.
 #[inline(always)]
 fn kahan_reg<L: Lanes>(l: L, a: L::V, c: L::V, v: L::V) -> (L::V, L::V) {
-    let y = l.sub(v, c);
-    let t = l.add(a, y);
-    // |t| < inf: false for infinities and NaN, as `is_finite`.
-    let finite = l.lt(l.abs(t), l.splat(f32::INFINITY));
-    (t, l.select(finite, l.sub(l.sub(t, a), y), l.splat(0.0)))
+    let (t, c) = kahan_reg_finite(l, a, c, v);
+    (t, l.select(finite(l, t), c, l.splat(0.0)))
+}
+
+/// The lanes of `v` that are finite (`|v| < inf`: false for infinities and
+/// NaN, as `is_finite`).
+#[inline(always)]
+fn finite<L: Lanes>(l: L, v: L::V) -> L::M {
+    l.lt(l.abs(v), l.splat(f32::INFINITY))
 }
 
 /// `x^p` with the fast paths of [`scalar::pow_scalar`]; other `p` use the
