@@ -30,6 +30,11 @@
 /// nearest integer `n` (ties to even) and holds `n + 127` in its low bits, so
 /// [`Lanes::pow2_shifted`] turns it into `2^n` with one shift.
 pub(crate) const SHIFT_127: f32 = 12_583_039.0;
+/// `1.5 * 2^23 + 8 * 127`: for `|v| < 2^21`, `v + SHIFT_E` rounds `v` to the
+/// nearest integer `N = 8n + j` (`j` in `0..8`) and holds `N + 1016` in its
+/// low bits: `j` in the lowest three (see [`Lanes::eighth_index`]) and
+/// `n + 127` above them (see [`Lanes::pow2_eighth`]).
+pub(crate) const SHIFT_E: f32 = 12_583_928.0;
 
 pub(crate) trait Lanes: Copy {
     /// A register of `LANES` floats.
@@ -203,6 +208,17 @@ pub(crate) trait Lanes: Copy {
     /// [`SHIFT_127`]) for integral `n` in `-126..=127`: the low bits of `k`
     /// moved into the exponent field. Other `k` give unspecified lanes.
     fn pow2_shifted(self, k: Self::V) -> Self::V;
+    /// Table index for [`pick`](Lanes::pick) from the lowest three bits of
+    /// `k`'s bit pattern (`j = N mod 8` for `k = SHIFT_E + N`, see
+    /// [`SHIFT_E`]). The representation is the ISA's own: use the result only
+    /// with `pick`.
+    fn eighth_index(self, k: Self::V) -> Self::V;
+    /// Per lane, as integers: the bit pattern of `t` plus that of `k`
+    /// shifted left by 20 (wrapping). For `k = SHIFT_E + 8n + j` with `n` in
+    /// `-127..=128` the shifted bits are `(n + 127) << 23 | j << 20`, so a
+    /// `t` that is the bit pattern of `x` less `127 << 23 | j << 20` gives
+    /// `x * 2^n` (where that is normal).
+    fn pow2_eighth(self, k: Self::V, t: Self::V) -> Self::V;
     /// Table index for [`pick`](Lanes::pick) of the half-octave holding `x`,
     /// for `x` in `[1, 16)`: `2 floor(log2 x)`, plus 1 in the upper half of
     /// the octave (`[1, 1.5)` gives 0, `[1.5, 2)` 1, `[2, 3)` 2, ...,
@@ -211,7 +227,8 @@ pub(crate) trait Lanes: Copy {
     /// the result only with `pick`.
     fn octave_index(self, x: Self::V) -> Self::V;
     /// Per lane `t[i]`, for indices `i` made by
-    /// [`octave_index`](Lanes::octave_index): one permute per register where
+    /// [`octave_index`](Lanes::octave_index) or
+    /// [`eighth_index`](Lanes::eighth_index): one permute per register where
     /// a chain of selects would take seven.
     fn pick(self, i: Self::V, t: &[f32; 8]) -> Self::V;
     /// For positive normal `x`: `(m, e)` with `x = m * 2^e`, `m` in `[0.5, 1)`
@@ -263,7 +280,7 @@ pub(crate) trait Lanes: Copy {
 
 #[cfg(all(test, not(miri)))]
 mod tests {
-    use super::Lanes;
+    use super::{Lanes, SHIFT_E};
 
     /// The pairwise tree [`Lanes::hsum`] documents, on a plain array.
     fn tree_sum(v: &[f32]) -> f32 {
@@ -303,7 +320,46 @@ mod tests {
         assert!(differs, "the inputs never tell the orders apart");
         check_max_bits(l);
         check_pick(l);
+        check_eighths(l);
         check_partial(l);
+    }
+
+    /// For every `N = 8n + j` with `2^n` normal (`n` in `-126..=127`), lanes
+    /// apart: `eighth_index` of `SHIFT_E + N` picks table entry `j`, and
+    /// `pow2_eighth` with entry `j` holding `x` less `127 << 23 | j << 20`
+    /// gives `x * 2^n` exactly.
+    fn check_eighths<L: Lanes>(l: L) {
+        // Entries of different exponents and mantissas, as exp's table is.
+        let x: [f32; 8] = core::array::from_fn(|j| 1.0 + j as f32 / 7.0);
+        let t: [f32; 8] = core::array::from_fn(|j| {
+            f32::from_bits(x[j].to_bits().wrapping_sub(127 << 23 | (j as u32) << 20))
+        });
+        let mut big = -8 * 126;
+        while big <= 8 * 127 + 7 {
+            let ns: [i32; 16] = core::array::from_fn(|i| (big + 37 * i as i32).min(8 * 127 + 7));
+            let k: [f32; 16] = core::array::from_fn(|i| SHIFT_E + ns[i] as f32);
+            let kv = l.load(&k[..L::LANES]);
+            let i = l.eighth_index(kv);
+            let got = l.to_array(l.pow2_eighth(kv, l.pick(i, &t)));
+            let entry = l.to_array(l.pick(i, &x));
+            for lane in 0..L::LANES {
+                let (n, j) = (ns[lane].div_euclid(8), ns[lane].rem_euclid(8) as usize);
+                assert_eq!(
+                    entry[lane].to_bits(),
+                    x[j].to_bits(),
+                    "pick, N = {}",
+                    ns[lane]
+                );
+                let want = x[j] * libm::exp2f(n as f32);
+                assert_eq!(
+                    got[lane].to_bits(),
+                    want.to_bits(),
+                    "pow2_eighth, N = {}",
+                    ns[lane]
+                );
+            }
+            big += 37 * L::LANES as i32;
+        }
     }
 
     /// `load_partial` of `n` elements gives them in the low lanes and `fill`

@@ -1,6 +1,8 @@
 """Fits the polynomials of src/kernels/generic/math.rs that are ours.
 
 - EXP_Q: e^r = 1 + r + r^2 Q(r) on |r| <= ln(2)/2, Q of degree 4.
+- EXP_Q8: the same on |r| <= ln(2)/16 (eighths of an octave), Q of degree
+  1; and the table T_j = 2^(j/8) rounded to f32 with D_j = ln(2^(j/8) / T_j).
 - TANH_P: tanh(x) = x + x^3 P(x^2) on 0 < x <= 0.375 (TANH_SMALL), P of
   degree 3.
 
@@ -38,16 +40,16 @@ def horner(c, x):
     return sum(mp.mpf(float(c[k])) * x**k for k in range(len(c)))
 
 
-def fit_exp():
-    half_ln2 = float(mp.log(2) / 2)
-    r = np.cos(np.linspace(0, np.pi, 4000)) * half_ln2
+def fit_exp(a=float(mp.log(2) / 2), degree=4):
+    """Q of `degree` on |r| <= a."""
+    r = np.cos(np.linspace(0, np.pi, 4000)) * a
     q = [(mp.exp(v) - 1 - v) / v**2 if v != 0 else mp.mpf(0.5) for v in map(mp.mpf, r)]
     # An error in Q changes e^r by r^2 / e^r times as much, relatively.
     weight = np.array([float(v**2 / mp.exp(v)) for v in map(mp.mpf, r)])
-    c = lawson(r, np.array([float(v) for v in q]), weight, 4)
+    c = lawson(r, np.array([float(v) for v in q]), weight, degree)
     worst = max(
         abs((1 + v + v * v * horner(c, v)) / mp.exp(v) - 1)
-        for v in map(mp.mpf, np.linspace(-half_ln2, half_ln2, 4001))
+        for v in map(mp.mpf, np.linspace(-a, a, 4001))
     )
     return c, worst
 
@@ -64,11 +66,28 @@ def fit_tanh(small=0.375):
     return c, worst
 
 
+def eighth_table():
+    """T_j = 2^(j/8) rounded to f32 (bit patterns) and D_j = ln(2^(j/8) / T_j)."""
+    for j in range(8):
+        t = mp.mpf(2) ** (mp.mpf(j) / 8)
+        th = np.float32(float(t))
+        d = np.float32(float(mp.log(t / mp.mpf(float(th)))))
+        print("  j=%d T=%s (0x%08x) D=%r" % (j, repr(th), th.view(np.uint32), d))
+
+
 def main():
-    for name, fit in [("EXP_Q", fit_exp), ("TANH_P", fit_tanh)]:
+    fits = [
+        ("EXP_Q", fit_exp),
+        # A little past ln(2)/16: the rounding of N leaves |r| a hair larger.
+        ("EXP_Q8", lambda: fit_exp(float(mp.log(2) / 16) * 1.0001, 1)),
+        ("TANH_P", fit_tanh),
+    ]
+    for name, fit in fits:
         c, worst = fit()
         print(name, "(highest degree first):", [repr(np.float32(v)) for v in c[::-1]])
         print("  relative error with f32 coefficients: %.3g" % worst)
+    print("EXP_T8 / EXP_D8:")
+    eighth_table()
 
 
 if __name__ == "__main__":

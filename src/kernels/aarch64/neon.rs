@@ -262,6 +262,22 @@ impl Lanes for Neon {
         )))
     }
     #[inline(always)]
+    fn eighth_index(self, k: float32x4_t) -> float32x4_t {
+        // Byte indices for `vqtbl2q_u8`: entry j = bits & 7 is bytes 4j..4j+3.
+        intr!(vreinterpretq_f32_u32(vmlaq_u32(
+            vdupq_n_u32(0x0302_0100),
+            vandq_u32(vreinterpretq_u32_f32(k), vdupq_n_u32(7)),
+            vdupq_n_u32(0x0404_0404)
+        )))
+    }
+    #[inline(always)]
+    fn pow2_eighth(self, k: float32x4_t, t: float32x4_t) -> float32x4_t {
+        intr!(vreinterpretq_f32_u32(vaddq_u32(
+            vshlq_n_u32::<20>(vreinterpretq_u32_f32(k)),
+            vreinterpretq_u32_f32(t)
+        )))
+    }
+    #[inline(always)]
     fn octave_index(self, x: float32x4_t) -> float32x4_t {
         // Byte indices for `vqtbl2q_u8`: half-octave k selects bytes
         // 4k..4k+3 of the table, k = (bits >> 22) - 254 (exponent and first

@@ -65,9 +65,9 @@ pub(super) const FUNCS: &[Func] = &[
     func!(cos, f64::cos, [-65536.0, 65536.0], 2.0, 1.0),
     func!(tanh, f64::tanh, [-10.0, 10.0], 1.5, 2.5),
     func!(erf, libm::erf, [-6.0, 6.0], 1.0, 1.0),
-    func!(sigmoid, sigmoid, [-110.0, 30.0], 2.5, 2.5),
+    func!(sigmoid, sigmoid, [-110.0, 30.0], 2.75, 2.5),
     func!(silu, |x| x * sigmoid(x), [-110.0, 30.0], 3.5, 1.0),
-    func!(softplus, softplus, [-110.0, 30.0], 2.0, 2.0),
+    func!(softplus, softplus, [-110.0, 30.0], 2.25, 2.0),
     func!(gelu, gelu, [-15.0, 12.0], 2.5, 1.0),
     func!(gelu_tanh, gelu_tanh, [-14.0, 14.0], 3.5, 1.0),
 ];

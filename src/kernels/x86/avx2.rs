@@ -278,6 +278,18 @@ impl Lanes for Avx2 {
         )))
     }
     #[inline(always)]
+    fn eighth_index(self, k: __m256) -> __m256 {
+        // vpermps reads the lowest three bits of each index lane.
+        k
+    }
+    #[inline(always)]
+    fn pow2_eighth(self, k: __m256, t: __m256) -> __m256 {
+        intr!(_mm256_castsi256_ps(_mm256_add_epi32(
+            _mm256_slli_epi32::<20>(_mm256_castps_si256(k)),
+            _mm256_castps_si256(t)
+        )))
+    }
+    #[inline(always)]
     fn octave_index(self, x: __m256) -> __m256 {
         // Exponent and first mantissa bit, less those of 1.0.
         intr!(_mm256_castsi256_ps(_mm256_sub_epi32(

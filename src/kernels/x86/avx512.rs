@@ -239,6 +239,19 @@ impl Lanes for Avx512 {
         )))
     }
     #[inline(always)]
+    fn eighth_index(self, k: __m512) -> __m512 {
+        // vpermps reads the lowest four bits of each index lane, and `pick`
+        // holds its table twice.
+        k
+    }
+    #[inline(always)]
+    fn pow2_eighth(self, k: __m512, t: __m512) -> __m512 {
+        intr!(_mm512_castsi512_ps(_mm512_add_epi32(
+            _mm512_slli_epi32::<20>(_mm512_castps_si512(k)),
+            _mm512_castps_si512(t)
+        )))
+    }
+    #[inline(always)]
     fn octave_index(self, x: __m512) -> __m512 {
         // Exponent and first mantissa bit, less those of 1.0.
         intr!(_mm512_castsi512_ps(_mm512_sub_epi32(
@@ -248,12 +261,11 @@ impl Lanes for Avx512 {
     }
     #[inline(always)]
     fn pick(self, i: __m512, t: &[f32; 8]) -> __m512 {
-        // SAFETY: `t` holds 8 floats; unaligned load; AVX is present.
-        let t = unsafe { _mm256_loadu_ps(t.as_ptr()) };
-        // Indices 0..8 read the low half; others (unspecified lanes) zeros.
+        // The table twice: an index reads `t[i mod 8]` (see `eighth_index`).
+        let [a, b, c, d, e, f, g, h] = *t;
         intr!(_mm512_permutexvar_ps(
             _mm512_castps_si512(i),
-            _mm512_zextps256_ps512(t)
+            _mm512_setr_ps(a, b, c, d, e, f, g, h, a, b, c, d, e, f, g, h)
         ))
     }
     #[inline(always)]
