@@ -4,8 +4,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, commit_state, committed, dec, hyper_fields, named,
-    non_negative, param_group_methods, stage_buffer, stage_params,
+    Core, Hyper, Optimizer, OptimizerState, commit_state, committed, core_optimizer_methods, dec,
+    hyper_fields, named, non_negative, param_group_methods, stage_buffer, stage_params,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -362,26 +362,7 @@ impl Optimizer for Adam {
         Ok(())
     }
 
-    fn lrs(&self) -> Vec<f32> {
-        self.core.lrs()
-    }
-
-    #[track_caller]
-    fn set_lr(&mut self, g: usize, lr: f32) {
-        self.core.set_lr(g, lr)
-    }
-
-    fn hyper(&self, g: usize, name: &str) -> Option<f32> {
-        self.core.hyper(g, name)
-    }
-
-    fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
-        self.core.set_hyper(g, name, value)
-    }
-
-    fn export_state(&self) -> OptimizerState {
-        unwrap(self.try_export_state())
-    }
+    core_optimizer_methods!(core);
 
     fn try_export_state(&self) -> Result<OptimizerState> {
         self.core.export(self.kind(), |s| {
@@ -475,26 +456,7 @@ impl Optimizer for AdamW {
         self.0.step(params)
     }
 
-    fn lrs(&self) -> Vec<f32> {
-        self.0.lrs()
-    }
-
-    #[track_caller]
-    fn set_lr(&mut self, g: usize, lr: f32) {
-        self.0.set_lr(g, lr)
-    }
-
-    fn hyper(&self, g: usize, name: &str) -> Option<f32> {
-        self.0.hyper(g, name)
-    }
-
-    fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
-        self.0.set_hyper(g, name, value)
-    }
-
-    fn export_state(&self) -> OptimizerState {
-        self.0.export_state()
-    }
+    core_optimizer_methods!(0.core);
 
     fn try_export_state(&self) -> Result<OptimizerState> {
         self.0.try_export_state()

@@ -330,6 +330,35 @@ macro_rules! param_group_methods {
 }
 pub(crate) use param_group_methods;
 
+/// The [`Optimizer`] methods an optimizer answers from its [`Core`] (at the
+/// field path given, e.g. `core` or `0.core`): learning rates, named
+/// hyper-parameters, and `export_state` as the unwrapped `try_export_state`.
+macro_rules! core_optimizer_methods {
+    ($($core:tt).+) => {
+        fn lrs(&self) -> Vec<f32> {
+            self.$($core).+.lrs()
+        }
+
+        #[track_caller]
+        fn set_lr(&mut self, g: usize, lr: f32) {
+            self.$($core).+.set_lr(g, lr)
+        }
+
+        fn hyper(&self, g: usize, name: &str) -> Option<f32> {
+            self.$($core).+.hyper(g, name)
+        }
+
+        fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
+            self.$($core).+.set_hyper(g, name, value)
+        }
+
+        fn export_state(&self) -> OptimizerState {
+            unwrap(self.try_export_state())
+        }
+    };
+}
+pub(crate) use core_optimizer_methods;
+
 /// The hyper-parameters of one group of one optimizer kind.
 pub(crate) trait Hyper: Copy + Send {
     /// `(name, value)` in export order.

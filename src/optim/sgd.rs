@@ -5,8 +5,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    Core, Hyper, Optimizer, OptimizerState, committed, dec, hyper_fields, named, non_negative,
-    param_group_methods, stage_buffer, stage_params,
+    Core, Hyper, Optimizer, OptimizerState, committed, core_optimizer_methods, dec, hyper_fields,
+    named, non_negative, param_group_methods, stage_buffer, stage_params,
 };
 use crate::autograd::NoGradGuard;
 use crate::error::{Error, Result, unwrap};
@@ -210,26 +210,7 @@ impl Optimizer for Sgd {
         Ok(())
     }
 
-    fn lrs(&self) -> Vec<f32> {
-        self.core.lrs()
-    }
-
-    #[track_caller]
-    fn set_lr(&mut self, g: usize, lr: f32) {
-        self.core.set_lr(g, lr)
-    }
-
-    fn hyper(&self, g: usize, name: &str) -> Option<f32> {
-        self.core.hyper(g, name)
-    }
-
-    fn set_hyper(&mut self, g: usize, name: &str, value: f32) -> Result<()> {
-        self.core.set_hyper(g, name, value)
-    }
-
-    fn export_state(&self) -> OptimizerState {
-        unwrap(self.try_export_state())
-    }
+    core_optimizer_methods!(core);
 
     fn try_export_state(&self) -> Result<OptimizerState> {
         self.core.export("SGD", |s| {
